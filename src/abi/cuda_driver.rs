@@ -1,0 +1,161 @@
+//! The CUDA driver functions the shim itself calls (system information, statistics of device tensors,
+//! kernel names), taken from the libcuda instance the host already loaded: found among the loaded objects
+//! and looked up in it with the real `dlsym`. The shim never loads a driver and never calls `cuInit`.
+
+use super::dl::{loaded_object, real_dlsym};
+use cudarc::driver::sys::{CUresult, CUstreamCaptureStatus};
+use std::ffi::{c_char, c_void, CStr};
+use std::sync::OnceLock;
+
+/// `CUDA_SUCCESS` as the plain integer the wrappers pass around.
+pub const SUCCESS: i32 = CUresult::CUDA_SUCCESS as i32;
+
+type GetVersionFn = unsafe extern "C" fn(*mut i32) -> i32;
+type DeviceGetCountFn = unsafe extern "C" fn(*mut i32) -> i32;
+type DeviceGetFn = unsafe extern "C" fn(*mut i32, i32) -> i32;
+type DeviceGetNameFn = unsafe extern "C" fn(*mut c_char, i32, i32) -> i32;
+type DeviceGetAttributeFn = unsafe extern "C" fn(*mut i32, i32, i32) -> i32;
+type StreamSynchronizeFn = unsafe extern "C" fn(usize) -> i32;
+type StreamIsCapturingFn = unsafe extern "C" fn(usize, *mut i32) -> i32;
+type MemcpyDtoHFn = unsafe extern "C" fn(*mut c_void, u64, usize) -> i32;
+type FuncGetNameFn = unsafe extern "C" fn(*mut *const c_char, usize) -> i32;
+
+/// The driver functions, all from one libcuda.
+pub struct Driver {
+    get_version: Option<GetVersionFn>,
+    device_get_count: Option<DeviceGetCountFn>,
+    device_get: Option<DeviceGetFn>,
+    device_get_name: Option<DeviceGetNameFn>,
+    device_get_attribute: Option<DeviceGetAttributeFn>,
+    stream_synchronize: Option<StreamSynchronizeFn>,
+    stream_is_capturing: Option<StreamIsCapturingFn>,
+    memcpy_dtoh: Option<MemcpyDtoHFn>,
+    func_get_name: Option<FuncGetNameFn>,
+}
+
+static DRIVER: OnceLock<Driver> = OnceLock::new();
+
+/// The driver the host loaded, or None while no libcuda is loaded (asked again next time).
+pub fn driver() -> Option<&'static Driver> {
+    if let Some(d) = DRIVER.get() {
+        return Some(d);
+    }
+    let handle = loaded_object("libcuda.so")?;
+    let lookup = |name: &CStr| real_dlsym(handle, name);
+    // SAFETY: each symbol is the driver's function of the signature in cuda.h 12.x given by its type alias;
+    // a missing one stays None.
+    let d = unsafe {
+        Driver {
+            get_version: cast(lookup(c"cuDriverGetVersion")),
+            device_get_count: cast(lookup(c"cuDeviceGetCount")),
+            device_get: cast(lookup(c"cuDeviceGet")),
+            device_get_name: cast(lookup(c"cuDeviceGetName")),
+            device_get_attribute: cast(lookup(c"cuDeviceGetAttribute")),
+            stream_synchronize: cast(lookup(c"cuStreamSynchronize")),
+            stream_is_capturing: cast(lookup(c"cuStreamIsCapturing")),
+            memcpy_dtoh: cast(lookup(c"cuMemcpyDtoH_v2")),
+            func_get_name: cast(lookup(c"cuFuncGetName")),
+        }
+    };
+    Some(DRIVER.get_or_init(|| d))
+}
+
+/// # Safety
+/// `addr` must be 0 or the address of a function of type `F`.
+unsafe fn cast<F: Copy>(addr: usize) -> Option<F> {
+    (addr != 0).then(|| std::mem::transmute_copy::<usize, F>(&addr))
+}
+
+impl Driver {
+    /// `cuDriverGetVersion`.
+    pub fn version(&self) -> Option<i32> {
+        let f = self.get_version?;
+        let mut v = 0;
+        // SAFETY: valid out-parameter.
+        (unsafe { f(&mut v) } == SUCCESS).then_some(v)
+    }
+
+    /// Name and compute capability of every device; None when the driver is not initialised (the shim never
+    /// calls `cuInit` itself) or a query fails.
+    pub fn devices(&self) -> Option<Vec<(String, i32, i32)>> {
+        let (count_fn, get, name_fn, attr) = (
+            self.device_get_count?,
+            self.device_get?,
+            self.device_get_name?,
+            self.device_get_attribute?,
+        );
+        let mut count = 0;
+        // SAFETY: valid out-parameters and buffer sizes for each query.
+        unsafe {
+            if count_fn(&mut count) != SUCCESS {
+                return None;
+            }
+            let mut devices = Vec::new();
+            for ordinal in 0..count {
+                let mut dev = 0;
+                if get(&mut dev, ordinal) != SUCCESS {
+                    return None;
+                }
+                let mut name = [0 as c_char; 256];
+                if name_fn(name.as_mut_ptr(), name.len() as i32 - 1, dev) != SUCCESS {
+                    return None;
+                }
+                let (mut major, mut minor) = (0, 0);
+                // CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75, _MINOR = 76.
+                if attr(&mut major, 75, dev) != SUCCESS || attr(&mut minor, 76, dev) != SUCCESS {
+                    return None;
+                }
+                let name = CStr::from_ptr(name.as_ptr()).to_string_lossy().into_owned();
+                devices.push((name, major, minor));
+            }
+            Some(devices)
+        }
+    }
+
+    /// Whether `stream` is capturing (`cuStreamIsCapturing`, legal during any capture). Unknown counts as
+    /// capturing: when in doubt the shim stays away.
+    pub fn stream_is_capturing(&self, stream: usize) -> bool {
+        let Some(f) = self.stream_is_capturing else {
+            return false;
+        };
+        let mut status = 0i32;
+        // SAFETY: valid out-parameter.
+        let rc = unsafe { f(stream, &mut status) };
+        rc != SUCCESS || status != CUstreamCaptureStatus::CU_STREAM_CAPTURE_STATUS_NONE as i32
+    }
+
+    /// `cuStreamSynchronize`; Err(code) on failure.
+    pub fn synchronize(&self, stream: usize) -> Result<(), i32> {
+        let f = self.stream_synchronize.ok_or(-1)?;
+        // SAFETY: plain call with a stream handle the host gave us.
+        match unsafe { f(stream) } {
+            SUCCESS => Ok(()),
+            rc => Err(rc),
+        }
+    }
+
+    /// Copies `dst.len()` bytes of device memory at `src` into `dst` (`cuMemcpyDtoH_v2`).
+    pub fn copy_to_host(&self, src: u64, dst: &mut [u8]) -> Result<(), i32> {
+        let f = self.memcpy_dtoh.ok_or(-1)?;
+        // SAFETY: `dst` is valid for its length; the driver validates `src`.
+        match unsafe { f(dst.as_mut_ptr().cast(), src, dst.len()) } {
+            SUCCESS => Ok(()),
+            rc => Err(rc),
+        }
+    }
+
+    /// The mangled name of a kernel (`cuFuncGetName`), when the driver has it.
+    pub fn function_name(&self, function: usize) -> Option<String> {
+        let f = self.func_get_name?;
+        let mut name: *const c_char = std::ptr::null();
+        // SAFETY: valid out-parameter; the driver owns the returned string.
+        if unsafe { f(&mut name, function) } != SUCCESS || name.is_null() {
+            return None;
+        }
+        Some(
+            unsafe { CStr::from_ptr(name) }
+                .to_string_lossy()
+                .into_owned(),
+        )
+    }
+}

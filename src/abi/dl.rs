@@ -1,0 +1,148 @@
+//! The dynamic loader, seen from a preloaded library: the real `dlsym`, and which loaded object a handle or
+//! an address belongs to. `ABI-FACTS.md` section 5 explains why the shim never calls plain `dlsym` itself.
+
+use std::ffi::{c_char, c_void, CStr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Signature of `dlsym`.
+pub type DlsymFn = unsafe extern "C" fn(*mut c_void, *const c_char) -> *mut c_void;
+
+/// `RTLD_DEFAULT`.
+pub const RTLD_DEFAULT: usize = 0;
+/// `RTLD_NEXT` (`(void*)-1`).
+pub const RTLD_NEXT: usize = usize::MAX;
+
+static REAL_DLSYM: AtomicUsize = AtomicUsize::new(0);
+
+/// The address of glibc's real `dlsym`, found with `dlvsym` (never with `dlsym`, which is ours). Lock-free
+/// and allocation-free: it may run before the shim's constructor, from another library's constructor.
+pub fn real_dlsym_addr() -> usize {
+    let cached = REAL_DLSYM.load(Ordering::Relaxed);
+    if cached != 0 {
+        return cached;
+    }
+    let mut found = 0usize;
+    for version in [c"GLIBC_2.34", c"GLIBC_2.2.5"] {
+        // SAFETY: dlvsym with constant NUL-terminated strings; RTLD_NEXT from here means "after the shim".
+        let p = unsafe { libc::dlvsym(libc::RTLD_NEXT, c"dlsym".as_ptr(), version.as_ptr()) };
+        if !p.is_null() {
+            found = p as usize;
+            break;
+        }
+    }
+    REAL_DLSYM.store(found, Ordering::Relaxed);
+    found
+}
+
+/// Looks `name` up in `handle` with the real `dlsym`. Only for explicit handles (or `RTLD_DEFAULT`, where
+/// the caller does not matter): `RTLD_NEXT` from here would mean "after the shim".
+pub fn real_dlsym(handle: usize, name: &CStr) -> usize {
+    let f = real_dlsym_addr();
+    if f == 0 {
+        return 0;
+    }
+    // SAFETY: `f` is glibc's dlsym; `name` is NUL-terminated.
+    let real: DlsymFn = unsafe { std::mem::transmute::<usize, DlsymFn>(f) };
+    unsafe { real(handle as *mut c_void, name.as_ptr()) as usize }
+}
+
+/// The file path of the object behind a `dlopen` handle (`dlinfo(RTLD_DI_LINKMAP)`), copied into `out`.
+pub fn handle_path(handle: usize, out: &mut Vec<u8>) -> bool {
+    out.clear();
+    let mut map: *mut libc::c_void = std::ptr::null_mut();
+    // SAFETY: dlinfo writes a `struct link_map*` into `map` for a valid handle; it fails (-1) otherwise.
+    let rc = unsafe {
+        libc::dlinfo(
+            handle as *mut c_void,
+            libc::RTLD_DI_LINKMAP,
+            (&mut map as *mut *mut c_void).cast(),
+        )
+    };
+    if rc != 0 || map.is_null() {
+        return false;
+    }
+    // SAFETY: glibc's `struct link_map` starts with `l_addr` followed by `char* l_name`.
+    let name = unsafe { *(map as *const *const c_char).add(1) };
+    if name.is_null() {
+        return false;
+    }
+    // SAFETY: l_name is a NUL-terminated string owned by the loader, valid while the object is loaded.
+    out.extend_from_slice(unsafe { CStr::from_ptr(name) }.to_bytes());
+    true
+}
+
+/// What `dladdr` knows of a code address: the object's path and, when `addr` is exactly an exported
+/// symbol, that symbol's name.
+pub struct AddrInfo {
+    /// Path of the object containing the address.
+    pub object: String,
+    /// The exported symbol at exactly this address, if any.
+    pub exact_symbol: Option<String>,
+}
+
+/// Asks the loader which object (and exported symbol) `addr` belongs to.
+pub fn addr_info(addr: usize) -> Option<AddrInfo> {
+    // SAFETY: dladdr fills `info` for an address inside a loaded object and returns 0 otherwise.
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    if unsafe { libc::dladdr(addr as *const c_void, &mut info) } == 0 || info.dli_fname.is_null() {
+        return None;
+    }
+    // SAFETY: strings owned by the loader, NUL-terminated.
+    let object = unsafe { CStr::from_ptr(info.dli_fname) }
+        .to_string_lossy()
+        .into_owned();
+    let exact_symbol = if !info.dli_sname.is_null() && info.dli_saddr as usize == addr {
+        Some(
+            unsafe { CStr::from_ptr(info.dli_sname) }
+                .to_string_lossy()
+                .into_owned(),
+        )
+    } else {
+        None
+    };
+    Some(AddrInfo {
+        object,
+        exact_symbol,
+    })
+}
+
+/// A handle to an already-loaded object whose file name starts with `prefix` (e.g. `libcuda.so`), taken
+/// with `RTLD_NOLOAD` so nothing new is ever loaded. The object may be in any namespace scope (a dependency
+/// of an `RTLD_LOCAL` module is invisible to `RTLD_DEFAULT`, but not to this). The reference is kept.
+pub fn loaded_object(prefix: &str) -> Option<usize> {
+    let path = loaded_object_path(prefix)?;
+    let c = std::ffi::CString::new(path).ok()?;
+    // SAFETY: RTLD_NOLOAD only returns a handle for an object that is already loaded.
+    let h = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_LAZY | libc::RTLD_NOLOAD) };
+    (!h.is_null()).then_some(h as usize)
+}
+
+/// The path of the first loaded object whose file name starts with `prefix`.
+pub fn loaded_object_path(prefix: &str) -> Option<String> {
+    struct Search<'a> {
+        prefix: &'a str,
+        found: Option<String>,
+    }
+    extern "C" fn visit(info: *mut libc::dl_phdr_info, _size: usize, data: *mut c_void) -> i32 {
+        // SAFETY: `data` is the `Search` passed below; `info` is valid during the callback.
+        let search = unsafe { &mut *(data as *mut Search) };
+        let name = unsafe { (*info).dlpi_name };
+        if name.is_null() {
+            return 0;
+        }
+        let path = unsafe { CStr::from_ptr(name) }.to_string_lossy();
+        let file = path.rsplit('/').next().unwrap_or("");
+        if file.starts_with(search.prefix) {
+            search.found = Some(path.into_owned());
+            return 1;
+        }
+        0
+    }
+    let mut search = Search {
+        prefix,
+        found: None,
+    };
+    // SAFETY: the callback only reads loader-owned strings and writes into `search`.
+    unsafe { libc::dl_iterate_phdr(Some(visit), (&mut search as *mut Search).cast()) };
+    search.found
+}

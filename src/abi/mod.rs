@@ -1,0 +1,10 @@
+//! The ABI layer: `#[repr(C)]` mirrors of TVM-FFI, DLPack and dynamic-loader types, and the only code that
+//! reads raw pointers handed over by the host. Everything above this module works on the safe views it returns.
+
+pub mod cuda_driver;
+pub mod dl;
+pub mod dlpack;
+pub mod ffi;
+pub mod mem;
+pub mod sys;
+pub mod tvm_runtime;

@@ -1,0 +1,577 @@
+//! The CUDA driver entry points the shim wraps, described once as data ([`ENTRIES`]): graph capture
+//! (begin/end, legacy and per-thread `_ptsz`, `_v2`, `ToGraph`), kernel launches, and `cuGetProcAddress*`
+//! itself. They are reached by three routes, all served by the same wrapper functions:
+//! 1. the PLT: programs and modules linked with `-lcuda` bind to the shim's exported symbols;
+//! 2. `dlsym(libcuda_handle, name)` (cudarc, cuda-python): [`wrap_driver_lookup`];
+//! 3. `cuGetProcAddress*` (libcudart, hence PyTorch): the wrappers below replace the returned pointer.
+//!
+//! Every wrapper calls the real function first and returns its result unchanged.
+
+use super::launch::{self, KernelRef};
+use crate::abi::{dl, sys::ErrnoGuard};
+use crate::capture;
+use crate::record::launch::Launch;
+use crate::state;
+use std::ffi::{c_char, c_void, CStr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// `CUDA_ERROR_NOT_FOUND`: returned when the real driver function cannot be found (no libcuda loaded).
+const NOT_FOUND: i32 = 500;
+/// `CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM`.
+const PER_THREAD_FLAG: u64 = 2;
+
+/// The wrapped driver entry points; the discriminant indexes [`REAL`] and [`ENTRIES`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum Entry {
+    /// `cuStreamBeginCapture(CUstream)`.
+    BeginCapture,
+    /// Per-thread-stream variant.
+    BeginCapturePtsz,
+    /// `cuStreamBeginCapture_v2(CUstream, CUstreamCaptureMode)`.
+    BeginCaptureV2,
+    /// Per-thread-stream variant.
+    BeginCaptureV2Ptsz,
+    /// `cuStreamBeginCaptureToGraph(CUstream, CUgraph, deps, edge data, n, mode)`.
+    BeginCaptureToGraph,
+    /// Per-thread-stream variant.
+    BeginCaptureToGraphPtsz,
+    /// `cuStreamEndCapture(CUstream, CUgraph*)`.
+    EndCapture,
+    /// Per-thread-stream variant.
+    EndCapturePtsz,
+    /// `cuLaunchKernel`.
+    LaunchKernel,
+    /// Per-thread-stream variant.
+    LaunchKernelPtsz,
+    /// `cuLaunchKernelEx(const CUlaunchConfig*, CUfunction, void**, void**)`.
+    LaunchKernelEx,
+    /// Per-thread-stream variant.
+    LaunchKernelExPtsz,
+    /// `cuGetProcAddress` (4 arguments, CUDA 11.3).
+    GetProcAddress,
+    /// `cuGetProcAddress_v2` (5 arguments, CUDA 12.0).
+    GetProcAddressV2,
+}
+
+/// One row of the table: the driver's symbol, its base name (what `cuGetProcAddress` is asked for), and
+/// whether it is the per-thread-default-stream variant.
+pub struct EntryInfo {
+    /// Exported symbol in libcuda.
+    pub symbol: &'static CStr,
+    /// The name `cuGetProcAddress` callers ask for.
+    pub base: &'static str,
+    /// Per-thread default stream (`_ptsz`).
+    pub per_thread: bool,
+    /// Which entry.
+    pub entry: Entry,
+}
+
+macro_rules! row {
+    ($sym:literal, $base:literal, $pt:literal, $e:ident) => {
+        EntryInfo {
+            symbol: $sym,
+            base: $base,
+            per_thread: $pt,
+            entry: Entry::$e,
+        }
+    };
+}
+
+/// Every wrapped driver entry point.
+pub const ENTRIES: [EntryInfo; 14] = [
+    row!(
+        c"cuStreamBeginCapture",
+        "cuStreamBeginCapture",
+        false,
+        BeginCapture
+    ),
+    row!(
+        c"cuStreamBeginCapture_ptsz",
+        "cuStreamBeginCapture",
+        true,
+        BeginCapturePtsz
+    ),
+    row!(
+        c"cuStreamBeginCapture_v2",
+        "cuStreamBeginCapture",
+        false,
+        BeginCaptureV2
+    ),
+    row!(
+        c"cuStreamBeginCapture_v2_ptsz",
+        "cuStreamBeginCapture",
+        true,
+        BeginCaptureV2Ptsz
+    ),
+    row!(
+        c"cuStreamBeginCaptureToGraph",
+        "cuStreamBeginCaptureToGraph",
+        false,
+        BeginCaptureToGraph
+    ),
+    row!(
+        c"cuStreamBeginCaptureToGraph_ptsz",
+        "cuStreamBeginCaptureToGraph",
+        true,
+        BeginCaptureToGraphPtsz
+    ),
+    row!(
+        c"cuStreamEndCapture",
+        "cuStreamEndCapture",
+        false,
+        EndCapture
+    ),
+    row!(
+        c"cuStreamEndCapture_ptsz",
+        "cuStreamEndCapture",
+        true,
+        EndCapturePtsz
+    ),
+    row!(c"cuLaunchKernel", "cuLaunchKernel", false, LaunchKernel),
+    row!(
+        c"cuLaunchKernel_ptsz",
+        "cuLaunchKernel",
+        true,
+        LaunchKernelPtsz
+    ),
+    row!(
+        c"cuLaunchKernelEx",
+        "cuLaunchKernelEx",
+        false,
+        LaunchKernelEx
+    ),
+    row!(
+        c"cuLaunchKernelEx_ptsz",
+        "cuLaunchKernelEx",
+        true,
+        LaunchKernelExPtsz
+    ),
+    row!(
+        c"cuGetProcAddress",
+        "cuGetProcAddress",
+        false,
+        GetProcAddress
+    ),
+    row!(
+        c"cuGetProcAddress_v2",
+        "cuGetProcAddress",
+        false,
+        GetProcAddressV2
+    ),
+];
+
+/// The real driver function behind each entry (0 = not known yet).
+static REAL: [AtomicUsize; 14] = [const { AtomicUsize::new(0) }; 14];
+
+/// Whether `name` is one of the wrapped driver symbols (decides whether `dlsym` hooks the lookup).
+pub fn is_tracked_driver_name(name: &[u8]) -> bool {
+    ENTRIES.iter().any(|e| e.symbol.to_bytes() == name)
+}
+
+fn info(entry: Entry) -> &'static EntryInfo {
+    &ENTRIES[entry as usize]
+}
+
+/// The real function of `entry`: the one recorded from a `dlsym` or `cuGetProcAddress` answer, else the
+/// symbol of the libcuda already loaded in the process (the PLT route: the host bound to our export).
+fn real_addr(entry: Entry) -> usize {
+    let known = REAL[entry as usize].load(Ordering::Acquire);
+    if known != 0 {
+        return known;
+    }
+    let Some(handle) = dl::loaded_object("libcuda.so") else {
+        return 0;
+    };
+    let found = dl::real_dlsym(handle, info(entry).symbol);
+    remember_real(entry, found);
+    found
+}
+
+fn remember_real(entry: Entry, addr: usize) {
+    if addr != 0 {
+        let _ = REAL[entry as usize].compare_exchange(0, addr, Ordering::AcqRel, Ordering::Acquire);
+    }
+}
+
+/// The real function of `entry` as a typed function pointer.
+///
+/// # Safety
+/// `F` must be the C signature of `entry`.
+unsafe fn real<F: Copy>(entry: Entry) -> Option<F> {
+    let addr = real_addr(entry);
+    (addr != 0).then(|| std::mem::transmute_copy::<usize, F>(&addr))
+}
+
+/// The address of the shim's wrapper for `entry` (the same function the PLT route reaches).
+fn wrapper_addr(entry: Entry) -> usize {
+    match entry {
+        Entry::BeginCapture => cuStreamBeginCapture as *const () as usize,
+        Entry::BeginCapturePtsz => cuStreamBeginCapture_ptsz as *const () as usize,
+        Entry::BeginCaptureV2 => cuStreamBeginCapture_v2 as *const () as usize,
+        Entry::BeginCaptureV2Ptsz => cuStreamBeginCapture_v2_ptsz as *const () as usize,
+        Entry::BeginCaptureToGraph => cuStreamBeginCaptureToGraph as *const () as usize,
+        Entry::BeginCaptureToGraphPtsz => cuStreamBeginCaptureToGraph_ptsz as *const () as usize,
+        Entry::EndCapture => cuStreamEndCapture as *const () as usize,
+        Entry::EndCapturePtsz => cuStreamEndCapture_ptsz as *const () as usize,
+        Entry::LaunchKernel => cuLaunchKernel as *const () as usize,
+        Entry::LaunchKernelPtsz => cuLaunchKernel_ptsz as *const () as usize,
+        Entry::LaunchKernelEx => cuLaunchKernelEx as *const () as usize,
+        Entry::LaunchKernelExPtsz => cuLaunchKernelEx_ptsz as *const () as usize,
+        Entry::GetProcAddress => cuGetProcAddress as *const () as usize,
+        Entry::GetProcAddressV2 => cuGetProcAddress_v2 as *const () as usize,
+    }
+}
+
+/// Route 2: `dlsym(handle, name)` found `found`. When it lies in a libcuda, remember it as the real
+/// function and hand out the wrapper; anything else is returned as found.
+pub fn wrap_driver_lookup(name: &[u8], found: usize) -> usize {
+    let Some(row) = ENTRIES.iter().find(|e| e.symbol.to_bytes() == name) else {
+        return found;
+    };
+    if !is_in_libcuda(found) {
+        return found;
+    }
+    remember_real(row.entry, found);
+    if REAL[row.entry as usize].load(Ordering::Acquire) != found {
+        // A second, different driver instance: leave it alone rather than call the wrong one.
+        return found;
+    }
+    wrapper_addr(row.entry)
+}
+
+fn is_in_libcuda(addr: usize) -> bool {
+    dl::addr_info(addr).is_some_and(|i| {
+        i.object
+            .rsplit('/')
+            .next()
+            .unwrap_or("")
+            .starts_with("libcuda.so")
+    })
+}
+
+/// Route 3: `cuGetProcAddress*` answered `found` for `symbol` at `version` with `flags`. Find which exact
+/// variant it is (the exported symbol at that address, or else inferred from version and flags as the driver
+/// maps them) and hand out the wrapper of the same ABI; other symbols pass unchanged.
+fn wrap_proc_address(symbol: &[u8], found: usize, version: i32, flags: u64) -> usize {
+    if state::level() == 0 {
+        return found;
+    }
+    let base = std::str::from_utf8(symbol).unwrap_or("");
+    let base = base.strip_suffix("_ptsz").unwrap_or(base);
+    let base = base.strip_suffix("_v2").unwrap_or(base);
+    if !ENTRIES.iter().any(|e| e.base == base) {
+        return found;
+    }
+    let by_address = dl::addr_info(found)
+        .and_then(|i| i.exact_symbol)
+        .and_then(|s| ENTRIES.iter().find(|e| e.symbol.to_bytes() == s.as_bytes()))
+        .filter(|e| e.base == base)
+        .map(|e| e.entry);
+    let entry =
+        by_address.unwrap_or_else(|| infer_variant(base, version, flags & PER_THREAD_FLAG != 0));
+    REAL[entry as usize].store(found, Ordering::Release);
+    wrapper_addr(entry)
+}
+
+/// The variant the driver returns for `base` at `version`, per-thread or not (CUDA 12.x mapping).
+pub fn infer_variant(base: &str, version: i32, per_thread: bool) -> Entry {
+    use Entry::*;
+    match (base, per_thread) {
+        ("cuStreamBeginCapture", false) if version >= 10010 => BeginCaptureV2,
+        ("cuStreamBeginCapture", true) if version >= 10010 => BeginCaptureV2Ptsz,
+        ("cuStreamBeginCapture", false) => BeginCapture,
+        ("cuStreamBeginCapture", true) => BeginCapturePtsz,
+        ("cuStreamBeginCaptureToGraph", false) => BeginCaptureToGraph,
+        ("cuStreamBeginCaptureToGraph", true) => BeginCaptureToGraphPtsz,
+        ("cuStreamEndCapture", false) => EndCapture,
+        ("cuStreamEndCapture", true) => EndCapturePtsz,
+        ("cuLaunchKernel", false) => LaunchKernel,
+        ("cuLaunchKernel", true) => LaunchKernelPtsz,
+        ("cuLaunchKernelEx", false) => LaunchKernelEx,
+        ("cuLaunchKernelEx", true) => LaunchKernelExPtsz,
+        ("cuGetProcAddress", _) if version >= 12000 => GetProcAddressV2,
+        _ => GetProcAddress,
+    }
+}
+
+/// Replaces `*pfn` with a wrapper when the lookup succeeded and names a wrapped entry point.
+///
+/// # Safety
+/// `symbol` and `pfn` are the host's arguments to a `cuGetProcAddress*` call that returned `rc`.
+unsafe fn after_proc_address(
+    rc: i32,
+    symbol: *const c_char,
+    pfn: *mut usize,
+    version: i32,
+    flags: u64,
+) {
+    if rc != 0 || symbol.is_null() || pfn.is_null() || *pfn == 0 {
+        return;
+    }
+    let _errno = ErrnoGuard::save();
+    let name = CStr::from_ptr(symbol).to_bytes();
+    let found = *pfn;
+    if let Some(w) = state::guarded(|| wrap_proc_address(name, found, version, flags)) {
+        *pfn = w;
+    }
+}
+
+type Stream = usize;
+type GetProcAddressFn = unsafe extern "C" fn(*const c_char, *mut usize, i32, u64) -> i32;
+type GetProcAddressV2Fn =
+    unsafe extern "C" fn(*const c_char, *mut usize, i32, u64, *mut i32) -> i32;
+
+/// `cuGetProcAddress` (CUDA 11.3 ABI).
+///
+/// # Safety
+/// Called by the host with the driver's contract.
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn cuGetProcAddress(
+    symbol: *const c_char,
+    pfn: *mut usize,
+    version: i32,
+    flags: u64,
+) -> i32 {
+    let Some(f) = real::<GetProcAddressFn>(Entry::GetProcAddress) else {
+        return NOT_FOUND;
+    };
+    let rc = f(symbol, pfn, version, flags);
+    after_proc_address(rc, symbol, pfn, version, flags);
+    rc
+}
+
+/// `cuGetProcAddress_v2` (CUDA 12.0 ABI, with `symbolStatus`).
+///
+/// # Safety
+/// Called by the host with the driver's contract.
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn cuGetProcAddress_v2(
+    symbol: *const c_char,
+    pfn: *mut usize,
+    version: i32,
+    flags: u64,
+    status: *mut i32,
+) -> i32 {
+    let Some(f) = real::<GetProcAddressV2Fn>(Entry::GetProcAddressV2) else {
+        return NOT_FOUND;
+    };
+    let rc = f(symbol, pfn, version, flags, status);
+    after_proc_address(rc, symbol, pfn, version, flags);
+    rc
+}
+
+/// Defines a BeginCapture-family wrapper: call the real function, then record the capture if it began.
+macro_rules! begin_capture_wrapper {
+    ($name:ident, $entry:ident, ($($arg:ident: $ty:ty),*)) => {
+        /// Wrapper of the driver function of the same name: records the capture when it begins.
+        ///
+        /// # Safety
+        /// Called by the host with the driver's contract.
+        #[cfg_attr(not(test), no_mangle)]
+        pub unsafe extern "C" fn $name(stream: Stream $(, $arg: $ty)*) -> i32 {
+            let Some(f) = real::<unsafe extern "C" fn(Stream $(, $ty)*) -> i32>(Entry::$entry) else { return NOT_FOUND };
+            let rc = f(stream $(, $arg)*);
+            if rc == 0 {
+                capture::began(stream);
+            }
+            rc
+        }
+    };
+}
+
+begin_capture_wrapper!(cuStreamBeginCapture, BeginCapture, ());
+begin_capture_wrapper!(cuStreamBeginCapture_ptsz, BeginCapturePtsz, ());
+begin_capture_wrapper!(cuStreamBeginCapture_v2, BeginCaptureV2, (mode: i32));
+begin_capture_wrapper!(cuStreamBeginCapture_v2_ptsz, BeginCaptureV2Ptsz, (mode: i32));
+begin_capture_wrapper!(
+    cuStreamBeginCaptureToGraph,
+    BeginCaptureToGraph,
+    (graph: usize, deps: *const c_void, edge_data: *const c_void, num_deps: usize, mode: i32)
+);
+begin_capture_wrapper!(
+    cuStreamBeginCaptureToGraph_ptsz,
+    BeginCaptureToGraphPtsz,
+    (graph: usize, deps: *const c_void, edge_data: *const c_void, num_deps: usize, mode: i32)
+);
+
+/// Defines an EndCapture wrapper: call the real function, then record the end of the capture.
+macro_rules! end_capture_wrapper {
+    ($name:ident, $entry:ident) => {
+        /// Wrapper of the driver function of the same name: records the end of the capture.
+        ///
+        /// # Safety
+        /// Called by the host with the driver's contract.
+        #[cfg_attr(not(test), no_mangle)]
+        pub unsafe extern "C" fn $name(stream: Stream, graph: *mut usize) -> i32 {
+            let Some(f) = real::<unsafe extern "C" fn(Stream, *mut usize) -> i32>(Entry::$entry)
+            else {
+                return NOT_FOUND;
+            };
+            let rc = f(stream, graph);
+            if capture::end_result_ends_capture(rc) {
+                capture::ended(stream);
+            }
+            rc
+        }
+    };
+}
+
+end_capture_wrapper!(cuStreamEndCapture, EndCapture);
+end_capture_wrapper!(cuStreamEndCapture_ptsz, EndCapturePtsz);
+
+type LaunchKernelFn = unsafe extern "C" fn(
+    usize,
+    u32,
+    u32,
+    u32,
+    u32,
+    u32,
+    u32,
+    u32,
+    Stream,
+    *mut *mut c_void,
+    *mut *mut c_void,
+) -> i32;
+
+/// Defines a `cuLaunchKernel` wrapper: log the launch (never synchronising), then call the real function.
+macro_rules! launch_kernel_wrapper {
+    ($name:ident, $entry:ident) => {
+        /// Wrapper of the driver function of the same name: logs matching kernel launches.
+        ///
+        /// # Safety
+        /// Called by the host with the driver's contract.
+        #[cfg_attr(not(test), no_mangle)]
+        #[allow(clippy::too_many_arguments)]
+        pub unsafe extern "C" fn $name(
+            function: usize,
+            gx: u32,
+            gy: u32,
+            gz: u32,
+            bx: u32,
+            by: u32,
+            bz: u32,
+            shared_mem: u32,
+            stream: Stream,
+            params: *mut *mut c_void,
+            extra: *mut *mut c_void,
+        ) -> i32 {
+            let Some(f) = real::<LaunchKernelFn>(Entry::$entry) else {
+                return NOT_FOUND;
+            };
+            launch::log_launch(KernelRef::Driver(function), || Launch {
+                grid: [gx, gy, gz],
+                block: [bx, by, bz],
+                shared_mem: shared_mem as u64,
+                stream,
+            });
+            f(
+                function, gx, gy, gz, bx, by, bz, shared_mem, stream, params, extra,
+            )
+        }
+    };
+}
+
+launch_kernel_wrapper!(cuLaunchKernel, LaunchKernel);
+launch_kernel_wrapper!(cuLaunchKernel_ptsz, LaunchKernelPtsz);
+
+/// `CUlaunchConfig` (cuda.h 12.x): grid, block, shared memory, stream, attributes.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct LaunchConfig {
+    grid: [u32; 3],
+    block: [u32; 3],
+    shared_mem: u32,
+    stream: Stream,
+    attrs: *mut c_void,
+    num_attrs: u32,
+}
+
+type LaunchKernelExFn =
+    unsafe extern "C" fn(*const LaunchConfig, usize, *mut *mut c_void, *mut *mut c_void) -> i32;
+
+/// Defines a `cuLaunchKernelEx` wrapper.
+macro_rules! launch_kernel_ex_wrapper {
+    ($name:ident, $entry:ident) => {
+        /// Wrapper of the driver function of the same name: logs matching kernel launches.
+        ///
+        /// # Safety
+        /// Called by the host with the driver's contract.
+        #[cfg_attr(not(test), no_mangle)]
+        pub unsafe extern "C" fn $name(
+            config: *const LaunchConfig,
+            function: usize,
+            params: *mut *mut c_void,
+            extra: *mut *mut c_void,
+        ) -> i32 {
+            let Some(f) = real::<LaunchKernelExFn>(Entry::$entry) else {
+                return NOT_FOUND;
+            };
+            if let Some(c) = crate::abi::mem::read_pod::<LaunchConfig>(config as usize).ok() {
+                launch::log_launch(KernelRef::Driver(function), || Launch {
+                    grid: c.grid,
+                    block: c.block,
+                    shared_mem: c.shared_mem as u64,
+                    stream: c.stream,
+                });
+            }
+            f(config, function, params, extra)
+        }
+    };
+}
+
+launch_kernel_ex_wrapper!(cuLaunchKernelEx, LaunchKernelEx);
+launch_kernel_ex_wrapper!(cuLaunchKernelEx_ptsz, LaunchKernelExPtsz);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::{offset_of, size_of};
+
+    #[test]
+    fn table_is_indexed_by_entry() {
+        for (i, row) in ENTRIES.iter().enumerate() {
+            assert_eq!(row.entry as usize, i, "{:?}", row.symbol);
+        }
+    }
+
+    #[test]
+    fn variants_follow_the_driver_mapping() {
+        assert_eq!(
+            infer_variant("cuStreamBeginCapture", 10000, false),
+            Entry::BeginCapture
+        );
+        assert_eq!(
+            infer_variant("cuStreamBeginCapture", 10010, false),
+            Entry::BeginCaptureV2
+        );
+        assert_eq!(
+            infer_variant("cuStreamBeginCapture", 10010, true),
+            Entry::BeginCaptureV2Ptsz
+        );
+        assert_eq!(
+            infer_variant("cuStreamBeginCapture", 10000, true),
+            Entry::BeginCapturePtsz
+        );
+        assert_eq!(
+            infer_variant("cuStreamEndCapture", 10000, true),
+            Entry::EndCapturePtsz
+        );
+        assert_eq!(
+            infer_variant("cuGetProcAddress", 11030, false),
+            Entry::GetProcAddress
+        );
+        assert_eq!(
+            infer_variant("cuGetProcAddress", 12000, false),
+            Entry::GetProcAddressV2
+        );
+    }
+
+    #[test]
+    fn launch_config_layout() {
+        assert_eq!(offset_of!(LaunchConfig, shared_mem), 24);
+        assert_eq!(offset_of!(LaunchConfig, stream), 32);
+        assert_eq!(offset_of!(LaunchConfig, num_attrs), 48);
+        assert_eq!(size_of::<LaunchConfig>(), 56);
+    }
+}

@@ -1,0 +1,107 @@
+//! The `dlsym` entry point. A naked function asks [`route`] where to go and tail-jumps there with the
+//! caller's registers and return address untouched: every name that is not hooked reaches glibc's `dlsym`
+//! exactly as if the shim were absent (so `RTLD_NEXT` and `RTLD_DEFAULT` still resolve relative to the real
+//! caller). Only hooked names reach [`dlsym_hooked`], which may wrap what the real `dlsym` found.
+
+use crate::abi::dl;
+use crate::state;
+use std::ffi::{c_char, c_void, CStr};
+
+#[cfg(not(target_arch = "x86_64"))]
+compile_error!(
+    "flashlog's dlsym entry is written for x86-64 only; aarch64 needs its own naked entry"
+);
+
+/// The exported `dlsym`: save the two argument registers, ask [`route`], restore them, jump to its answer.
+///
+/// # Safety
+/// Called by the host exactly like glibc's `dlsym`.
+#[cfg(not(test))]
+#[unsafe(naked)]
+#[no_mangle]
+pub unsafe extern "C" fn dlsym(handle: *mut c_void, name: *const c_char) -> *mut c_void {
+    // SAFETY: at entry rsp = 8 (mod 16); two pushes and 8 more bytes make it 16-aligned for the call. `route`
+    // is an ordinary C-ABI function that preserves callee-saved registers; rdi and rsi are restored before
+    // the jump, and the return address on the stack is still the host's.
+    core::arch::naked_asm!(
+        "push rdi",
+        "push rsi",
+        "sub rsp, 8",
+        "call {route}",
+        "add rsp, 8",
+        "pop rsi",
+        "pop rdi",
+        "jmp rax",
+        route = sym route,
+    )
+}
+
+/// Decides where a `dlsym` call goes: glibc's `dlsym` (pass-through: no allocation, no lock, no `Once`), or
+/// [`dlsym_hooked`] for a hooked name looked up in an explicit handle.
+extern "C" fn route(handle: *mut c_void, name: *const c_char) -> usize {
+    let real = dl::real_dlsym_addr();
+    let handle = handle as usize;
+    if real == 0 || name.is_null() || handle == dl::RTLD_DEFAULT || handle == dl::RTLD_NEXT {
+        return real;
+    }
+    // SAFETY: the host passes a NUL-terminated name, which glibc's dlsym would read too.
+    let name = unsafe { CStr::from_ptr(name) }.to_bytes();
+    if is_hooked_name(name) {
+        dlsym_hooked as *const () as usize
+    } else {
+        real
+    }
+}
+
+/// Names whose lookup may be wrapped: FlashInfer exports (`__tvm_ffi_<f>`, `<f>` not starting with `_`) and
+/// the CUDA driver entry points the shim tracks.
+pub fn is_hooked_name(name: &[u8]) -> bool {
+    match name {
+        [b'_', b'_', b't', b'v', b'm', b'_', b'f', b'f', b'i', b'_', next, ..] => *next != b'_',
+        [b'c', b'u', ..] => super::cuda::is_tracked_driver_name(name),
+        _ => false,
+    }
+}
+
+/// Handles a hooked lookup: the real `dlsym` on the caller's explicit handle, then perhaps a wrapper.
+extern "C" fn dlsym_hooked(handle: *mut c_void, name: *const c_char) -> *mut c_void {
+    let found = dl::real_dlsym(handle as usize, {
+        // SAFETY: checked non-null in `route`; NUL-terminated.
+        unsafe { CStr::from_ptr(name) }
+    });
+    if found == 0 {
+        return std::ptr::null_mut();
+    }
+    let _errno = crate::abi::sys::ErrnoGuard::save();
+    // SAFETY: as above.
+    let name = unsafe { CStr::from_ptr(name) }.to_bytes();
+    state::guarded(|| wrap_found(handle as usize, name, found)).unwrap_or(found) as *mut c_void
+}
+
+/// What the host gets for `name` found at `found` in `handle`: a wrapper, or `found` itself.
+fn wrap_found(handle: usize, name: &[u8], found: usize) -> usize {
+    if state::level() == 0 {
+        return found;
+    }
+    if let Some(export) = name.strip_prefix(b"__tvm_ffi_") {
+        return super::trampoline::wrap_module_export(handle, export, found);
+    }
+    super::cuda::wrap_driver_lookup(name, found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_hooked_name;
+
+    #[test]
+    fn hooked_names() {
+        assert!(is_hooked_name(b"__tvm_ffi_rmsnorm"));
+        assert!(!is_hooked_name(b"__tvm_ffi__library_bin"));
+        assert!(!is_hooked_name(b"__tvm_ffi__metadata_rmsnorm"));
+        assert!(!is_hooked_name(b"__tvm_ffi_"));
+        assert!(!is_hooked_name(b"malloc"));
+        assert!(is_hooked_name(b"cuGetProcAddress_v2"));
+        assert!(is_hooked_name(b"cuStreamBeginCapture_v2_ptsz"));
+        assert!(!is_hooked_name(b"cuInit"));
+    }
+}

@@ -1,0 +1,34 @@
+//! The interception layer: the `dlsym` entry, the trampoline pool and wrapper of TVM-FFI calls, and the
+//! CUDA driver and runtime wrappers. With `abi`, the only code that deals in raw host pointers.
+
+pub mod cuda;
+pub mod dlsym;
+pub mod launch;
+pub mod trampoline;
+pub mod tvm_call;
+
+use crate::abi::{cuda_driver, sys};
+use crate::record::sysinfo::{push_system_info, Gpu, SystemInfo};
+use crate::{capture, clock};
+
+/// Appends this process's system information record. GPUs are listed only when the driver is initialised
+/// and no capture is active (device queries are harmless, but the shim stays away from a capture).
+pub fn system_info_record(out: &mut Vec<u8>) {
+    let driver = cuda_driver::driver();
+    let driver_version = driver.and_then(|d| d.version());
+    let gpus = match driver {
+        Some(d) if !capture::any_active() => d.devices().map(|list| {
+            list.into_iter()
+                .map(|(name, major, minor)| Gpu { name, major, minor })
+                .collect()
+        }),
+        _ => None,
+    };
+    let info = SystemInfo {
+        pid: sys::pid(),
+        command: sys::command_name(),
+        driver_version,
+        gpus,
+    };
+    push_system_info(out, &clock::now(), &info);
+}

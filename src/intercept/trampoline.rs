@@ -1,0 +1,154 @@
+//! A pool of entry points for wrapped TVM-FFI functions. FlashInfer calls each function with `self == NULL`,
+//! so a wrapper cannot learn which function it stands for from its arguments: each wrapped function gets its
+//! own entry point. The pool is 4096 tiny stubs laid out 16 bytes apart in one assembly block; stub `i`
+//! loads `i` and jumps to a common path that calls [`dispatch`] with the slot number prepended to the
+//! arguments. Slots are never freed: the loader keeps the pointer for the life of the process.
+
+use super::tvm_call::{self, WrappedFunction};
+use crate::abi::dl;
+use crate::abi::ffi::{FfiAny, SafeCallFn};
+use crate::state;
+use std::ffi::c_void;
+use std::ptr::null_mut;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+
+/// Number of entry points.
+pub const POOL_SIZE: usize = 4096;
+const STUB_BYTES: usize = 16;
+
+// Stub i: `mov $i, %eax; jmp common` padded to 16 bytes. The common path shifts the four safe-call
+// arguments one register to the right (self, args, num_args, result -> rsi, rdx, ecx, r8), puts the slot in
+// edi, and tail-jumps to `dispatch`: the host's return address stays on the stack, so `dispatch` returns
+// straight to the host.
+std::arch::global_asm!(
+    ".pushsection .text.flashlog_trampolines,\"ax\",@progbits",
+    ".balign 16",
+    ".globl flashlog_trampolines",
+    ".hidden flashlog_trampolines",
+    "flashlog_trampolines:",
+    ".set flashlog_slot, 0",
+    ".rept 4096",
+    "movl $flashlog_slot, %eax",
+    "jmp 1f",
+    ".balign 16",
+    ".set flashlog_slot, flashlog_slot + 1",
+    ".endr",
+    "1:",
+    "movq %rcx, %r8",
+    "movl %edx, %ecx",
+    "movq %rsi, %rdx",
+    "movq %rdi, %rsi",
+    "movl %eax, %edi",
+    "jmp {dispatch}",
+    ".popsection",
+    dispatch = sym dispatch,
+    options(att_syntax)
+);
+
+extern "C" {
+    static flashlog_trampolines: [u8; POOL_SIZE * STUB_BYTES];
+}
+
+static SLOTS: [AtomicPtr<WrappedFunction>; POOL_SIZE] =
+    [const { AtomicPtr::new(null_mut()) }; POOL_SIZE];
+static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
+static POOL_SPENT_REPORTED: AtomicBool = AtomicBool::new(false);
+
+fn stub_address(slot: usize) -> usize {
+    let base = std::ptr::addr_of!(flashlog_trampolines) as usize;
+    base + slot * STUB_BYTES
+}
+
+/// Called (through a stub) instead of a wrapped function.
+extern "C" fn dispatch(
+    slot: u32,
+    this: *mut c_void,
+    args: *const FfiAny,
+    num_args: i32,
+    result: *mut FfiAny,
+) -> i32 {
+    let entry = SLOTS
+        .get(slot as usize)
+        .map_or(null_mut(), |s| s.load(Ordering::Acquire));
+    // SAFETY: a stub is handed out only after its slot was published, and slots are never freed.
+    match unsafe { entry.as_ref() } {
+        Some(function) => tvm_call::call(function, this, args, num_args, result),
+        None => -2,
+    }
+}
+
+/// The entry point the host gets for export `export` of the module behind `handle`, whose real address is
+/// `real`: a stub when the module is wrapped (one per distinct real function), else `real`.
+pub fn wrap_module_export(handle: usize, export: &[u8], real: usize) -> usize {
+    let mut path = Vec::new();
+    if !dl::handle_path(handle, &mut path) {
+        return real;
+    }
+    let path = String::from_utf8_lossy(&path);
+    if !state::config().modules.matches(&path) {
+        return real;
+    }
+    let used = NEXT_SLOT.load(Ordering::Acquire).min(POOL_SIZE);
+    for (i, slot) in SLOTS[..used].iter().enumerate() {
+        // SAFETY: published slots are never freed.
+        if let Some(existing) = unsafe { slot.load(Ordering::Acquire).as_ref() } {
+            if existing.real as usize == real {
+                return stub_address(i);
+            }
+        }
+    }
+    let name = format!("{}.{}", module_name(&path), String::from_utf8_lossy(export));
+    let slot = NEXT_SLOT.fetch_add(1, Ordering::AcqRel);
+    if slot >= POOL_SIZE {
+        if !POOL_SPENT_REPORTED.swap(true, Ordering::Relaxed) {
+            let line = format!("flashlog: all {POOL_SIZE} wrapper entry points are in use; {name} and later functions are not logged\n");
+            crate::abi::sys::write_all(2, line.as_bytes());
+        }
+        return real;
+    }
+    // SAFETY: `real` is the address of a function with the TVM-FFI safe-call ABI (it is a `__tvm_ffi_*` export).
+    let real_fn: SafeCallFn = unsafe { std::mem::transmute::<usize, SafeCallFn>(real) };
+    let function = Box::leak(Box::new(WrappedFunction {
+        real: real_fn,
+        name: Box::leak(name.into_boxed_str()),
+    }));
+    SLOTS[slot].store(function, Ordering::Release);
+    stub_address(slot)
+}
+
+/// A module's name: its file name without directory and last extension (Python's `Path(path).stem`).
+pub fn module_name(path: &str) -> &str {
+    let file = path.rsplit('/').next().unwrap_or(path);
+    match file.rfind('.') {
+        Some(dot) if dot > 0 => &file[..dot],
+        _ => file,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_names() {
+        assert_eq!(
+            module_name("/c/flashinfer/90a/cached_ops/norm/norm.so"),
+            "norm"
+        );
+        assert_eq!(
+            module_name("batch_decode_head_dim_128.so"),
+            "batch_decode_head_dim_128"
+        );
+        assert_eq!(module_name("/x/.hidden"), ".hidden");
+        assert_eq!(module_name("/x/libfoo.so.1"), "libfoo.so");
+    }
+
+    #[test]
+    fn stubs_are_16_bytes_apart() {
+        assert_eq!(stub_address(1) - stub_address(0), 16);
+        // Stub 1 starts with `mov $1, %eax` (b8 01 00 00 00).
+        // SAFETY: reading our own code bytes.
+        let bytes = unsafe { std::slice::from_raw_parts(stub_address(1) as *const u8, 5) };
+        assert_eq!(bytes, [0xb8, 1, 0, 0, 0]);
+    }
+}

@@ -1,0 +1,95 @@
+//! The wrapper around one TVM-FFI safe call: records before, the real call, records after. The host sees
+//! the real function's return code, `result`, arguments and `errno`, whatever happens in the shim.
+
+use crate::abi::ffi::{FfiAny, SafeCallFn};
+use crate::abi::sys::{self, ErrnoGuard};
+use crate::abi::tvm_runtime;
+use crate::config::{LEVEL_DETAILED, LEVEL_STATS};
+use crate::record::call::{push_call_line, push_inputs_record, push_outputs_record, Outcome};
+use crate::record::tensor::StatsSource;
+use crate::record::value::ValueContext;
+use crate::{buffers, clock, sink, state, stats};
+use std::ffi::c_void;
+
+/// A wrapped export: its real address and its call name `<module>.<export>`.
+pub struct WrappedFunction {
+    /// The real function.
+    pub real: SafeCallFn,
+    /// `<module>.<export>`.
+    pub name: &'static str,
+}
+
+/// Calls `f.real` on behalf of the host, logging at the configured level.
+pub fn call(
+    f: &WrappedFunction,
+    this: *mut c_void,
+    args: *const FfiAny,
+    num_args: i32,
+    result: *mut FfiAny,
+) -> i32 {
+    let mut errno = ErrnoGuard::save();
+    let level = state::level();
+    if level == 0 {
+        drop(errno);
+        // SAFETY: forwarding the host's own arguments to the function it looked up.
+        return unsafe { (f.real)(this, args, num_args, result) };
+    }
+    let detailed = level >= LEVEL_DETAILED && state::config().dump_allows(f.name);
+    let arg_slice: &[FfiAny] = if args.is_null() || num_args <= 0 {
+        &[]
+    } else {
+        // SAFETY: the host passes `num_args` valid values at `args` (the callee reads them the same way).
+        unsafe { std::slice::from_raw_parts(args, num_args as usize) }
+    };
+    let mut stats = (level >= LEVEL_STATS).then(stats::LiveStats::new);
+    state::guarded(|| {
+        let mut out = buffers::take();
+        let stamp = clock::now();
+        if detailed {
+            let mut ctx = context(stats.as_mut().map(|s| s as &mut dyn StatsSource));
+            push_inputs_record(&mut out, &stamp, f.name, arg_slice, &mut ctx);
+        } else {
+            push_call_line(&mut out, &stamp, f.name);
+        }
+        sink::write_record(&out);
+    });
+    sys::set_errno(errno.saved());
+    // SAFETY: as above.
+    let rc = unsafe { (f.real)(this, args, num_args, result) };
+    errno.capture_now();
+    if detailed {
+        state::guarded(|| {
+            if let Some(s) = stats.as_mut() {
+                s.after_call();
+            }
+            let mut out = buffers::take();
+            let mut kind = Vec::new();
+            let mut message = Vec::new();
+            // SAFETY: `result` is the host's result slot, valid for the call; we only read it.
+            let result_value = if result.is_null() {
+                FfiAny::default()
+            } else {
+                unsafe { *result }
+            };
+            let outcome = match rc {
+                0 => Outcome::Returned(&result_value),
+                -1 if tvm_runtime::peek_raised_error(&mut kind, &mut message) => Outcome::Failed {
+                    kind: &kind,
+                    message: &message,
+                },
+                rc => Outcome::FailedWithoutError(rc),
+            };
+            let mut ctx = context(stats.as_mut().map(|s| s as &mut dyn StatsSource));
+            push_outputs_record(&mut out, outcome, arg_slice, &mut ctx);
+            sink::write_record(&out);
+        });
+    }
+    rc
+}
+
+fn context(stats: Option<&mut dyn StatsSource>) -> ValueContext<'_> {
+    ValueContext {
+        type_key: &tvm_runtime::type_key,
+        stats,
+    }
+}

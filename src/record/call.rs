@@ -1,0 +1,198 @@
+//! Records of one TVM-FFI call: the level-1 line, the inputs record written before the call and the outputs
+//! record written after it.
+
+use super::pyrepr::push_int;
+use super::tensor::StatsSource;
+use super::value::{tensor_source, write_value, ValueContext};
+use super::{push_indent, Stamp, DASH_LINE, EQUALS_LINE};
+use crate::abi::ffi::FfiAny;
+
+/// Appends `[ts] FlashInfer API Call: <name>` and a newline.
+pub fn push_call_line(out: &mut Vec<u8>, stamp: &Stamp, name: &str) {
+    out.extend_from_slice(&stamp.0);
+    out.extend_from_slice(b" FlashInfer API Call: ");
+    out.extend_from_slice(name.as_bytes());
+    out.push(b'\n');
+}
+
+/// Appends the inputs record: separator, call line, dashes, and every positional argument.
+pub fn push_inputs_record(
+    out: &mut Vec<u8>,
+    stamp: &Stamp,
+    name: &str,
+    args: &[FfiAny],
+    ctx: &mut ValueContext,
+) {
+    out.extend_from_slice(EQUALS_LINE);
+    push_call_line(out, stamp, name);
+    out.extend_from_slice(DASH_LINE);
+    if args.is_empty() {
+        out.extend_from_slice(b"(No explicit arguments)\n");
+        return;
+    }
+    out.extend_from_slice(b"Positional input arguments:\n");
+    for (i, arg) in args.iter().enumerate() {
+        out.extend_from_slice(b"  arg[");
+        push_int(out, i);
+        out.extend_from_slice(b"]:\n");
+        write_value(out, arg, 4, ctx);
+    }
+}
+
+/// How the real function ended.
+pub enum Outcome<'a> {
+    /// Return code 0: the value left in `result`.
+    Returned(&'a FfiAny),
+    /// Non-zero return code with the error object's kind and message (read without consuming it).
+    Failed { kind: &'a [u8], message: &'a [u8] },
+    /// Non-zero return code and no error object (modules built with old headers return -2 this way).
+    FailedWithoutError(i32),
+}
+
+/// Appends the outputs record: the output value or the failure, at level 5 the statistics of every tensor
+/// argument after the call, then the closing separator and a blank line.
+pub fn push_outputs_record(
+    out: &mut Vec<u8>,
+    outcome: Outcome,
+    args: &[FfiAny],
+    ctx: &mut ValueContext,
+) {
+    match outcome {
+        Outcome::Returned(result) => {
+            out.extend_from_slice(b"Output value:\n");
+            write_value(out, result, 2, ctx);
+        }
+        Outcome::Failed { kind, message } => {
+            out.extend_from_slice(b"Call failed: ");
+            push_one_line(out, kind);
+            out.extend_from_slice(b": ");
+            push_one_line(out, message);
+            out.push(b'\n');
+        }
+        Outcome::FailedWithoutError(rc) => {
+            out.extend_from_slice(b"Call failed: return code ");
+            push_int(out, rc);
+            out.push(b'\n');
+        }
+    }
+    if let Some(stats) = ctx.stats.as_deref_mut() {
+        push_tensors_after(out, args, stats);
+    }
+    out.extend_from_slice(EQUALS_LINE);
+    out.push(b'\n');
+}
+
+/// Appends `Tensor arguments after the call:` and the statistics of every top-level tensor argument.
+fn push_tensors_after(out: &mut Vec<u8>, args: &[FfiAny], stats: &mut dyn StatsSource) {
+    let mut header_written = false;
+    for (i, arg) in args.iter().enumerate() {
+        let Some(source) = tensor_source(arg) else {
+            continue;
+        };
+        if !header_written {
+            out.extend_from_slice(b"Tensor arguments after the call:\n");
+            header_written = true;
+        }
+        out.extend_from_slice(b"  arg[");
+        push_int(out, i);
+        out.extend_from_slice(b"] (after):\n");
+        match source.read() {
+            Ok(desc) => stats.write_stats(&desc, out, 4),
+            Err(reason) => {
+                push_indent(out, 4);
+                out.extend_from_slice(b"<invalid tensor: ");
+                out.extend_from_slice(reason.as_bytes());
+                out.extend_from_slice(b">\n");
+            }
+        }
+    }
+}
+
+/// Appends text that must stay on one line: newlines and other control bytes are shown escaped, and invalid
+/// UTF-8 as `\xNN`, so a multi-line error message cannot break the record grammar.
+fn push_one_line(out: &mut Vec<u8>, text: &[u8]) {
+    for chunk in text.utf8_chunks() {
+        for ch in chunk.valid().chars() {
+            match ch {
+                '\n' => out.extend_from_slice(b"\\n"),
+                '\r' => out.extend_from_slice(b"\\r"),
+                '\t' => out.extend_from_slice(b"\\t"),
+                c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                    out.extend_from_slice(format!("\\x{:02x}", c as u32).as_bytes());
+                }
+                c => {
+                    let mut tmp = [0u8; 4];
+                    out.extend_from_slice(c.encode_utf8(&mut tmp).as_bytes());
+                }
+            }
+        }
+        for &b in chunk.invalid() {
+            out.extend_from_slice(format!("\\x{b:02x}").as_bytes());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::abi::ffi::type_index as ti;
+
+    fn no_types(_: i32, _: &mut Vec<u8>) -> bool {
+        false
+    }
+
+    fn any(type_index: i32, payload: u64) -> FfiAny {
+        FfiAny {
+            type_index,
+            small_len: 0,
+            payload,
+        }
+    }
+
+    #[test]
+    fn inputs_and_outputs_layout() {
+        let stamp = Stamp::from_parts(2026, 11, 28, 21, 4, 5);
+        let args = [any(ti::FLOAT, 1e-6f64.to_bits()), any(ti::BOOL, 0)];
+        let mut ctx = ValueContext {
+            type_key: &no_types,
+            stats: None,
+        };
+        let mut out = Vec::new();
+        push_inputs_record(&mut out, &stamp, "norm.rmsnorm", &args, &mut ctx);
+        let none = any(ti::NONE, 0);
+        push_outputs_record(&mut out, Outcome::Returned(&none), &args, &mut ctx);
+        let eq = "=".repeat(80);
+        let dash = "-".repeat(80);
+        let want = format!(
+            "{eq}\n[2026-11-28 21:04:05] FlashInfer API Call: norm.rmsnorm\n{dash}\nPositional input arguments:\n  arg[0]:\n    1e-06\n  arg[1]:\n    False\nOutput value:\n  None\n{eq}\n\n"
+        );
+        assert_eq!(String::from_utf8(out).unwrap(), want);
+    }
+
+    #[test]
+    fn no_arguments_and_failures() {
+        let stamp = Stamp::from_parts(2026, 1, 2, 3, 4, 5);
+        let mut ctx = ValueContext {
+            type_key: &no_types,
+            stats: None,
+        };
+        let mut out = Vec::new();
+        push_inputs_record(&mut out, &stamp, "m.f", &[], &mut ctx);
+        push_outputs_record(
+            &mut out,
+            Outcome::Failed {
+                kind: b"ValueError",
+                message: b"bad\nvalue",
+            },
+            &[],
+            &mut ctx,
+        );
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("\n(No explicit arguments)\nCall failed: ValueError: bad\\nvalue\n"));
+        let mut out = Vec::new();
+        push_outputs_record(&mut out, Outcome::FailedWithoutError(-2), &[], &mut ctx);
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .starts_with("Call failed: return code -2\n"));
+    }
+}

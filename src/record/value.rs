@@ -1,0 +1,304 @@
+//! The text of one TVM-FFI value (`LOG-FORMAT.md`, "Values"): one small printer per kind; [`write_value`]
+//! only dispatches. Every pointer inside a value is read through the fault-tolerant readers of `abi`.
+
+use super::names::{push_device, push_dtype};
+use super::push_indent;
+use super::pyrepr::{
+    push_bytes_repr, push_float_repr, push_hex, push_int, push_str_repr, push_tuple,
+};
+use super::tensor::{write_tensor_block, StatsSource};
+use crate::abi::dlpack::{self, DataType, Device, TensorDesc};
+use crate::abi::ffi::{self, type_index as ti, ByteArray, FfiAny, SeqPayload};
+use crate::abi::mem;
+
+/// Longest string or byte sequence printed; longer ones end with `...` inside the quotes.
+pub const MAX_TEXT_BYTES: usize = 1024;
+/// Most items of an Array or List printed; the rest are summarised in one line.
+pub const MAX_ITEMS: usize = 64;
+/// Deepest nesting of containers printed.
+pub const MAX_DEPTH: usize = 8;
+/// Longest Shape object printed.
+const MAX_SHAPE: usize = 64;
+
+/// What the value printer needs from its surroundings.
+pub struct ValueContext<'a> {
+    /// Names a registered type index (`TVMFFIGetTypeInfo`), appending its type key; false when unknown.
+    pub type_key: &'a dyn Fn(i32, &mut Vec<u8>) -> bool,
+    /// Statistics of tensors at level 5; None below.
+    pub stats: Option<&'a mut dyn StatsSource>,
+}
+
+/// Appends `value` at `indent`: one or more whole lines.
+pub fn write_value(out: &mut Vec<u8>, value: &FfiAny, indent: usize, ctx: &mut ValueContext) {
+    write_value_at_depth(out, value, indent, ctx, 0);
+}
+
+fn write_value_at_depth(
+    out: &mut Vec<u8>,
+    value: &FfiAny,
+    indent: usize,
+    ctx: &mut ValueContext,
+    depth: usize,
+) {
+    match as_block(value) {
+        Some(block) => write_block(out, block, indent, ctx, depth),
+        None => {
+            push_indent(out, indent);
+            write_inline(out, value, ctx);
+            out.push(b'\n');
+        }
+    }
+}
+
+/// A value printed over several lines.
+enum Block {
+    /// A tensor: the descriptor is read from here.
+    Tensor(TensorSource),
+    /// A non-empty Array or List object.
+    Seq(SeqPayload),
+}
+
+/// Where a tensor's `DLTensor` lives.
+#[derive(Clone, Copy)]
+pub enum TensorSource {
+    /// A `DLTensor*` (type index 7).
+    DlTensorPtr(usize),
+    /// A Tensor object (70): the `DLTensor` follows the object header.
+    Object(usize),
+}
+
+impl TensorSource {
+    /// Reads and checks the descriptor.
+    pub fn read(self) -> Result<TensorDesc, mem::ReadError> {
+        match self {
+            TensorSource::DlTensorPtr(p) => dlpack::read_tensor(p),
+            TensorSource::Object(0) => Err("null Tensor object"),
+            TensorSource::Object(obj) => dlpack::read_tensor(obj + ffi::OBJECT_HEADER_SIZE),
+        }
+    }
+}
+
+/// The object an argument refers to, and its type index: objects directly, ObjectRValueRef through one
+/// indirection (the type index then comes from the object's header).
+fn object_of(value: &FfiAny) -> Option<(usize, i32)> {
+    match value.type_index {
+        t if t >= ti::STATIC_OBJECT_BEGIN => Some((value.as_addr(), t)),
+        ti::OBJECT_RVALUE_REF => {
+            let obj: usize = mem::read_pod(value.as_addr()).ok()?;
+            let header = ffi::read_object_header(obj).ok()?;
+            Some((obj, header.type_index))
+        }
+        _ => None,
+    }
+}
+
+/// If `value` is a tensor (7, 70, or a reference to a Tensor object), where its descriptor lives.
+pub fn tensor_source(value: &FfiAny) -> Option<TensorSource> {
+    if value.type_index == ti::DL_TENSOR_PTR {
+        return Some(TensorSource::DlTensorPtr(value.as_addr()));
+    }
+    match object_of(value) {
+        Some((obj, ti::TENSOR)) => Some(TensorSource::Object(obj)),
+        _ => None,
+    }
+}
+
+fn as_block(value: &FfiAny) -> Option<Block> {
+    if let Some(t) = tensor_source(value) {
+        return Some(Block::Tensor(t));
+    }
+    match object_of(value) {
+        Some((obj, ti::ARRAY | ti::LIST)) if obj != 0 => {
+            let seq: SeqPayload = ffi::read_object_payload(obj).ok()?;
+            (seq.size > 0).then_some(Block::Seq(seq))
+        }
+        _ => None,
+    }
+}
+
+fn write_block(
+    out: &mut Vec<u8>,
+    block: Block,
+    indent: usize,
+    ctx: &mut ValueContext,
+    depth: usize,
+) {
+    match block {
+        Block::Tensor(source) => {
+            write_tensor_block(out, source.read(), indent, ctx.stats.as_deref_mut())
+        }
+        Block::Seq(seq) => {
+            push_indent(out, indent);
+            if depth >= MAX_DEPTH {
+                out.extend_from_slice(b"[...]\n");
+                return;
+            }
+            out.extend_from_slice(b"[\n");
+            let shown = (seq.size as usize).min(MAX_ITEMS);
+            for i in 0..shown {
+                push_indent(out, indent + 2);
+                out.push(b'[');
+                push_int(out, i);
+                out.extend_from_slice(b"]:");
+                match ffi::read_any_at(seq.data, i) {
+                    Err(reason) => {
+                        out.extend_from_slice(b" <unreadable item: ");
+                        out.extend_from_slice(reason.as_bytes());
+                        out.extend_from_slice(b">\n");
+                    }
+                    Ok(item) => match as_block(&item) {
+                        Some(b) => {
+                            out.push(b'\n');
+                            write_block(out, b, indent + 4, ctx, depth + 1);
+                        }
+                        None => {
+                            out.push(b' ');
+                            write_inline(out, &item, ctx);
+                            out.push(b'\n');
+                        }
+                    },
+                }
+            }
+            if (seq.size as usize) > shown {
+                push_indent(out, indent + 2);
+                out.extend_from_slice(b"... (");
+                push_int(out, seq.size as usize - shown);
+                out.extend_from_slice(b" more items)\n");
+            }
+            push_indent(out, indent);
+            out.extend_from_slice(b"]\n");
+        }
+    }
+}
+
+/// Appends a value that fits on one line (no newline).
+fn write_inline(out: &mut Vec<u8>, value: &FfiAny, ctx: &mut ValueContext) {
+    match value.type_index {
+        ti::NONE => out.extend_from_slice(b"None"),
+        ti::INT => push_int(out, value.as_i64()),
+        ti::BOOL => out.extend_from_slice(if value.payload != 0 {
+            b"True"
+        } else {
+            b"False"
+        }),
+        ti::FLOAT => push_float_repr(out, value.as_f64()),
+        ti::OPAQUE_PTR if value.payload == 0 => out.extend_from_slice(b"None"),
+        ti::OPAQUE_PTR => push_hex(out, value.payload),
+        ti::DATA_TYPE => {
+            let b = value.inline_bytes();
+            push_dtype(
+                out,
+                DataType {
+                    code: b[0],
+                    bits: b[1],
+                    lanes: u16::from_le_bytes([b[2], b[3]]),
+                },
+            );
+        }
+        ti::DEVICE => {
+            let b = value.inline_bytes();
+            push_device(
+                out,
+                Device {
+                    device_type: i32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+                    device_id: i32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+                },
+            );
+        }
+        ti::RAW_STR => {
+            let mut text = Vec::new();
+            match mem::read_c_str(value.as_addr(), MAX_TEXT_BYTES, &mut text) {
+                Ok(truncated) => push_str_repr(out, &text, truncated),
+                Err(reason) => push_unreadable(out, "str", reason),
+            }
+        }
+        ti::BYTE_ARRAY_PTR => match mem::read_pod::<ByteArray>(value.as_addr()) {
+            Ok(bytes) => push_byte_array(out, bytes, true),
+            Err(reason) => push_unreadable(out, "bytes", reason),
+        },
+        ti::SMALL_STR | ti::SMALL_BYTES => {
+            let bytes = value.inline_bytes();
+            let len = (value.small_len as usize).min(7);
+            if value.type_index == ti::SMALL_STR {
+                push_str_repr(out, &bytes[..len], false);
+            } else {
+                push_bytes_repr(out, &bytes[..len], false);
+            }
+        }
+        ti::UNCHANGED => out.extend_from_slice(b"<unchanged>"),
+        t if t < ti::STATIC_OBJECT_BEGIN && t != ti::OBJECT_RVALUE_REF => {
+            out.extend_from_slice(b"<unknown type_index=");
+            push_int(out, t);
+            out.push(b'>');
+        }
+        _ => match object_of(value) {
+            Some((obj, t)) => write_object_inline(out, obj, t, ctx),
+            None => push_unreadable(out, "object", "unreadable reference"),
+        },
+    }
+}
+
+/// Appends an object that is not a tensor and not a non-empty sequence.
+fn write_object_inline(out: &mut Vec<u8>, obj: usize, type_index: i32, ctx: &mut ValueContext) {
+    if obj == 0 {
+        push_unreadable(out, "object", "null pointer");
+        return;
+    }
+    match type_index {
+        ti::STR | ti::BYTES => match ffi::read_object_payload::<ByteArray>(obj) {
+            Ok(bytes) => push_byte_array(out, bytes, type_index == ti::BYTES),
+            Err(reason) => push_unreadable(out, "object", reason),
+        },
+        ti::SHAPE => match ffi::read_object_payload::<ByteArray>(obj) {
+            Ok(shape) if shape.size <= MAX_SHAPE => {
+                let mut dims = [0i64; MAX_SHAPE];
+                match mem::read_i64s(shape.data, &mut dims[..shape.size]) {
+                    Ok(()) => push_tuple(out, &dims[..shape.size]),
+                    Err(reason) => push_unreadable(out, "shape", reason),
+                }
+            }
+            Ok(_) => push_unreadable(out, "shape", "too many dimensions"),
+            Err(reason) => push_unreadable(out, "object", reason),
+        },
+        // Only empty sequences reach here (non-empty ones are blocks).
+        ti::ARRAY | ti::LIST => out.extend_from_slice(b"[]"),
+        ti::MAP | ti::DICT => match ffi::read_object_payload::<[u64; 2]>(obj) {
+            Ok([_, size]) if size < (1 << 40) => {
+                out.extend_from_slice(b"{dict with ");
+                push_int(out, size);
+                out.extend_from_slice(if size == 1 { b" key}" } else { b" keys}" });
+            }
+            _ => out.extend_from_slice(b"{dict}"),
+        },
+        t => {
+            out.extend_from_slice(b"<object ");
+            if !(ctx.type_key)(t, out) {
+                out.extend_from_slice(b"type_index=");
+                push_int(out, t);
+            }
+            out.push(b'>');
+        }
+    }
+}
+
+fn push_byte_array(out: &mut Vec<u8>, bytes: ByteArray, as_bytes: bool) {
+    let len = bytes.size.min(MAX_TEXT_BYTES);
+    let mut text = vec![0u8; len];
+    if let Err(reason) = mem::read_bytes(bytes.data, &mut text) {
+        push_unreadable(out, if as_bytes { "bytes" } else { "str" }, reason);
+        return;
+    }
+    if as_bytes {
+        push_bytes_repr(out, &text, bytes.size > len);
+    } else {
+        push_str_repr(out, &text, bytes.size > len);
+    }
+}
+
+fn push_unreadable(out: &mut Vec<u8>, what: &str, reason: &str) {
+    out.extend_from_slice(b"<invalid ");
+    out.extend_from_slice(what.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(reason.as_bytes());
+    out.push(b'>');
+}
