@@ -51,10 +51,7 @@ impl Drop for Buffer {
         }
         let p = Box::into_raw(b);
         for slot in &POOL {
-            if slot
-                .compare_exchange(null_mut(), p, Ordering::Release, Ordering::Relaxed)
-                .is_ok()
-            {
+            if slot.compare_exchange(null_mut(), p, Ordering::Release, Ordering::Relaxed).is_ok() {
                 return;
             }
         }

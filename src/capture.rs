@@ -17,10 +17,7 @@ pub fn began(stream: usize) {
     ACTIVE.fetch_add(1, Ordering::SeqCst);
     let key = stream.wrapping_add(1);
     for slot in &STREAMS {
-        if slot
-            .compare_exchange(EMPTY, key, Ordering::SeqCst, Ordering::Relaxed)
-            .is_ok()
-        {
+        if slot.compare_exchange(EMPTY, key, Ordering::SeqCst, Ordering::Relaxed).is_ok() {
             return;
         }
     }
@@ -31,20 +28,14 @@ pub fn began(stream: usize) {
 pub fn ended(stream: usize) {
     let key = stream.wrapping_add(1);
     for slot in &STREAMS {
-        if slot
-            .compare_exchange(key, EMPTY, Ordering::SeqCst, Ordering::Relaxed)
-            .is_ok()
-        {
+        if slot.compare_exchange(key, EMPTY, Ordering::SeqCst, Ordering::Relaxed).is_ok() {
             ACTIVE.fetch_sub(1, Ordering::SeqCst);
             return;
         }
     }
     // Not in the table: it may be one of the overflow captures counted only in ACTIVE.
     let _ = ACTIVE.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-        let in_table = STREAMS
-            .iter()
-            .filter(|s| s.load(Ordering::Relaxed) != EMPTY)
-            .count() as i64;
+        let in_table = STREAMS.iter().filter(|s| s.load(Ordering::Relaxed) != EMPTY).count() as i64;
         (n > in_table).then_some(n - 1)
     });
 }

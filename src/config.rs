@@ -68,9 +68,7 @@ impl Config {
         let level = match level_value {
             None => 0,
             Some(v) => parse_level(&v).unwrap_or_else(|| {
-                warnings.push(format!(
-                    "flashlog: {level_var}='{v}' is not an integer; logging disabled"
-                ));
+                warnings.push(format!("flashlog: {level_var}='{v}' is not an integer; logging disabled"));
                 0
             }),
         };
@@ -84,8 +82,7 @@ impl Config {
             Some(globs) => ModuleFilter::Globs(GlobSet::parse(&globs)),
             None => ModuleFilter::PathContainsFlashinfer,
         };
-        let kernels =
-            GlobSet::parse(&get("FLASHLOG_KERNELS").unwrap_or_else(|| "*flashinfer*".to_string()));
+        let kernels = GlobSet::parse(&get("FLASHLOG_KERNELS").unwrap_or_else(|| "*flashinfer*".to_string()));
         Config {
             level,
             dest,
@@ -137,10 +134,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn cfg(vars: &[(&str, &str)]) -> Config {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Config::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -158,21 +152,12 @@ mod tests {
     fn invalid_levels_warn_and_disable() {
         let c = cfg(&[("FLASHINFER_LOGLEVEL", "abc")]);
         assert_eq!(c.level, 0);
-        assert_eq!(
-            c.warnings,
-            ["flashlog: FLASHINFER_LOGLEVEL='abc' is not an integer; logging disabled"]
-        );
+        assert_eq!(c.warnings, ["flashlog: FLASHINFER_LOGLEVEL='abc' is not an integer; logging disabled"]);
         let c = cfg(&[("FLASHINFER_LOGLEVEL", "")]);
-        assert_eq!(
-            c.warnings,
-            ["flashlog: FLASHINFER_LOGLEVEL='' is not an integer; logging disabled"]
-        );
+        assert_eq!(c.warnings, ["flashlog: FLASHINFER_LOGLEVEL='' is not an integer; logging disabled"]);
         let c = cfg(&[("FLASHLOG_LEVEL", "x"), ("FLASHINFER_LOGLEVEL", "3")]);
         assert_eq!(c.level, 0);
-        assert_eq!(
-            c.warnings,
-            ["flashlog: FLASHLOG_LEVEL='x' is not an integer; logging disabled"]
-        );
+        assert_eq!(c.warnings, ["flashlog: FLASHLOG_LEVEL='x' is not an integer; logging disabled"]);
     }
 
     #[test]
@@ -185,24 +170,15 @@ mod tests {
         ]);
         assert_eq!(c.level, 5);
         assert_eq!(c.dest, Dest::Stderr);
-        assert_eq!(
-            cfg(&[("FLASHLOG_LEVEL", "0"), ("FLASHINFER_LOGLEVEL", "3")]).level,
-            0
-        );
+        assert_eq!(cfg(&[("FLASHLOG_LEVEL", "0"), ("FLASHINFER_LOGLEVEL", "3")]).level, 0);
     }
 
     #[test]
     fn destinations() {
         assert_eq!(cfg(&[]).dest, Dest::Stdout);
         assert_eq!(cfg(&[("FLASHINFER_LOGDEST", "stdout")]).dest, Dest::Stdout);
-        assert_eq!(
-            cfg(&[("FLASHINFER_LOGDEST", "Stderr")]).dest,
-            Dest::File("Stderr".into())
-        );
-        assert_eq!(
-            cfg(&[("FLASHINFER_LOGDEST", "")]).dest,
-            Dest::File(String::new())
-        );
+        assert_eq!(cfg(&[("FLASHINFER_LOGDEST", "Stderr")]).dest, Dest::File("Stderr".into()));
+        assert_eq!(cfg(&[("FLASHINFER_LOGDEST", "")]).dest, Dest::File(String::new()));
         assert_eq!(expand_pid("log_%i_%i.txt", 42), "log_42_42.txt");
         assert_eq!(expand_pid("plain.txt", 42), "plain.txt");
     }
@@ -220,10 +196,7 @@ mod tests {
 
     #[test]
     fn dump_filters() {
-        let c = cfg(&[
-            ("FLASHINFER_DUMP_INCLUDE", "rmsnorm,*decode*"),
-            ("FLASHINFER_DUMP_EXCLUDE", "*.plan"),
-        ]);
+        let c = cfg(&[("FLASHINFER_DUMP_INCLUDE", "rmsnorm,*decode*"), ("FLASHINFER_DUMP_EXCLUDE", "*.plan")]);
         assert!(c.dump_allows("norm.rmsnorm"));
         assert!(c.dump_allows("batch_decode_x.run"));
         assert!(!c.dump_allows("batch_decode_x.plan"));

@@ -10,14 +10,7 @@ pub struct GlobSet {
 impl GlobSet {
     /// Parses a comma-separated list; empty items are dropped, spaces around items trimmed.
     pub fn parse(list: &str) -> GlobSet {
-        GlobSet {
-            patterns: list
-                .split(',')
-                .map(str::trim)
-                .filter(|p| !p.is_empty())
-                .map(String::from)
-                .collect(),
-        }
+        GlobSet { patterns: list.split(',').map(str::trim).filter(|p| !p.is_empty()).map(String::from).collect() }
     }
 
     /// Whether the set has no pattern (then it matches nothing).
@@ -27,9 +20,7 @@ impl GlobSet {
 
     /// Whether `name` matches any pattern.
     pub fn matches(&self, name: &str) -> bool {
-        self.patterns
-            .iter()
-            .any(|p| glob_match(p.as_bytes(), name.as_bytes()))
+        self.patterns.iter().any(|p| glob_match(p.as_bytes(), name.as_bytes()))
     }
 }
 
@@ -121,10 +112,7 @@ mod tests {
     #[test]
     fn like_fnmatchcase() {
         assert!(m("*", ""));
-        assert!(m(
-            "*flashinfer*",
-            "/home/u/.cache/flashinfer/0.6/norm/norm.so"
-        ));
+        assert!(m("*flashinfer*", "/home/u/.cache/flashinfer/0.6/norm/norm.so"));
         assert!(!m("*flashinfer*", "/usr/lib/libfoo.so"));
         assert!(m("norm.*", "norm.rmsnorm"));
         assert!(m("*decode*", "batch_decode_x.run"));

@@ -33,10 +33,7 @@ fn descriptor() -> i32 {
         match STATE.load(Ordering::Acquire) {
             OPEN => return FD.load(Ordering::Acquire),
             UNOPENED => {
-                if STATE
-                    .compare_exchange(UNOPENED, OPENING, Ordering::AcqRel, Ordering::Acquire)
-                    .is_ok()
-                {
+                if STATE.compare_exchange(UNOPENED, OPENING, Ordering::AcqRel, Ordering::Acquire).is_ok() {
                     let fd = open_destination();
                     FD.store(fd, Ordering::Release);
                     STATE.store(OPEN, Ordering::Release);
@@ -75,6 +72,7 @@ fn open_destination() -> i32 {
 /// Fork handler (child side): the child writes its own system information record and, when the destination
 /// names the process id, opens its own file on its next record. Only atomics are touched here.
 pub extern "C" fn after_fork_in_child() {
+    sys::forget_pid();
     SYSINFO_WRITTEN.store(false, Ordering::Relaxed);
     let per_process = matches!(&config().dest, Dest::File(t) if t.contains("%i"));
     if per_process || STATE.load(Ordering::Relaxed) == OPENING {

@@ -52,10 +52,7 @@ pub fn disable() {
 fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
         disable();
-        let location = info
-            .location()
-            .map(|l| format!("{}:{}", l.file(), l.line()))
-            .unwrap_or_default();
+        let location = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
         let message = info
             .payload()
             .downcast_ref::<&str>()

@@ -78,12 +78,8 @@ impl Driver {
     /// Name and compute capability of every device; None when the driver is not initialised (the shim never
     /// calls `cuInit` itself) or a query fails.
     pub fn devices(&self) -> Option<Vec<(String, i32, i32)>> {
-        let (count_fn, get, name_fn, attr) = (
-            self.device_get_count?,
-            self.device_get?,
-            self.device_get_name?,
-            self.device_get_attribute?,
-        );
+        let (count_fn, get, name_fn, attr) =
+            (self.device_get_count?, self.device_get?, self.device_get_name?, self.device_get_attribute?);
         let mut count = 0;
         // SAFETY: valid out-parameters and buffer sizes for each query.
         unsafe {
@@ -152,10 +148,6 @@ impl Driver {
         if unsafe { f(&mut name, function) } != SUCCESS || name.is_null() {
             return None;
         }
-        Some(
-            unsafe { CStr::from_ptr(name) }
-                .to_string_lossy()
-                .into_owned(),
-        )
+        Some(unsafe { CStr::from_ptr(name) }.to_string_lossy().into_owned())
     }
 }

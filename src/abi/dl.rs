@@ -51,13 +51,8 @@ pub fn handle_path(handle: usize, out: &mut Vec<u8>) -> bool {
     out.clear();
     let mut map: *mut libc::c_void = std::ptr::null_mut();
     // SAFETY: dlinfo writes a `struct link_map*` into `map` for a valid handle; it fails (-1) otherwise.
-    let rc = unsafe {
-        libc::dlinfo(
-            handle as *mut c_void,
-            libc::RTLD_DI_LINKMAP,
-            (&mut map as *mut *mut c_void).cast(),
-        )
-    };
+    let rc =
+        unsafe { libc::dlinfo(handle as *mut c_void, libc::RTLD_DI_LINKMAP, (&mut map as *mut *mut c_void).cast()) };
     if rc != 0 || map.is_null() {
         return false;
     }
@@ -88,22 +83,13 @@ pub fn addr_info(addr: usize) -> Option<AddrInfo> {
         return None;
     }
     // SAFETY: strings owned by the loader, NUL-terminated.
-    let object = unsafe { CStr::from_ptr(info.dli_fname) }
-        .to_string_lossy()
-        .into_owned();
+    let object = unsafe { CStr::from_ptr(info.dli_fname) }.to_string_lossy().into_owned();
     let exact_symbol = if !info.dli_sname.is_null() && info.dli_saddr as usize == addr {
-        Some(
-            unsafe { CStr::from_ptr(info.dli_sname) }
-                .to_string_lossy()
-                .into_owned(),
-        )
+        Some(unsafe { CStr::from_ptr(info.dli_sname) }.to_string_lossy().into_owned())
     } else {
         None
     };
-    Some(AddrInfo {
-        object,
-        exact_symbol,
-    })
+    Some(AddrInfo { object, exact_symbol })
 }
 
 /// A handle to an already-loaded object whose file name starts with `prefix` (e.g. `libcuda.so`), taken
@@ -138,10 +124,7 @@ pub fn loaded_object_path(prefix: &str) -> Option<String> {
         }
         0
     }
-    let mut search = Search {
-        prefix,
-        found: None,
-    };
+    let mut search = Search { prefix, found: None };
     // SAFETY: the callback only reads loader-owned strings and writes into `search`.
     unsafe { libc::dl_iterate_phdr(Some(visit), (&mut search as *mut Search).cast()) };
     search.found

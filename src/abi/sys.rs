@@ -61,13 +61,8 @@ pub fn write_all(fd: i32, mut buf: &[u8]) -> bool {
 /// descriptor or the `errno` text.
 pub fn open_append(path: &CStr) -> Result<i32, String> {
     // SAFETY: `path` is NUL-terminated.
-    let fd = unsafe {
-        libc::open(
-            path.as_ptr(),
-            libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC,
-            0o644,
-        )
-    };
+    let fd =
+        unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC, 0o644) };
     if fd < 0 {
         return Err(std::io::Error::from_raw_os_error(errno()).to_string());
     }
@@ -93,10 +88,25 @@ pub fn close(fd: i32) {
     unsafe { libc::close(fd) };
 }
 
-/// The process id (a system call: not cached by glibc).
+static PID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// The process id, cached (glibc's `getpid` is a system call each time); [`forget_pid`] runs in a forked
+/// child.
 pub fn pid() -> i32 {
+    use std::sync::atomic::Ordering;
+    let cached = PID.load(Ordering::Relaxed);
+    if cached != 0 {
+        return cached;
+    }
     // SAFETY: getpid has no preconditions.
-    unsafe { libc::getpid() }
+    let pid = unsafe { libc::getpid() };
+    PID.store(pid, Ordering::Relaxed);
+    pid
+}
+
+/// Drops the cached process id (fork handler, child side).
+pub fn forget_pid() {
+    PID.store(0, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Whether the process runs with AT_SECURE (setuid/setgid): then environment-named files are never opened.
@@ -107,10 +117,7 @@ pub fn is_secure_execution() -> bool {
 
 /// Wall-clock seconds since the epoch (coarse clock: the shim prints whole seconds).
 pub fn now_seconds() -> i64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `ts` is a valid out-parameter.
     unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
     ts.tv_sec
@@ -146,9 +153,7 @@ pub fn getenv(name: &CStr) -> Option<String> {
 
 /// The process's short command name (`/proc/self/comm`).
 pub fn command_name() -> String {
-    std::fs::read_to_string("/proc/self/comm")
-        .map(|s| s.trim_end().to_string())
-        .unwrap_or_default()
+    std::fs::read_to_string("/proc/self/comm").map(|s| s.trim_end().to_string()).unwrap_or_default()
 }
 
 /// Registers fork handlers (once per process); `child` runs in the child right after `fork`.

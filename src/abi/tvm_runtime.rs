@@ -4,9 +4,7 @@
 //! program) put the runtime.
 
 use super::dl::{real_dlsym, RTLD_DEFAULT};
-use super::ffi::{
-    read_object_header, read_object_payload, type_index, ByteArray, ErrorCell, TypeInfoHead,
-};
+use super::ffi::{read_object_header, read_object_payload, type_index, ByteArray, ErrorCell, TypeInfoHead};
 use super::mem::{read_bytes, read_pod};
 use std::ffi::{c_void, CStr};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,10 +17,7 @@ struct GlobalFn {
 
 impl GlobalFn {
     const fn new(name: &'static CStr) -> Self {
-        GlobalFn {
-            name,
-            addr: AtomicUsize::new(0),
-        }
+        GlobalFn { name, addr: AtomicUsize::new(0) }
     }
     fn get(&self) -> Option<usize> {
         let a = self.addr.load(Ordering::Relaxed);
@@ -48,11 +43,7 @@ const MAX_ERROR_TEXT: usize = 4096;
 /// error raised exactly as before: move it out, read it, set it raised again (which adds a reference),
 /// then drop our reference. Returns false (touching nothing) when no error is raised or the runtime is absent.
 pub fn peek_raised_error(kind: &mut Vec<u8>, message: &mut Vec<u8>) -> bool {
-    let (Some(take), Some(set), Some(dec)) = (
-        MOVE_FROM_RAISED.get(),
-        SET_RAISED.get(),
-        OBJECT_DEC_REF.get(),
-    ) else {
+    let (Some(take), Some(set), Some(dec)) = (MOVE_FROM_RAISED.get(), SET_RAISED.get(), OBJECT_DEC_REF.get()) else {
         return false;
     };
     let mut err: *mut c_void = std::ptr::null_mut();

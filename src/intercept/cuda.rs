@@ -69,96 +69,26 @@ pub struct EntryInfo {
 
 macro_rules! row {
     ($sym:literal, $base:literal, $pt:literal, $e:ident) => {
-        EntryInfo {
-            symbol: $sym,
-            base: $base,
-            per_thread: $pt,
-            entry: Entry::$e,
-        }
+        EntryInfo { symbol: $sym, base: $base, per_thread: $pt, entry: Entry::$e }
     };
 }
 
 /// Every wrapped driver entry point.
 pub const ENTRIES: [EntryInfo; 14] = [
-    row!(
-        c"cuStreamBeginCapture",
-        "cuStreamBeginCapture",
-        false,
-        BeginCapture
-    ),
-    row!(
-        c"cuStreamBeginCapture_ptsz",
-        "cuStreamBeginCapture",
-        true,
-        BeginCapturePtsz
-    ),
-    row!(
-        c"cuStreamBeginCapture_v2",
-        "cuStreamBeginCapture",
-        false,
-        BeginCaptureV2
-    ),
-    row!(
-        c"cuStreamBeginCapture_v2_ptsz",
-        "cuStreamBeginCapture",
-        true,
-        BeginCaptureV2Ptsz
-    ),
-    row!(
-        c"cuStreamBeginCaptureToGraph",
-        "cuStreamBeginCaptureToGraph",
-        false,
-        BeginCaptureToGraph
-    ),
-    row!(
-        c"cuStreamBeginCaptureToGraph_ptsz",
-        "cuStreamBeginCaptureToGraph",
-        true,
-        BeginCaptureToGraphPtsz
-    ),
-    row!(
-        c"cuStreamEndCapture",
-        "cuStreamEndCapture",
-        false,
-        EndCapture
-    ),
-    row!(
-        c"cuStreamEndCapture_ptsz",
-        "cuStreamEndCapture",
-        true,
-        EndCapturePtsz
-    ),
+    row!(c"cuStreamBeginCapture", "cuStreamBeginCapture", false, BeginCapture),
+    row!(c"cuStreamBeginCapture_ptsz", "cuStreamBeginCapture", true, BeginCapturePtsz),
+    row!(c"cuStreamBeginCapture_v2", "cuStreamBeginCapture", false, BeginCaptureV2),
+    row!(c"cuStreamBeginCapture_v2_ptsz", "cuStreamBeginCapture", true, BeginCaptureV2Ptsz),
+    row!(c"cuStreamBeginCaptureToGraph", "cuStreamBeginCaptureToGraph", false, BeginCaptureToGraph),
+    row!(c"cuStreamBeginCaptureToGraph_ptsz", "cuStreamBeginCaptureToGraph", true, BeginCaptureToGraphPtsz),
+    row!(c"cuStreamEndCapture", "cuStreamEndCapture", false, EndCapture),
+    row!(c"cuStreamEndCapture_ptsz", "cuStreamEndCapture", true, EndCapturePtsz),
     row!(c"cuLaunchKernel", "cuLaunchKernel", false, LaunchKernel),
-    row!(
-        c"cuLaunchKernel_ptsz",
-        "cuLaunchKernel",
-        true,
-        LaunchKernelPtsz
-    ),
-    row!(
-        c"cuLaunchKernelEx",
-        "cuLaunchKernelEx",
-        false,
-        LaunchKernelEx
-    ),
-    row!(
-        c"cuLaunchKernelEx_ptsz",
-        "cuLaunchKernelEx",
-        true,
-        LaunchKernelExPtsz
-    ),
-    row!(
-        c"cuGetProcAddress",
-        "cuGetProcAddress",
-        false,
-        GetProcAddress
-    ),
-    row!(
-        c"cuGetProcAddress_v2",
-        "cuGetProcAddress",
-        false,
-        GetProcAddressV2
-    ),
+    row!(c"cuLaunchKernel_ptsz", "cuLaunchKernel", true, LaunchKernelPtsz),
+    row!(c"cuLaunchKernelEx", "cuLaunchKernelEx", false, LaunchKernelEx),
+    row!(c"cuLaunchKernelEx_ptsz", "cuLaunchKernelEx", true, LaunchKernelExPtsz),
+    row!(c"cuGetProcAddress", "cuGetProcAddress", false, GetProcAddress),
+    row!(c"cuGetProcAddress_v2", "cuGetProcAddress", false, GetProcAddressV2),
 ];
 
 /// The real driver function behind each entry (0 = not known yet).
@@ -241,13 +171,7 @@ pub fn wrap_driver_lookup(name: &[u8], found: usize) -> usize {
 }
 
 fn is_in_libcuda(addr: usize) -> bool {
-    dl::addr_info(addr).is_some_and(|i| {
-        i.object
-            .rsplit('/')
-            .next()
-            .unwrap_or("")
-            .starts_with("libcuda.so")
-    })
+    dl::addr_info(addr).is_some_and(|i| i.object.rsplit('/').next().unwrap_or("").starts_with("libcuda.so"))
 }
 
 /// Route 3: `cuGetProcAddress*` answered `found` for `symbol` at `version` with `flags`. Find which exact
@@ -268,8 +192,7 @@ fn wrap_proc_address(symbol: &[u8], found: usize, version: i32, flags: u64) -> u
         .and_then(|s| ENTRIES.iter().find(|e| e.symbol.to_bytes() == s.as_bytes()))
         .filter(|e| e.base == base)
         .map(|e| e.entry);
-    let entry =
-        by_address.unwrap_or_else(|| infer_variant(base, version, flags & PER_THREAD_FLAG != 0));
+    let entry = by_address.unwrap_or_else(|| infer_variant(base, version, flags & PER_THREAD_FLAG != 0));
     REAL[entry as usize].store(found, Ordering::Release);
     wrapper_addr(entry)
 }
@@ -299,13 +222,7 @@ pub fn infer_variant(base: &str, version: i32, per_thread: bool) -> Entry {
 ///
 /// # Safety
 /// `symbol` and `pfn` are the host's arguments to a `cuGetProcAddress*` call that returned `rc`.
-unsafe fn after_proc_address(
-    rc: i32,
-    symbol: *const c_char,
-    pfn: *mut usize,
-    version: i32,
-    flags: u64,
-) {
+unsafe fn after_proc_address(rc: i32, symbol: *const c_char, pfn: *mut usize, version: i32, flags: u64) {
     if rc != 0 || symbol.is_null() || pfn.is_null() || *pfn == 0 {
         return;
     }
@@ -319,20 +236,14 @@ unsafe fn after_proc_address(
 
 type Stream = usize;
 type GetProcAddressFn = unsafe extern "C" fn(*const c_char, *mut usize, i32, u64) -> i32;
-type GetProcAddressV2Fn =
-    unsafe extern "C" fn(*const c_char, *mut usize, i32, u64, *mut i32) -> i32;
+type GetProcAddressV2Fn = unsafe extern "C" fn(*const c_char, *mut usize, i32, u64, *mut i32) -> i32;
 
 /// `cuGetProcAddress` (CUDA 11.3 ABI).
 ///
 /// # Safety
 /// Called by the host with the driver's contract.
 #[cfg_attr(not(test), no_mangle)]
-pub unsafe extern "C" fn cuGetProcAddress(
-    symbol: *const c_char,
-    pfn: *mut usize,
-    version: i32,
-    flags: u64,
-) -> i32 {
+pub unsafe extern "C" fn cuGetProcAddress(symbol: *const c_char, pfn: *mut usize, version: i32, flags: u64) -> i32 {
     let Some(f) = real::<GetProcAddressFn>(Entry::GetProcAddress) else {
         return NOT_FOUND;
     };
@@ -404,8 +315,7 @@ macro_rules! end_capture_wrapper {
         /// Called by the host with the driver's contract.
         #[cfg_attr(not(test), no_mangle)]
         pub unsafe extern "C" fn $name(stream: Stream, graph: *mut usize) -> i32 {
-            let Some(f) = real::<unsafe extern "C" fn(Stream, *mut usize) -> i32>(Entry::$entry)
-            else {
+            let Some(f) = real::<unsafe extern "C" fn(Stream, *mut usize) -> i32>(Entry::$entry) else {
                 return NOT_FOUND;
             };
             let rc = f(stream, graph);
@@ -420,19 +330,8 @@ macro_rules! end_capture_wrapper {
 end_capture_wrapper!(cuStreamEndCapture, EndCapture);
 end_capture_wrapper!(cuStreamEndCapture_ptsz, EndCapturePtsz);
 
-type LaunchKernelFn = unsafe extern "C" fn(
-    usize,
-    u32,
-    u32,
-    u32,
-    u32,
-    u32,
-    u32,
-    u32,
-    Stream,
-    *mut *mut c_void,
-    *mut *mut c_void,
-) -> i32;
+type LaunchKernelFn =
+    unsafe extern "C" fn(usize, u32, u32, u32, u32, u32, u32, u32, Stream, *mut *mut c_void, *mut *mut c_void) -> i32;
 
 /// Defines a `cuLaunchKernel` wrapper: log the launch (never synchronising), then call the real function.
 macro_rules! launch_kernel_wrapper {
@@ -465,9 +364,7 @@ macro_rules! launch_kernel_wrapper {
                 shared_mem: shared_mem as u64,
                 stream,
             });
-            f(
-                function, gx, gy, gz, bx, by, bz, shared_mem, stream, params, extra,
-            )
+            f(function, gx, gy, gz, bx, by, bz, shared_mem, stream, params, extra)
         }
     };
 }
@@ -487,8 +384,7 @@ pub struct LaunchConfig {
     num_attrs: u32,
 }
 
-type LaunchKernelExFn =
-    unsafe extern "C" fn(*const LaunchConfig, usize, *mut *mut c_void, *mut *mut c_void) -> i32;
+type LaunchKernelExFn = unsafe extern "C" fn(*const LaunchConfig, usize, *mut *mut c_void, *mut *mut c_void) -> i32;
 
 /// Defines a `cuLaunchKernelEx` wrapper.
 macro_rules! launch_kernel_ex_wrapper {
@@ -537,34 +433,13 @@ mod tests {
 
     #[test]
     fn variants_follow_the_driver_mapping() {
-        assert_eq!(
-            infer_variant("cuStreamBeginCapture", 10000, false),
-            Entry::BeginCapture
-        );
-        assert_eq!(
-            infer_variant("cuStreamBeginCapture", 10010, false),
-            Entry::BeginCaptureV2
-        );
-        assert_eq!(
-            infer_variant("cuStreamBeginCapture", 10010, true),
-            Entry::BeginCaptureV2Ptsz
-        );
-        assert_eq!(
-            infer_variant("cuStreamBeginCapture", 10000, true),
-            Entry::BeginCapturePtsz
-        );
-        assert_eq!(
-            infer_variant("cuStreamEndCapture", 10000, true),
-            Entry::EndCapturePtsz
-        );
-        assert_eq!(
-            infer_variant("cuGetProcAddress", 11030, false),
-            Entry::GetProcAddress
-        );
-        assert_eq!(
-            infer_variant("cuGetProcAddress", 12000, false),
-            Entry::GetProcAddressV2
-        );
+        assert_eq!(infer_variant("cuStreamBeginCapture", 10000, false), Entry::BeginCapture);
+        assert_eq!(infer_variant("cuStreamBeginCapture", 10010, false), Entry::BeginCaptureV2);
+        assert_eq!(infer_variant("cuStreamBeginCapture", 10010, true), Entry::BeginCaptureV2Ptsz);
+        assert_eq!(infer_variant("cuStreamBeginCapture", 10000, true), Entry::BeginCapturePtsz);
+        assert_eq!(infer_variant("cuStreamEndCapture", 10000, true), Entry::EndCapturePtsz);
+        assert_eq!(infer_variant("cuGetProcAddress", 11030, false), Entry::GetProcAddress);
+        assert_eq!(infer_variant("cuGetProcAddress", 12000, false), Entry::GetProcAddressV2);
     }
 
     #[test]

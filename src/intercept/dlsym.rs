@@ -8,9 +8,7 @@ use crate::state;
 use std::ffi::{c_char, c_void, CStr};
 
 #[cfg(not(target_arch = "x86_64"))]
-compile_error!(
-    "flashlog's dlsym entry is written for x86-64 only; aarch64 needs its own naked entry"
-);
+compile_error!("flashlog's dlsym entry is written for x86-64 only; aarch64 needs its own naked entry");
 
 /// The exported `dlsym`: save the two argument registers, ask [`route`], restore them, jump to its answer.
 ///

@@ -44,8 +44,7 @@ struct KernelName {
 
 const CACHE_SLOTS: usize = 4096;
 static CACHE_KEYS: [AtomicUsize; CACHE_SLOTS] = [const { AtomicUsize::new(0) }; CACHE_SLOTS];
-static CACHE_NAMES: [AtomicPtr<KernelName>; CACHE_SLOTS] =
-    [const { AtomicPtr::new(null_mut()) }; CACHE_SLOTS];
+static CACHE_NAMES: [AtomicPtr<KernelName>; CACHE_SLOTS] = [const { AtomicPtr::new(null_mut()) }; CACHE_SLOTS];
 
 /// Logs a launch of `kernel` when the level and `FLASHLOG_KERNELS` say so. `launch` is only evaluated then.
 pub fn log_launch(kernel: KernelRef, launch: impl FnOnce() -> Launch) {
@@ -65,13 +64,7 @@ pub fn log_launch(kernel: KernelRef, launch: impl FnOnce() -> Launch) {
             return;
         }
         let mut out = buffers::take();
-        push_launch_record(
-            &mut out,
-            &clock::now(),
-            &name.name,
-            &launch(),
-            level >= LEVEL_DETAILED,
-        );
+        push_launch_record(&mut out, &clock::now(), &name.name, &launch(), level >= LEVEL_DETAILED);
         sink::write_record(&out);
     });
 }
@@ -96,11 +89,7 @@ fn kernel_name(kernel: KernelRef) -> Option<&'static KernelName> {
             // Another thread is resolving this key: resolve without caching.
             return Some(Box::leak(Box::new(resolve(kernel))));
         }
-        if k == 0
-            && CACHE_KEYS[i]
-                .compare_exchange(0, key, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-        {
+        if k == 0 && CACHE_KEYS[i].compare_exchange(0, key, Ordering::AcqRel, Ordering::Acquire).is_ok() {
             let n: &'static KernelName = Box::leak(Box::new(resolve(kernel)));
             CACHE_NAMES[i].store(n as *const KernelName as *mut KernelName, Ordering::Release);
             return Some(n);
@@ -142,11 +131,7 @@ fn runtime_function_name(func: usize) -> Option<String> {
     if rc != 0 || name.is_null() {
         return None;
     }
-    Some(
-        unsafe { CStr::from_ptr(name) }
-            .to_string_lossy()
-            .into_owned(),
-    )
+    Some(unsafe { CStr::from_ptr(name) }.to_string_lossy().into_owned())
 }
 
 /// A symbol of the libcudart loaded in the process (any scope), looked up with the real `dlsym`.
@@ -200,10 +185,8 @@ fn as_runtime_launch<T>(f: impl FnOnce() -> T) -> T {
     r
 }
 
-type CudaLaunchKernelFn =
-    unsafe extern "C" fn(usize, Dim3, Dim3, *mut *mut c_void, usize, usize) -> i32;
-type CudaLaunchKernelExCFn =
-    unsafe extern "C" fn(*const RuntimeLaunchConfig, usize, *mut *mut c_void) -> i32;
+type CudaLaunchKernelFn = unsafe extern "C" fn(usize, Dim3, Dim3, *mut *mut c_void, usize, usize) -> i32;
+type CudaLaunchKernelExCFn = unsafe extern "C" fn(*const RuntimeLaunchConfig, usize, *mut *mut c_void) -> i32;
 
 macro_rules! runtime_launch_wrapper {
     ($name:ident, $slot:literal, $sym:literal) => {
@@ -246,11 +229,7 @@ macro_rules! runtime_launch_ex_wrapper {
         /// # Safety
         /// Called by the host with the runtime's contract.
         #[cfg_attr(not(test), no_mangle)]
-        pub unsafe extern "C" fn $name(
-            config: *const RuntimeLaunchConfig,
-            func: usize,
-            args: *mut *mut c_void,
-        ) -> i32 {
+        pub unsafe extern "C" fn $name(config: *const RuntimeLaunchConfig, func: usize, args: *mut *mut c_void) -> i32 {
             let addr = real_runtime($slot, $sym);
             if addr == 0 {
                 return RUNTIME_NOT_FOUND;

@@ -17,18 +17,11 @@ pub fn system_info_record(out: &mut Vec<u8>) {
     let driver = cuda_driver::driver();
     let driver_version = driver.and_then(|d| d.version());
     let gpus = match driver {
-        Some(d) if !capture::any_active() => d.devices().map(|list| {
-            list.into_iter()
-                .map(|(name, major, minor)| Gpu { name, major, minor })
-                .collect()
-        }),
+        Some(d) if !capture::any_active() => {
+            d.devices().map(|list| list.into_iter().map(|(name, major, minor)| Gpu { name, major, minor }).collect())
+        }
         _ => None,
     };
-    let info = SystemInfo {
-        pid: sys::pid(),
-        command: sys::command_name(),
-        driver_version,
-        gpus,
-    };
+    let info = SystemInfo { pid: sys::pid(), command: sys::command_name(), driver_version, gpus };
     push_system_info(out, &clock::now(), &info);
 }

@@ -49,8 +49,7 @@ extern "C" {
     static flashlog_trampolines: [u8; POOL_SIZE * STUB_BYTES];
 }
 
-static SLOTS: [AtomicPtr<WrappedFunction>; POOL_SIZE] =
-    [const { AtomicPtr::new(null_mut()) }; POOL_SIZE];
+static SLOTS: [AtomicPtr<WrappedFunction>; POOL_SIZE] = [const { AtomicPtr::new(null_mut()) }; POOL_SIZE];
 static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
 static POOL_SPENT_REPORTED: AtomicBool = AtomicBool::new(false);
 
@@ -60,16 +59,8 @@ fn stub_address(slot: usize) -> usize {
 }
 
 /// Called (through a stub) instead of a wrapped function.
-extern "C" fn dispatch(
-    slot: u32,
-    this: *mut c_void,
-    args: *const FfiAny,
-    num_args: i32,
-    result: *mut FfiAny,
-) -> i32 {
-    let entry = SLOTS
-        .get(slot as usize)
-        .map_or(null_mut(), |s| s.load(Ordering::Acquire));
+extern "C" fn dispatch(slot: u32, this: *mut c_void, args: *const FfiAny, num_args: i32, result: *mut FfiAny) -> i32 {
+    let entry = SLOTS.get(slot as usize).map_or(null_mut(), |s| s.load(Ordering::Acquire));
     // SAFETY: a stub is handed out only after its slot was published, and slots are never freed.
     match unsafe { entry.as_ref() } {
         Some(function) => tvm_call::call(function, this, args, num_args, result),
@@ -108,10 +99,9 @@ pub fn wrap_module_export(handle: usize, export: &[u8], real: usize) -> usize {
     }
     // SAFETY: `real` is the address of a function with the TVM-FFI safe-call ABI (it is a `__tvm_ffi_*` export).
     let real_fn: SafeCallFn = unsafe { std::mem::transmute::<usize, SafeCallFn>(real) };
-    let function = Box::leak(Box::new(WrappedFunction {
-        real: real_fn,
-        name: Box::leak(name.into_boxed_str()),
-    }));
+    let detailed_allowed = state::config().dump_allows(&name);
+    let name: &'static str = Box::leak(name.into_boxed_str());
+    let function = Box::leak(Box::new(WrappedFunction { real: real_fn, name, detailed_allowed }));
     SLOTS[slot].store(function, Ordering::Release);
     stub_address(slot)
 }
@@ -131,14 +121,8 @@ mod tests {
 
     #[test]
     fn module_names() {
-        assert_eq!(
-            module_name("/c/flashinfer/90a/cached_ops/norm/norm.so"),
-            "norm"
-        );
-        assert_eq!(
-            module_name("batch_decode_head_dim_128.so"),
-            "batch_decode_head_dim_128"
-        );
+        assert_eq!(module_name("/c/flashinfer/90a/cached_ops/norm/norm.so"), "norm");
+        assert_eq!(module_name("batch_decode_head_dim_128.so"), "batch_decode_head_dim_128");
         assert_eq!(module_name("/x/.hidden"), ".hidden");
         assert_eq!(module_name("/x/libfoo.so.1"), "libfoo.so");
     }

@@ -1,13 +1,14 @@
 //! The wrapper around one TVM-FFI safe call: records before, the real call, records after. The host sees
 //! the real function's return code, `result`, arguments and `errno`, whatever happens in the shim.
 
+use crate::abi::dlpack::Prefetch;
 use crate::abi::ffi::{FfiAny, SafeCallFn};
 use crate::abi::sys::{self, ErrnoGuard};
 use crate::abi::tvm_runtime;
 use crate::config::{LEVEL_DETAILED, LEVEL_STATS};
 use crate::record::call::{push_call_line, push_inputs_record, push_outputs_record, Outcome};
 use crate::record::tensor::StatsSource;
-use crate::record::value::ValueContext;
+use crate::record::value::{tensor_source, ValueContext};
 use crate::{buffers, clock, sink, state, stats};
 use std::ffi::c_void;
 
@@ -17,16 +18,12 @@ pub struct WrappedFunction {
     pub real: SafeCallFn,
     /// `<module>.<export>`.
     pub name: &'static str,
+    /// Whether `FLASHINFER_DUMP_INCLUDE` / `_EXCLUDE` let this call have level-3 records (decided once).
+    pub detailed_allowed: bool,
 }
 
 /// Calls `f.real` on behalf of the host, logging at the configured level.
-pub fn call(
-    f: &WrappedFunction,
-    this: *mut c_void,
-    args: *const FfiAny,
-    num_args: i32,
-    result: *mut FfiAny,
-) -> i32 {
+pub fn call(f: &WrappedFunction, this: *mut c_void, args: *const FfiAny, num_args: i32, result: *mut FfiAny) -> i32 {
     let mut errno = ErrnoGuard::save();
     let level = state::level();
     if level == 0 {
@@ -34,7 +31,7 @@ pub fn call(
         // SAFETY: forwarding the host's own arguments to the function it looked up.
         return unsafe { (f.real)(this, args, num_args, result) };
     }
-    let detailed = level >= LEVEL_DETAILED && state::config().dump_allows(f.name);
+    let detailed = level >= LEVEL_DETAILED && f.detailed_allowed;
     let arg_slice: &[FfiAny] = if args.is_null() || num_args <= 0 {
         &[]
     } else {
@@ -42,11 +39,13 @@ pub fn call(
         unsafe { std::slice::from_raw_parts(args, num_args as usize) }
     };
     let mut stats = (level >= LEVEL_STATS).then(stats::LiveStats::new);
+    let prefetch = detailed
+        .then(|| Prefetch::read(arg_slice.iter().filter_map(tensor_source).filter_map(|s| s.descriptor_addr())));
     state::guarded(|| {
         let mut out = buffers::take();
         let stamp = clock::now();
         if detailed {
-            let mut ctx = context(stats.as_mut().map(|s| s as &mut dyn StatsSource));
+            let mut ctx = context(stats.as_mut().map(|s| s as &mut dyn StatsSource), prefetch.as_ref());
             push_inputs_record(&mut out, &stamp, f.name, arg_slice, &mut ctx);
         } else {
             push_call_line(&mut out, &stamp, f.name);
@@ -66,20 +65,15 @@ pub fn call(
             let mut kind = Vec::new();
             let mut message = Vec::new();
             // SAFETY: `result` is the host's result slot, valid for the call; we only read it.
-            let result_value = if result.is_null() {
-                FfiAny::default()
-            } else {
-                unsafe { *result }
-            };
+            let result_value = if result.is_null() { FfiAny::default() } else { unsafe { *result } };
             let outcome = match rc {
                 0 => Outcome::Returned(&result_value),
-                -1 if tvm_runtime::peek_raised_error(&mut kind, &mut message) => Outcome::Failed {
-                    kind: &kind,
-                    message: &message,
-                },
+                -1 if tvm_runtime::peek_raised_error(&mut kind, &mut message) => {
+                    Outcome::Failed { kind: &kind, message: &message }
+                }
                 rc => Outcome::FailedWithoutError(rc),
             };
-            let mut ctx = context(stats.as_mut().map(|s| s as &mut dyn StatsSource));
+            let mut ctx = context(stats.as_mut().map(|s| s as &mut dyn StatsSource), prefetch.as_ref());
             push_outputs_record(&mut out, outcome, arg_slice, &mut ctx);
             sink::write_record(&out);
         });
@@ -87,9 +81,6 @@ pub fn call(
     rc
 }
 
-fn context(stats: Option<&mut dyn StatsSource>) -> ValueContext<'_> {
-    ValueContext {
-        type_key: &tvm_runtime::type_key,
-        stats,
-    }
+fn context<'a>(stats: Option<&'a mut dyn StatsSource>, prefetch: Option<&'a Prefetch>) -> ValueContext<'a> {
+    ValueContext { type_key: &tvm_runtime::type_key, stats, prefetch }
 }

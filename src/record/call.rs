@@ -5,6 +5,7 @@ use super::pyrepr::push_int;
 use super::tensor::StatsSource;
 use super::value::{tensor_source, write_value, ValueContext};
 use super::{push_indent, Stamp, DASH_LINE, EQUALS_LINE};
+use crate::abi::dlpack::Prefetch;
 use crate::abi::ffi::FfiAny;
 
 /// Appends `[ts] FlashInfer API Call: <name>` and a newline.
@@ -16,13 +17,7 @@ pub fn push_call_line(out: &mut Vec<u8>, stamp: &Stamp, name: &str) {
 }
 
 /// Appends the inputs record: separator, call line, dashes, and every positional argument.
-pub fn push_inputs_record(
-    out: &mut Vec<u8>,
-    stamp: &Stamp,
-    name: &str,
-    args: &[FfiAny],
-    ctx: &mut ValueContext,
-) {
+pub fn push_inputs_record(out: &mut Vec<u8>, stamp: &Stamp, name: &str, args: &[FfiAny], ctx: &mut ValueContext) {
     out.extend_from_slice(EQUALS_LINE);
     push_call_line(out, stamp, name);
     out.extend_from_slice(DASH_LINE);
@@ -51,12 +46,7 @@ pub enum Outcome<'a> {
 
 /// Appends the outputs record: the output value or the failure, at level 5 the statistics of every tensor
 /// argument after the call, then the closing separator and a blank line.
-pub fn push_outputs_record(
-    out: &mut Vec<u8>,
-    outcome: Outcome,
-    args: &[FfiAny],
-    ctx: &mut ValueContext,
-) {
+pub fn push_outputs_record(out: &mut Vec<u8>, outcome: Outcome, args: &[FfiAny], ctx: &mut ValueContext) {
     match outcome {
         Outcome::Returned(result) => {
             out.extend_from_slice(b"Output value:\n");
@@ -76,14 +66,14 @@ pub fn push_outputs_record(
         }
     }
     if let Some(stats) = ctx.stats.as_deref_mut() {
-        push_tensors_after(out, args, stats);
+        push_tensors_after(out, args, stats, ctx.prefetch);
     }
     out.extend_from_slice(EQUALS_LINE);
     out.push(b'\n');
 }
 
 /// Appends `Tensor arguments after the call:` and the statistics of every top-level tensor argument.
-fn push_tensors_after(out: &mut Vec<u8>, args: &[FfiAny], stats: &mut dyn StatsSource) {
+fn push_tensors_after(out: &mut Vec<u8>, args: &[FfiAny], stats: &mut dyn StatsSource, prefetch: Option<&Prefetch>) {
     let mut header_written = false;
     for (i, arg) in args.iter().enumerate() {
         let Some(source) = tensor_source(arg) else {
@@ -96,7 +86,7 @@ fn push_tensors_after(out: &mut Vec<u8>, args: &[FfiAny], stats: &mut dyn StatsS
         out.extend_from_slice(b"  arg[");
         push_int(out, i);
         out.extend_from_slice(b"] (after):\n");
-        match source.read() {
+        match source.read(prefetch) {
             Ok(desc) => stats.write_stats(&desc, out, 4),
             Err(reason) => {
                 push_indent(out, 4);
@@ -142,21 +132,14 @@ mod tests {
     }
 
     fn any(type_index: i32, payload: u64) -> FfiAny {
-        FfiAny {
-            type_index,
-            small_len: 0,
-            payload,
-        }
+        FfiAny { type_index, small_len: 0, payload }
     }
 
     #[test]
     fn inputs_and_outputs_layout() {
         let stamp = Stamp::from_parts(2026, 11, 28, 21, 4, 5);
         let args = [any(ti::FLOAT, 1e-6f64.to_bits()), any(ti::BOOL, 0)];
-        let mut ctx = ValueContext {
-            type_key: &no_types,
-            stats: None,
-        };
+        let mut ctx = ValueContext { type_key: &no_types, stats: None, prefetch: None };
         let mut out = Vec::new();
         push_inputs_record(&mut out, &stamp, "norm.rmsnorm", &args, &mut ctx);
         let none = any(ti::NONE, 0);
@@ -172,27 +155,14 @@ mod tests {
     #[test]
     fn no_arguments_and_failures() {
         let stamp = Stamp::from_parts(2026, 1, 2, 3, 4, 5);
-        let mut ctx = ValueContext {
-            type_key: &no_types,
-            stats: None,
-        };
+        let mut ctx = ValueContext { type_key: &no_types, stats: None, prefetch: None };
         let mut out = Vec::new();
         push_inputs_record(&mut out, &stamp, "m.f", &[], &mut ctx);
-        push_outputs_record(
-            &mut out,
-            Outcome::Failed {
-                kind: b"ValueError",
-                message: b"bad\nvalue",
-            },
-            &[],
-            &mut ctx,
-        );
+        push_outputs_record(&mut out, Outcome::Failed { kind: b"ValueError", message: b"bad\nvalue" }, &[], &mut ctx);
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("\n(No explicit arguments)\nCall failed: ValueError: bad\\nvalue\n"));
         let mut out = Vec::new();
         push_outputs_record(&mut out, Outcome::FailedWithoutError(-2), &[], &mut ctx);
-        assert!(String::from_utf8(out)
-            .unwrap()
-            .starts_with("Call failed: return code -2\n"));
+        assert!(String::from_utf8(out).unwrap().starts_with("Call failed: return code -2\n"));
     }
 }

@@ -17,13 +17,7 @@ pub struct Launch {
 }
 
 /// Appends the launch record; `detailed` adds the geometry lines (level 3 and above).
-pub fn push_launch_record(
-    out: &mut Vec<u8>,
-    stamp: &Stamp,
-    name: &str,
-    launch: &Launch,
-    detailed: bool,
-) {
+pub fn push_launch_record(out: &mut Vec<u8>, stamp: &Stamp, name: &str, launch: &Launch, detailed: bool) {
     out.extend_from_slice(&stamp.0);
     out.extend_from_slice(b" FlashInfer Kernel Launch: ");
     out.extend_from_slice(name.as_bytes());
@@ -57,12 +51,7 @@ mod tests {
     #[test]
     fn launch_layout() {
         let stamp = Stamp::from_parts(2026, 11, 28, 21, 4, 5);
-        let l = Launch {
-            grid: [1, 2, 3],
-            block: [128, 1, 1],
-            shared_mem: 16,
-            stream: 0x55,
-        };
+        let l = Launch { grid: [1, 2, 3], block: [128, 1, 1], shared_mem: 16, stream: 0x55 };
         let mut out = Vec::new();
         push_launch_record(&mut out, &stamp, "flashinfer::K<1>", &l, true);
         assert_eq!(

@@ -10,11 +10,9 @@ pub mod tensor;
 pub mod value;
 
 /// 80 `=`: the separator that opens and closes detailed records.
-pub const EQUALS_LINE: &[u8] =
-    b"================================================================================\n";
+pub const EQUALS_LINE: &[u8] = b"================================================================================\n";
 /// 80 `-`: the separator between a record's header and its body.
-pub const DASH_LINE: &[u8] =
-    b"--------------------------------------------------------------------------------\n";
+pub const DASH_LINE: &[u8] = b"--------------------------------------------------------------------------------\n";
 
 /// Appends `n` spaces.
 pub fn push_indent(out: &mut Vec<u8>, n: usize) {
@@ -27,14 +25,7 @@ pub struct Stamp(pub [u8; 21]);
 
 impl Stamp {
     /// Formats a broken-down local time.
-    pub fn from_parts(
-        year: i32,
-        month: u32,
-        day: u32,
-        hour: u32,
-        minute: u32,
-        second: u32,
-    ) -> Stamp {
+    pub fn from_parts(year: i32, month: u32, day: u32, hour: u32, minute: u32, second: u32) -> Stamp {
         let mut s = *b"[0000-00-00 00:00:00]";
         let mut put = |at: usize, v: u32, width: usize| {
             let mut v = v;
@@ -65,9 +56,6 @@ mod tests {
 
     #[test]
     fn stamp_format() {
-        assert_eq!(
-            &Stamp::from_parts(2026, 11, 28, 21, 4, 5).0,
-            b"[2026-11-28 21:04:05]"
-        );
+        assert_eq!(&Stamp::from_parts(2026, 11, 28, 21, 4, 5).0, b"[2026-11-28 21:04:05]");
     }
 }

@@ -110,13 +110,7 @@ mod tests {
     fn device_names() {
         let d = |t, i| {
             let mut v = Vec::new();
-            push_device(
-                &mut v,
-                Device {
-                    device_type: t,
-                    device_id: i,
-                },
-            );
+            push_device(&mut v, Device { device_type: t, device_id: i });
             String::from_utf8(v).unwrap()
         };
         assert_eq!(d(1, 0), "cpu");

@@ -36,23 +36,13 @@ pub fn push_float_repr(out: &mut Vec<u8>, x: f64) {
     if x.is_sign_negative() {
         out.push(b'-');
     }
-    let mut text = StackText {
-        buf: [0; 64],
-        len: 0,
-    };
+    let mut text = StackText { buf: [0; 64], len: 0 };
     // `{:e}` gives the shortest round-trip digits as `d.ddde<exp>`.
     let _ = write!(text, "{:e}", x.abs());
     let s = &text.buf[..text.len];
     let e_at = s.iter().position(|&c| c == b'e').unwrap_or(s.len());
-    let digits: Vec<u8> = s[..e_at]
-        .iter()
-        .copied()
-        .filter(|c| c.is_ascii_digit())
-        .collect();
-    let exp: i32 = std::str::from_utf8(&s[e_at + 1..])
-        .ok()
-        .and_then(|e| e.parse().ok())
-        .unwrap_or(0);
+    let digits: Vec<u8> = s[..e_at].iter().copied().filter(|c| c.is_ascii_digit()).collect();
+    let exp: i32 = std::str::from_utf8(&s[e_at + 1..]).ok().and_then(|e| e.parse().ok()).unwrap_or(0);
     let decpt = exp + 1; // position of the decimal point relative to the first digit
     if !(-3..=16).contains(&decpt) {
         out.push(digits[0]);
@@ -92,10 +82,7 @@ pub fn push_fixed6(out: &mut Vec<u8>, x: f64) {
     } else if x.is_infinite() {
         out.extend_from_slice(if x > 0.0 { b"inf" } else { b"-inf" });
     } else {
-        let mut text = StackText {
-            buf: [0; 64],
-            len: 0,
-        };
+        let mut text = StackText { buf: [0; 64], len: 0 };
         if write!(text, "{x:.6}").is_ok() {
             out.extend_from_slice(&text.buf[..text.len]);
         } else {
@@ -164,12 +151,8 @@ pub fn push_str_repr(out: &mut Vec<u8>, bytes: &[u8], truncated: bool) {
                     out.push(b'\\');
                     out.push(quote);
                 }
-                c if (c as u32) < 0x20 || (0x7f..0xa0).contains(&(c as u32)) => {
-                    push_byte_escape(out, c as u32)
-                }
-                c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') => {
-                    push_unicode_escape(out, c as u32)
-                }
+                c if (c as u32) < 0x20 || (0x7f..0xa0).contains(&(c as u32)) => push_byte_escape(out, c as u32),
+                c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') => push_unicode_escape(out, c as u32),
                 c => {
                     let mut tmp = [0u8; 4];
                     out.extend_from_slice(c.encode_utf8(&mut tmp).as_bytes());
@@ -218,11 +201,7 @@ fn push_byte_escape(out: &mut Vec<u8>, v: u32) {
 }
 
 fn push_unicode_escape(out: &mut Vec<u8>, v: u32) {
-    let (prefix, width) = if v > 0xffff {
-        (&b"\\U"[..], 8)
-    } else {
-        (&b"\\u"[..], 4)
-    };
+    let (prefix, width) = if v > 0xffff { (&b"\\U"[..], 8) } else { (&b"\\u"[..], 4) };
     out.extend_from_slice(prefix);
     for i in (0..width).rev() {
         out.push(b"0123456789abcdef"[((v >> (i * 4)) & 0xf) as usize]);

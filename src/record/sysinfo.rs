@@ -82,11 +82,7 @@ mod tests {
             pid: 12345,
             command: "python3".into(),
             driver_version: Some(12080),
-            gpus: Some(vec![Gpu {
-                name: "NVIDIA H200".into(),
-                major: 9,
-                minor: 0,
-            }]),
+            gpus: Some(vec![Gpu { name: "NVIDIA H200".into(), major: 9, minor: 0 }]),
         };
         let mut out = Vec::new();
         push_system_info(&mut out, &stamp, &info);
@@ -94,17 +90,7 @@ mod tests {
         let want = format!("{eq}\n[2026-11-28 21:04:05] FlashInfer API Logging - System Information\n{eq}\nflashlog version: 0.1.0\nProcess: 12345 (python3)\nCUDA driver version: 12080\nNumber of GPUs: 1\n  GPU 0: NVIDIA H200\n    Compute capability: 9.0 (SM90)\n{eq}\n\n");
         assert_eq!(String::from_utf8(out).unwrap(), want);
         let mut out = Vec::new();
-        push_system_info(
-            &mut out,
-            &stamp,
-            &SystemInfo {
-                driver_version: None,
-                gpus: None,
-                ..info
-            },
-        );
-        assert!(String::from_utf8(out)
-            .unwrap()
-            .contains("\nCUDA driver: <not loaded>\n="));
+        push_system_info(&mut out, &stamp, &SystemInfo { driver_version: None, gpus: None, ..info });
+        assert!(String::from_utf8(out).unwrap().contains("\nCUDA driver: <not loaded>\n="));
     }
 }

@@ -94,7 +94,7 @@ pub fn write_tensor_block(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::abi::dlpack::{DataType, Device, MAX_NDIM};
+    use crate::abi::dlpack::{DataType, Device};
 
     #[test]
     fn contiguity_like_torch() {
@@ -108,33 +108,22 @@ mod tests {
 
     #[test]
     fn block_layout() {
-        let mut d = TensorDesc {
-            data: 0x7f3a1c000000,
-            byte_offset: 16,
-            device: Device {
-                device_type: 2,
-                device_id: 0,
-            },
-            dtype: DataType {
-                code: 2,
-                bits: 16,
-                lanes: 1,
-            },
-            ndim: 2,
-            shape: [0; MAX_NDIM],
-            strides: [0; MAX_NDIM],
-        };
-        d.shape[..2].copy_from_slice(&[4, 128]);
-        d.strides[..2].copy_from_slice(&[128, 1]);
+        let mut d = TensorDesc::new(
+            0x7f3a1c000000,
+            16,
+            Device { device_type: 2, device_id: 0 },
+            DataType { code: 2, bits: 16, lanes: 1 },
+            2,
+        );
+        let (shape, strides) = d.dims_mut();
+        shape.copy_from_slice(&[4, 128]);
+        strides.copy_from_slice(&[128, 1]);
         let mut out = Vec::new();
         write_tensor_block(&mut out, Ok(d), 4, None);
         let want = "    Tensor(\n      shape=(4, 128)\n      stride=(128, 1)\n      dtype=torch.float16\n      device=cuda:0\n      is_contiguous=True\n      data_ptr=0x7f3a1c000010\n      byte_offset=16\n    )\n";
         assert_eq!(String::from_utf8(out).unwrap(), want);
         let mut out = Vec::new();
         write_tensor_block(&mut out, Err("ndim out of range"), 4, None);
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "    <invalid tensor: ndim out of range>\n"
-        );
+        assert_eq!(String::from_utf8(out).unwrap(), "    <invalid tensor: ndim out of range>\n");
     }
 }

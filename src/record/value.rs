@@ -3,11 +3,9 @@
 
 use super::names::{push_device, push_dtype};
 use super::push_indent;
-use super::pyrepr::{
-    push_bytes_repr, push_float_repr, push_hex, push_int, push_str_repr, push_tuple,
-};
+use super::pyrepr::{push_bytes_repr, push_float_repr, push_hex, push_int, push_str_repr, push_tuple};
 use super::tensor::{write_tensor_block, StatsSource};
-use crate::abi::dlpack::{self, DataType, Device, TensorDesc};
+use crate::abi::dlpack::{self, DataType, Device, Prefetch, TensorDesc};
 use crate::abi::ffi::{self, type_index as ti, ByteArray, FfiAny, SeqPayload};
 use crate::abi::mem;
 
@@ -26,6 +24,8 @@ pub struct ValueContext<'a> {
     pub type_key: &'a dyn Fn(i32, &mut Vec<u8>) -> bool,
     /// Statistics of tensors at level 5; None below.
     pub stats: Option<&'a mut dyn StatsSource>,
+    /// Descriptors of the call's tensor arguments, read in one batch.
+    pub prefetch: Option<&'a Prefetch>,
 }
 
 /// Appends `value` at `indent`: one or more whole lines.
@@ -33,13 +33,7 @@ pub fn write_value(out: &mut Vec<u8>, value: &FfiAny, indent: usize, ctx: &mut V
     write_value_at_depth(out, value, indent, ctx, 0);
 }
 
-fn write_value_at_depth(
-    out: &mut Vec<u8>,
-    value: &FfiAny,
-    indent: usize,
-    ctx: &mut ValueContext,
-    depth: usize,
-) {
+fn write_value_at_depth(out: &mut Vec<u8>, value: &FfiAny, indent: usize, ctx: &mut ValueContext, depth: usize) {
     match as_block(value) {
         Some(block) => write_block(out, block, indent, ctx, depth),
         None => {
@@ -68,12 +62,21 @@ pub enum TensorSource {
 }
 
 impl TensorSource {
-    /// Reads and checks the descriptor.
-    pub fn read(self) -> Result<TensorDesc, mem::ReadError> {
+    /// The address of the `DLTensor` (None for a null Tensor object).
+    pub fn descriptor_addr(self) -> Option<usize> {
         match self {
-            TensorSource::DlTensorPtr(p) => dlpack::read_tensor(p),
-            TensorSource::Object(0) => Err("null Tensor object"),
-            TensorSource::Object(obj) => dlpack::read_tensor(obj + ffi::OBJECT_HEADER_SIZE),
+            TensorSource::DlTensorPtr(p) => Some(p),
+            TensorSource::Object(0) => None,
+            TensorSource::Object(obj) => Some(obj + ffi::OBJECT_HEADER_SIZE),
+        }
+    }
+
+    /// Reads and checks the descriptor, from `prefetch` when it holds it.
+    pub fn read(self, prefetch: Option<&Prefetch>) -> Result<TensorDesc, mem::ReadError> {
+        let addr = self.descriptor_addr().ok_or("null Tensor object")?;
+        match prefetch {
+            Some(p) => p.tensor(addr),
+            None => dlpack::read_tensor(addr),
         }
     }
 }
@@ -116,17 +119,9 @@ fn as_block(value: &FfiAny) -> Option<Block> {
     }
 }
 
-fn write_block(
-    out: &mut Vec<u8>,
-    block: Block,
-    indent: usize,
-    ctx: &mut ValueContext,
-    depth: usize,
-) {
+fn write_block(out: &mut Vec<u8>, block: Block, indent: usize, ctx: &mut ValueContext, depth: usize) {
     match block {
-        Block::Tensor(source) => {
-            write_tensor_block(out, source.read(), indent, ctx.stats.as_deref_mut())
-        }
+        Block::Tensor(source) => write_tensor_block(out, source.read(ctx.prefetch), indent, ctx.stats.as_deref_mut()),
         Block::Seq(seq) => {
             push_indent(out, indent);
             if depth >= MAX_DEPTH {
@@ -176,24 +171,13 @@ fn write_inline(out: &mut Vec<u8>, value: &FfiAny, ctx: &mut ValueContext) {
     match value.type_index {
         ti::NONE => out.extend_from_slice(b"None"),
         ti::INT => push_int(out, value.as_i64()),
-        ti::BOOL => out.extend_from_slice(if value.payload != 0 {
-            b"True"
-        } else {
-            b"False"
-        }),
+        ti::BOOL => out.extend_from_slice(if value.payload != 0 { b"True" } else { b"False" }),
         ti::FLOAT => push_float_repr(out, value.as_f64()),
         ti::OPAQUE_PTR if value.payload == 0 => out.extend_from_slice(b"None"),
         ti::OPAQUE_PTR => push_hex(out, value.payload),
         ti::DATA_TYPE => {
             let b = value.inline_bytes();
-            push_dtype(
-                out,
-                DataType {
-                    code: b[0],
-                    bits: b[1],
-                    lanes: u16::from_le_bytes([b[2], b[3]]),
-                },
-            );
+            push_dtype(out, DataType { code: b[0], bits: b[1], lanes: u16::from_le_bytes([b[2], b[3]]) });
         }
         ti::DEVICE => {
             let b = value.inline_bytes();

@@ -44,42 +44,27 @@ impl LiveStats {
     }
 
     /// Synchronises the stream the call runs on for `device_id`, once per phase.
-    fn sync_once(
-        &mut self,
-        driver: &Driver,
-        device_id: i32,
-        stream: usize,
-    ) -> Result<(), &'static str> {
+    fn sync_once(&mut self, driver: &Driver, device_id: i32, stream: usize) -> Result<(), &'static str> {
         if self.synced.contains(&(device_id, stream)) {
             return Ok(());
         }
-        driver
-            .synchronize(stream)
-            .map_err(|_| "cuStreamSynchronize failed")?;
+        driver.synchronize(stream).map_err(|_| "cuStreamSynchronize failed")?;
         self.synced.push((device_id, stream));
         Ok(())
     }
 
-    fn compute(
-        &mut self,
-        desc: &TensorDesc,
-        kind: ElemKind,
-    ) -> Result<compute::Stats, &'static str> {
+    fn compute(&mut self, desc: &TensorDesc, kind: ElemKind) -> Result<compute::Stats, &'static str> {
         let dev = desc.device;
         let host_memory = matches!(
             dev.device_type,
-            device_type::CPU
-                | device_type::CUDA_HOST
-                | device_type::CUDA_MANAGED
-                | device_type::ROCM_HOST
+            device_type::CPU | device_type::CUDA_HOST | device_type::CUDA_MANAGED | device_type::ROCM_HOST
         );
         let mut acc = Accumulator::new(kind);
         if host_memory {
             if dev.device_type != device_type::CPU {
                 // Pinned or managed memory may still be written by a kernel: wait for the call's stream.
                 if let Some(driver) = cuda_driver::driver() {
-                    let stream =
-                        tvm_runtime::env_stream(device_type::CUDA, dev.device_id).unwrap_or(0);
+                    let stream = tvm_runtime::env_stream(device_type::CUDA, dev.device_id).unwrap_or(0);
                     let _ = self.sync_once(driver, dev.device_id, stream);
                 }
             }
@@ -115,15 +100,7 @@ fn walk(
     if staging.len() < STAGING_BYTES {
         staging.resize(STAGING_BYTES, 0);
     }
-    walk_tensor(
-        src,
-        desc.first_element() as u64,
-        desc.shape(),
-        desc.strides(),
-        kind,
-        &mut staging,
-        acc,
-    )
+    walk_tensor(src, desc.first_element() as u64, desc.shape(), desc.strides(), kind, &mut staging, acc)
 }
 
 impl StatsSource for LiveStats {
@@ -135,8 +112,7 @@ impl StatsSource for LiveStats {
             push_skipped(out, indent);
             return;
         }
-        let Some(kind) = ElemKind::from_dlpack(desc.dtype.code, desc.dtype.bits, desc.dtype.lanes)
-        else {
+        let Some(kind) = ElemKind::from_dlpack(desc.dtype.code, desc.dtype.bits, desc.dtype.lanes) else {
             push_error(out, indent, "unsupported dtype");
             return;
         };
@@ -174,8 +150,6 @@ struct DeviceMemory(&'static Driver);
 
 impl ByteSource for DeviceMemory {
     fn read(&mut self, addr: u64, dst: &mut [u8]) -> Result<(), &'static str> {
-        self.0
-            .copy_to_host(addr, dst)
-            .map_err(|_| "device memory copy failed (cuMemcpyDtoH_v2)")
+        self.0.copy_to_host(addr, dst).map_err(|_| "device memory copy failed (cuMemcpyDtoH_v2)")
     }
 }
