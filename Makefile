@@ -21,8 +21,9 @@ build:
 
 -include tests/fixtures/tvm.mk
 -include tests/fixtures/cuda.mk
+include tests/fixtures/bench.mk
 
-fixtures: tvm-fixtures cuda-fixtures
+fixtures: tvm-fixtures cuda-fixtures bench-fixtures
 
 $(VENV)/.installed: tests/python/requirements.txt
 	$(PYTHON) -m venv $(VENV)

@@ -12,7 +12,9 @@ const KEEP_CAPACITY: usize = 1 << 20;
 
 static POOL: [AtomicPtr<Vec<u8>>; SLOTS] = [const { AtomicPtr::new(null_mut()) }; SLOTS];
 
-/// A buffer on loan from the pool; it returns there when dropped.
+/// A buffer on loan from the pool; it returns there when dropped. The vector is boxed on purpose: the pool
+/// holds thin pointers in `AtomicPtr` slots.
+#[allow(clippy::box_collection)]
 pub struct Buffer(Option<Box<Vec<u8>>>);
 
 /// Takes an empty buffer from the pool (allocating only when every pooled buffer is in use).

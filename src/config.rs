@@ -49,6 +49,9 @@ pub struct Config {
     pub dump_include: GlobSet,
     /// `FLASHINFER_DUMP_EXCLUDE`: matching calls get no level-3 records.
     pub dump_exclude: GlobSet,
+    /// `FLASHLOG_TEST_PANIC`: fault injection for the tests; a call whose name matches panics inside the
+    /// shim while its record is built (the host must not notice, and logging turns off).
+    pub inject_panic: GlobSet,
     /// One line each for stderr, printed when the shim first has something to log about (so a process that
     /// never touches FlashInfer prints nothing).
     pub warnings: Vec<String>,
@@ -90,6 +93,7 @@ impl Config {
             kernels,
             dump_include: GlobSet::parse(&get("FLASHINFER_DUMP_INCLUDE").unwrap_or_default()),
             dump_exclude: GlobSet::parse(&get("FLASHINFER_DUMP_EXCLUDE").unwrap_or_default()),
+            inject_panic: GlobSet::parse(&get("FLASHLOG_TEST_PANIC").unwrap_or_default()),
             warnings,
         }
     }

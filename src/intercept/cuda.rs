@@ -7,6 +7,9 @@
 //!
 //! Every wrapper calls the real function first and returns its result unchanged.
 
+// The wrappers carry the exact names of the C entry points they stand for.
+#![allow(non_snake_case)]
+
 use super::launch::{self, KernelRef};
 use crate::abi::{dl, sys::ErrnoGuard};
 use crate::capture;
@@ -403,7 +406,7 @@ macro_rules! launch_kernel_ex_wrapper {
             let Some(f) = real::<LaunchKernelExFn>(Entry::$entry) else {
                 return NOT_FOUND;
             };
-            if let Some(c) = crate::abi::mem::read_pod::<LaunchConfig>(config as usize).ok() {
+            if let Ok(c) = crate::abi::mem::read_pod::<LaunchConfig>(config as usize) {
                 launch::log_launch(KernelRef::Driver(function), || Launch {
                     grid: c.grid,
                     block: c.block,

@@ -4,6 +4,9 @@
 //! those matching `FLASHLOG_KERNELS` are logged. Logging never synchronises, so launches inside a capture
 //! are logged as usual.
 
+// The wrappers carry the exact names of the C entry points they stand for.
+#![allow(non_snake_case)]
+
 use crate::abi::cuda_driver;
 use crate::abi::{dl, sys::ErrnoGuard};
 use crate::record::launch::{push_launch_record, Launch};

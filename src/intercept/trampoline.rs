@@ -63,7 +63,8 @@ extern "C" fn dispatch(slot: u32, this: *mut c_void, args: *const FfiAny, num_ar
     let entry = SLOTS.get(slot as usize).map_or(null_mut(), |s| s.load(Ordering::Acquire));
     // SAFETY: a stub is handed out only after its slot was published, and slots are never freed.
     match unsafe { entry.as_ref() } {
-        Some(function) => tvm_call::call(function, this, args, num_args, result),
+        // SAFETY: the host's own safe-call arguments, passed on unchanged.
+        Some(function) => unsafe { tvm_call::call(function, this, args, num_args, result) },
         None => -2,
     }
 }

@@ -23,7 +23,16 @@ pub struct WrappedFunction {
 }
 
 /// Calls `f.real` on behalf of the host, logging at the configured level.
-pub fn call(f: &WrappedFunction, this: *mut c_void, args: *const FfiAny, num_args: i32, result: *mut FfiAny) -> i32 {
+///
+/// # Safety
+/// The arguments are the host's safe-call arguments (`args` valid for `num_args` values, `result` writable).
+pub unsafe fn call(
+    f: &WrappedFunction,
+    this: *mut c_void,
+    args: *const FfiAny,
+    num_args: i32,
+    result: *mut FfiAny,
+) -> i32 {
     let mut errno = ErrnoGuard::save();
     let level = state::level();
     if level == 0 {
@@ -42,6 +51,9 @@ pub fn call(f: &WrappedFunction, this: *mut c_void, args: *const FfiAny, num_arg
     let prefetch = detailed
         .then(|| Prefetch::read(arg_slice.iter().filter_map(tensor_source).filter_map(|s| s.descriptor_addr())));
     state::guarded(|| {
+        if state::config().inject_panic.matches(f.name) {
+            panic!("injected by FLASHLOG_TEST_PANIC for {}", f.name);
+        }
         let mut out = buffers::take();
         let stamp = clock::now();
         if detailed {
