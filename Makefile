@@ -21,9 +21,9 @@ build:
 
 -include tests/fixtures/tvm.mk
 -include tests/fixtures/cuda.mk
-include tests/fixtures/bench.mk
+include tests/fixtures/stats.mk
 
-fixtures: tvm-fixtures cuda-fixtures bench-fixtures
+fixtures: tvm-fixtures cuda-fixtures stats-fixtures
 
 $(VENV)/.installed: tests/python/requirements.txt
 	$(PYTHON) -m venv $(VENV)

@@ -95,7 +95,7 @@ def numpy_stats_seconds(dtype_name, mib):
 
 def stats_throughput(args):
     bench = args.fixdir / "bench/stats_bench"
-    module = args.fixdir / "cache/flashinfer/0.6.0/90a/cached_ops/testops/testops.so"
+    module = args.fixdir / "cache/flashinfer/0.6.0/90a/cached_ops/statsops/statsops.so"
     lib = args.lib.resolve()
     print(f"\nStatistics of a {args.mib} MiB host tensor (median of 3 calls; each level-5 call reads it twice):")
     print(f"  {'dtype':15} {'shim GB/s':>10} {'numpy GB/s':>11} {'shim/numpy':>11} {'added peak MiB':>15}")

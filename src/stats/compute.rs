@@ -584,3 +584,78 @@ fn walk_in_memory(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn f16_nan_counted() {
+        let mut bytes = Vec::new();
+        for h in [0x3c00u16, 0x7e00, 0xfc00, 0x7c00] {
+            bytes.extend_from_slice(&h.to_le_bytes());
+        }
+        let mut acc = Accumulator::new(ElemKind::F16);
+        acc.feed(&bytes, 4, 2);
+        assert!(f16_to_f32(0x7e00).is_nan());
+        let Stats::Float { nan_count, inf_count, .. } = acc.finish() else { panic!() };
+        assert_eq!((nan_count, inf_count), (1, 2));
+    }
+
+    /// A byte source over a vector mapped at a fake address, failing outside it.
+    struct Fake {
+        base: u64,
+        bytes: Vec<u8>,
+        reads: usize,
+    }
+
+    impl ByteSource for Fake {
+        fn read(&mut self, addr: u64, dst: &mut [u8]) -> Result<(), &'static str> {
+            self.reads += 1;
+            let start = addr.checked_sub(self.base).ok_or("below")? as usize;
+            let src = self.bytes.get(start..start + dst.len()).ok_or("beyond")?;
+            dst.copy_from_slice(src);
+            Ok(())
+        }
+    }
+
+    fn f32_bytes(values: &[f32]) -> Vec<u8> {
+        values.iter().flat_map(|v| v.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn walker_respects_small_staging_and_strides() {
+        let values: Vec<f32> = (0..1000).map(|i| i as f32).collect();
+        let mut src = Fake { base: 0x1000, bytes: f32_bytes(&values), reads: 0 };
+        let mut staging = [0u8; 64];
+        // Every other element of rows 0..10 of a 10x100 matrix: a non-dense view larger than staging.
+        let mut acc = Accumulator::new(ElemKind::F32);
+        walk_tensor(&mut src, 0x1000, &[10, 50], &[100, 2], ElemKind::F32, &mut staging, &mut acc).unwrap();
+        let expect: Vec<f32> = (0..10).flat_map(|r| (0..50).map(move |c| (r * 100 + 2 * c) as f32)).collect();
+        let mean = expect.iter().map(|&v| v as f64).sum::<f64>() / expect.len() as f64;
+        assert_eq!(acc.finish(), Stats::Float { min: 0.0, max: 998.0, mean, nan_count: 0, inf_count: 0 });
+        assert!(src.reads > 10);
+    }
+
+    #[test]
+    fn walker_reports_unreadable_memory() {
+        let mut src = Fake { base: 0x1000, bytes: vec![0; 16], reads: 0 };
+        let mut staging = [0u8; 64];
+        let mut acc = Accumulator::new(ElemKind::F32);
+        assert!(walk_tensor(&mut src, 0x1000, &[100], &[1], ElemKind::F32, &mut staging, &mut acc).is_err());
+    }
+
+    #[test]
+    fn int_extremes_are_exact() {
+        let bytes: Vec<u8> = [i64::MIN, i64::MAX, 0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let mut acc = Accumulator::new(ElemKind::Int(8));
+        acc.feed(&bytes, 3, 8);
+        assert_eq!(acc.finish(), Stats::Int { min: i64::MIN as i128, max: i64::MAX as i128, mean: -1.0 / 3.0 });
+        let mut out = Vec::new();
+        write_stats_lines(&mut out, "  ", &acc.finish());
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            format!("  min={}\n  max={}\n  mean=-0.333333\n", i64::MIN, i64::MAX)
+        );
+    }
+}
