@@ -165,11 +165,9 @@ pub fn wrap_driver_lookup(name: &[u8], found: usize) -> usize {
     if !is_in_libcuda(found) {
         return found;
     }
+    // The driver may answer `cuGetProcAddress` with an internal address and `dlsym` with the exported one for
+    // the same entry point: either is the real function, so the first one recorded is kept.
     remember_real(row.entry, found);
-    if REAL[row.entry as usize].load(Ordering::Acquire) != found {
-        // A second, different driver instance: leave it alone rather than call the wrong one.
-        return found;
-    }
     wrapper_addr(row.entry)
 }
 
