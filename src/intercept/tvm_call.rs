@@ -50,7 +50,7 @@ pub unsafe fn call(
     let mut stats = (level >= LEVEL_STATS).then(stats::LiveStats::new);
     let prefetch = detailed
         .then(|| Prefetch::read(arg_slice.iter().filter_map(tensor_source).filter_map(|s| s.descriptor_addr())));
-    state::guarded(|| {
+    let logged_inputs = state::guarded(|| {
         if state::config().inject_panic.matches(f.name) {
             panic!("injected by FLASHLOG_TEST_PANIC for {}", f.name);
         }
@@ -63,12 +63,14 @@ pub unsafe fn call(
             push_call_line(&mut out, &stamp, f.name);
         }
         sink::write_record(&out);
-    });
+    })
+    .is_some();
     sys::set_errno(errno.saved());
     // SAFETY: as above.
     let rc = unsafe { (f.real)(this, args, num_args, result) };
     errno.capture_now();
-    if detailed {
+    // No outputs record without its inputs record (a panic there turned logging off).
+    if detailed && logged_inputs && state::level() > 0 {
         state::guarded(|| {
             if let Some(s) = stats.as_mut() {
                 s.after_call();

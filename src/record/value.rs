@@ -244,8 +244,11 @@ fn write_object_inline(out: &mut Vec<u8>, obj: usize, type_index: i32, ctx: &mut
             Ok(_) => push_unreadable(out, "shape", "too many dimensions"),
             Err(reason) => push_unreadable(out, "object", reason),
         },
-        // Only empty sequences reach here (non-empty ones are blocks).
-        ti::ARRAY | ti::LIST => out.extend_from_slice(b"[]"),
+        // Readable non-empty sequences are blocks; what reaches here is empty or unreadable.
+        ti::ARRAY | ti::LIST => match ffi::read_object_payload::<SeqPayload>(obj) {
+            Ok(_) => out.extend_from_slice(b"[]"),
+            Err(reason) => push_unreadable(out, "object", reason),
+        },
         ti::MAP | ti::DICT => match ffi::read_object_payload::<[u64; 2]>(obj) {
             Ok([_, size]) if size < (1 << 40) => {
                 out.extend_from_slice(b"{dict with ");
