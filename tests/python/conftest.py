@@ -34,7 +34,7 @@ def run(cmd, *, level=None, dest=None, preload=True, env=None, timeout=120, cwd=
     """Runs `cmd` (a list) with the shim preloaded at `level` writing to `dest`; returns CompletedProcess."""
     extra = dict(env or {})
     if preload:
-        extra["LD_PRELOAD"] = str(LIB) + ((" " + extra["LD_PRELOAD"]) if "LD_PRELOAD" in extra else "")
+        extra["LD_PRELOAD"] = str(LIB) + ((" " + str(extra["LD_PRELOAD"])) if "LD_PRELOAD" in extra else "")
     if level is not None:
         extra["FLASHINFER_LOGLEVEL"] = level
     if dest is not None:
