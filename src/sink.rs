@@ -14,17 +14,40 @@ const OPEN: u8 = 2;
 static STATE: AtomicU8 = AtomicU8::new(UNOPENED);
 static FD: AtomicI32 = AtomicI32::new(-1);
 static OPENED_BY_US: AtomicBool = AtomicBool::new(false);
-static SYSINFO_WRITTEN: AtomicBool = AtomicBool::new(false);
+const SYSINFO_NONE: u8 = 0;
+const SYSINFO_WRITING: u8 = 1;
+const SYSINFO_DONE: u8 = 2;
+static SYSINFO: AtomicU8 = AtomicU8::new(SYSINFO_NONE);
 
 /// Writes one whole record. The system information record goes first if this process has not written it.
 pub fn write_record(record: &[u8]) {
     let fd = descriptor();
-    if !SYSINFO_WRITTEN.swap(true, Ordering::AcqRel) {
-        let mut info = crate::buffers::take();
-        crate::intercept::system_info_record(&mut info);
-        sys::write_all(fd, &info);
-    }
+    ensure_system_info(fd);
     sys::write_all(fd, record);
+}
+
+/// Writes the system information record once per process, before any other record: a thread that finds
+/// another one writing it waits until it is out.
+fn ensure_system_info(fd: i32) {
+    loop {
+        match SYSINFO.load(Ordering::Acquire) {
+            SYSINFO_DONE => return,
+            SYSINFO_NONE => {
+                if SYSINFO.compare_exchange(SYSINFO_NONE, SYSINFO_WRITING, Ordering::AcqRel, Ordering::Acquire).is_ok()
+                {
+                    let mut info = crate::buffers::take();
+                    // A panic here must not leave other threads waiting forever.
+                    let built = crate::state::guarded(|| crate::intercept::system_info_record(&mut info));
+                    if built.is_some() {
+                        sys::write_all(fd, &info);
+                    }
+                    SYSINFO.store(SYSINFO_DONE, Ordering::Release);
+                    return;
+                }
+            }
+            _ => std::thread::yield_now(),
+        }
+    }
 }
 
 /// The descriptor records go to, opening the destination file on first use.
@@ -73,7 +96,7 @@ fn open_destination() -> i32 {
 /// names the process id, opens its own file on its next record. Only atomics are touched here.
 pub extern "C" fn after_fork_in_child() {
     sys::forget_pid();
-    SYSINFO_WRITTEN.store(false, Ordering::Relaxed);
+    SYSINFO.store(SYSINFO_NONE, Ordering::Relaxed);
     let per_process = matches!(&config().dest, Dest::File(t) if t.contains("%i"));
     if per_process || STATE.load(Ordering::Relaxed) == OPENING {
         if OPENED_BY_US.swap(false, Ordering::Relaxed) {

@@ -115,7 +115,9 @@ def test_sixteen_threads_never_interleave(tmp_path):
         r"Positional input arguments:\n(  arg\[[012]\]:\n" + tensor + r")"
         r"{3}  arg\[3\]:\n    1e-06\n  arg\[4\]:\n    False\n")
     outputs = "Output value:\n  None\n" + EQ + "\n\n"
-    pos = text.index("\n\n") + 2  # after the system information record
+    first = text[: text.index("\n\n")]
+    assert first.startswith(EQ + "\n") and "System Information" in first, "system information must come first"
+    pos = len(first) + 2
     n_in = n_out = 0
     while pos < len(text):
         m = inputs.match(text, pos)
