@@ -19,8 +19,8 @@ all: build
 build:
 	$(CARGO) build --release --locked
 
--include tests/fixtures/tvm.mk
--include tests/fixtures/cuda.mk
+include tests/fixtures/ffi.mk
+include tests/fixtures/cuda.mk
 include tests/fixtures/stats.mk
 
 fixtures: tvm-fixtures cuda-fixtures stats-fixtures

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import EQ, MODULE_DIR, REPO, run, split_records, strip_stamps
 
-SCRIPT = REPO / "tests/python/fixture_calls.py"
+SCRIPT = REPO / "tests/python/loader_calls.py"
 
 
 def calls(**kw):
