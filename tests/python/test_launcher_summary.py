@@ -1,0 +1,129 @@
+"""The `flashlog` launcher and `flashlog summary` (issue 4), on real programs and real logs."""
+
+import os
+import re
+import signal
+import subprocess
+import time
+
+import numpy as np
+
+from conftest import FIXDIR, LIB, MODULE_DIR, REPO, clean_env, require
+
+FLASHLOG = REPO / "target/release/flashlog"
+DRIVER = FIXDIR / "tvm_driver"
+
+
+def launch(args, env=None, timeout=60):
+    e = clean_env(FLASHLOG_LIB=LIB, **(env or {}))
+    return subprocess.run([str(require(FLASHLOG)), *map(str, args)], env=e, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_variables_and_preload(tmp_path):
+    other = require(FIXDIR / "libother_interposer.so")
+    p = launch(["-l", "3", "-o", tmp_path / "r_%i.log", "--modules", "*x*", "--kernels", "", "--", "env"],
+               env={"LD_PRELOAD": other})
+    assert p.returncode == 0, p.stderr
+    env = dict(line.split("=", 1) for line in p.stdout.splitlines() if "=" in line)
+    assert env["LD_PRELOAD"] == f"{LIB.resolve()}:{other}"
+    assert env["FLASHLOG_LEVEL"] == "3" and env["FLASHLOG_DEST"] == str(tmp_path / "r_%i.log")
+    assert env["FLASHLOG_MODULES"] == "*x*" and env["FLASHLOG_KERNELS"] == ""
+    assert "FLASHINFER_LOGLEVEL" not in env  # FlashInfer's own logger stays off
+    p = launch(["env"])
+    env = dict(line.split("=", 1) for line in p.stdout.splitlines() if "=" in line)
+    assert env["FLASHLOG_LEVEL"] == "1" and "FLASHLOG_DEST" not in env
+
+
+def test_exit_codes_and_signals(tmp_path):
+    assert launch(["sh", "-c", "exit 7"]).returncode == 7
+    assert launch(["--", "sh", "-c", "kill -TERM $$"]).returncode == -signal.SIGTERM
+    p = launch(["no-such-command-xyz"])
+    assert p.returncode == 127 and p.stderr == "flashlog: no-such-command-xyz: command not found\n"
+    not_executable = tmp_path / "script.sh"
+    not_executable.write_text("echo hi\n")
+    not_executable.chmod(0o644)
+    p = launch([not_executable])
+    assert p.returncode == 126 and "permission denied" in p.stderr
+    p = launch(["-l", "x", "ls"])
+    assert p.returncode == 2 and "not a non-negative integer" in p.stderr
+    p = launch(["--frobnicate", "ls"])
+    assert p.returncode == 2 and "unknown option" in p.stderr
+    p = subprocess.run([str(FLASHLOG), "ls"], env=clean_env(FLASHLOG_LIB="/nonexistent/libflashlog.so"),
+                       capture_output=True, text=True)
+    assert p.returncode == 1 and "FLASHLOG_LIB=/nonexistent/libflashlog.so is not a file" in p.stderr
+
+
+def test_help_and_version():
+    p = launch(["--help"])
+    assert p.returncode == 0 and "flashlog -l 3 -o 'logs/rank_%i.log' -- torchrun --nproc_per_node=8 train.py" in p.stdout
+    assert launch(["--version"]).stdout == "flashlog 0.1.0\n"
+
+
+def test_four_processes_four_files(tmp_path):
+    script = " ".join(f"{DRIVER} errors {MODULE_DIR} >/dev/null &" for _ in range(4)) + " wait"
+    p = launch(["-l", "1", "-o", tmp_path / "rank_%i.log", "--", "sh", "-c", script])
+    assert p.returncode == 0, p.stderr
+    files = sorted(tmp_path.iterdir())
+    assert len(files) == 4
+    for f in files:
+        pid = re.fullmatch(r"rank_(\d+)\.log", f.name).group(1)
+        assert f"Process: {pid} (tvm_driver)" in f.read_text()
+        assert f.read_text().count("FlashInfer API Call:") == 4
+
+
+def stats_log(tmp_path, name, values):
+    data = tmp_path / f"{name}.bin"
+    data.write_bytes(np.asarray(values, dtype=np.float32).tobytes())
+    log = tmp_path / f"{name}.log"
+    args = [FIXDIR / "stats/stats_driver", MODULE_DIR / "statsops/statsops.so", data, 2, 32, 1, 0, 1, len(values), "-"]
+    p = launch(["-l", "5", "-o", log, "--", *args])
+    assert p.returncode == 0, p.stderr
+    return log
+
+
+def test_summary_finds_first_nan_and_crashed_call(tmp_path):
+    clean = stats_log(tmp_path, "rank0", [1.0, 2.0, 3.0])
+    time.sleep(1.1)  # a later timestamp for the planted NaN
+    planted = stats_log(tmp_path, "rank1", [1.0, float("nan"), 3.0])
+    crashed = tmp_path / "rank2.log"
+    p = launch(["-l", "3", "-o", crashed, "--", DRIVER, "crash", MODULE_DIR])
+    assert p.returncode == -signal.SIGABRT
+    s = launch(["summary", clean, planted, crashed])
+    assert s.returncode == 0, s.stderr
+    lines = s.stdout.splitlines()
+    assert re.fullmatch(r"\s+calls\s+name\s+first NaN/Inf in input\s+first NaN/Inf in output", lines[0])
+    row = next(l for l in lines if "statsops.inspect" in l)
+    assert re.fullmatch(r"\s+2\s+statsops\.inspect\s+rank1\.log:\d+ \[[-\d :]+\] arg\[0\]\s+rank1\.log:\d+ \[[-\d :]+\] arg\[0\]", row)
+    crash_row = next(l for l in lines if "testops.crash" in l)
+    assert re.fullmatch(r"\s+1\s+testops\.crash\s+-\s+-", crash_row)
+    assert re.search(r"^first NaN/Inf overall: rank1\.log:\d+ \[[-\d :]+\] arg\[0\] statsops\.inspect input$", s.stdout, re.M)
+    assert re.search(r"^did not return: rank2\.log:\d+ \[[-\d :]+\] testops\.crash$", s.stdout, re.M)
+    assert lines[-1] == "unparsed lines: 0"
+
+
+def test_summary_of_malformed_and_missing_files(tmp_path):
+    garbage = tmp_path / "garbage.log"
+    garbage.write_bytes(os.urandom(4096) + b"\n=" * 3 + b"\n" + b"=" * 80 + b"\nnot a record\n")
+    s = launch(["summary", garbage, tmp_path / "missing.log"])
+    assert s.returncode == 1
+    assert "missing.log: No such file or directory" in s.stderr
+    assert "unparsed: " in s.stderr and "not a record" in s.stderr
+    assert re.search(r"^unparsed lines: [1-9]\d*$", s.stdout, re.M)
+
+
+def test_summary_reads_a_large_file_quickly(tmp_path):
+    one = stats_log(tmp_path, "one", [1.0, 2.0]).read_text()
+    record = one[one.index("\n\n") + 2:]
+    big = tmp_path / "big.log"
+    with big.open("w") as f:
+        f.write(one)
+        for _ in range(50_000_000 // len(record)):
+            f.write(record)
+    t0 = time.monotonic()
+    s = launch(["summary", big], timeout=120)
+    elapsed = time.monotonic() - t0
+    assert s.returncode == 0
+    calls = int(re.search(r"^\s+(\d+)\s+statsops\.inspect", s.stdout, re.M).group(1))
+    assert calls == 1 + 50_000_000 // len(record)
+    assert elapsed < 30, elapsed
