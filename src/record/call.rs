@@ -1,7 +1,7 @@
 //! Records of one TVM-FFI call: the level-1 line, the inputs record written before the call and the outputs
 //! record written after it.
 
-use super::pyrepr::push_int;
+use super::pyrepr::{push_escaped, push_int};
 use super::tensor::StatsSource;
 use super::value::{tensor_source, write_value, ValueContext};
 use super::{push_indent, Stamp, DASH_LINE, EQUALS_LINE};
@@ -101,25 +101,7 @@ fn push_tensors_after(out: &mut Vec<u8>, args: &[FfiAny], stats: &mut dyn StatsS
 /// Appends text that must stay on one line: newlines and other control bytes are shown escaped, and invalid
 /// UTF-8 as `\xNN`, so a multi-line error message cannot break the record grammar.
 fn push_one_line(out: &mut Vec<u8>, text: &[u8]) {
-    for chunk in text.utf8_chunks() {
-        for ch in chunk.valid().chars() {
-            match ch {
-                '\n' => out.extend_from_slice(b"\\n"),
-                '\r' => out.extend_from_slice(b"\\r"),
-                '\t' => out.extend_from_slice(b"\\t"),
-                c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                    out.extend_from_slice(format!("\\x{:02x}", c as u32).as_bytes());
-                }
-                c => {
-                    let mut tmp = [0u8; 4];
-                    out.extend_from_slice(c.encode_utf8(&mut tmp).as_bytes());
-                }
-            }
-        }
-        for &b in chunk.invalid() {
-            out.extend_from_slice(format!("\\x{b:02x}").as_bytes());
-        }
-    }
+    push_escaped(out, text, None);
 }
 
 #[cfg(test)]

@@ -140,16 +140,26 @@ fn pick_quote(bytes: &[u8]) -> u8 {
 pub fn push_str_repr(out: &mut Vec<u8>, bytes: &[u8], truncated: bool) {
     let quote = pick_quote(bytes);
     out.push(quote);
+    push_escaped(out, bytes, Some(quote));
+    if truncated {
+        out.extend_from_slice(b"...");
+    }
+    out.push(quote);
+}
+
+/// Appends UTF-8 text escaped as inside a Python str repr, without quotes: for text that must stay on one
+/// line of a record (an error message). `quote`, when given, is escaped too.
+pub fn push_escaped(out: &mut Vec<u8>, bytes: &[u8], quote: Option<u8>) {
     for chunk in bytes.utf8_chunks() {
         for ch in chunk.valid().chars() {
             match ch {
-                '\\' => out.extend_from_slice(b"\\\\"),
+                '\\' if quote.is_some() => out.extend_from_slice(b"\\\\"),
                 '\n' => out.extend_from_slice(b"\\n"),
                 '\r' => out.extend_from_slice(b"\\r"),
                 '\t' => out.extend_from_slice(b"\\t"),
-                c if c as u32 == quote as u32 => {
+                c if quote.is_some_and(|q| c as u32 == q as u32) => {
                     out.push(b'\\');
-                    out.push(quote);
+                    out.push(c as u8);
                 }
                 c if (c as u32) < 0x20 || (0x7f..0xa0).contains(&(c as u32)) => push_byte_escape(out, c as u32),
                 c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') => push_unicode_escape(out, c as u32),
@@ -163,10 +173,6 @@ pub fn push_str_repr(out: &mut Vec<u8>, bytes: &[u8], truncated: bool) {
             push_byte_escape(out, b as u32);
         }
     }
-    if truncated {
-        out.extend_from_slice(b"...");
-    }
-    out.push(quote);
 }
 
 /// Appends `repr(b)` of Python bytes: `b'...'` with `\xNN` for bytes outside printable ASCII.

@@ -397,35 +397,25 @@ impl Accumulator {
 /// Appends the statistics lines of `LOG-FORMAT.md` (`min=`, `max=`, `mean=`, and for floats `nan_count=`,
 /// `inf_count=`), each starting with `indent`. Nothing for an empty tensor.
 pub fn write_stats_lines(out: &mut Vec<u8>, indent: &str, stats: &Stats) {
-    let line = |out: &mut Vec<u8>, key: &[u8]| {
+    let line = |out: &mut Vec<u8>, key: &[u8], value: &dyn Fn(&mut Vec<u8>)| {
         out.extend_from_slice(indent.as_bytes());
         out.extend_from_slice(key);
+        value(out);
+        out.push(b'\n');
     };
     match *stats {
         Stats::Empty => {}
         Stats::Float { min, max, mean, nan_count, inf_count } => {
-            for (key, v) in [(&b"min="[..], min), (b"max=", max), (b"mean=", mean)] {
-                line(out, key);
-                push_fixed6(out, v);
-                out.push(b'\n');
-            }
-            line(out, b"nan_count=");
-            push_int(out, nan_count);
-            out.push(b'\n');
-            line(out, b"inf_count=");
-            push_int(out, inf_count);
-            out.push(b'\n');
+            line(out, b"min=", &|o| push_fixed6(o, min));
+            line(out, b"max=", &|o| push_fixed6(o, max));
+            line(out, b"mean=", &|o| push_fixed6(o, mean));
+            line(out, b"nan_count=", &|o| push_int(o, nan_count));
+            line(out, b"inf_count=", &|o| push_int(o, inf_count));
         }
         Stats::Int { min, max, mean } => {
-            line(out, b"min=");
-            push_int(out, min);
-            out.push(b'\n');
-            line(out, b"max=");
-            push_int(out, max);
-            out.push(b'\n');
-            line(out, b"mean=");
-            push_fixed6(out, mean);
-            out.push(b'\n');
+            line(out, b"min=", &|o| push_int(o, min));
+            line(out, b"max=", &|o| push_int(o, max));
+            line(out, b"mean=", &|o| push_fixed6(o, mean));
         }
     }
 }
