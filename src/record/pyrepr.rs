@@ -41,7 +41,14 @@ pub fn push_float_repr(out: &mut Vec<u8>, x: f64) {
     let _ = write!(text, "{:e}", x.abs());
     let s = &text.buf[..text.len];
     let e_at = s.iter().position(|&c| c == b'e').unwrap_or(s.len());
-    let digits: Vec<u8> = s[..e_at].iter().copied().filter(|c| c.is_ascii_digit()).collect();
+    // The mantissa's digits without the point (at most 17 significant digits for an f64).
+    let mut digit_buf = [0u8; 32];
+    let mut n_digits = 0;
+    for &c in s[..e_at].iter().filter(|c| c.is_ascii_digit()) {
+        digit_buf[n_digits] = c;
+        n_digits += 1;
+    }
+    let digits = &digit_buf[..n_digits];
     let exp: i32 = std::str::from_utf8(&s[e_at + 1..]).ok().and_then(|e| e.parse().ok()).unwrap_or(0);
     let decpt = exp + 1; // position of the decimal point relative to the first digit
     if !(-3..=16).contains(&decpt) {
@@ -60,11 +67,11 @@ pub fn push_float_repr(out: &mut Vec<u8>, x: f64) {
     } else if decpt <= 0 {
         out.extend_from_slice(b"0.");
         out.extend(std::iter::repeat_n(b'0', (-decpt) as usize));
-        out.extend_from_slice(&digits);
+        out.extend_from_slice(digits);
     } else {
         let point = decpt as usize;
         if digits.len() <= point {
-            out.extend_from_slice(&digits);
+            out.extend_from_slice(digits);
             out.extend(std::iter::repeat_n(b'0', point - digits.len()));
             out.extend_from_slice(b".0");
         } else {
