@@ -204,6 +204,9 @@ pub enum Stats {
     },
 }
 
+/// Most dimensions a walked tensor may have (the shim's descriptor limit).
+const MAX_DIMS: usize = 64;
+
 /// Lanes of the contiguous float kernel: independent accumulators the compiler can keep in vector registers.
 const LANES: usize = 16;
 
@@ -442,9 +445,17 @@ pub fn walk_tensor(
     if staging.len() < eb as usize {
         return Err("staging buffer too small");
     }
-    // Dimensions that matter (size > 1), as (size, stride in bytes).
-    let mut dims: Vec<(i128, i128)> =
-        shape.iter().zip(strides).filter(|(&n, _)| n > 1).map(|(&n, &s)| (n as i128, s as i128 * eb)).collect();
+    // Dimensions that matter (size > 1), as (size, stride in bytes), in a fixed array: no allocation.
+    let mut dim_buf = [(0i128, 0i128); MAX_DIMS];
+    let mut n_dims = 0;
+    for (&n, &s) in shape.iter().zip(strides).filter(|(&n, _)| n > 1) {
+        if n_dims == MAX_DIMS {
+            return Err("too many dimensions");
+        }
+        dim_buf[n_dims] = (n as i128, s as i128 * eb);
+        n_dims += 1;
+    }
+    let dims = &mut dim_buf[..n_dims];
     let numel: i128 = dims.iter().map(|d| d.0).product();
     // Lowest and highest byte offsets touched, relative to base.
     let low: i128 = dims.iter().map(|&(n, s)| if s < 0 { (n - 1) * s } else { 0 }).sum();
@@ -454,21 +465,27 @@ pub fn walk_tensor(
         return Err("tensor extent out of the address space");
     }
     let span = high - low;
-    if is_dense(&mut dims.clone(), eb) {
+    let mut sorted = [(0i128, 0i128); MAX_DIMS];
+    sorted[..n_dims].copy_from_slice(dims);
+    if is_dense(&mut sorted[..n_dims], eb) {
         return stream_linear(src, start as u64, span as usize, kind, staging, acc);
     }
     if span as usize <= staging.len() {
         let buf = &mut staging[..span as usize];
         src.read(start as u64, buf)?;
-        return walk_in_memory(buf, (-low) as usize, &dims, kind, acc);
+        return walk_in_memory(buf, (-low) as usize, dims, kind, acc);
     }
     // Run by run: the innermost dimension (smallest |stride|) is the run, the rest an odometer.
     dims.sort_by_key(|&(_, s)| std::cmp::Reverse(s.abs()));
-    let (run_len, run_stride) = dims.pop().unwrap_or((1, eb));
-    let mut index = vec![0i128; dims.len()];
+    let (dims, (run_len, run_stride)) = match dims.split_last_mut() {
+        Some((last, rest)) => (rest, *last),
+        None => (&mut [][..], (1, eb)),
+    };
+    let mut index_buf = [0i128; MAX_DIMS];
+    let index = &mut index_buf[..dims.len()];
     let runs = numel / run_len;
     for _ in 0..runs {
-        let offset: i128 = dims.iter().zip(&index).map(|(&(_, s), &i)| i * s).sum();
+        let offset: i128 = dims.iter().zip(index.iter()).map(|(&(_, s), &i)| i * s).sum();
         let first = base as i128 + offset + if run_stride < 0 { (run_len - 1) * run_stride } else { 0 };
         feed_run(src, first as u64, run_len as usize, run_stride.unsigned_abs() as usize, kind, staging, acc)?;
         for (k, i) in index.iter_mut().enumerate().rev() {
@@ -556,10 +573,11 @@ fn walk_in_memory(
         acc.feed(&buf[origin..origin + eb], 1, eb);
         return Ok(());
     };
-    let mut index = vec![0i128; outer.len()];
+    let mut index_buf = [0i128; MAX_DIMS];
+    let index = &mut index_buf[..outer.len()];
     let runs: i128 = outer.iter().map(|d| d.0).product();
     for _ in 0..runs {
-        let offset: i128 = outer.iter().zip(&index).map(|(&(_, s), &i)| i * s).sum();
+        let offset: i128 = outer.iter().zip(index.iter()).map(|(&(_, s), &i)| i * s).sum();
         for j in 0..run_len {
             let at = (origin as i128 + offset + j * run_stride) as usize;
             acc.feed(&buf[at..at + eb], 1, eb);

@@ -23,7 +23,9 @@ static STAGING: Mutex<Vec<u8>> = Mutex::new(Vec::new());
 /// The statistics source of one call: it synchronises each device stream once before the call's inputs
 /// are read and once more after the call, before its outputs are read.
 pub struct LiveStats {
-    synced: Vec<(i32, usize)>,
+    /// (device, stream) pairs synchronised in this phase; a call touches few devices.
+    synced: [(i32, usize); 8],
+    n_synced: usize,
 }
 
 impl Default for LiveStats {
@@ -35,21 +37,24 @@ impl Default for LiveStats {
 impl LiveStats {
     /// A source for a new call.
     pub fn new() -> Self {
-        LiveStats { synced: Vec::new() }
+        LiveStats { synced: [(0, 0); 8], n_synced: 0 }
     }
 
     /// Marks that the real function ran: device streams must be synchronised again before reading outputs.
     pub fn after_call(&mut self) {
-        self.synced.clear();
+        self.n_synced = 0;
     }
 
     /// Synchronises the stream the call runs on for `device_id`, once per phase.
     fn sync_once(&mut self, driver: &Driver, device_id: i32, stream: usize) -> Result<(), &'static str> {
-        if self.synced.contains(&(device_id, stream)) {
+        if self.synced[..self.n_synced].contains(&(device_id, stream)) {
             return Ok(());
         }
         driver.synchronize(stream).map_err(|_| "cuStreamSynchronize failed")?;
-        self.synced.push((device_id, stream));
+        if self.n_synced < self.synced.len() {
+            self.synced[self.n_synced] = (device_id, stream);
+            self.n_synced += 1;
+        }
         Ok(())
     }
 

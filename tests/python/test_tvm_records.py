@@ -99,6 +99,7 @@ def test_corrupt_descriptors_are_reported_not_read(tmp_log):
         "<invalid tensor: unreadable DLTensor>", "<invalid tensor: null Tensor object>",
         "<invalid str: unreadable memory>", "<invalid object: unreadable memory>",
         "<invalid object: unreadable memory>", "<invalid object: unreadable reference>",
+        "<object type_index=127>", "<object type_index=4000>",
     ]
 
 
