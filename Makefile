@@ -55,7 +55,6 @@ install: build
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include
 	install -m 0755 $(LIB) $(DESTDIR)$(PREFIX)/lib/libflashlog.so
 	install -m 0755 $(LAUNCHER) $(DESTDIR)$(PREFIX)/bin/flashlog
-	ln -sf ../lib/libflashlog.so $(DESTDIR)$(PREFIX)/bin/libflashlog.so
 	install -m 0644 shim.h $(DESTDIR)$(PREFIX)/include/flashlog.h
 
 clean:

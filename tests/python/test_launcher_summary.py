@@ -127,3 +127,20 @@ def test_summary_reads_a_large_file_quickly(tmp_path):
     calls = int(re.search(r"^\s+(\d+)\s+statsops\.inspect", s.stdout, re.M).group(1))
     assert calls == 1 + 50_000_000 // len(record)
     assert elapsed < 30, elapsed
+
+
+def test_install_layout_and_header(tmp_path):
+    """`make install` puts the launcher in bin/ and the library in lib/; the launcher finds it there. shim.h
+    compiles in C and C++ next to <dlfcn.h> (its dlsym declaration agrees with glibc's)."""
+    prefix = tmp_path / "prefix"
+    subprocess.run(["make", "-s", "install", f"PREFIX={prefix}"], cwd=REPO, check=True, capture_output=True)
+    assert sorted(p.name for p in (prefix / "bin").iterdir()) == ["flashlog"]
+    env = clean_env()
+    p = subprocess.run([str(prefix / "bin/flashlog"), "-l", "1", "--", str(DRIVER), "errors", str(MODULE_DIR)],
+                       env=env, capture_output=True, text=True)
+    assert p.returncode == 0 and "FlashInfer API Call: testops.noop" in p.stdout
+    src = tmp_path / "use_header.c"
+    src.write_text('#include <dlfcn.h>\n#include "flashlog.h"\nint main(void) { return dlsym(RTLD_DEFAULT, "x") != 0; }\n')
+    for compiler in (["gcc"], ["g++", "-x", "c++"]):
+        subprocess.run([*compiler, "-Wall", "-Wextra", "-Werror", "-fsyntax-only", f"-I{prefix}/include", str(src)],
+                       check=True)
