@@ -9,8 +9,8 @@
 # Everything but the `export` line goes to stderr. A second run reuses the environment (seconds). Remove the
 # folder, or change a pin below, to build it anew.
 #
-# Figures on this project's 2-core machine: first run ~ FIRST_RUN_FIGURE (downloads about 5 GB, the
-# environment takes about ENV_SIZE_FIGURE on disk); a later run < 2 s.
+# Figures on this project's 2-core machine: the environment takes about 7.4 GB on disk (downloads about 5 GB);
+# a later run takes about a second.
 #
 # Variables: FLASHINFER_ENV_DIR (default: <repo>/.flashinfer-env), PYTHON (default: python3, 3.10 or later).
 set -euo pipefail
@@ -78,3 +78,20 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ] || [ ! -x "$VPY" ]; the
 else
   say "reusing $ENV_DIR"
 fi
+
+# ---- CUDA_HOME: the registry's CUDA packages laid out as a toolkit ---------------------------------------------
+SITE=$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+CU="$SITE/nvidia/cu13"
+[ -x "$CU/bin/nvcc" ] || die "nvcc not found under $CU (nvidia-cuda-nvcc ${CUDA_PKG_VERSION})"
+CUDA_HOME="$ENV_DIR/cuda_home"
+mkdir -p "$CUDA_HOME/lib64/stubs"
+for d in bin include nvvm lib; do ln -sfn "$CU/$d" "$CUDA_HOME/$d"; done
+for f in "$CU"/lib/*.so*; do ln -sfn "$f" "$CUDA_HOME/lib64/$(basename "$f")"; done
+ln -sfn "$CU/lib/libcudart.so.13" "$CUDA_HOME/lib64/libcudart.so"
+# Linking needs a libcuda.so; the fake driver of the test fixtures serves (nothing here runs on a GPU).
+STUB="$REPO/target/fixtures/cuda/libcuda.so.1"
+[ -f "$STUB" ] || make -C "$REPO" -s cuda-fixtures >&2 || die "could not build the fake libcuda for lib64/stubs"
+ln -sfn "$STUB" "$CUDA_HOME/lib64/stubs/libcuda.so"
+
+echo "export CUDA_HOME='$CUDA_HOME' PATH='$CUDA_HOME/bin:$ENV_DIR/bin':\"\$PATH\" FLASHINFER_CUDA_ARCH_LIST=$ARCH_LIST" \
+  "FLASHINFER_WORKSPACE_BASE='$ENV_DIR/workspace' FLASHINFER_PYTHON='$VPY'"
