@@ -48,23 +48,30 @@ pub unsafe fn call(
         unsafe { std::slice::from_raw_parts(args, num_args as usize) }
     };
     let mut stats = (level >= LEVEL_STATS).then(stats::LiveStats::new);
-    let prefetch = detailed
-        .then(|| Prefetch::read(arg_slice.iter().filter_map(tensor_source).filter_map(|s| s.descriptor_addr())));
-    let logged_inputs = state::guarded(|| {
-        if state::config().inject_panic.matches(f.name) {
-            panic!("injected by FLASHLOG_TEST_PANIC for {}", f.name);
-        }
-        let mut out = buffers::take();
-        let stamp = clock::now();
-        if detailed {
-            let mut ctx = context(stats.as_mut().map(|s| s as &mut dyn StatsSource), prefetch.as_ref());
-            push_inputs_record(&mut out, &stamp, f.name, arg_slice, &mut ctx);
-        } else {
-            push_call_line(&mut out, &stamp, f.name);
-        }
-        sink::write_record(&out);
-    })
-    .is_some();
+    // Every piece of shim logic runs under the panic guard: a panic must never unwind into the host.
+    let prefetch = if detailed {
+        state::guarded(|| {
+            Prefetch::read(arg_slice.iter().filter_map(tensor_source).filter_map(|s| s.descriptor_addr()))
+        })
+    } else {
+        None
+    };
+    let logged_inputs = state::level() > 0
+        && state::guarded(|| {
+            if state::config().inject_panic.matches(f.name) {
+                panic!("injected by FLASHLOG_TEST_PANIC for {}", f.name);
+            }
+            let mut out = buffers::take();
+            let stamp = clock::now();
+            if detailed {
+                let mut ctx = context(stats.as_mut().map(|s| s as &mut dyn StatsSource), prefetch.as_ref());
+                push_inputs_record(&mut out, &stamp, f.name, arg_slice, &mut ctx);
+            } else {
+                push_call_line(&mut out, &stamp, f.name);
+            }
+            sink::write_record(&out);
+        })
+        .is_some();
     sys::set_errno(errno.saved());
     // SAFETY: as above.
     let rc = unsafe { (f.real)(this, args, num_args, result) };
