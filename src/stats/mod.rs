@@ -4,6 +4,7 @@
 //! CUDA driver after synchronising the call's stream), and writes the lines.
 
 pub mod compute;
+pub mod walk;
 
 use crate::abi::cuda_driver::{self, Driver};
 use crate::abi::dlpack::{device_type, TensorDesc};
@@ -11,8 +12,9 @@ use crate::abi::{mem, tvm_runtime};
 use crate::capture;
 use crate::record::push_indent;
 use crate::record::tensor::StatsSource;
-use compute::{walk_tensor, write_stats_lines, Accumulator, ByteSource, ElemKind};
+use compute::{write_stats_lines, Accumulator, ElemKind};
 use std::sync::Mutex;
+use walk::{walk_tensor, ByteSource};
 
 /// Size of the one staging buffer that every read goes through: the memory the shim adds never grows
 /// with tensor size.
