@@ -9,6 +9,11 @@
 # Everything but the `export` line goes to stderr. A second run reuses the environment (seconds). Remove the
 # folder, or change a pin below, to build it anew.
 #
+# The script only ever installs into a folder it created itself (it leaves a `.flashlog-env` marker there): pointed
+# at any other existing environment, it lists what it would install and stops, changing nothing. The exported
+# variables leave CUDA_HOME out of the shell (cargo build scripts such as cudarc's rebuild whenever CUDA_HOME
+# changes): `$FLASHINFER_PYTHON` is a small wrapper that sets CUDA_HOME for the Python it runs.
+#
 # Figures on this project's 2-core machine: the first run took 2 min 28 s (148 s of pip install, 64 packages);
 # the environment takes about 7.4 GB on disk (downloads about 5 GB); a later run takes about a second.
 #
@@ -46,6 +51,7 @@ say() { echo "flashinfer-env: $*" >&2; }
 die() { say "error: $*"; exit 1; }
 
 STAMP="$ENV_DIR/.installed"
+MARKER="$ENV_DIR/.flashlog-env"
 WANT="$(printf '%s\n' "${PINS[@]}")"
 VPY="$ENV_DIR/bin/python"
 
@@ -66,6 +72,7 @@ install_env() {
   say "creating $ENV_DIR (downloads about 5 GB; several minutes)"
   rm -f "$STAMP"
   [ -x "$VPY" ] || "$PYTHON" -m venv "$ENV_DIR"
+  touch "$MARKER"
   "$VPY" -m pip install --quiet --upgrade pip >&2 || die "pip upgrade failed"
   "$VPY" -m pip install --progress-bar off "${PINS[@]}" >&2 \
     || die "pip install failed (see above); is the package registry reachable?"
@@ -73,6 +80,12 @@ install_env() {
   say "packages installed in $((SECONDS - t0)) s"
 }
 
+if [ -e "$ENV_DIR" ] && [ ! -f "$MARKER" ] && [ ! -f "$STAMP" ]; then
+  say "$ENV_DIR exists and was not created by this script; it is left unchanged."
+  say "to use it, install these pins into it yourself (or point FLASHINFER_ENV_DIR at a new folder):"
+  printf '  %s\n' "${PINS[@]}" >&2
+  exit 1
+fi
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ] || [ ! -x "$VPY" ]; then
   install_env
 else
@@ -93,5 +106,9 @@ STUB="$REPO/target/fixtures/cuda/libcuda.so.1"
 [ -f "$STUB" ] || make -C "$REPO" -s cuda-fixtures >&2 || die "could not build the fake libcuda for lib64/stubs"
 ln -sfn "$STUB" "$CUDA_HOME/lib64/stubs/libcuda.so"
 
-echo "export CUDA_HOME='$CUDA_HOME' PATH='$CUDA_HOME/bin:$ENV_DIR/bin':\"\$PATH\" FLASHINFER_CUDA_ARCH_LIST=$ARCH_LIST" \
-  "FLASHINFER_WORKSPACE_BASE='$ENV_DIR/workspace' FLASHINFER_PYTHON='$VPY'"
+# The Python to run FlashInfer with: the environment's interpreter with CUDA_HOME set for it alone.
+FIPY="$ENV_DIR/flashinfer-python"
+printf '#!/bin/sh\nCUDA_HOME=%s exec %s "$@"\n' "'$CUDA_HOME'" "'$VPY'" >"$FIPY"
+chmod +x "$FIPY"
+echo "export PATH='$CUDA_HOME/bin:$ENV_DIR/bin':\"\$PATH\" FLASHINFER_CUDA_ARCH_LIST=$ARCH_LIST" \
+  "FLASHINFER_WORKSPACE_BASE='$ENV_DIR/workspace' FLASHINFER_PYTHON='$FIPY'"
