@@ -42,8 +42,8 @@ unit-test:
 test: build fixtures venv lint unit-test
 	FLASHLOG_LIB=$(CURDIR)/$(LIB) FIXDIR=$(CURDIR)/$(FIXDIR) $(PY) -m pytest -q tests/python
 
-demo: build tvm-fixtures
-	@bash scripts/demo.sh $(LIB) $(FIXDIR)
+demo: build fixtures venv
+	@bash scripts/demo.sh $(LAUNCHER) $(FIXDIR) $(PY)
 
 bench: build fixtures venv
 	@$(PY) scripts/bench.py --lib $(LIB) --fixdir $(FIXDIR)
