@@ -4,6 +4,7 @@
 //!
 //! Module map:
 //! - [`abi`]: `#[repr(C)]` mirrors of foreign types and the only raw-pointer readers;
+//! - [`arch`]: the assembly of each processor (the `dlsym` entry, the trampoline pool);
 //! - [`intercept`]: the exported symbols (`dlsym`, CUDA driver and runtime entry points) and wrappers;
 //! - [`record`]: the text of every record (pure);
 //! - [`stats`]: level-5 tensor statistics;
@@ -13,6 +14,7 @@
 //! - [`state`]: process-wide switches.
 
 pub mod abi;
+pub mod arch;
 pub mod buffers;
 pub mod capture;
 pub mod clock;

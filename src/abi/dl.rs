@@ -22,7 +22,7 @@ pub fn real_dlsym_addr() -> usize {
         return cached;
     }
     let mut found = 0usize;
-    for version in [c"GLIBC_2.34", c"GLIBC_2.2.5"] {
+    for version in crate::arch::DLSYM_VERSIONS {
         // SAFETY: dlvsym with constant NUL-terminated strings; RTLD_NEXT from here means "after the shim".
         let p = unsafe { libc::dlvsym(libc::RTLD_NEXT, c"dlsym".as_ptr(), version.as_ptr()) };
         if !p.is_null() {

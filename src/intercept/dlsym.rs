@@ -7,10 +7,8 @@ use crate::abi::dl;
 use crate::state;
 use std::ffi::{c_char, c_void, CStr};
 
-#[cfg(not(target_arch = "x86_64"))]
-compile_error!("flashlog's dlsym entry is written for x86-64 only; aarch64 needs its own naked entry");
-
-/// The exported `dlsym`: save the two argument registers, ask [`route`], restore them, jump to its answer.
+/// The exported `dlsym`: save the argument registers, ask [`route`], restore them, jump to its answer (the
+/// instructions are in `crate::arch`, one version per architecture).
 ///
 /// # Safety
 /// Called by the host exactly like glibc's `dlsym`.
@@ -18,20 +16,9 @@ compile_error!("flashlog's dlsym entry is written for x86-64 only; aarch64 needs
 #[unsafe(naked)]
 #[no_mangle]
 pub unsafe extern "C" fn dlsym(handle: *mut c_void, name: *const c_char) -> *mut c_void {
-    // SAFETY: at entry rsp = 8 (mod 16); two pushes and 8 more bytes make it 16-aligned for the call. `route`
-    // is an ordinary C-ABI function that preserves callee-saved registers; rdi and rsi are restored before
-    // the jump, and the return address on the stack is still the host's.
-    core::arch::naked_asm!(
-        "push rdi",
-        "push rsi",
-        "sub rsp, 8",
-        "call {route}",
-        "add rsp, 8",
-        "pop rsi",
-        "pop rdi",
-        "jmp rax",
-        route = sym route,
-    )
+    // SAFETY: the entry saves and restores the argument registers around an ordinary C-ABI call to `route`
+    // and leaves the host's return address (stack on x86-64, x30 on aarch64) untouched for the jump.
+    crate::dlsym_entry_asm!(route)
 }
 
 /// Decides where a `dlsym` call goes: glibc's `dlsym` (pass-through: no allocation, no lock, no `Once`), or

@@ -7,6 +7,7 @@
 use super::tvm_call::{self, WrappedFunction};
 use crate::abi::dl;
 use crate::abi::ffi::{FfiAny, SafeCallFn};
+use crate::arch::STUB_BYTES;
 use crate::state;
 use std::ffi::c_void;
 use std::ptr::null_mut;
@@ -14,36 +15,8 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
 /// Number of entry points.
 pub const POOL_SIZE: usize = 4096;
-const STUB_BYTES: usize = 16;
-
-// Stub i: `mov $i, %eax; jmp common` padded to 16 bytes. The common path shifts the four safe-call
-// arguments one register to the right (self, args, num_args, result -> rsi, rdx, ecx, r8), puts the slot in
-// edi, and tail-jumps to `dispatch`: the host's return address stays on the stack, so `dispatch` returns
-// straight to the host.
-std::arch::global_asm!(
-    ".pushsection .text.flashlog_trampolines,\"ax\",@progbits",
-    ".balign 16",
-    ".globl flashlog_trampolines",
-    ".hidden flashlog_trampolines",
-    "flashlog_trampolines:",
-    ".set flashlog_slot, 0",
-    ".rept 4096",
-    "movl $flashlog_slot, %eax",
-    "jmp 1f",
-    ".balign 16",
-    ".set flashlog_slot, flashlog_slot + 1",
-    ".endr",
-    "1:",
-    "movq %rcx, %r8",
-    "movl %edx, %ecx",
-    "movq %rsi, %rdx",
-    "movq %rdi, %rsi",
-    "movl %eax, %edi",
-    "jmp {dispatch}",
-    ".popsection",
-    dispatch = sym dispatch,
-    options(att_syntax)
-);
+// The stubs and their common path, in the assembly of the target (`crate::arch`).
+crate::trampoline_pool_asm!(dispatch);
 
 extern "C" {
     static flashlog_trampolines: [u8; POOL_SIZE * STUB_BYTES];
@@ -131,9 +104,10 @@ mod tests {
     #[test]
     fn stubs_are_16_bytes_apart() {
         assert_eq!(stub_address(1) - stub_address(0), 16);
-        // Stub 1 starts with `mov $1, %eax` (b8 01 00 00 00).
+        // Stub 1 loads slot number 1.
+        let prefix = crate::arch::STUB1_PREFIX;
         // SAFETY: reading our own code bytes.
-        let bytes = unsafe { std::slice::from_raw_parts(stub_address(1) as *const u8, 5) };
-        assert_eq!(bytes, [0xb8, 1, 0, 0, 0]);
+        let bytes = unsafe { std::slice::from_raw_parts(stub_address(1) as *const u8, prefix.len()) };
+        assert_eq!(bytes, prefix);
     }
 }
