@@ -61,9 +61,11 @@ aarch64:
 # library, their records compared line for line with the x86-64 library's on the same fixtures.
 test-aarch64: aarch64 build fixtures venv
 	$(MAKE) --no-print-directory FIXCC=aarch64-linux-gnu-gcc FIXDIR=$(AARCH64_DIR)/fixtures fixtures
+	@bash scripts/aarch64-python.sh $(AARCH64_DIR)/python
 	$(AARCH64_CARGO) test --release --locked --target $(AARCH64)
 	FLASHLOG_LIB=$(CURDIR)/$(LIB) FIXDIR=$(CURDIR)/$(FIXDIR) AARCH64_LIB=$(CURDIR)/$(AARCH64_BIN)/libflashlog.so \
-		AARCH64_FIXDIR=$(CURDIR)/$(AARCH64_DIR)/fixtures $(PY) -m pytest -q tests/aarch64
+		AARCH64_FIXDIR=$(CURDIR)/$(AARCH64_DIR)/fixtures AARCH64_PYTHON=$(CURDIR)/$(AARCH64_DIR)/python \
+		NATIVE_PYTHON=$(CURDIR)/$(PY) $(PY) -m pytest -q tests/aarch64
 
 demo: build fixtures venv
 	@bash scripts/demo.sh $(LAUNCHER) $(FIXDIR) $(PY)

@@ -48,3 +48,26 @@ def masked(text):
     text = re.sub(r"Process: \d+ \(.*\)", "Process: PID (CMD)", text)
     text = text.replace(str(ARM_FIX), "FIXDIR").replace(str(NATIVE_FIX), "FIXDIR")
     return text
+
+ARM_PYTHON = Path(os.environ.get("AARCH64_PYTHON", "target/aarch64/python")).resolve()
+NATIVE_PYTHON = os.environ.get("NATIVE_PYTHON", "python3")
+
+
+def run_python(arch, script_args, *, level=None, dest=None, preload=True, timeout=300):
+    """Runs a Python script (arguments may contain `{modules}`) with the real tvm_ffi loader on `arch`: the
+    test venv's Python natively, the unpacked arm64 CPython with aarch64 wheels under qemu."""
+    lib, fix = (NATIVE_LIB, NATIVE_FIX) if arch == "native" else (ARM_LIB, ARM_FIX)
+    args = [a.format(modules=str(fix / MODULES)) for a in script_args]
+    e = {k: v for k, v in os.environ.items() if k not in SHIM_VARS}
+    if level is not None:
+        e["FLASHINFER_LOGLEVEL"] = str(level)
+    if dest is not None:
+        e["FLASHINFER_LOGDEST"] = str(dest)
+    if arch == "native":
+        argv = [NATIVE_PYTHON] + args
+        if preload:
+            e["LD_PRELOAD"] = str(lib)
+    else:
+        guest = "PYTHONPATH=" + str(ARM_PYTHON / "site") + ("," + "LD_PRELOAD=" + str(lib) if preload else "")
+        argv = [QEMU, "-L", str(ARM_PYTHON / "root"), "-E", guest, str(ARM_PYTHON / "root/usr/bin/python3.11")] + args
+    return subprocess.run(argv, env=e, capture_output=True, text=True, timeout=timeout, errors="replace")

@@ -95,3 +95,25 @@ def test_level0_hands_out_the_real_functions(tmp_path):
     assert "same" in plain.stdout, plain.stdout + plain.stderr
     wrapped = run_on("aarch64", ["tvm_driver", "pointer-check", "{modules}"], level=1, dest=tmp_path / "x.log")
     assert "different" in wrapped.stdout
+
+
+LOADER_SCRIPT = str(__import__("pathlib").Path(__file__).resolve().parents[1] / "python/loader_calls.py")
+
+
+def test_real_tvm_ffi_loader_from_arm64_python(tmp_path):
+    """The real apache-tvm-ffi loader (aarch64 wheel) in an arm64 CPython: the host's output is the same with
+    and without the shim, and the records match the x86-64 run of the same script."""
+    from conftest import run_python
+
+    plain = run_python("aarch64", [LOADER_SCRIPT, "{modules}"], preload=False)
+    assert plain.returncode == 0, plain.stderr
+    logs = {}
+    for level in (3, 5):
+        for arch in ("native", "aarch64"):
+            log = tmp_path / f"{arch}{level}.log"
+            proc = run_python(arch, [LOADER_SCRIPT, "{modules}"], level=level, dest=log)
+            assert proc.returncode == 0, proc.stderr
+            assert masked(proc.stdout) == masked(plain.stdout)
+            logs[arch] = masked(log.read_text())
+        assert logs["aarch64"].count("FlashInfer API Call:") > 0
+        assert logs["aarch64"].splitlines() == logs["native"].splitlines()
