@@ -213,6 +213,9 @@ impl CallState {
         let Some(driver) = cuda_driver::driver() else {
             return;
         };
+        // The system information record must not be written by a host function (it asks the driver about
+        // the devices, and no CUDA call is allowed there): make sure it is out before any host function runs.
+        crate::sink::write_record(&[]);
         let starts = !self.after || !shared.has_before.load(Ordering::Acquire);
         let phase: &'static Phase = Box::leak(Box::new(Phase {
             shared,
