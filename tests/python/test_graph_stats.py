@@ -6,12 +6,13 @@ with new data written between replays; every expected statistic here is computed
 printed."""
 
 import re
+import subprocess
 
 import ml_dtypes
 import numpy as np
 import pytest
 
-from conftest import DASH, EQ, FIXDIR, MODULE_DIR, STAMP, require, run, split_records
+from conftest import DASH, EQ, FIXDIR, MODULE_DIR, REPO, STAMP, clean_env, require, run, split_records
 
 PROGRAM = FIXDIR / "cuda/graph_replay"
 CUDAOPS = MODULE_DIR / "cudaops/cudaops.so"
@@ -132,6 +133,7 @@ def test_replay_statistics_by_every_capture_route(tmp_path, route, mode):
     captured = [r for r in call_records(log, "cudaops.scale2") if "deferred" in r]
     assert len(captured) == 1 and captured[0].count("[statistics deferred to graph replay:") == 4
     assert OLD_SKIP not in log and "statistics error" not in log
+    assert "nan_count=0" in log and not re.search(r"(nan|inf)_count=[1-9]", log)
     scale2, noop = replay_records(log, "cudaops.scale2"), replay_records(log, "cudaops.noop")
     assert sorted(scale2) == [(sid, 1), (sid, 2), (sid, 3)]
     assert sorted(noop) == [(nid, 1), (nid, 2), (nid, 3)]
@@ -161,6 +163,13 @@ def test_nan_watch_writes_only_the_replay_with_a_nan(tmp_path):
     for (_, r), blocks in scale2.items():
         assert blocks == expect_scale2(data(stdout)[(0, r)])
     assert "flashlog watch" not in log
+    # flashlog summary names the replay that first produced a NaN, and its call.
+    summary = subprocess.run([str(REPO / "target/release/flashlog"), "summary", str(tmp_path / "all.log")],
+                             env=clean_env(), capture_output=True, text=True, timeout=60)
+    sid = deferred_id(log, "cudaops.scale2")
+    assert summary.returncode == 0 and "graph replay records: 6\n" in summary.stdout, summary.stdout
+    assert re.search(rf"first NaN/Inf in a graph replay: all\.log:\d+ {STAMP} arg\[1\] cudaops\.scale2 "
+                     rf"\(id={sid}, replay 2\) input\n", summary.stdout), summary.stdout
 
 
 def test_nan_watch_eager_calls(tmp_path):
