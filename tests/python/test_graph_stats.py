@@ -259,3 +259,17 @@ def test_eight_threads_capture_and_replay_at_once(tmp_path):
     assert got == want
     want = {(r, repr(sorted(expect_noop(d).items()))) for (t, r), d in replays.items()}
     assert {(k[1], repr(sorted(b.items()))) for k, b in noop.items()} == want
+
+
+def test_nan_watch_line_per_process_with_fork(tmp_path):
+    """The parent's line counts the parent's calls; the child (which leaves with _exit) writes nothing."""
+    driver, module_dir = require(FIXDIR / "tvm_driver"), MODULE_DIR
+    plain = run([driver, "fork", module_dir], preload=False)
+    proc = run([driver, "fork", module_dir], level=5, dest=tmp_path / "p_%i.log", env={"FLASHLOG_WATCH": "nonfinite"})
+    assert proc.returncode == plain.returncode == 0
+    parent, child = re.search(r"parent=(\d+) child=(\d+) child_status=0", proc.stdout).groups()
+    logs = {f.name: f.read_text() for f in tmp_path.iterdir()}
+    assert set(logs) == {f"p_{parent}.log"}
+    text = logs[f"p_{parent}.log"]
+    assert "FlashInfer API Call" not in text
+    assert re.search(rf"\n{STAMP} flashlog watch: 2 calls and 0 graph replays checked, 0 with NaN or Inf\n$", text)
