@@ -225,6 +225,17 @@ def test_capture_behind_the_shims_back(tmp_path):
     assert "Graph Replay" not in log and "deferred" not in log
 
 
+def test_capture_behind_the_shims_back_after_a_seen_one(tmp_path):
+    stdout, log = run_pair(tmp_path, ["--then-unwrapped"], env=GRAPH_ON)
+    assert "t=0 unwrapped capture begin=0 call=0 end=0 instantiate=0 replay=0 sync=0 result=ok" in stdout
+    reason = "[statistics skipped: CUDA graph capture begun by a route flashlog did not see]"
+    records = call_records(log, "cudaops.scale2")
+    assert [r.count(reason) for r in records] == [0, 0, 4]
+    assert records[1].count("[statistics deferred to graph replay: id=1]") == 4
+    # Only the seen capture's graph writes replay records.
+    assert sorted(replay_records(log, "cudaops.scale2")) == [(1, 1), (1, 2), (1, 3)]
+
+
 def test_variable_off_is_todays_behaviour(tmp_path):
     stdout, log = run_pair(tmp_path, ["--extra"])
     captured = [r for r in split_records(log) if "FlashInfer API Call" in r and OLD_SKIP in r]
