@@ -14,7 +14,8 @@ def fmt(t):
 
 
 mod = tvm_ffi.load_module(sys.argv[1])
-x = torch.arange(1, 4097, dtype=torch.float32, device="cuda") / 64
+# Multiples of 1/4 below 16: every partial sum is exact in float32, so torch's mean and the shim's agree exactly.
+x = (torch.arange(1, 4097, device="cuda") % 64).to(torch.float32) / 4
 static_in = torch.zeros_like(x)
 static_out = torch.zeros_like(x)
 mod.scale2(static_out, static_in)  # eager first: the module loads outside the capture
