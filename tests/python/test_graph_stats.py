@@ -21,11 +21,11 @@ OLD_SKIP = "[statistics skipped: CUDA graph capture in progress]"
 GRAPH_ON = {"FLASHLOG_GRAPH_STATS": 1}
 
 
-def run_pair(tmp_path, args, env=None, level=5, name="g"):
+def run_pair(tmp_path, args, env=None, level=5, name="g", fake=None):
     """The program without the shim and with it; asserts the host saw the same (exit code and stdout; the lines
     of concurrent threads in any order); returns (stdout, log text)."""
     exe = require(PROGRAM)
-    base = {"FLASHINFER_MODULE": require(CUDAOPS)}
+    base = {"FLASHINFER_MODULE": require(CUDAOPS), **(fake or {})}
     plain = run([exe, *args], preload=False, env=base)
     log = tmp_path / f"{name}.log"
     shimmed = run([exe, *args], level=level, dest=log, env={**base, **(env or {})})
@@ -284,3 +284,16 @@ def test_nan_watch_line_per_process_with_fork(tmp_path):
     text = logs[f"p_{parent}.log"]
     assert "FlashInfer API Call" not in text
     assert re.search(rf"\n{STAMP} flashlog watch: 2 calls and 0 graph replays checked, 0 with NaN or Inf\n$", text)
+
+
+def test_deferred_kernels_threads_and_a_second_capture(tmp_path):
+    """FAKECUDA_DEFERRED=1 (kernels wait for a synchronisation), 3 threads through the runtime route, then a second
+    capture behind the shim's back in each thread: every seen replay correct, nothing invalidated."""
+    args = ["--route", "runtime", "--threads", "3", "--extra", "--then-unwrapped"]
+    stdout, log = run_pair(tmp_path, args, env=GRAPH_ON, fake={"FAKECUDA_DEFERRED": 1})
+    replays = data(stdout)
+    scale2 = replay_records(log, "cudaops.scale2")
+    assert len(scale2) == 9
+    want = {(r, repr(sorted(expect_scale2(d).items()))) for (t, r), d in replays.items()}
+    assert {(k[1], repr(sorted(b.items()))) for k, b in scale2.items()} == want
+    assert log.count("[statistics skipped: CUDA graph capture begun by a route flashlog did not see]") == 3 * 4
