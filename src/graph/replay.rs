@@ -8,6 +8,7 @@ use crate::abi::dlpack::{device_type, TensorDesc};
 use crate::abi::{mem, pinned};
 use crate::intercept::host_fn::HostCallback;
 use crate::record::pyrepr::push_int;
+use crate::record::tensor::is_contiguous;
 use crate::record::{push_indent, DASH_LINE, EQUALS_LINE};
 use crate::stats::compute::{write_stats_lines, Accumulator, ElemKind, Stats};
 use crate::stats::walk::{walk_tensor, ByteSource};
@@ -156,9 +157,7 @@ const SPACES: &str = "                ";
 /// Appends the statistics (or reason) lines of one tensor; true when it holds a NaN or an infinity.
 fn write_entry(out: &mut Vec<u8>, source: &Source, indent: usize) -> bool {
     let result = match source {
-        Source::Device { desc, kind, span, lo } => {
-            stats_of(&mut PinnedSource { lo: *lo, bytes: span.bytes() }, desc, *kind)
-        }
+        Source::Device { desc, kind, span, lo } => pinned_stats(span.bytes(), *lo, desc, *kind),
         Source::Host { desc, kind } => stats_of(&mut HostSource, desc, *kind),
         Source::Skipped(reason) => {
             push_line(out, indent, "[statistics skipped: ", reason);
@@ -203,6 +202,21 @@ fn stats_of(src: &mut dyn ByteSource, desc: &TensorDesc, kind: ElemKind) -> Resu
     let mut acc = Accumulator::new(kind);
     walk_tensor(src, desc.first_element() as u64, desc.shape(), desc.strides(), kind, &mut staging, &mut acc)?;
     Ok(acc.finish())
+}
+
+/// Statistics of a device tensor from the copy of its span (`bytes[0]` is device address `lo`). A compact
+/// row-major view is exactly its span: the accumulator reads the page-locked copy in place; any other view is
+/// walked with its strides through the staging buffer, as at level 5.
+fn pinned_stats(bytes: &'static [u8], lo: u64, desc: &TensorDesc, kind: ElemKind) -> Result<Stats, &'static str> {
+    let numel = desc.numel();
+    let eb = kind.elem_bytes();
+    let compact = is_contiguous(desc.shape(), desc.strides()) && !desc.strides().contains(&0);
+    if compact && desc.first_element() as u64 == lo && numel.checked_mul(eb as u128) == Some(bytes.len() as u128) {
+        let mut acc = Accumulator::new(kind);
+        acc.feed(bytes, numel as usize, eb);
+        return Ok(acc.finish());
+    }
+    stats_of(&mut PinnedSource { lo, bytes }, desc, kind)
 }
 
 /// The copy of a view's span: device address `lo` is `bytes[0]`.
@@ -290,6 +304,27 @@ mod tests {
         // Broadcast and size-1 dimensions add nothing.
         assert_eq!(view_span(&desc(0x1000, &[5, 1, 3], &[0, 77, 1]), ElemKind::F32), Ok((0x1000, 12)));
         assert_eq!(view_span(&desc(0x1000, &[], &[]), ElemKind::F32), Ok((0x1000, 4)));
+    }
+
+    #[test]
+    fn compact_views_read_in_place_like_the_walk() {
+        static DATA: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+        let data = DATA.get_or_init(|| {
+            let mut v = Vec::new();
+            for i in 0..4096u32 {
+                let x = if i == 77 { f32::NAN } else { (i as f32 * 0.37).sin() * 100.0 };
+                v.extend_from_slice(&x.to_le_bytes());
+            }
+            v
+        });
+        let d = desc(0x10000, &[64, 64], &[64, 1]);
+        let fast = pinned_stats(data, 0x10000, &d, ElemKind::F32).unwrap();
+        let walked = stats_of(&mut PinnedSource { lo: 0x10000, bytes: data }, &d, ElemKind::F32).unwrap();
+        assert_eq!(format!("{fast:?}"), format!("{walked:?}"));
+        assert!(is_nonfinite(&fast));
+        // A transposed view of the same span goes through the walker and agrees too.
+        let t = desc(0x10000, &[64, 64], &[1, 64]);
+        assert_eq!(format!("{:?}", pinned_stats(data, 0x10000, &t, ElemKind::F32).unwrap()), format!("{walked:?}"));
     }
 
     #[test]
