@@ -8,6 +8,11 @@
    float32, bfloat16 and float8_e4m3fn (each call takes statistics twice: inputs and after the call), next to
    numpy (and ml_dtypes) computing min, max, mean, isnan().sum() and isinf().sum() on the same size, and the
    peak memory the shim adds (VmHWM after the level-5 calls minus before them).
+3. Graph replay statistics (`graph_rows`): what `FLASHLOG_GRAPH_STATS=1` adds to one replay of a captured
+   scale2(out, in) on the fake driver (4 KiB and 16 MiB tensors; the replay copies each of the 2 tensors'
+   spans twice and runs 2 host functions computing 4 tensors' statistics), per captured tensor; and an eager
+   level-5 call with `FLASHLOG_WATCH=nonfinite` and nothing non-finite (no record written) against level 5
+   writing every record.
 """
 
 import argparse
@@ -114,6 +119,47 @@ def stats_throughput(args):
     return rows
 
 
+def graph_rows(args, tmp):
+    """Replay cost per captured tensor with FLASHLOG_GRAPH_STATS=1, and the NaN watch's eager cost."""
+    prog = args.fixdir / "cuda/graph_replay"
+    module = args.fixdir / "cache/flashinfer/0.6.0/90a/cached_ops/cudaops/cudaops.so"
+    lib = args.lib.resolve()
+    print("\nGraph replay statistics (fake driver; median ns per replay, median of "
+          f"{args.repeat} processes; 4 tensors' statistics per replay):")
+    print(f"  {'tensor':8} {'stats off ns':>13} {'stats on ns':>13} {'added/tensor us':>16} {'GB/s':>7}")
+    rows = []
+    for label, elems, replays in (("4 KiB", 1024, 22000), ("16 MiB", 4 << 20, 110)):
+        med = {}
+        for on in (False, True):
+            samples = []
+            for _ in range(args.repeat):
+                env = env_with(LD_PRELOAD=lib, FLASHINFER_LOGLEVEL=5, FLASHINFER_LOGDEST="/dev/null",
+                               FLASHINFER_MODULE=module, FLASHLOG_GRAPH_STATS=1 if on else None,
+                               FLASHLOG_GRAPH_STATS_MB=128 if on else None)
+                out = run([prog, "--bench", replays, "--elems", elems], env)
+                samples.append(parse(out, "median_ns_per_replay"))
+            med[on] = statistics.median(samples)
+        per_tensor_ns = (med[True] - med[False]) / 4
+        gbps = elems * 4 / per_tensor_ns if per_tensor_ns > 0 else float("nan")
+        rows.append((label, med[False], med[True], per_tensor_ns))
+        print(f"  {label:8} {med[False]:13.0f} {med[True]:13.0f} {per_tensor_ns / 1000:16.2f} {gbps:7.2f}")
+    driver, module_dir = args.fixdir / "tvm_driver", args.fixdir / "cache/flashinfer/0.6.0/90a/cached_ops"
+    log = tmp / "watch.log"
+    calls = max(args.calls // 100, 1000)
+    print("\nEager level-5 call, norm.rmsnorm (3 host tensors of 4 x 128 float32), nothing non-finite:")
+    print(f"  {'configuration':36} {'ns/call':>9}")
+    for name, watch in (("level 5 -> file, every record", None), ("level 5 -> file, FLASHLOG_WATCH=nonfinite", "nonfinite")):
+        samples = []
+        for _ in range(args.repeat):
+            if log.exists():
+                log.unlink()
+            env = env_with(LD_PRELOAD=lib, FLASHINFER_LOGLEVEL=5, FLASHINFER_LOGDEST=log, FLASHLOG_WATCH=watch)
+            samples.append(parse(run([driver, "bench", module_dir, calls], env), "median_ns_per_call"))
+        rows.append((name, statistics.median(samples)))
+        print(f"  {name:36} {statistics.median(samples):9.1f}")
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lib", type=Path, default=Path("target/release/libflashlog.so"))
@@ -127,6 +173,8 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         per_call(args, Path(tmp))
     stats_throughput(args)
+    with tempfile.TemporaryDirectory() as tmp:
+        graph_rows(args, Path(tmp))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 # PyTorch and nvcc and no network. Builds (or reuses) libflashlog.so, builds a FlashInfer-shaped TVM-FFI module
 # with a real CUDA kernel, and under LD_PRELOAD at level 5 runs it eagerly and inside torch.cuda.graph capture
 # and replay. Checks: device statistics equal torch's, the captured call's records say statistics were skipped,
-# the graph replays correctly, and nothing failed.
+# the graph replays correctly, and nothing failed. Then (issue 10) with FLASHLOG_GRAPH_STATS=1: the call captured
+# once in torch.cuda.graph and replayed three times with new data: one replay record per replay whose statistics
+# equal torch's own min/max/mean/isnan; with FLASHLOG_WATCH=nonfinite only the replay whose input holds a NaN.
 #   scripts/gpu-check.sh [WHEEL_DIR]   (WHEEL_DIR: where an apache-tvm-ffi wheel was carried, if not installed)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,3 +51,45 @@ check("statistics error" not in log, "no statistics error")
 print("gpu-check:", "FAILED" if fail else "all checks passed")
 sys.exit(1 if fail else 0)
 PY
+
+# ---- issue 10: statistics at graph replay, and the NaN watch
+for mode in all watch; do
+  glog="$work/graph-$mode.log"
+  watch=""
+  [ "$mode" = watch ] && watch=nonfinite
+  FLASHLOG_LEVEL=5 FLASHLOG_DEST="$glog" FLASHLOG_GRAPH_STATS=1 FLASHLOG_WATCH="$watch" LD_PRELOAD="$lib" \
+    python3 scripts/gpu-check/graph_stats.py "$work/flashinfer/gpucheck/gpucheck.so" | tee "$work/graph-$mode.txt"
+  python3 - "$glog" "$work/graph-$mode.txt" "$mode" <<'PY'
+import re, sys
+log, out, mode = open(sys.argv[1]).read(), open(sys.argv[2]).read(), sys.argv[3]
+fail = []
+def check(ok, what):
+    print(("PASS " if ok else "FAIL ") + f"[{mode}] " + what)
+    ok or fail.append(what)
+check("CHECK replays_ok=True" in out, "the graph replays correctly three times")
+torch = {(int(k), n): dict(re.findall(r"(min|max|mean|nan_count)=(\S+)", rest))
+         for k, n, rest in re.findall(r"TORCH replay=(\d) (in|out) (.*)", out)}
+recs = {}
+for rec in log.split("=" * 80 + "\n["):
+    m = re.search(r"FlashInfer Graph Replay: gpucheck\.scale2 \(id=\d+, replay (\d+)\)", rec)
+    if m:
+        before, _, after = rec.partition("Tensor arguments after the call:")
+        recs[int(m[1])] = (before.split("arg[1]:")[-1], after.split("arg[0] (after):")[-1].split("arg[1]")[0])
+want = [2] if mode == "watch" else [1, 2, 3]
+check(sorted(recs) == want, f"replay records {sorted(recs)} (want {want})")
+for k in want:
+    if k not in recs:
+        continue
+    shim_in = dict(re.findall(r"(min|max|mean|nan_count)=(\S+)", recs[k][0]))
+    shim_out = dict(re.findall(r"(min|max|mean|nan_count)=(\S+)", recs[k][1]))
+    check(shim_in == torch[(k, "in")], f"replay {k} input: {shim_in} vs torch {torch[(k, 'in')]}")
+    check(shim_out == torch[(k, "out")], f"replay {k} output: {shim_out} vs torch {torch[(k, 'out')]}")
+check("[statistics deferred to graph replay: id=" in log or mode == "watch", "the captured call's deferred lines")
+check("statistics error" not in log and "statistics skipped" not in log, "no error or skip line")
+if mode == "watch":
+    check(re.search(r"flashlog watch: \d+ calls and 3 graph replays checked, 1 with NaN or Inf", log) is not None,
+          "the watch's line at exit")
+print(f"gpu-check graph stats [{mode}]:", "FAILED" if fail else "all checks passed")
+sys.exit(1 if fail else 0)
+PY
+done

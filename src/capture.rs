@@ -45,6 +45,13 @@ pub fn any_active() -> bool {
     ACTIVE.load(Ordering::SeqCst) > 0
 }
 
+/// Whether the shim saw a capture begin on `stream` that has not ended (a capture begun by a route the shim
+/// does not wrap is not tracked).
+pub fn is_tracked(stream: usize) -> bool {
+    let key = stream.wrapping_add(1);
+    STREAMS.iter().any(|s| s.load(Ordering::SeqCst) == key)
+}
+
 /// Whether EndCapture's return code means the capture is over. Only `CUDA_ERROR_STREAM_CAPTURE_WRONG_THREAD`
 /// (908) leaves it running; success, invalidation (901) and every other error end it.
 pub fn end_result_ends_capture(rc: i32) -> bool {
@@ -61,6 +68,7 @@ mod tests {
         began(0x10);
         began(0x20);
         assert!(any_active());
+        assert!(is_tracked(0x20) && !is_tracked(0x30));
         ended(0x10);
         assert!(any_active());
         ended(0x99); // never began: ignored

@@ -55,7 +55,19 @@ pub struct Config {
     /// One line each for stderr, printed when the shim first has something to log about (so a process that
     /// never touches FlashInfer prints nothing).
     pub warnings: Vec<String>,
+    // ---- statistics at CUDA graph replay and the NaN watch (level 5 and above; `LOG-FORMAT.md`)
+    /// `FLASHLOG_GRAPH_STATS=1`: calls captured into a CUDA graph get their statistics at every replay.
+    pub graph_stats: bool,
+    /// `FLASHLOG_GRAPH_STATS_MB` (default 64): size of the page-locked pool the captured copies go to.
+    pub graph_stats_mb: usize,
+    /// `FLASHLOG_GRAPH_STATS_EVERY=K` (default 1): statistics on every K-th replay of a graph only.
+    pub graph_stats_every: u64,
+    /// `FLASHLOG_WATCH=nonfinite`: records only for calls and replays where a tensor holds a NaN or an infinity.
+    pub watch_nonfinite: bool,
 }
+
+/// Default size of the graph statistics pool, in MiB.
+pub const DEFAULT_GRAPH_STATS_MB: usize = 64;
 
 /// The level at and above which calls get inputs and outputs records.
 pub const LEVEL_DETAILED: u8 = 3;
@@ -94,6 +106,17 @@ impl Config {
             dump_include: GlobSet::parse(&get("FLASHINFER_DUMP_INCLUDE").unwrap_or_default()),
             dump_exclude: GlobSet::parse(&get("FLASHINFER_DUMP_EXCLUDE").unwrap_or_default()),
             inject_panic: GlobSet::parse(&get("FLASHLOG_TEST_PANIC").unwrap_or_default()),
+            graph_stats: get("FLASHLOG_GRAPH_STATS").is_some_and(|v| v.trim() == "1"),
+            graph_stats_mb: parse_count(&get, "FLASHLOG_GRAPH_STATS_MB", 0, DEFAULT_GRAPH_STATS_MB, &mut warnings),
+            graph_stats_every: parse_count(&get, "FLASHLOG_GRAPH_STATS_EVERY", 1, 1, &mut warnings) as u64,
+            watch_nonfinite: match get("FLASHLOG_WATCH").as_deref().map(str::trim) {
+                None | Some("") => false,
+                Some("nonfinite") => true,
+                Some(other) => {
+                    warnings.push(format!("flashlog: FLASHLOG_WATCH='{other}' is not 'nonfinite'; watch off"));
+                    false
+                }
+            },
             warnings,
         }
     }
@@ -117,6 +140,27 @@ fn first_set(
     match get(first) {
         Some(v) => (first, Some(v)),
         None => (second, get(second)),
+    }
+}
+
+/// A non-negative integer variable of at least `min`; unset gives `default`, anything else a warning and
+/// `default`.
+fn parse_count(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    min: usize,
+    default: usize,
+    warnings: &mut Vec<String>,
+) -> usize {
+    match get(name) {
+        None => default,
+        Some(v) => match v.trim().parse::<usize>() {
+            Ok(n) if n >= min && n <= 1 << 20 => n,
+            _ => {
+                warnings.push(format!("flashlog: {name}='{v}' is not an integer >= {min}; using {default}"));
+                default
+            }
+        },
     }
 }
 
@@ -196,6 +240,32 @@ mod tests {
         let c = cfg(&[("FLASHLOG_MODULES", "*"), ("FLASHLOG_KERNELS", "")]);
         assert!(c.modules.matches("/x/other/norm.so"));
         assert!(!c.kernels.matches("flashinfer::Kernel<1>"));
+    }
+
+    #[test]
+    fn graph_stats_and_watch() {
+        let c = cfg(&[]);
+        assert!(!c.graph_stats && !c.watch_nonfinite);
+        assert_eq!((c.graph_stats_mb, c.graph_stats_every), (64, 1));
+        let c = cfg(&[
+            ("FLASHLOG_GRAPH_STATS", "1"),
+            ("FLASHLOG_GRAPH_STATS_MB", "0"),
+            ("FLASHLOG_GRAPH_STATS_EVERY", "3"),
+            ("FLASHLOG_WATCH", "nonfinite"),
+        ]);
+        assert!(c.graph_stats && c.watch_nonfinite);
+        assert_eq!((c.graph_stats_mb, c.graph_stats_every), (0, 3));
+        assert!(c.warnings.is_empty());
+        let c = cfg(&[("FLASHLOG_GRAPH_STATS_EVERY", "0"), ("FLASHLOG_WATCH", "nan"), ("FLASHLOG_GRAPH_STATS", "yes")]);
+        assert!(!c.graph_stats && !c.watch_nonfinite);
+        assert_eq!(c.graph_stats_every, 1);
+        assert_eq!(
+            c.warnings,
+            [
+                "flashlog: FLASHLOG_GRAPH_STATS_EVERY='0' is not an integer >= 1; using 1",
+                "flashlog: FLASHLOG_WATCH='nan' is not 'nonfinite'; watch off"
+            ]
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! - [`config`], [`glob`]: the environment, read once;
 //! - [`sink`], [`buffers`], [`clock`]: where and how records are written;
 //! - [`capture`]: which CUDA graph captures are running;
+//! - [`graph`]: statistics at CUDA graph replay and the NaN watch;
 //! - [`state`]: process-wide switches.
 
 pub mod abi;
@@ -20,6 +21,7 @@ pub mod capture;
 pub mod clock;
 pub mod config;
 pub mod glob;
+pub mod graph;
 pub mod intercept;
 pub mod record;
 pub mod sink;

@@ -19,6 +19,11 @@ type StreamSynchronizeFn = unsafe extern "C" fn(usize) -> i32;
 type StreamIsCapturingFn = unsafe extern "C" fn(usize, *mut i32) -> i32;
 type MemcpyDtoHFn = unsafe extern "C" fn(*mut c_void, u64, usize) -> i32;
 type FuncGetNameFn = unsafe extern "C" fn(*mut *const c_char, usize) -> i32;
+type MemAllocHostFn = unsafe extern "C" fn(*mut *mut c_void, usize) -> i32;
+type MemcpyDtoHAsyncFn = unsafe extern "C" fn(*mut c_void, u64, usize, usize) -> i32;
+/// `CUhostFn`: a host function the driver calls on its own thread.
+pub type HostFn = unsafe extern "C" fn(*mut c_void);
+type LaunchHostFuncFn = unsafe extern "C" fn(usize, HostFn, *mut c_void) -> i32;
 
 /// The driver functions, all from one libcuda.
 pub struct Driver {
@@ -31,6 +36,13 @@ pub struct Driver {
     stream_is_capturing: Option<StreamIsCapturingFn>,
     memcpy_dtoh: Option<MemcpyDtoHFn>,
     func_get_name: Option<FuncGetNameFn>,
+    // ---- graph replay statistics (`crate::graph`)
+    mem_alloc_host: Option<MemAllocHostFn>,
+    memcpy_dtoh_async: Option<MemcpyDtoHAsyncFn>,
+    memcpy_dtoh_async_ptsz: Option<MemcpyDtoHAsyncFn>,
+    launch_host_func: Option<LaunchHostFuncFn>,
+    launch_host_func_ptsz: Option<LaunchHostFuncFn>,
+    stream_is_capturing_ptsz: Option<StreamIsCapturingFn>,
 }
 
 static DRIVER: OnceLock<Driver> = OnceLock::new();
@@ -55,6 +67,12 @@ pub fn driver() -> Option<&'static Driver> {
             stream_is_capturing: cast(lookup(c"cuStreamIsCapturing")),
             memcpy_dtoh: cast(lookup(c"cuMemcpyDtoH_v2")),
             func_get_name: cast(lookup(c"cuFuncGetName")),
+            mem_alloc_host: cast(lookup(c"cuMemAllocHost_v2")),
+            memcpy_dtoh_async: cast(lookup(c"cuMemcpyDtoHAsync_v2")),
+            memcpy_dtoh_async_ptsz: cast(lookup(c"cuMemcpyDtoHAsync_v2_ptsz")),
+            launch_host_func: cast(lookup(c"cuLaunchHostFunc")),
+            launch_host_func_ptsz: cast(lookup(c"cuLaunchHostFunc_ptsz")),
+            stream_is_capturing_ptsz: cast(lookup(c"cuStreamIsCapturing_ptsz")),
         }
     };
     Some(DRIVER.get_or_init(|| d))
@@ -135,6 +153,67 @@ impl Driver {
         let f = self.memcpy_dtoh.ok_or(-1)?;
         // SAFETY: `dst` is valid for its length; the driver validates `src`.
         match unsafe { f(dst.as_mut_ptr().cast(), src, dst.len()) } {
+            SUCCESS => Ok(()),
+            rc => Err(rc),
+        }
+    }
+
+    /// `cuMemAllocHost_v2`: `bytes` of page-locked host memory, never freed by the shim. An allocation: never
+    /// call it while a capture may be running.
+    pub fn alloc_host(&self, bytes: usize) -> Result<usize, i32> {
+        let f = self.mem_alloc_host.ok_or(-1)?;
+        let mut p: *mut c_void = std::ptr::null_mut();
+        // SAFETY: valid out-parameter.
+        match unsafe { f(&mut p, bytes) } {
+            SUCCESS if !p.is_null() => Ok(p as usize),
+            SUCCESS => Err(-1),
+            rc => Err(rc),
+        }
+    }
+
+    /// The capture status of `stream` (`cuStreamIsCapturing`, or its `_ptsz` form for the per-thread default
+    /// stream); None when the driver cannot tell.
+    pub fn capture_status(&self, stream: usize, per_thread: bool) -> Option<i32> {
+        let f = if per_thread { self.stream_is_capturing_ptsz } else { self.stream_is_capturing }?;
+        let mut status = 0i32;
+        // SAFETY: valid out-parameter.
+        (unsafe { f(stream, &mut status) } == SUCCESS).then_some(status)
+    }
+
+    /// `cuMemcpyDtoHAsync_v2` (or `_ptsz`) of `len` bytes at device address `src` into page-locked host memory
+    /// at `dst` on `stream`: on a capturing stream, a memcpy node of the graph.
+    ///
+    /// # Safety
+    /// `dst` must be page-locked memory valid for `len` bytes for as long as the copy (or the graph) may run.
+    pub unsafe fn copy_to_pinned_async(
+        &self,
+        dst: usize,
+        src: u64,
+        len: usize,
+        stream: usize,
+        per_thread: bool,
+    ) -> Result<(), i32> {
+        let f = if per_thread { self.memcpy_dtoh_async_ptsz } else { self.memcpy_dtoh_async }.ok_or(-1)?;
+        match f(dst as *mut c_void, src, len, stream) {
+            SUCCESS => Ok(()),
+            rc => Err(rc),
+        }
+    }
+
+    /// `cuLaunchHostFunc` (or `_ptsz`): `f(user)` on the driver's thread after the stream's earlier work; on a
+    /// capturing stream, a host node run at every replay.
+    ///
+    /// # Safety
+    /// `user` must stay valid for every call of `f` (for a captured node: as long as the graph may be replayed).
+    pub unsafe fn launch_host_func(
+        &self,
+        stream: usize,
+        f: HostFn,
+        user: *mut c_void,
+        per_thread: bool,
+    ) -> Result<(), i32> {
+        let launch = if per_thread { self.launch_host_func_ptsz } else { self.launch_host_func }.ok_or(-1)?;
+        match launch(stream, f, user) {
             SUCCESS => Ok(()),
             rc => Err(rc),
         }

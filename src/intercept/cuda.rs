@@ -282,6 +282,7 @@ macro_rules! begin_capture_wrapper {
         /// Called by the host with the driver's contract.
         #[cfg_attr(not(test), no_mangle)]
         pub unsafe extern "C" fn $name(stream: Stream $(, $arg: $ty)*) -> i32 {
+            crate::graph::prepare_before_capture();
             let Some(f) = real::<unsafe extern "C" fn(Stream $(, $ty)*) -> i32>(Entry::$entry) else { return NOT_FOUND };
             let rc = f(stream $(, $arg)*);
             if rc == 0 {

@@ -55,7 +55,8 @@ pub fn log_launch(kernel: KernelRef, launch: impl FnOnce() -> Launch) {
         return;
     }
     let level = state::level();
-    if level == 0 || state::config().kernels.is_empty() {
+    // The NaN watch keeps the log to the records that hold a NaN or an infinity: no launch records.
+    if level == 0 || state::config().kernels.is_empty() || crate::graph::watch::enabled() {
         return;
     }
     let _errno = ErrnoGuard::save();

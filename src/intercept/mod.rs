@@ -3,6 +3,7 @@
 
 pub mod cuda;
 pub mod dlsym;
+pub mod host_fn;
 pub mod launch;
 pub mod trampoline;
 pub mod tvm_call;

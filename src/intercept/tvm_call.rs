@@ -9,7 +9,7 @@ use crate::config::{LEVEL_DETAILED, LEVEL_STATS};
 use crate::record::call::{push_call_line, push_inputs_record, push_outputs_record, Outcome};
 use crate::record::tensor::StatsSource;
 use crate::record::value::{tensor_source, ValueContext};
-use crate::{buffers, clock, sink, state, stats};
+use crate::{buffers, clock, graph, sink, state, stats};
 use std::ffi::c_void;
 
 /// A wrapped export: its real address and its call name `<module>.<export>`.
@@ -56,6 +56,9 @@ pub unsafe fn call(
     } else {
         None
     };
+    // NaN watch: the inputs record waits for the outputs (a crash inside the call leaves no inputs record).
+    let watch = detailed && stats.is_some() && graph::watch::enabled();
+    let mut held: Option<buffers::Buffer> = None;
     let logged_inputs = state::level() > 0
         && state::guarded(|| {
             if state::config().inject_panic.matches(f.name) {
@@ -64,12 +67,22 @@ pub unsafe fn call(
             let mut out = buffers::take();
             let stamp = clock::now();
             if detailed {
+                if let Some(s) = stats.as_mut() {
+                    s.begin_call(f.name, arg_slice, prefetch.as_ref());
+                }
                 let mut ctx = context(stats.as_mut().map(|s| s as &mut dyn StatsSource), prefetch.as_ref());
                 push_inputs_record(&mut out, &stamp, f.name, arg_slice, &mut ctx);
+                if let Some(s) = stats.as_mut() {
+                    s.end_phase();
+                }
             } else {
                 push_call_line(&mut out, &stamp, f.name);
             }
-            sink::write_record(&out);
+            if watch {
+                held = Some(out);
+            } else {
+                sink::write_record(&out);
+            }
         })
         .is_some();
     sys::set_errno(errno.saved());
@@ -96,7 +109,23 @@ pub unsafe fn call(
             };
             let mut ctx = context(stats.as_mut().map(|s| s as &mut dyn StatsSource), prefetch.as_ref());
             push_outputs_record(&mut out, outcome, arg_slice, &mut ctx);
-            sink::write_record(&out);
+            let Some(s) = stats.as_mut() else {
+                sink::write_record(&out);
+                return;
+            };
+            s.end_phase();
+            match held.take() {
+                Some(mut inputs) => {
+                    if !s.during_capture() {
+                        graph::watch::call_checked(s.saw_nonfinite());
+                    }
+                    if s.saw_nonfinite() {
+                        inputs.extend_from_slice(&out);
+                        sink::write_record(&inputs);
+                    }
+                }
+                None => sink::write_record(&out),
+            }
         });
     }
     rc

@@ -7,7 +7,7 @@ pub mod compute;
 pub mod walk;
 
 use crate::abi::cuda_driver::{self, Driver};
-use crate::abi::dlpack::{device_type, TensorDesc};
+use crate::abi::dlpack::{device_type, Prefetch, TensorDesc};
 use crate::abi::{mem, tvm_runtime};
 use crate::capture;
 use crate::record::push_indent;
@@ -28,6 +28,12 @@ pub struct LiveStats {
     /// (device, stream) pairs synchronised in this phase; a call touches few devices.
     synced: [(i32, usize); 8],
     n_synced: usize,
+    /// Whether a tensor of this call held a NaN or an infinity (the NaN watch).
+    nonfinite: bool,
+    /// Whether statistics were skipped or deferred because of a capture.
+    during_capture: bool,
+    /// What a captured call adds to the capture when replay statistics are on.
+    graph: crate::graph::defer::CallState,
 }
 
 impl Default for LiveStats {
@@ -39,12 +45,47 @@ impl Default for LiveStats {
 impl LiveStats {
     /// A source for a new call.
     pub fn new() -> Self {
-        LiveStats { synced: [(0, 0); 8], n_synced: 0 }
+        LiveStats {
+            synced: [(0, 0); 8],
+            n_synced: 0,
+            nonfinite: false,
+            during_capture: false,
+            graph: Default::default(),
+        }
     }
 
     /// Marks that the real function ran: device streams must be synchronised again before reading outputs.
     pub fn after_call(&mut self) {
         self.n_synced = 0;
+        self.graph.after_call();
+    }
+
+    /// Before the inputs record: lets a call made during a capture prepare its replay statistics.
+    pub fn begin_call(&mut self, name: &'static str, args: &[crate::abi::ffi::FfiAny], prefetch: Option<&Prefetch>) {
+        self.graph.begin_call(name, args, prefetch);
+    }
+
+    /// After each record of the call (inputs, outputs): adds the phase's host function to the capture, if any.
+    pub fn end_phase(&mut self) {
+        self.graph.end_phase();
+    }
+
+    /// Whether a tensor of the call held a NaN or an infinity.
+    pub fn saw_nonfinite(&self) -> bool {
+        self.nonfinite
+    }
+
+    /// Whether some statistics were skipped or deferred because a capture was running.
+    pub fn during_capture(&self) -> bool {
+        self.during_capture
+    }
+
+    /// In place of statistics during a capture: the deferred line (replay statistics) or the skip line.
+    fn capture_line(&mut self, desc: &TensorDesc, out: &mut Vec<u8>, indent: usize) {
+        self.during_capture = true;
+        if !self.graph.defer(desc, out, indent) {
+            push_skipped(out, indent);
+        }
     }
 
     /// Synchronises the stream the call runs on for `device_id`, once per phase.
@@ -116,7 +157,7 @@ impl StatsSource for LiveStats {
             return;
         }
         if capture::any_active() {
-            push_skipped(out, indent);
+            self.capture_line(desc, out, indent);
             return;
         }
         let Some(kind) = ElemKind::from_dlpack(desc.dtype.code, desc.dtype.bits, desc.dtype.lanes) else {
@@ -124,8 +165,11 @@ impl StatsSource for LiveStats {
             return;
         };
         match self.compute(desc, kind) {
-            Ok(stats) => write_stats_lines(out, &SPACES[..indent.min(SPACES.len())], &stats),
-            Err(SKIPPED) => push_skipped(out, indent),
+            Ok(stats) => {
+                self.nonfinite |= crate::graph::replay::is_nonfinite(&stats);
+                write_stats_lines(out, &SPACES[..indent.min(SPACES.len())], &stats)
+            }
+            Err(SKIPPED) => self.capture_line(desc, out, indent),
             Err(reason) => push_error(out, indent, reason),
         }
     }

@@ -5,7 +5,9 @@
 //! record. A NaN or Inf is a `nan_count=N` or `inf_count=N` line with N > 0, in the inputs record (an input)
 //! or under `Tensor arguments after the call:` (an output). Threads interleave whole records, so an outputs
 //! record is paired with the most recent unfinished inputs record of the same file; in a single-threaded log
-//! that is exact. Inputs records never closed by an outputs record "did not return".
+//! that is exact. Inputs records never closed by an outputs record "did not return". Graph replay records
+//! (`FlashInfer Graph Replay: <name> (id=N, replay K)`) are counted per name, and the first NaN/Inf seen in one
+//! is reported with its call, id and replay number.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -67,6 +69,21 @@ enum State {
     Outputs { after: bool },
     /// Inside a kernel-launch record's indented lines.
     Launch,
+    /// Inside a graph replay record; `after` once `Tensor arguments after the call:` was seen.
+    Replay { after: bool },
+}
+
+/// The first NaN/Inf seen in a graph replay record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplayNan {
+    /// The captured call's name.
+    pub name: String,
+    /// `id=N, replay K`.
+    pub replay: String,
+    /// Where.
+    pub place: Place,
+    /// `input` (before the call) or `output` (after it).
+    pub kind: &'static str,
 }
 
 /// Everything the summary accumulates over all files.
@@ -86,6 +103,12 @@ pub struct Summary {
     pub unparsed_quotes: Vec<String>,
     /// Lines outside any record (program output mixed into stdout logs).
     pub other_lines: u64,
+    /// Graph replay records seen.
+    pub replays: u64,
+    /// The first NaN/Inf in a replay record, in file order.
+    pub first_replay_nan: Option<ReplayNan>,
+    /// The replay record being read: (name, `id=N, replay K`, stamp).
+    current_replay: Option<(String, String, String)>,
 }
 
 /// Splits `[YYYY-MM-DD HH:MM:SS] rest` into (stamp, rest).
@@ -171,6 +194,16 @@ impl Summary {
                 }
                 return State::Outside; // a level-1 line: a complete call
             }
+            if let Some(replay) = rest.strip_prefix("FlashInfer Graph Replay: ") {
+                if state == State::AfterEq {
+                    self.begin_replay(stamp, replay);
+                    current_arg.clear();
+                    return State::Replay { after: false };
+                }
+            }
+            if rest.starts_with("flashlog watch: ") {
+                return State::Outside; // the NaN watch's line at exit
+            }
             if state == State::AfterEq && rest == "FlashInfer API Logging - System Information" {
                 return State::SysInfo { closing_seen: false };
             }
@@ -185,6 +218,7 @@ impl Summary {
                     State::SysInfo { closing_seen }
                 }
             }
+            State::Replay { after } => self.replay_line(file, line_no, line, after, current_arg),
             _ if line == EQ => match state {
                 State::Outputs { .. } => {
                     pending.pop();
@@ -262,6 +296,53 @@ impl Summary {
         }
     }
 
+    /// A replay record begins: `rest` is `<name> (id=N, replay K)`.
+    fn begin_replay(&mut self, stamp: &str, rest: &str) {
+        self.replays += 1;
+        let (name, replay) = match rest.rsplit_once(" (") {
+            Some((name, tail)) => (name, tail.trim_end_matches(')')),
+            None => (rest, ""),
+        };
+        self.current_replay = Some((name.to_string(), replay.to_string(), stamp.to_string()));
+    }
+
+    /// One line inside a replay record: its sections, `arg[i]` headers and NaN/Inf counts; `=` closes it.
+    fn replay_line(&mut self, file: usize, line_no: u64, line: &str, after: bool, current_arg: &mut String) -> State {
+        if line == EQ {
+            self.current_replay = None;
+            return State::Outside;
+        }
+        if line == DASH || line == "Tensor arguments before the call:" {
+            return State::Replay { after };
+        }
+        if line == "Tensor arguments after the call:" {
+            return State::Replay { after: true };
+        }
+        let Some(rest) = line.strip_prefix("  ") else {
+            self.unparsed_line(file, line_no, line);
+            return State::Replay { after };
+        };
+        if rest.starts_with("arg[") {
+            if let Some(end) = rest.find(']') {
+                current_arg.clear();
+                current_arg.push_str(&rest[..=end]);
+            }
+            return State::Replay { after };
+        }
+        let t = rest.trim_start();
+        let count = t.strip_prefix("nan_count=").or_else(|| t.strip_prefix("inf_count="));
+        if let (Some(n), None, Some((name, replay, stamp))) =
+            (count.and_then(|c| c.parse::<u64>().ok()), &self.first_replay_nan, &self.current_replay)
+        {
+            if n > 0 {
+                let place = Place { file, line: line_no, stamp: stamp.clone(), arg: current_arg.clone() };
+                let kind = if after { "output" } else { "input" };
+                self.first_replay_nan = Some(ReplayNan { name: name.clone(), replay: replay.clone(), place, kind });
+            }
+        }
+        State::Replay { after }
+    }
+
     /// The earliest NaN/Inf overall: by timestamp, then file order, then line.
     pub fn first_overall(&self) -> Option<(&str, &Place, &'static str)> {
         let mut best: Option<(&str, &Place, &'static str)> = None;
@@ -309,6 +390,19 @@ impl Summary {
                 out.push_str(&format!("first NaN/Inf overall: {} {} {}\n", self.place_text(p), name, kind))
             }
             None => out.push_str("first NaN/Inf overall: none\n"),
+        }
+        if self.replays > 0 {
+            out.push_str(&format!("graph replay records: {}\n", self.replays));
+            match &self.first_replay_nan {
+                Some(r) => out.push_str(&format!(
+                    "first NaN/Inf in a graph replay: {} {} ({}) {}\n",
+                    self.place_text(&r.place),
+                    r.name,
+                    r.replay,
+                    r.kind
+                )),
+                None => out.push_str("first NaN/Inf in a graph replay: none\n"),
+            }
         }
         for (name, p) in &self.did_not_return {
             out.push_str(&format!("did not return: {} {}\n", self.place_text(p), name));
@@ -423,6 +517,30 @@ mod tests {
         let s = summarise(&[("t.log", &text)]);
         assert!(s.did_not_return.is_empty());
         assert_eq!(s.names["a.f"].calls + s.names["b.g"].calls, 2);
+    }
+
+    #[test]
+    fn graph_replay_records() {
+        let replay = |k: u64, nan: u64| {
+            format!(
+                "{EQ}\n[2026-12-02 01:10:0{k}] FlashInfer Graph Replay: norm.rmsnorm (id=7, replay {k})\n{DASH}\nTensor arguments before the call:\n  arg[1]:\n    min=0.000000\n    nan_count=0\n    inf_count=0\nTensor arguments after the call:\n  arg[0] (after):\n    nan_count={nan}\n    inf_count=0\n{EQ}\n\n"
+            )
+        };
+        let text = format!(
+            "{SYSINFO}{}{}{}[2026-12-02 01:10:09] flashlog watch: 0 calls and 3 graph replays checked, 1 with NaN or Inf\n",
+            replay(1, 0),
+            replay(2, 3),
+            replay(3, 1)
+        );
+        let s = summarise(&[("g.log", &text)]);
+        assert_eq!((s.replays, s.unparsed, s.other_lines), (3, 0, 0));
+        let r = s.first_replay_nan.as_ref().unwrap();
+        assert_eq!((r.name.as_str(), r.replay.as_str(), r.kind), ("norm.rmsnorm", "id=7, replay 2", "output"));
+        assert_eq!((r.place.line, r.place.arg.as_str()), (8 + 14 + 11, "arg[0]"));
+        assert!(s.render().contains(
+            "graph replay records: 3\nfirst NaN/Inf in a graph replay: g.log:33 [2026-12-02 01:10:02] arg[0] norm.rmsnorm (id=7, replay 2) output\n"
+        ));
+        assert!(s.did_not_return.is_empty());
     }
 
     #[test]

@@ -1,0 +1,259 @@
+//! What a call made during a capture adds to it, when replay statistics are on: for each tensor argument
+//! whose statistics the replay will take, a copy of its span into the page-locked pool (device tensors) and
+//! the `[statistics deferred to graph replay: id=N]` line; per phase, one host function. Only calls that the
+//! capture allows are made here: `cuStreamIsCapturing`, `cuMemcpyDtoHAsync_v2` into page-locked memory and
+//! `cuLaunchHostFunc` on the capturing stream itself; no synchronisation, no allocation of device or
+//! page-locked memory.
+
+use super::replay::{host_readable, push_line, view_span, Entry, Phase, Shared, Source};
+use super::{enabled, pool};
+use crate::abi::cuda_driver;
+use crate::abi::dlpack::{device_type, Prefetch, TensorDesc};
+use crate::abi::ffi::FfiAny;
+use crate::abi::{pinned, tvm_runtime};
+use crate::capture;
+use crate::intercept::host_fn;
+use crate::record::value::tensor_source;
+use crate::stats::compute::ElemKind;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// `CU_STREAM_CAPTURE_STATUS_ACTIVE`.
+const CAPTURE_ACTIVE: i32 = 1;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Reason for a capture the shim did not see begin (a route it does not wrap) before the pool existed.
+pub const UNSEEN_NO_POOL: &str = "graph statistics pool not prepared (capture begun by a route flashlog did not see)";
+/// Reason for a capture the shim did not see begin, once the pool exists.
+pub const UNSEEN: &str = "CUDA graph capture begun by a route flashlog did not see";
+/// Reason for a capture the shim saw, when the pool could not be prepared before it.
+pub const NO_POOL: &str = "graph statistics pool not prepared";
+/// Reason when the stream of the call cannot be identified.
+pub const NO_STREAM: &str = "capturing stream not identified";
+/// Reason for a tensor inside a container argument (replay records cover top-level tensor arguments).
+pub const NESTED: &str = "tensor inside a container argument: not covered at graph replay";
+
+/// The capturing stream the call's copies and host functions go to.
+#[derive(Clone, Copy)]
+struct Target {
+    stream: usize,
+    per_thread: bool,
+}
+
+/// Whether the call's stream is the one being captured, and whether the replay can cover it.
+#[derive(Clone, Copy)]
+enum Verdict {
+    /// Not asked yet.
+    Unknown,
+    /// The call's stream is not capturing (another stream is): the ordinary skip line.
+    NotCapturing,
+    /// Capturing, but not coverable: this reason.
+    Uncovered(&'static str),
+    /// Capturing and covered.
+    Covered(Target),
+}
+
+/// The capture-time state of one call (part of its level-5 statistics source). Empty and allocation-free
+/// unless the call runs during a capture with replay statistics on.
+pub struct CallState {
+    /// Set by [`CallState::begin_call`] when a capture is known to run.
+    active: bool,
+    name: &'static str,
+    /// The top-level tensor arguments in order (position, descriptor), to label the tensors the record
+    /// printer visits.
+    expected: Vec<(usize, TensorDesc)>,
+    cursor: usize,
+    stream: Option<usize>,
+    verdict: Verdict,
+    after: bool,
+    shared: Option<&'static Shared>,
+    entries: Vec<Entry>,
+}
+
+impl Default for CallState {
+    fn default() -> Self {
+        CallState {
+            active: false,
+            name: "",
+            expected: Vec::new(),
+            cursor: 0,
+            stream: None,
+            verdict: Verdict::Unknown,
+            after: false,
+            shared: None,
+            entries: Vec::new(),
+        }
+    }
+}
+
+fn same_view(a: &TensorDesc, b: &TensorDesc) -> bool {
+    a.first_element() == b.first_element()
+        && a.dtype == b.dtype
+        && a.device == b.device
+        && a.shape() == b.shape()
+        && a.strides() == b.strides()
+}
+
+impl CallState {
+    /// Before the inputs record of a call: when replay statistics are on and a capture is known to run,
+    /// notes the call's top-level tensor arguments and its stream.
+    pub fn begin_call(&mut self, name: &'static str, args: &[FfiAny], prefetch: Option<&Prefetch>) {
+        if !enabled() || !capture::any_active() {
+            return;
+        }
+        self.active = true;
+        self.name = name;
+        for (i, arg) in args.iter().enumerate() {
+            if let Some(desc) = tensor_source(arg).and_then(|s| s.read(prefetch).ok()) {
+                self.expected.push((i, desc));
+            }
+        }
+        let device = self
+            .expected
+            .iter()
+            .find(|(_, d)| d.device.device_type == device_type::CUDA)
+            .map_or(0, |(_, d)| d.device.device_id);
+        self.stream = tvm_runtime::env_stream(device_type::CUDA, device);
+    }
+
+    /// The real function ran: the next tensors are the after-the-call ones.
+    pub fn after_call(&mut self) {
+        self.after = true;
+        self.cursor = 0;
+    }
+
+    fn verdict(&mut self) -> Verdict {
+        if let Verdict::Unknown = self.verdict {
+            self.verdict = self.judge();
+        }
+        self.verdict
+    }
+
+    fn judge(&self) -> Verdict {
+        let Some(stream) = self.stream else {
+            return Verdict::Uncovered(NO_STREAM);
+        };
+        // Stream 0 can only be capturing as the per-thread default stream (the legacy stream cannot be
+        // captured), so its `_ptsz` functions are the right ones.
+        let per_thread = stream == 0;
+        let Some(driver) = cuda_driver::driver() else {
+            return Verdict::NotCapturing;
+        };
+        match driver.capture_status(stream, per_thread) {
+            Some(CAPTURE_ACTIVE) => {}
+            Some(_) => return Verdict::NotCapturing,
+            None => return Verdict::Uncovered(NO_STREAM),
+        }
+        if !capture::is_tracked(stream) {
+            return Verdict::Uncovered(if pinned::installed() { UNSEEN } else { UNSEEN_NO_POOL });
+        }
+        if !pinned::installed() {
+            return Verdict::Uncovered(NO_POOL);
+        }
+        Verdict::Covered(Target { stream, per_thread })
+    }
+
+    /// In place of the statistics of `desc` while its call's stream is capturing: adds what the replay needs
+    /// and writes the deferred line (or the skip line with its reason). Returns false when replay statistics
+    /// are off or the call's stream is not the capturing one: the caller then writes the ordinary skip line.
+    pub fn defer(&mut self, desc: &TensorDesc, out: &mut Vec<u8>, indent: usize) -> bool {
+        if !enabled() {
+            return false;
+        }
+        if !self.active {
+            // No capture known to the shim, yet the stream is capturing: begun behind its back.
+            push_line(out, indent, "[statistics skipped: ", if pinned::installed() { UNSEEN } else { UNSEEN_NO_POOL });
+            return true;
+        }
+        let target = match self.verdict() {
+            Verdict::Unknown | Verdict::NotCapturing => return false,
+            Verdict::Uncovered(reason) => {
+                push_line(out, indent, "[statistics skipped: ", reason);
+                return true;
+            }
+            Verdict::Covered(t) => t,
+        };
+        let arg = match self.expected.get(self.cursor) {
+            Some((i, d)) if same_view(d, desc) => {
+                self.cursor += 1;
+                *i
+            }
+            _ => {
+                push_line(out, indent, "[statistics skipped: ", NESTED);
+                return true;
+            }
+        };
+        let shared = *self.shared.get_or_insert_with(|| {
+            Box::leak(Box::new(Shared::new(NEXT_ID.fetch_add(1, Ordering::Relaxed), self.name)))
+        });
+        let source = source_for(desc, target);
+        match &source {
+            Source::Device { .. } | Source::Host { .. } => {
+                crate::record::push_indent(out, indent);
+                out.extend_from_slice(b"[statistics deferred to graph replay: id=");
+                crate::record::pyrepr::push_int(out, shared.id);
+                out.extend_from_slice(b"]\n");
+            }
+            Source::Skipped(reason) => push_line(out, indent, "[statistics skipped: ", reason),
+            Source::Error(reason) => push_line(out, indent, "[statistics error: ", reason),
+        }
+        self.entries.push(Entry { arg, source });
+        true
+    }
+
+    /// At the end of a phase (the inputs record built, or the outputs record): adds the phase's host function
+    /// to the capture.
+    pub fn end_phase(&mut self) {
+        let (Some(shared), Verdict::Covered(target)) = (self.shared, self.verdict) else {
+            return;
+        };
+        if self.entries.is_empty() {
+            return;
+        }
+        let Some(driver) = cuda_driver::driver() else {
+            return;
+        };
+        // The system information record must not be written by a host function (it asks the driver about
+        // the devices, and no CUDA call is allowed there): make sure it is out before any host function runs.
+        crate::sink::write_record(&[]);
+        let starts = !self.after || !shared.has_before.load(Ordering::Acquire);
+        let phase: &'static Phase = Box::leak(Box::new(Phase {
+            shared,
+            after: self.after,
+            starts,
+            entries: std::mem::take(&mut self.entries),
+        }));
+        if host_fn::launch(driver, target.stream, target.per_thread, phase).is_ok() {
+            let flag = if self.after { &shared.has_after } else { &shared.has_before };
+            flag.store(true, Ordering::Release);
+        }
+    }
+}
+
+/// Decides how the replay covers one tensor, enqueuing the copy of a device tensor's span.
+fn source_for(desc: &TensorDesc, target: Target) -> Source {
+    let Some(kind) = ElemKind::from_dlpack(desc.dtype.code, desc.dtype.bits, desc.dtype.lanes) else {
+        return Source::Error("unsupported dtype");
+    };
+    let dev = desc.device.device_type;
+    if host_readable(dev) {
+        return Source::Host { desc: desc.clone(), kind };
+    }
+    if dev != device_type::CUDA {
+        return Source::Error("no reader for this device type");
+    }
+    let (lo, len) = match view_span(desc, kind) {
+        Ok(s) => s,
+        Err(reason) => return Source::Error(reason),
+    };
+    let Some(span) = pinned::reserve(len) else {
+        return Source::Skipped(pool::full_reason());
+    };
+    let Some(driver) = cuda_driver::driver() else {
+        return Source::Error("CUDA driver not loaded");
+    };
+    match span.enqueue_copy_from(driver, lo, target.stream, target.per_thread) {
+        Ok(()) => Source::Device { desc: desc.clone(), kind, span, lo },
+        Err(_) => Source::Error("cuMemcpyDtoHAsync_v2 failed during the capture"),
+    }
+}

@@ -1,0 +1,359 @@
+//! What runs at every replay: one host function per captured call and phase (inputs, after the call). The
+//! inputs one starts the replay's record with the statistics of the tensors as they were before the call;
+//! the after one adds the tensors after the call and writes the record, whole, with one write. Runs on the
+//! driver's thread: no CUDA call here, ever (the driver refuses them, and the bytes are already copied).
+
+use super::watch;
+use crate::abi::dlpack::{device_type, TensorDesc};
+use crate::abi::{mem, pinned};
+use crate::intercept::host_fn::HostCallback;
+use crate::record::pyrepr::push_int;
+use crate::record::tensor::is_contiguous;
+use crate::record::{push_indent, DASH_LINE, EQUALS_LINE};
+use crate::stats::compute::{write_stats_lines, Accumulator, ElemKind, Stats};
+use crate::stats::walk::{walk_tensor, ByteSource};
+use crate::stats::STAGING_BYTES;
+use crate::{buffers, clock, sink, state};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+/// One captured call: its id (`[statistics deferred to graph replay: id=N]`), name and replay state.
+pub struct Shared {
+    /// The id, counting from 1 per process.
+    pub id: u64,
+    /// `<module>.<export>`.
+    pub name: &'static str,
+    /// Set when the after-the-call host function was added to the capture: the inputs one then leaves the
+    /// record to it.
+    pub has_after: AtomicBool,
+    /// Set when the inputs host function was added.
+    pub has_before: AtomicBool,
+    run: Mutex<Run>,
+}
+
+/// The state of the replay in progress.
+#[derive(Default)]
+struct Run {
+    /// Replays of the graph so far (counted by the first host function of the call).
+    replay: u64,
+    /// Whether this replay takes statistics (`FLASHLOG_GRAPH_STATS_EVERY`).
+    taking: bool,
+    /// The record body built so far.
+    body: Vec<u8>,
+    /// Whether a tensor of this replay held a NaN or an infinity.
+    nonfinite: bool,
+}
+
+impl Shared {
+    /// A new captured call.
+    pub fn new(id: u64, name: &'static str) -> Shared {
+        Shared {
+            id,
+            name,
+            has_after: AtomicBool::new(false),
+            has_before: AtomicBool::new(false),
+            run: Mutex::new(Run::default()),
+        }
+    }
+}
+
+/// Where a tensor's statistics come from at replay.
+pub enum Source {
+    /// A device tensor: the copy of its span in the page-locked pool; `lo` is the device address of the
+    /// span's first byte (the view's lowest element).
+    Device { desc: TensorDesc, kind: ElemKind, span: pinned::Span, lo: u64 },
+    /// A host tensor, read by the host function itself.
+    Host { desc: TensorDesc, kind: ElemKind },
+    /// Not covered: the skip line's reason.
+    Skipped(String),
+    /// Not covered: the error line's reason.
+    Error(&'static str),
+}
+
+/// One tensor argument of a phase.
+pub struct Entry {
+    /// The argument's position.
+    pub arg: usize,
+    /// Where its statistics come from.
+    pub source: Source,
+}
+
+/// The host function of one call and phase.
+pub struct Phase {
+    /// The call.
+    pub shared: &'static Shared,
+    /// The after-the-call phase (else the inputs).
+    pub after: bool,
+    /// Whether this host function starts a replay (the inputs one, or the after one when there is none).
+    pub starts: bool,
+    /// The tensors.
+    pub entries: Vec<Entry>,
+}
+
+impl HostCallback for Phase {
+    fn run(&'static self) {
+        if state::level() == 0 {
+            return;
+        }
+        let shared = self.shared;
+        let mut run = shared.run.lock().unwrap_or_else(|p| p.into_inner());
+        if self.starts {
+            run.replay += 1;
+            run.taking = run.replay.is_multiple_of(state::config().graph_stats_every.max(1));
+            run.body.clear();
+            run.nonfinite = false;
+        }
+        if !run.taking {
+            return;
+        }
+        let Run { body, nonfinite, replay, .. } = &mut *run;
+        body.extend_from_slice(if self.after {
+            b"Tensor arguments after the call:\n"
+        } else {
+            b"Tensor arguments before the call:\n"
+        });
+        for entry in &self.entries {
+            body.extend_from_slice(b"  arg[");
+            push_int(body, entry.arg);
+            body.extend_from_slice(if self.after { b"] (after):\n" } else { b"]:\n" });
+            *nonfinite |= write_entry(body, &entry.source, 4);
+        }
+        if !self.after && shared.has_after.load(Ordering::Acquire) {
+            return;
+        }
+        let watching = watch::enabled();
+        if watching {
+            watch::replay_checked(*nonfinite);
+            if !*nonfinite {
+                return;
+            }
+        }
+        let mut out = buffers::take();
+        push_replay_record(&mut out, &clock::now().0, shared.name, shared.id, *replay, body);
+        sink::write_record(&out);
+    }
+}
+
+/// Appends a replay record: separators, `[ts] FlashInfer Graph Replay: <name> (id=N, replay K)`, the body.
+pub fn push_replay_record(out: &mut Vec<u8>, stamp: &[u8], name: &str, id: u64, replay: u64, body: &[u8]) {
+    out.extend_from_slice(EQUALS_LINE);
+    out.extend_from_slice(stamp);
+    out.extend_from_slice(b" FlashInfer Graph Replay: ");
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b" (id=");
+    push_int(out, id);
+    out.extend_from_slice(b", replay ");
+    push_int(out, replay);
+    out.extend_from_slice(b")\n");
+    out.extend_from_slice(DASH_LINE);
+    out.extend_from_slice(body);
+    out.extend_from_slice(EQUALS_LINE);
+    out.push(b'\n');
+}
+
+/// Indentation source for statistics lines.
+const SPACES: &str = "                ";
+
+/// Appends the statistics (or reason) lines of one tensor; true when it holds a NaN or an infinity.
+fn write_entry(out: &mut Vec<u8>, source: &Source, indent: usize) -> bool {
+    let result = match source {
+        Source::Device { desc, kind, span, lo } => pinned_stats(span.bytes(), *lo, desc, *kind),
+        Source::Host { desc, kind } => stats_of(&mut HostSource, desc, *kind),
+        Source::Skipped(reason) => {
+            push_line(out, indent, "[statistics skipped: ", reason);
+            return false;
+        }
+        Source::Error(reason) => Err(*reason),
+    };
+    match result {
+        Ok(stats) => {
+            write_stats_lines(out, &SPACES[..indent.min(SPACES.len())], &stats);
+            is_nonfinite(&stats)
+        }
+        Err(reason) => {
+            push_line(out, indent, "[statistics error: ", reason);
+            false
+        }
+    }
+}
+
+/// Whether finished statistics count a NaN or an infinity.
+pub fn is_nonfinite(stats: &Stats) -> bool {
+    matches!(stats, Stats::Float { nan_count, inf_count, .. } if nan_count + inf_count > 0)
+}
+
+/// Appends `<indent>[prefix reason]`.
+pub fn push_line(out: &mut Vec<u8>, indent: usize, prefix: &str, reason: &str) {
+    push_indent(out, indent);
+    out.extend_from_slice(prefix.as_bytes());
+    out.extend_from_slice(reason.as_bytes());
+    out.extend_from_slice(b"]\n");
+}
+
+/// The staging buffer of the host functions (one driver thread in practice; separate from the eager one so
+/// a replay never waits for an eager call's statistics).
+static STAGING: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+fn stats_of(src: &mut dyn ByteSource, desc: &TensorDesc, kind: ElemKind) -> Result<Stats, &'static str> {
+    let mut staging = STAGING.lock().unwrap_or_else(|p| p.into_inner());
+    if staging.len() < STAGING_BYTES {
+        staging.resize(STAGING_BYTES, 0);
+    }
+    let mut acc = Accumulator::new(kind);
+    walk_tensor(src, desc.first_element() as u64, desc.shape(), desc.strides(), kind, &mut staging, &mut acc)?;
+    Ok(acc.finish())
+}
+
+/// Statistics of a device tensor from the copy of its span (`bytes[0]` is device address `lo`). A compact
+/// row-major view is exactly its span: the accumulator reads the page-locked copy in place; any other view is
+/// walked with its strides through the staging buffer, as at level 5.
+fn pinned_stats(bytes: &'static [u8], lo: u64, desc: &TensorDesc, kind: ElemKind) -> Result<Stats, &'static str> {
+    let numel = desc.numel();
+    let eb = kind.elem_bytes();
+    let compact = is_contiguous(desc.shape(), desc.strides()) && !desc.strides().contains(&0);
+    if compact && desc.first_element() as u64 == lo && numel.checked_mul(eb as u128) == Some(bytes.len() as u128) {
+        let mut acc = Accumulator::new(kind);
+        acc.feed(bytes, numel as usize, eb);
+        return Ok(acc.finish());
+    }
+    stats_of(&mut PinnedSource { lo, bytes }, desc, kind)
+}
+
+/// The copy of a view's span: device address `lo` is `bytes[0]`.
+struct PinnedSource {
+    lo: u64,
+    bytes: &'static [u8],
+}
+
+impl ByteSource for PinnedSource {
+    fn read(&mut self, addr: u64, dst: &mut [u8]) -> Result<(), &'static str> {
+        let start = addr.checked_sub(self.lo).ok_or("outside the copied span")? as usize;
+        let end = start.checked_add(dst.len()).filter(|&e| e <= self.bytes.len()).ok_or("outside the copied span")?;
+        dst.copy_from_slice(&self.bytes[start..end]);
+        Ok(())
+    }
+}
+
+/// Host memory, read with the fault-tolerant copy at replay time.
+struct HostSource;
+
+impl ByteSource for HostSource {
+    fn read(&mut self, addr: u64, dst: &mut [u8]) -> Result<(), &'static str> {
+        mem::read_bytes(addr as usize, dst).map_err(|_| "host memory not readable")
+    }
+}
+
+/// Whether host functions can read this device type's memory themselves.
+pub fn host_readable(device: i32) -> bool {
+    matches!(device, device_type::CPU | device_type::CUDA_HOST | device_type::CUDA_MANAGED | device_type::ROCM_HOST)
+}
+
+/// The bytes a view covers: (device address of its lowest byte, length). The walker reads exactly inside
+/// this span (it moves the base to the lowest element for negative strides; broadcast dimensions add
+/// nothing).
+pub fn view_span(desc: &TensorDesc, kind: ElemKind) -> Result<(u64, usize), &'static str> {
+    let eb = kind.elem_bytes() as i128;
+    let first = desc.first_element() as i128;
+    let (mut lo, mut hi) = (first, first + eb);
+    for (&n, &s) in desc.shape().iter().zip(desc.strides()) {
+        if n < 0 {
+            return Err("negative dimension size");
+        }
+        if n <= 1 || s == 0 {
+            continue;
+        }
+        let reach = (s as i128).checked_mul(n as i128 - 1).and_then(|r| r.checked_mul(eb)).ok_or("tensor too large")?;
+        if reach < 0 {
+            lo += reach;
+        } else {
+            hi += reach;
+        }
+    }
+    if lo < 0 || hi > u64::MAX as i128 || hi - lo > isize::MAX as i128 {
+        return Err("tensor address range overflows");
+    }
+    Ok((lo as u64, (hi - lo) as usize))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::abi::dlpack::{DataType, Device};
+
+    fn desc(data: usize, shape: &[i64], strides: &[i64]) -> TensorDesc {
+        let mut d = TensorDesc::new(
+            data,
+            0,
+            Device { device_type: 2, device_id: 0 },
+            DataType { code: 2, bits: 32, lanes: 1 },
+            shape.len(),
+        );
+        let (sh, st) = d.dims_mut();
+        sh.copy_from_slice(shape);
+        st.copy_from_slice(strides);
+        d
+    }
+
+    #[test]
+    fn spans_of_views() {
+        assert_eq!(view_span(&desc(0x1000, &[4, 8], &[8, 1]), ElemKind::F32), Ok((0x1000, 128)));
+        // Every other column of a 4x8 matrix: last element at 3*8+6.
+        assert_eq!(view_span(&desc(0x1000, &[4, 4], &[8, 2]), ElemKind::F32), Ok((0x1000, (3 * 8 + 6 + 1) * 4)));
+        // Reversed: the lowest element is 7 back.
+        assert_eq!(view_span(&desc(0x1000, &[8], &[-1]), ElemKind::F32), Ok((0x1000 - 28, 32)));
+        // Broadcast and size-1 dimensions add nothing.
+        assert_eq!(view_span(&desc(0x1000, &[5, 1, 3], &[0, 77, 1]), ElemKind::F32), Ok((0x1000, 12)));
+        assert_eq!(view_span(&desc(0x1000, &[], &[]), ElemKind::F32), Ok((0x1000, 4)));
+    }
+
+    #[test]
+    fn compact_views_read_in_place_like_the_walk() {
+        static DATA: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+        let data = DATA.get_or_init(|| {
+            let mut v = Vec::new();
+            for i in 0..4096u32 {
+                let x = if i == 77 { f32::NAN } else { (i as f32 * 0.37).sin() * 100.0 };
+                v.extend_from_slice(&x.to_le_bytes());
+            }
+            v
+        });
+        let d = desc(0x10000, &[64, 64], &[64, 1]);
+        let fast = pinned_stats(data, 0x10000, &d, ElemKind::F32).unwrap();
+        let walked = stats_of(&mut PinnedSource { lo: 0x10000, bytes: data }, &d, ElemKind::F32).unwrap();
+        assert_eq!(format!("{fast:?}"), format!("{walked:?}"));
+        assert!(is_nonfinite(&fast));
+        // A transposed view of the same span goes through the walker and agrees too.
+        let t = desc(0x10000, &[64, 64], &[1, 64]);
+        assert_eq!(format!("{:?}", pinned_stats(data, 0x10000, &t, ElemKind::F32).unwrap()), format!("{walked:?}"));
+    }
+
+    #[test]
+    fn pinned_source_reads_inside_the_span_only() {
+        static BYTES: [u8; 8] = [1, 2, 3, 4, 5, 6, 7, 8];
+        let mut src = PinnedSource { lo: 0x100, bytes: &BYTES };
+        let mut dst = [0u8; 3];
+        assert!(src.read(0x105, &mut dst).is_ok());
+        assert_eq!(dst, [6, 7, 8]);
+        assert!(src.read(0x106, &mut dst).is_err());
+        assert!(src.read(0xff, &mut dst).is_err());
+    }
+
+    #[test]
+    fn record_layout() {
+        let mut out = Vec::new();
+        push_replay_record(
+            &mut out,
+            b"[2026-12-02 01:10:06]",
+            "norm.rmsnorm",
+            7,
+            3,
+            b"Tensor arguments before the call:\n",
+        );
+        let eq = "=".repeat(80);
+        let dash = "-".repeat(80);
+        let want = format!(
+            "{eq}\n[2026-12-02 01:10:06] FlashInfer Graph Replay: norm.rmsnorm (id=7, replay 3)\n{dash}\nTensor arguments before the call:\n{eq}\n\n"
+        );
+        assert_eq!(String::from_utf8(out).unwrap(), want);
+    }
+}

@@ -1,0 +1,94 @@
+//! The NaN watch (`FLASHLOG_WATCH=nonfinite`, level 5 and above): statistics are taken as usual, but a call's
+//! records (eager calls: the inputs record is held back until the outputs are known) and replay records are
+//! written only when one of their tensors holds a NaN or an infinity. At normal exit, one line in the log:
+//! `[ts] flashlog watch: N calls and M graph replays checked, K with NaN or Inf` — only in a process that
+//! watched something (a forked child counts from zero; a process that never logged prints nothing).
+
+use crate::abi::sys;
+use crate::config::LEVEL_STATS;
+use crate::intercept::host_fn;
+use crate::record::pyrepr::push_int;
+use crate::{buffers, clock, sink, state};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+static CALLS: AtomicU64 = AtomicU64::new(0);
+static REPLAYS: AtomicU64 = AtomicU64::new(0);
+static FLAGGED: AtomicU64 = AtomicU64::new(0);
+static REGISTERED: AtomicBool = AtomicBool::new(false);
+
+/// Whether the watch is on.
+pub fn enabled() -> bool {
+    state::level() >= LEVEL_STATS && state::config().watch_nonfinite
+}
+
+/// Counts one eager call checked; `nonfinite`: a tensor held a NaN or an infinity.
+pub fn call_checked(nonfinite: bool) {
+    register_once();
+    CALLS.fetch_add(1, Ordering::Relaxed);
+    if nonfinite {
+        FLAGGED.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Counts one graph replay of one captured call checked.
+pub fn replay_checked(nonfinite: bool) {
+    register_once();
+    REPLAYS.fetch_add(1, Ordering::Relaxed);
+    if nonfinite {
+        FLAGGED.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn register_once() {
+    if REGISTERED.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    sys::at_fork_child(after_fork_in_child);
+    host_fn::at_exit(at_exit);
+}
+
+/// A forked child counts its own calls only.
+extern "C" fn after_fork_in_child() {
+    CALLS.store(0, Ordering::Relaxed);
+    REPLAYS.store(0, Ordering::Relaxed);
+    FLAGGED.store(0, Ordering::Relaxed);
+}
+
+/// The exit handler: the summary line, when anything was watched and logging is still on.
+extern "C" fn at_exit() {
+    let _errno = sys::ErrnoGuard::save();
+    state::guarded(|| {
+        let (calls, replays) = (CALLS.load(Ordering::Relaxed), REPLAYS.load(Ordering::Relaxed));
+        if calls + replays == 0 || state::level() == 0 {
+            return;
+        }
+        let mut out = buffers::take();
+        push_summary(&mut out, &clock::now().0, calls, replays, FLAGGED.load(Ordering::Relaxed));
+        sink::write_record(&out);
+    });
+}
+
+/// Appends `[ts] flashlog watch: N calls and M graph replays checked, K with NaN or Inf`.
+pub fn push_summary(out: &mut Vec<u8>, stamp: &[u8], calls: u64, replays: u64, flagged: u64) {
+    out.extend_from_slice(stamp);
+    out.extend_from_slice(b" flashlog watch: ");
+    push_int(out, calls);
+    out.extend_from_slice(b" calls and ");
+    push_int(out, replays);
+    out.extend_from_slice(b" graph replays checked, ");
+    push_int(out, flagged);
+    out.extend_from_slice(b" with NaN or Inf\n");
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn summary_line() {
+        let mut out = Vec::new();
+        super::push_summary(&mut out, b"[2026-12-02 01:10:09]", 120000, 5000, 2);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "[2026-12-02 01:10:09] flashlog watch: 120000 calls and 5000 graph replays checked, 2 with NaN or Inf\n"
+        );
+    }
+}
