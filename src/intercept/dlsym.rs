@@ -10,7 +10,8 @@ use std::ffi::{c_char, c_void, CStr};
 #[cfg(not(target_arch = "x86_64"))]
 compile_error!("flashlog's dlsym entry is written for x86-64 only; aarch64 needs its own naked entry");
 
-/// The exported `dlsym`: save the two argument registers, ask [`route`], restore them, jump to its answer.
+/// The exported `dlsym` (the only symbol the shim exports): save the two argument registers, ask [`route`]
+/// (with the caller's return address as a third argument), restore them, jump to its answer.
 ///
 /// # Safety
 /// Called by the host exactly like glibc's `dlsym`.
@@ -18,10 +19,12 @@ compile_error!("flashlog's dlsym entry is written for x86-64 only; aarch64 needs
 #[unsafe(naked)]
 #[no_mangle]
 pub unsafe extern "C" fn dlsym(handle: *mut c_void, name: *const c_char) -> *mut c_void {
-    // SAFETY: at entry rsp = 8 (mod 16); two pushes and 8 more bytes make it 16-aligned for the call. `route`
-    // is an ordinary C-ABI function that preserves callee-saved registers; rdi and rsi are restored before
-    // the jump, and the return address on the stack is still the host's.
+    // SAFETY: at entry rsp = 8 (mod 16) and [rsp] is the caller's return address, passed in rdx (a scratch
+    // register: dlsym has two arguments). Two pushes and 8 more bytes make rsp 16-aligned for the call.
+    // `route` is an ordinary C-ABI function that preserves callee-saved registers; rdi and rsi are restored
+    // before the jump, and the return address on the stack is still the host's.
     core::arch::naked_asm!(
+        "mov rdx, [rsp]",
         "push rdi",
         "push rsi",
         "sub rsp, 8",
@@ -34,10 +37,12 @@ pub unsafe extern "C" fn dlsym(handle: *mut c_void, name: *const c_char) -> *mut
     )
 }
 
-/// Decides where a `dlsym` call goes: glibc's `dlsym` (pass-through: no allocation, no lock, no `Once`), or
-/// [`dlsym_hooked`] for a hooked name looked up in an explicit handle.
+/// Decides where a `dlsym` call goes: the real `dlsym` (pass-through: no allocation, no lock, no `Once`), or
+/// [`dlsym_hooked`] for a hooked name looked up in an explicit handle. Lookups made by a libcuda (a
+/// forwarding driver finding the vendor's functions) or by the shim itself always pass through: wrapping
+/// them would put a wrapper behind a wrapper and, with a forwarding driver, form a loop.
 #[cfg_attr(test, allow(dead_code))] // reached only through the exported `dlsym`
-extern "C" fn route(handle: *mut c_void, name: *const c_char) -> usize {
+extern "C" fn route(handle: *mut c_void, name: *const c_char, caller: usize) -> usize {
     let real = dl::real_dlsym_addr();
     if real == 0 {
         return dlsym_unavailable as *const () as usize;
@@ -48,7 +53,7 @@ extern "C" fn route(handle: *mut c_void, name: *const c_char) -> usize {
     }
     // SAFETY: the host passes a NUL-terminated name, which glibc's dlsym would read too.
     let name = unsafe { CStr::from_ptr(name) }.to_bytes();
-    if is_hooked_name(name) {
+    if is_hooked_name(name) && !dl::is_own(caller) && !dl::addr_in_libcuda(caller) {
         dlsym_hooked as *const () as usize
     } else {
         real
@@ -94,7 +99,14 @@ fn wrap_found(handle: usize, name: &[u8], found: usize) -> usize {
     if state::level() == 0 {
         return found;
     }
+    // A module looked up for the first time may be new: its GOT slots are rewritten before it is called.
+    super::plt::refresh();
     if let Some(export) = name.strip_prefix(b"__tvm_ffi_") {
+        // Only functions get a trampoline: a data object of that name (or one whose symbol table entry
+        // cannot be found) comes back unchanged.
+        if !crate::abi::got::is_function_at(found) {
+            return found;
+        }
         return super::trampoline::wrap_module_export(handle, export, found);
     }
     super::cuda::wrap_driver_lookup(name, found)
