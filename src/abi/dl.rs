@@ -14,20 +14,34 @@ pub const RTLD_NEXT: usize = usize::MAX;
 
 static REAL_DLSYM: AtomicUsize = AtomicUsize::new(0);
 
-/// The address of glibc's real `dlsym`, found with `dlvsym` (never with `dlsym`, which is ours). Lock-free
-/// and allocation-free: it may run before the shim's constructor, from another library's constructor.
+/// The address of the next `dlsym` after the shim in the preload order: another interposer's when one is
+/// preloaded after the shim, else glibc's. Found without calling `dlsym` through the PLT (which is ours):
+/// `dlvsym` gives glibc's, and glibc's asked for `RTLD_NEXT` from here gives the next definition of any
+/// version (`dlvsym` alone would skip an interposer's unversioned `dlsym`). Lock-free and allocation-free:
+/// it may run before the shim's constructor, from another library's constructor.
 pub fn real_dlsym_addr() -> usize {
     let cached = REAL_DLSYM.load(Ordering::Relaxed);
     if cached != 0 {
         return cached;
     }
-    let mut found = 0usize;
+    let mut glibc = 0usize;
     for version in [c"GLIBC_2.34", c"GLIBC_2.2.5"] {
         // SAFETY: dlvsym with constant NUL-terminated strings; RTLD_NEXT from here means "after the shim".
         let p = unsafe { libc::dlvsym(libc::RTLD_NEXT, c"dlsym".as_ptr(), version.as_ptr()) };
         if !p.is_null() {
-            found = p as usize;
+            glibc = p as usize;
             break;
+        }
+    }
+    let mut found = glibc;
+    if glibc != 0 {
+        // SAFETY: glibc's dlsym, called from this function: RTLD_NEXT is resolved relative to the shim.
+        let next = unsafe {
+            let f = std::mem::transmute::<usize, DlsymFn>(glibc);
+            f(libc::RTLD_NEXT, c"dlsym".as_ptr()) as usize
+        };
+        if next != 0 && !is_own(next) {
+            found = next;
         }
     }
     REAL_DLSYM.store(found, Ordering::Relaxed);
