@@ -32,6 +32,8 @@ const DT_RELASZ: i64 = 8;
 const DT_STRSZ: i64 = 10;
 const DT_PLTREL: i64 = 20;
 const DT_JMPREL: i64 = 23;
+/// `DT_RELACOUNT`: the number of relative relocations at the start of `DT_RELA` (no symbol: skipped).
+const DT_RELACOUNT: i64 = 0x6fff_fff9;
 /// `STT_FUNC`.
 pub const STT_FUNC: u8 = 2;
 /// `STT_GNU_IFUNC`.
@@ -165,6 +167,7 @@ struct Tables {
     rela: (usize, usize),
     jmprel: (usize, usize),
     pltrel_is_rela: bool,
+    relative_count: usize,
 }
 
 /// An address from the dynamic section: glibc relocates most of them in place (x86-64, aarch64), but a
@@ -186,7 +189,15 @@ unsafe fn tables(obj: &LoadedObject) -> Option<Tables> {
     if obj.dynamic == 0 {
         return None;
     }
-    let mut t = Tables { symtab: 0, strtab: 0, strsz: 0, rela: (0, 0), jmprel: (0, 0), pltrel_is_rela: true };
+    let mut t = Tables {
+        symtab: 0,
+        strtab: 0,
+        strsz: 0,
+        rela: (0, 0),
+        jmprel: (0, 0),
+        pltrel_is_rela: true,
+        relative_count: 0,
+    };
     let mut d = obj.dynamic as *const Dyn;
     for _ in 0..4096 {
         let Dyn { tag, val } = std::ptr::read(d);
@@ -200,6 +211,7 @@ unsafe fn tables(obj: &LoadedObject) -> Option<Tables> {
             DT_JMPREL => t.jmprel.0 = absolute(obj.base, val),
             DT_PLTRELSZ => t.jmprel.1 = val as usize,
             DT_PLTREL => t.pltrel_is_rela = val as i64 == DT_RELA,
+            DT_RELACOUNT => t.relative_count = val as usize,
             _ => {}
         }
         d = d.add(1);
@@ -208,20 +220,21 @@ unsafe fn tables(obj: &LoadedObject) -> Option<Tables> {
 }
 
 /// Calls `f(symbol name, symbol type in this object's table, slot address, kind)` for every jump-slot and
-/// data-slot relocation of `obj` whose symbol is named (`R_*_JUMP_SLOT`, `R_*_GLOB_DAT`).
+/// data-slot relocation of `obj` (`R_*_JUMP_SLOT`, `R_*_GLOB_DAT`) whose symbol name starts with `prefix`
+/// (compared before the name's length is ever taken: large objects have thousands of relocations).
 ///
 /// # Safety
 /// `obj` must be loaded while this runs (the caller holds a reference to it).
-pub unsafe fn for_each_slot(obj: &LoadedObject, mut f: impl FnMut(&CStr, u8, usize, SlotKind)) {
+pub unsafe fn for_each_slot(obj: &LoadedObject, prefix: &[u8], mut f: impl FnMut(&CStr, u8, usize, SlotKind)) {
     let Some(t) = tables(obj) else {
         return;
     };
-    for (start, bytes) in [t.jmprel, t.rela] {
+    for (start, bytes, skip) in [(t.jmprel.0, t.jmprel.1, 0), (t.rela.0, t.rela.1, t.relative_count)] {
         if start == 0 || bytes == 0 {
             continue;
         }
         let relocs = std::slice::from_raw_parts(start as *const Rela, bytes / std::mem::size_of::<Rela>());
-        for r in relocs {
+        for r in relocs.iter().skip(skip) {
             let kind = match (r.info & 0xffff_ffff) as u32 {
                 arch::JUMP_SLOT => SlotKind::Jump,
                 arch::GLOB_DAT => SlotKind::Data,
@@ -235,7 +248,12 @@ pub unsafe fn for_each_slot(obj: &LoadedObject, mut f: impl FnMut(&CStr, u8, usi
             if t.strsz != 0 && sym.name as usize >= t.strsz {
                 continue;
             }
-            let name = CStr::from_ptr((t.strtab + sym.name as usize) as *const libc::c_char);
+            let name = (t.strtab + sym.name as usize) as *const u8;
+            // A NUL in the name ends the comparison with a mismatch: no read past the string.
+            if (0..prefix.len()).any(|i| *name.add(i) != prefix[i]) {
+                continue;
+            }
+            let name = CStr::from_ptr(name.cast());
             f(name, sym.info & 0xf, obj.base.wrapping_add(r.offset as usize), kind);
         }
     }
@@ -350,7 +368,7 @@ mod tests {
         let main = &objects[0];
         let mut names = Vec::new();
         // SAFETY: the main program stays loaded.
-        unsafe { for_each_slot(main, |name, _, slot, _| names.push((name.to_bytes().to_vec(), read_slot(slot)))) };
+        unsafe { for_each_slot(main, b"", |name, _, slot, _| names.push((name.to_bytes().to_vec(), read_slot(slot)))) };
         assert!(!names.is_empty());
         assert!(is_function_at(libc::malloc as *const () as usize));
         assert_eq!(load_counters().0, adds);

@@ -145,11 +145,6 @@ pub fn wrapper_for(entry: Entry, real: usize) -> Option<usize> {
     None
 }
 
-/// Whether `addr` is one of the wrapper copies (the value a rewritten GOT slot holds).
-pub fn is_wrapper(addr: usize) -> bool {
-    ENTRIES.iter().any(|e| (0..INSTANCES).any(|k| wrapper_addr(e.entry, k) == addr))
-}
-
 /// The four copies of a generic wrapper, as addresses.
 macro_rules! copies {
     ($f:ident) => {
@@ -469,6 +464,22 @@ mod tests {
         assert_eq!(infer_variant("cuStreamEndCapture", 10000, true), Entry::EndCapturePtsz);
         assert_eq!(infer_variant("cuGetProcAddress", 11030, false), Entry::GetProcAddress);
         assert_eq!(infer_variant("cuGetProcAddress", 12000, false), Entry::GetProcAddressV2);
+    }
+
+    #[test]
+    fn each_real_function_gets_its_own_copy_and_the_shim_none() {
+        let e = Entry::LaunchKernelExPtsz;
+        let (a, b) = (0x1000usize, 0x2000usize);
+        let wa = wrapper_for(e, a).unwrap();
+        assert_eq!(wrapper_for(e, a), Some(wa));
+        let wb = wrapper_for(e, b).unwrap();
+        assert_ne!(wa, wb);
+        assert_eq!(wrapper_for(e, wa), None, "a wrapper is never bound as real");
+        assert_eq!(wrapper_for(e, wrapper_for as *const () as usize), None);
+        assert_eq!(wrapper_for(e, 0), None);
+        assert!(wrapper_for(e, 0x3000).is_some() && wrapper_for(e, 0x4000).is_some());
+        assert_eq!(wrapper_for(e, 0x5000), None, "all copies bound: pass unwrapped");
+        assert_eq!(wrapper_for(e, b), Some(wb));
     }
 
     #[test]

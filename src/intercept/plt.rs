@@ -22,7 +22,7 @@ use crate::abi::got::{self, LoadedObject, Maps, SlotKind};
 use crate::abi::{dl, sys};
 use crate::{config, state};
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 
 /// The load counters (`dlpi_adds`, `dlpi_subs`) of the last completed scan; adds 0 = never scanned.
 static SEEN_ADDS: AtomicU64 = AtomicU64::new(0);
@@ -31,9 +31,6 @@ static SEEN_SUBS: AtomicU64 = AtomicU64::new(0);
 /// interrupted by the signal handler that now runs, makes this one return at once. A value left by a
 /// parent process (a fork during a scan) is taken over by the child.
 static SCANNER: AtomicI32 = AtomicI32::new(0);
-/// Objects scanned in all, and GOT slots rewritten (for the figures in the README and the tests).
-static OBJECTS_SCANNED: AtomicUsize = AtomicUsize::new(0);
-static SLOTS_REWRITTEN: AtomicUsize = AtomicUsize::new(0);
 
 /// Objects already processed: (load bias, hash of the path). Only touched by the thread holding `SCANNER`.
 struct Processed(UnsafeCell<Vec<(usize, u64)>>);
@@ -74,11 +71,6 @@ pub fn refresh() {
     let _ = state::guarded(scan);
 }
 
-/// (objects scanned, slots rewritten) so far in this process.
-pub fn figures() -> (usize, usize) {
-    (OBJECTS_SCANNED.load(Ordering::Relaxed), SLOTS_REWRITTEN.load(Ordering::Relaxed))
-}
-
 /// One scan of every loaded object not processed yet.
 fn scan() {
     // SAFETY: getpid has no preconditions (not the cached pid: this must be right in a forked child).
@@ -117,7 +109,6 @@ fn scan() {
             rewrite_object(obj, handle, &drivers, &mut maps);
             dl::release(handle);
             processed.push(key);
-            OBJECTS_SCANNED.fetch_add(1, Ordering::Relaxed);
         }
     }
     // With no libcuda loaded nothing is marked processed: a driver loaded later makes them all count.
@@ -140,12 +131,8 @@ fn rewrite_object(obj: &LoadedObject, handle: usize, drivers: &[&LoadedObject], 
     let in_driver = |addr: usize| drivers.iter().any(|d| d.contains(addr));
     // SAFETY: `handle` keeps `obj` loaded while its relocations are read and its slots written.
     unsafe {
-        got::for_each_slot(obj, |name, _, slot, kind| {
-            let bytes = name.to_bytes();
-            if !bytes.starts_with(b"cu") {
-                return;
-            }
-            let Some(entry) = cuda::entry_by_symbol(bytes) else {
+        got::for_each_slot(obj, b"cu", |name, _, slot, kind| {
+            let Some(entry) = cuda::entry_by_symbol(name.to_bytes()) else {
                 return;
             };
             let current = got::read_slot(slot);
@@ -166,9 +153,7 @@ fn rewrite_object(obj: &LoadedObject, handle: usize, drivers: &[&LoadedObject], 
             let Some(wrapper) = cuda::wrapper_for(entry, target) else {
                 return;
             };
-            if got::write_slot(slot, wrapper, maps) {
-                SLOTS_REWRITTEN.fetch_add(1, Ordering::Relaxed);
-            }
+            got::write_slot(slot, wrapper, maps);
         });
     }
 }
