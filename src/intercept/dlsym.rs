@@ -96,7 +96,7 @@ extern "C" fn dlsym_hooked(handle: *mut c_void, name: *const c_char) -> *mut c_v
 /// What the host gets for `name` found at `found` in `handle`: a wrapper, or `found` itself.
 #[cfg_attr(test, allow(dead_code))] // reached only through the exported `dlsym`
 fn wrap_found(handle: usize, name: &[u8], found: usize) -> usize {
-    if state::level() == 0 {
+    if state::level() == 0 || dl::is_own(found) {
         return found;
     }
     // A module looked up for the first time may be new: its GOT slots are rewritten before it is called.

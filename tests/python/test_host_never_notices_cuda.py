@@ -111,6 +111,9 @@ def check_driver_program(tmp_path, dirname, program, level):
         got = [(normalise(g[0]),) + g[1:] for g in logged_launches(text)]
         assert got == [(normalise(w[0]),) + w[1:] for w in expected_launches(plain.stdout)]
     else:
+        # Every driver launch (the program's, through its route, and the module's, through its own PLT) is
+        # logged exactly once: the fake driver counts what it accepted.
+        assert text.count("FlashInfer Kernel Launch: ") == int(summary(plain.stdout)["launches"]) > 0
         calls = [r for r in split_records(text) if "FlashInfer API Call: cudaops.scale2" in r and r.startswith("=")]
         assert calls, text[:2000]
         if level >= 5 and program != "capture_runtime":
@@ -120,6 +123,19 @@ def check_driver_program(tmp_path, dirname, program, level):
 
 DRIVER_PROGRAMS = ["capture_plt", "capture_plt_now", "capture_dlsym", "capture_procaddr", "capture_runtime",
                    "launch_driver"]
+
+
+@pytest.mark.parametrize("level", [0, 1, 3])
+@pytest.mark.parametrize("program", ["capture_plt", "capture_plt_now", "capture_dlsym", "capture_runtime"])
+def test_each_launch_logged_once_with_the_usual_driver(tmp_path, program, level):
+    """With the usual (-Bsymbolic) fake driver: the module's launches through its own PLT are seen through its
+    rewritten GOT (done when its first export is looked up), the program's through its route; none twice."""
+    env = {"FLASHINFER_MODULE": CUDAOPS}
+    log = tmp_path / "log"
+    plain, _ = compare([require(CUDA / program)], level, env=env, dest=log)
+    text = log.read_text() if log.exists() else ""
+    launches = int(summary(plain.stdout)["launches"])
+    assert text.count("FlashInfer Kernel Launch: ") == (launches if level else 0) and launches > 0
 
 
 def test_ordinary_driver_fixture_has_its_shape():
