@@ -157,10 +157,12 @@ def test_driver_built_without_bsymbolic(tmp_path, program, level):
 
 @pytest.mark.parametrize("level", [0, 3, 5])
 @pytest.mark.parametrize("program", DRIVER_PROGRAMS)
-def test_forwarding_driver_in_front_of_the_vendors(tmp_path, program, level):
-    """A forwarding libcuda.so.1 that dlopens libcuda.so.550.54.15 and forwards through dlsym: its lookups pass
-    through unwrapped, so no loop forms; each launch is logged once."""
-    check_driver_program(tmp_path, "cuda-fwd", program, level)
+@pytest.mark.parametrize("vendor", ["cuda-fwd", "cuda-fwd-other"])
+def test_forwarding_driver_in_front_of_the_vendors(tmp_path, vendor, program, level):
+    """A forwarding libcuda.so.1 that dlopens the vendor's driver (libcuda.so.550.54.15, or a file not named
+    libcuda.so*) and forwards through dlsym: its lookups pass through unwrapped, so no loop forms; each launch
+    is logged once."""
+    check_driver_program(tmp_path, vendor, program, level)
 
 
 def spy_lines(stderr):
