@@ -375,6 +375,30 @@ mod tests {
     }
 
     #[test]
+    fn a_read_only_slot_is_written_and_its_protection_restored() {
+        // SAFETY: a private anonymous page of our own, made read-only like a RELRO page.
+        unsafe {
+            let page = libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            assert_ne!(page, libc::MAP_FAILED);
+            let slot = page as usize + 64;
+            *(slot as *mut usize) = 1;
+            assert_eq!(libc::mprotect(page, 4096, libc::PROT_READ), 0);
+            assert_eq!(Maps::default().protection(slot), Some(libc::PROT_READ));
+            assert!(write_slot(slot, 0x1234, &mut Maps::default()));
+            assert_eq!(read_slot(slot), 0x1234);
+            assert_eq!(Maps::default().protection(slot), Some(libc::PROT_READ));
+            libc::munmap(page, 4096);
+        }
+    }
+
+    #[test]
     fn maps_know_the_stack() {
         let x = 0u64;
         let prot = Maps::default().protection(&x as *const u64 as usize).unwrap();

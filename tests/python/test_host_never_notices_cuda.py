@@ -17,6 +17,7 @@ from test_launch import expected_launches, logged_launches
 HOST = FIXDIR / "host"
 CUDA = FIXDIR / "cuda"
 CUDAOPS = MODULE_DIR / "cudaops/cudaops.so"
+CUDAOPS_NOW = MODULE_DIR / "cudaops_now/cudaops_now.so"
 DATAMOD = MODULE_DIR / "dataexport/dataexport.so"
 TIMEOUT = 60
 
@@ -127,10 +128,12 @@ DRIVER_PROGRAMS = ["capture_plt", "capture_plt_now", "capture_dlsym", "capture_p
 
 @pytest.mark.parametrize("level", [0, 1, 3])
 @pytest.mark.parametrize("program", ["capture_plt", "capture_plt_now", "capture_dlsym", "capture_runtime"])
-def test_each_launch_logged_once_with_the_usual_driver(tmp_path, program, level):
+@pytest.mark.parametrize("module", [CUDAOPS, CUDAOPS_NOW], ids=["module_lazy", "module_now"])
+def test_each_launch_logged_once_with_the_usual_driver(tmp_path, module, program, level):
     """With the usual (-Bsymbolic) fake driver: the module's launches through its own PLT are seen through its
-    rewritten GOT (done when its first export is looked up), the program's through its route; none twice."""
-    env = {"FLASHINFER_MODULE": CUDAOPS}
+    rewritten GOT (done when its first export is looked up; read-only under -z now), the program's through its
+    route; none twice."""
+    env = {"FLASHINFER_MODULE": require(module)}
     log = tmp_path / "log"
     plain, _ = compare([require(CUDA / program)], level, env=env, dest=log)
     text = log.read_text() if log.exists() else ""
