@@ -146,8 +146,9 @@ pub fn loaded_object_path(prefix: &str) -> Option<String> {
 
 /// Whether the object containing `addr` has a file name starting with `prefix` (`dladdr`, no allocation).
 pub fn addr_in_object_named(addr: usize, prefix: &[u8]) -> bool {
-    // SAFETY: dladdr fills `info` for an address inside a loaded object and returns 0 otherwise.
+    // SAFETY: `Dl_info` is plain data; all zeroes is a valid value.
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    // SAFETY: dladdr fills `info` for an address inside a loaded object and returns 0 otherwise.
     if addr == 0 || unsafe { libc::dladdr(addr as *const c_void, &mut info) } == 0 || info.dli_fname.is_null() {
         return false;
     }
@@ -176,6 +177,7 @@ pub fn own_range() -> (usize, usize) {
         // SAFETY: `info` and its program headers are valid during the callback; `data` is the range below.
         let (info, range) = unsafe { (&*info, &mut *(data as *mut (usize, usize))) };
         let me = own_range as *const () as usize;
+        // SAFETY: the loader's program headers of this object, `dlpi_phnum` of them.
         let headers = unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) };
         let (mut lo, mut hi) = (usize::MAX, 0usize);
         for ph in headers.iter().filter(|ph| ph.p_type == libc::PT_LOAD) {
@@ -223,6 +225,7 @@ pub fn hold_loaded(name: &[u8], base: usize) -> Option<usize> {
     let mut map: *mut c_void = std::ptr::null_mut();
     // SAFETY: dlinfo writes the handle's `struct link_map*`, whose first field is `l_addr`.
     let rc = unsafe { libc::dlinfo(h, libc::RTLD_DI_LINKMAP, (&mut map as *mut *mut c_void).cast()) };
+    // SAFETY: a valid link map (checked non-null) starts with `ElfW(Addr) l_addr`.
     if rc == 0 && !map.is_null() && unsafe { *(map as *const usize) } == base {
         return Some(h as usize);
     }

@@ -113,6 +113,7 @@ pub fn loaded_objects() -> (Vec<LoadedObject>, (u64, u64)) {
     extern "C" fn visit(info: *mut libc::dl_phdr_info, size: usize, data: *mut c_void) -> i32 {
         // SAFETY: `data` is the `Walk` below; `info` and the headers it points to are valid during the callback.
         let walk = unsafe { &mut *(data as *mut Walk) };
+        // SAFETY: as above.
         let info = unsafe { &*info };
         if size >= std::mem::size_of::<libc::dl_phdr_info>() {
             walk.counters = (info.dlpi_adds, info.dlpi_subs);
@@ -331,6 +332,7 @@ pub unsafe fn write_slot(slot: usize, value: usize, maps: &mut Maps) -> bool {
 /// symbol table (`dladdr1(RTLD_DL_SYMENT)`); None when no symbol starts there.
 pub fn symbol_type_at(addr: usize) -> Option<u8> {
     const RTLD_DL_SYMENT: i32 = 1;
+    // SAFETY: `Dl_info` is plain data; all zeroes is a valid value.
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
     let mut sym: *mut c_void = std::ptr::null_mut();
     // SAFETY: dladdr1 fills `info` and `sym` (a pointer to the object's ElfW(Sym)) or returns 0.

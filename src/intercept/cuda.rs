@@ -145,6 +145,9 @@ pub fn wrapper_for(entry: Entry, real: usize) -> Option<usize> {
     None
 }
 
+// `copies!` spells out the copies one by one.
+const _: () = assert!(INSTANCES == 4);
+
 /// The four copies of a generic wrapper, as addresses.
 macro_rules! copies {
     ($f:ident) => {
