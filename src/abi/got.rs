@@ -275,6 +275,11 @@ pub struct Maps {
 }
 
 impl Maps {
+    /// Whether `/proc/self/maps` could be read (after a [`Maps::protection`] call).
+    pub fn readable(&self) -> bool {
+        self.text.as_ref().is_some_and(|t| !t.is_empty())
+    }
+
     /// `PROT_*` bits of the mapping containing `addr`, if it is listed.
     pub fn protection(&mut self, addr: usize) -> Option<i32> {
         let text = self.text.get_or_insert_with(|| std::fs::read("/proc/self/maps").unwrap_or_default());
@@ -304,14 +309,20 @@ impl Maps {
     }
 }
 
-/// Writes `value` into the GOT slot at `slot`. A page that is not writable (RELRO, `-z now`) is made
-/// writable for the write and given back its protection right after. Returns whether the write happened.
+/// Writes `value` into the GOT slot at `slot` of `obj`. A page that is not writable (RELRO, `-z now`) is
+/// made writable for the write and given back its protection right after. The protection is read from
+/// `/proc/self/maps`; where that cannot be read (a sandbox), the loader's own rule stands in: read-only
+/// inside `PT_GNU_RELRO`, writable elsewhere. Returns whether the write happened.
 ///
 /// # Safety
-/// `slot` must be a GOT slot of a loaded object, and `value` a function of the ABI the slot's callers expect.
-pub unsafe fn write_slot(slot: usize, value: usize, maps: &mut Maps) -> bool {
-    let Some(prot) = maps.protection(slot) else {
-        return false;
+/// `slot` must be a GOT slot of `obj`, loaded, and `value` a function of the ABI the slot's callers expect.
+pub unsafe fn write_slot(obj: &LoadedObject, slot: usize, value: usize, maps: &mut Maps) -> bool {
+    let in_relro = obj.relro.is_some_and(|(s, e)| slot >= s && slot < e);
+    let prot = match maps.protection(slot) {
+        Some(prot) => prot,
+        None if !maps.readable() && in_relro => libc::PROT_READ,
+        None if !maps.readable() && obj.contains(slot) => libc::PROT_READ | libc::PROT_WRITE,
+        None => return false,
     };
     let slot_ref = AtomicUsize::from_ptr(slot as *mut usize);
     if prot & libc::PROT_WRITE != 0 {
@@ -393,8 +404,20 @@ mod tests {
             *(slot as *mut usize) = 1;
             assert_eq!(libc::mprotect(page, 4096, libc::PROT_READ), 0);
             assert_eq!(Maps::default().protection(slot), Some(libc::PROT_READ));
-            assert!(write_slot(slot, 0x1234, &mut Maps::default()));
+            let obj = LoadedObject {
+                base: page as usize,
+                name: Vec::new(),
+                dynamic: 0,
+                segments: vec![(page as usize, page as usize + 4096)],
+                relro: Some((page as usize, page as usize + 4096)),
+            };
+            assert!(write_slot(&obj, slot, 0x1234, &mut Maps::default()));
             assert_eq!(read_slot(slot), 0x1234);
+            assert_eq!(Maps::default().protection(slot), Some(libc::PROT_READ));
+            // Without /proc/self/maps the RELRO range decides, with the same result.
+            let mut no_maps = Maps { text: Some(Vec::new()) };
+            assert!(write_slot(&obj, slot, 0x5678, &mut no_maps));
+            assert_eq!(read_slot(slot), 0x5678);
             assert_eq!(Maps::default().protection(slot), Some(libc::PROT_READ));
             libc::munmap(page, 4096);
         }

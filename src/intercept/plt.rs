@@ -153,7 +153,7 @@ fn rewrite_object(obj: &LoadedObject, handle: usize, drivers: &[&LoadedObject], 
             let Some(wrapper) = cuda::wrapper_for(entry, target) else {
                 return;
             };
-            got::write_slot(slot, wrapper, maps);
+            got::write_slot(obj, slot, wrapper, maps);
         });
     }
 }
