@@ -127,7 +127,8 @@ DRIVER_PROGRAMS = ["capture_plt", "capture_plt_now", "capture_dlsym", "capture_p
 
 
 @pytest.mark.parametrize("level", [0, 1, 3])
-@pytest.mark.parametrize("program", ["capture_plt", "capture_plt_now", "capture_dlsym", "capture_runtime"])
+@pytest.mark.parametrize("program", ["capture_plt", "capture_plt_now", "capture_noplt", "capture_dlsym",
+                                     "capture_runtime"])
 @pytest.mark.parametrize("module", [CUDAOPS, CUDAOPS_NOW], ids=["module_lazy", "module_now"])
 def test_each_launch_logged_once_with_the_usual_driver(tmp_path, module, program, level):
     """With the usual (-Bsymbolic) fake driver: the module's launches through its own PLT are seen through its
