@@ -4,8 +4,8 @@
 //!
 //! Module map:
 //! - [`abi`]: `#[repr(C)]` mirrors of foreign types and the only raw-pointer readers;
-//! - [`arch`]: the assembly of each processor (the `dlsym` entry, the trampoline pool);
-//! - [`intercept`]: the exported symbols (`dlsym`, CUDA driver and runtime entry points) and wrappers;
+//! - [`arch`]: the assembly of each processor (the `dlsym` entry, the trampoline pool, relocation types);
+//! - [`intercept`]: the one exported symbol (`dlsym`), the wrappers, and the GOT rewrite of the PLT route;
 //! - [`record`]: the text of every record (pure);
 //! - [`stats`]: level-5 tensor statistics;
 //! - [`config`], [`glob`]: the environment, read once;
@@ -28,11 +28,14 @@ pub mod sink;
 pub mod state;
 pub mod stats;
 
-/// Resolves the real `dlsym` as soon as the library is loaded, so the first host lookup pays nothing extra.
-/// Everything else is initialised lazily: hooks may run before this constructor (a library linked by the
-/// executable can call `dlsym` from its own constructor first).
+/// Resolves the real `dlsym` as soon as the library is loaded, so the first host lookup pays nothing extra,
+/// and, when logging is on, rewrites the GOT slots of the objects already loaded that call the driver (the
+/// PLT route, `intercept::plt`). Everything else is initialised lazily: hooks may run before this
+/// constructor (a library linked by the executable can call `dlsym` from its own constructor first).
 #[cfg(not(test))]
 #[ctor::ctor]
 unsafe fn on_load() {
     abi::dl::real_dlsym_addr();
+    abi::dl::own_range();
+    intercept::plt::at_startup();
 }

@@ -4,6 +4,12 @@
 /// glibc's versions of `dlsym`, newest first (`GLIBC_2.17` is the aarch64 baseline).
 pub const DLSYM_VERSIONS: [&std::ffi::CStr; 2] = [c"GLIBC_2.34", c"GLIBC_2.17"];
 
+/// `R_AARCH64_GLOB_DAT`: a relocation that fills a data slot of the GOT with a symbol's address (`-fno-plt`
+/// calls, address-taken functions).
+pub const GLOB_DAT: u32 = 1025;
+/// `R_AARCH64_JUMP_SLOT`: a relocation that fills a PLT slot of the GOT.
+pub const JUMP_SLOT: u32 = 1026;
+
 /// The naked `dlsym` entry: a BTI landing pad, save the frame record (x29, x30) and the two arguments, ask
 /// `$route(handle, name, caller)` where to go (`caller` is the host's return address, in x30), restore
 /// everything and branch to its answer with `br x16` (x16 is the intra-procedure-call scratch register, and

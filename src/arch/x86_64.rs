@@ -3,6 +3,12 @@
 /// glibc's versions of `dlsym`, newest first (`GLIBC_2.2.5` is the x86-64 baseline).
 pub const DLSYM_VERSIONS: [&std::ffi::CStr; 2] = [c"GLIBC_2.34", c"GLIBC_2.2.5"];
 
+/// `R_X86_64_GLOB_DAT`: a relocation that fills a data slot of the GOT with a symbol's address (`-fno-plt`
+/// calls, address-taken functions).
+pub const GLOB_DAT: u32 = 6;
+/// `R_X86_64_JUMP_SLOT`: a relocation that fills a PLT slot of the GOT.
+pub const JUMP_SLOT: u32 = 7;
+
 /// The naked `dlsym` entry: save the two argument registers, ask `$route(handle, name, caller)` where to go
 /// (`caller` is the host's return address, read from the stack), restore the registers and jump to its answer.
 /// At entry rsp = 8 (mod 16); two pushes and 8 more bytes make it 16-aligned for the call. `route` is an

@@ -1,16 +1,24 @@
 //! The CUDA driver entry points the shim wraps, described once as data ([`ENTRIES`]): graph capture
 //! (begin/end, legacy and per-thread `_ptsz`, `_v2`, `ToGraph`), kernel launches, and `cuGetProcAddress*`
-//! itself. They are reached by three routes, all served by the same wrapper functions:
-//! 1. the PLT: programs and modules linked with `-lcuda` bind to the shim's exported symbols;
+//! itself. Nothing here is exported (an exported `cuLaunchKernel` would bind every reference in the process
+//! by name, data objects and other libraries' own definitions included). They are reached by three routes,
+//! all served by the same wrapper functions:
+//! 1. the PLT: the GOT slots of objects whose references resolve into a libcuda are rewritten
+//!    (`intercept::plt`);
 //! 2. `dlsym(libcuda_handle, name)` (cudarc, cuda-python): [`wrap_driver_lookup`];
-//! 3. `cuGetProcAddress*` (libcudart, hence PyTorch): the wrappers below replace the returned pointer.
+//! 3. `cuGetProcAddress*` (libcudart, hence PyTorch and every runtime launch): the wrappers below replace
+//!    the returned pointer.
 //!
-//! Every wrapper calls the real function first and returns its result unchanged.
+//! Each entry has [`INSTANCES`] copies of its wrapper, each bound to one real function: a process with a
+//! forwarding driver in front of the vendor's sees two real functions per entry, and each keeps its own
+//! wrapper, so neither is ever bypassed. Every wrapper calls the real function and returns its result
+//! unchanged. No address inside the shim is ever taken as a real function.
 
 // The wrappers carry the exact names of the C entry points they stand for.
 #![allow(non_snake_case)]
 
-use super::launch::{self, KernelRef};
+use super::launch;
+use super::plt;
 use crate::abi::{dl, sys::ErrnoGuard};
 use crate::capture;
 use crate::record::launch::Launch;
@@ -18,10 +26,14 @@ use crate::state;
 use std::ffi::{c_char, c_void, CStr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// `CUDA_ERROR_NOT_FOUND`: returned when the real driver function cannot be found (no libcuda loaded).
+/// `CUDA_ERROR_NOT_FOUND`: returned when the real driver function is not known (never for a wrapper that
+/// was handed out: each is bound to its real function before).
 const NOT_FOUND: i32 = 500;
 /// `CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM`.
 const PER_THREAD_FLAG: u64 = 2;
+/// Wrapper copies per entry: distinct real functions of one entry point (a driver, a forwarding driver in
+/// front of it, an exported and an internal address of the same function). A further one passes unwrapped.
+pub const INSTANCES: usize = 4;
 
 /// The wrapped driver entry points; the discriminant indexes [`REAL`] and [`ENTRIES`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,85 +106,91 @@ pub const ENTRIES: [EntryInfo; 14] = [
     row!(c"cuGetProcAddress_v2", "cuGetProcAddress", false, GetProcAddressV2),
 ];
 
-/// The real driver function behind each entry (0 = not known yet).
-static REAL: [AtomicUsize; 14] = [const { AtomicUsize::new(0) }; 14];
+/// The real driver function behind each wrapper copy (0 = copy not bound yet).
+static REAL: [[AtomicUsize; INSTANCES]; 14] = [const { [const { AtomicUsize::new(0) }; INSTANCES] }; 14];
 
 /// Whether `name` is one of the wrapped driver symbols (decides whether `dlsym` hooks the lookup).
 pub fn is_tracked_driver_name(name: &[u8]) -> bool {
     ENTRIES.iter().any(|e| e.symbol.to_bytes() == name)
 }
 
-fn info(entry: Entry) -> &'static EntryInfo {
-    &ENTRIES[entry as usize]
+/// The entry whose exported driver symbol is `name`.
+pub fn entry_by_symbol(name: &[u8]) -> Option<Entry> {
+    ENTRIES.iter().find(|e| e.symbol.to_bytes() == name).map(|e| e.entry)
 }
 
-/// The real function of `entry`: the one recorded from a `dlsym` or `cuGetProcAddress` answer, else the
-/// symbol of the libcuda already loaded in the process (the PLT route: the host bound to our export).
-fn real_addr(entry: Entry) -> usize {
-    let known = REAL[entry as usize].load(Ordering::Acquire);
-    if known != 0 {
-        return known;
-    }
-    let Some(handle) = dl::loaded_object("libcuda.so") else {
-        return 0;
-    };
-    let found = dl::real_dlsym(handle, info(entry).symbol);
-    remember_real(entry, found);
-    found
-}
-
-fn remember_real(entry: Entry, addr: usize) {
-    if addr != 0 {
-        let _ = REAL[entry as usize].compare_exchange(0, addr, Ordering::AcqRel, Ordering::Acquire);
-    }
-}
-
-/// The real function of `entry` as a typed function pointer.
+/// The real function bound to copy `k` of `entry`, as a typed function pointer.
 ///
 /// # Safety
-/// `F` must be the C signature of `entry`.
-unsafe fn real<F: Copy>(entry: Entry) -> Option<F> {
-    let addr = real_addr(entry);
+/// `F` must be the C signature of entry `e`.
+unsafe fn real<F: Copy>(e: usize, k: usize) -> Option<F> {
+    let addr = REAL[e][k].load(Ordering::Acquire);
     (addr != 0).then(|| std::mem::transmute_copy::<usize, F>(&addr))
 }
 
-/// The address of the shim's wrapper for `entry` (the same function the PLT route reaches).
-fn wrapper_addr(entry: Entry) -> usize {
-    match entry {
-        Entry::BeginCapture => cuStreamBeginCapture as *const () as usize,
-        Entry::BeginCapturePtsz => cuStreamBeginCapture_ptsz as *const () as usize,
-        Entry::BeginCaptureV2 => cuStreamBeginCapture_v2 as *const () as usize,
-        Entry::BeginCaptureV2Ptsz => cuStreamBeginCapture_v2_ptsz as *const () as usize,
-        Entry::BeginCaptureToGraph => cuStreamBeginCaptureToGraph as *const () as usize,
-        Entry::BeginCaptureToGraphPtsz => cuStreamBeginCaptureToGraph_ptsz as *const () as usize,
-        Entry::EndCapture => cuStreamEndCapture as *const () as usize,
-        Entry::EndCapturePtsz => cuStreamEndCapture_ptsz as *const () as usize,
-        Entry::LaunchKernel => cuLaunchKernel as *const () as usize,
-        Entry::LaunchKernelPtsz => cuLaunchKernel_ptsz as *const () as usize,
-        Entry::LaunchKernelEx => cuLaunchKernelEx as *const () as usize,
-        Entry::LaunchKernelExPtsz => cuLaunchKernelEx_ptsz as *const () as usize,
-        Entry::GetProcAddress => cuGetProcAddress as *const () as usize,
-        Entry::GetProcAddressV2 => cuGetProcAddress_v2 as *const () as usize,
+/// The wrapper copy of `entry` bound to `real`: the copy already bound to it, else a free copy bound now.
+/// None for an address inside the shim (never called as "real": that would call itself) and when every
+/// copy is bound to another function (the caller then hands out `real` itself, unwrapped).
+pub fn wrapper_for(entry: Entry, real: usize) -> Option<usize> {
+    if real == 0 || dl::is_own(real) {
+        return None;
     }
+    for (k, slot) in REAL[entry as usize].iter().enumerate() {
+        match slot.compare_exchange(0, real, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return Some(wrapper_addr(entry, k)),
+            Err(bound) if bound == real => return Some(wrapper_addr(entry, k)),
+            Err(_) => continue,
+        }
+    }
+    None
+}
+
+// `copies!` spells out the copies one by one.
+const _: () = assert!(INSTANCES == 4);
+
+/// The four copies of a generic wrapper, as addresses.
+macro_rules! copies {
+    ($f:ident) => {
+        [
+            $f::<0> as *const () as usize,
+            $f::<1> as *const () as usize,
+            $f::<2> as *const () as usize,
+            $f::<3> as *const () as usize,
+        ]
+    };
+}
+
+/// The address of copy `k` of the shim's wrapper for `entry`.
+fn wrapper_addr(entry: Entry, k: usize) -> usize {
+    let all = match entry {
+        Entry::BeginCapture => copies!(cuStreamBeginCapture),
+        Entry::BeginCapturePtsz => copies!(cuStreamBeginCapture_ptsz),
+        Entry::BeginCaptureV2 => copies!(cuStreamBeginCapture_v2),
+        Entry::BeginCaptureV2Ptsz => copies!(cuStreamBeginCapture_v2_ptsz),
+        Entry::BeginCaptureToGraph => copies!(cuStreamBeginCaptureToGraph),
+        Entry::BeginCaptureToGraphPtsz => copies!(cuStreamBeginCaptureToGraph_ptsz),
+        Entry::EndCapture => copies!(cuStreamEndCapture),
+        Entry::EndCapturePtsz => copies!(cuStreamEndCapture_ptsz),
+        Entry::LaunchKernel => copies!(cuLaunchKernel),
+        Entry::LaunchKernelPtsz => copies!(cuLaunchKernel_ptsz),
+        Entry::LaunchKernelEx => copies!(cuLaunchKernelEx),
+        Entry::LaunchKernelExPtsz => copies!(cuLaunchKernelEx_ptsz),
+        Entry::GetProcAddress => copies!(cuGetProcAddress),
+        Entry::GetProcAddressV2 => copies!(cuGetProcAddress_v2),
+    };
+    all[k]
 }
 
 /// Route 2: `dlsym(handle, name)` found `found`. When it lies in a libcuda, remember it as the real
 /// function and hand out the wrapper; anything else is returned as found.
 pub fn wrap_driver_lookup(name: &[u8], found: usize) -> usize {
-    let Some(row) = ENTRIES.iter().find(|e| e.symbol.to_bytes() == name) else {
+    let Some(entry) = entry_by_symbol(name) else {
         return found;
     };
-    if !is_in_libcuda(found) {
+    if !dl::addr_in_libcuda(found) {
         return found;
     }
-    // The driver may answer `cuGetProcAddress` with an internal address and `dlsym` with the exported one for
-    // the same entry point: either is the real function, so the first one recorded is kept.
-    remember_real(row.entry, found);
-    wrapper_addr(row.entry)
-}
-
-fn is_in_libcuda(addr: usize) -> bool {
-    dl::addr_info(addr).is_some_and(|i| i.object.rsplit('/').next().unwrap_or("").starts_with("libcuda.so"))
+    wrapper_for(entry, found).unwrap_or(found)
 }
 
 /// Route 3: `cuGetProcAddress*` answered `found` for `symbol` at `version` with `flags`. Find which exact
@@ -194,8 +212,9 @@ fn wrap_proc_address(symbol: &[u8], found: usize, version: i32, flags: u64) -> u
         .filter(|e| e.base == base)
         .map(|e| e.entry);
     let entry = by_address.unwrap_or_else(|| infer_variant(base, version, flags & PER_THREAD_FLAG != 0));
-    REAL[entry as usize].store(found, Ordering::Release);
-    wrapper_addr(entry)
+    // The driver's answer is the real function wherever it lies (a forwarding driver may hand out its own
+    // functions or the vendor's); only an address of the shim itself is passed back untouched.
+    wrapper_for(entry, found).unwrap_or(found)
 }
 
 /// The variant the driver returns for `base` at `version`, per-thread or not (CUDA 12.x mapping).
@@ -243,9 +262,14 @@ type GetProcAddressV2Fn = unsafe extern "C" fn(*const c_char, *mut usize, i32, u
 ///
 /// # Safety
 /// Called by the host with the driver's contract.
-#[cfg_attr(not(test), no_mangle)]
-pub unsafe extern "C" fn cuGetProcAddress(symbol: *const c_char, pfn: *mut usize, version: i32, flags: u64) -> i32 {
-    let Some(f) = real::<GetProcAddressFn>(Entry::GetProcAddress) else {
+pub unsafe extern "C" fn cuGetProcAddress<const K: usize>(
+    symbol: *const c_char,
+    pfn: *mut usize,
+    version: i32,
+    flags: u64,
+) -> i32 {
+    plt::refresh();
+    let Some(f) = real::<GetProcAddressFn>(Entry::GetProcAddress as usize, K) else {
         return NOT_FOUND;
     };
     let rc = f(symbol, pfn, version, flags);
@@ -257,15 +281,15 @@ pub unsafe extern "C" fn cuGetProcAddress(symbol: *const c_char, pfn: *mut usize
 ///
 /// # Safety
 /// Called by the host with the driver's contract.
-#[cfg_attr(not(test), no_mangle)]
-pub unsafe extern "C" fn cuGetProcAddress_v2(
+pub unsafe extern "C" fn cuGetProcAddress_v2<const K: usize>(
     symbol: *const c_char,
     pfn: *mut usize,
     version: i32,
     flags: u64,
     status: *mut i32,
 ) -> i32 {
-    let Some(f) = real::<GetProcAddressV2Fn>(Entry::GetProcAddressV2) else {
+    plt::refresh();
+    let Some(f) = real::<GetProcAddressV2Fn>(Entry::GetProcAddressV2 as usize, K) else {
         return NOT_FOUND;
     };
     let rc = f(symbol, pfn, version, flags, status);
@@ -280,10 +304,12 @@ macro_rules! begin_capture_wrapper {
         ///
         /// # Safety
         /// Called by the host with the driver's contract.
-        #[cfg_attr(not(test), no_mangle)]
-        pub unsafe extern "C" fn $name(stream: Stream $(, $arg: $ty)*) -> i32 {
+        pub unsafe extern "C" fn $name<const K: usize>(stream: Stream $(, $arg: $ty)*) -> i32 {
+            plt::refresh();
             crate::graph::prepare_before_capture();
-            let Some(f) = real::<unsafe extern "C" fn(Stream $(, $ty)*) -> i32>(Entry::$entry) else { return NOT_FOUND };
+            let Some(f) = real::<unsafe extern "C" fn(Stream $(, $ty)*) -> i32>(Entry::$entry as usize, K) else {
+                return NOT_FOUND;
+            };
             let rc = f(stream $(, $arg)*);
             if rc == 0 {
                 capture::began(stream);
@@ -315,9 +341,9 @@ macro_rules! end_capture_wrapper {
         ///
         /// # Safety
         /// Called by the host with the driver's contract.
-        #[cfg_attr(not(test), no_mangle)]
-        pub unsafe extern "C" fn $name(stream: Stream, graph: *mut usize) -> i32 {
-            let Some(f) = real::<unsafe extern "C" fn(Stream, *mut usize) -> i32>(Entry::$entry) else {
+        pub unsafe extern "C" fn $name<const K: usize>(stream: Stream, graph: *mut usize) -> i32 {
+            plt::refresh();
+            let Some(f) = real::<unsafe extern "C" fn(Stream, *mut usize) -> i32>(Entry::$entry as usize, K) else {
                 return NOT_FOUND;
             };
             let rc = f(stream, graph);
@@ -342,9 +368,8 @@ macro_rules! launch_kernel_wrapper {
         ///
         /// # Safety
         /// Called by the host with the driver's contract.
-        #[cfg_attr(not(test), no_mangle)]
         #[allow(clippy::too_many_arguments)]
-        pub unsafe extern "C" fn $name(
+        pub unsafe extern "C" fn $name<const K: usize>(
             function: usize,
             gx: u32,
             gy: u32,
@@ -357,10 +382,11 @@ macro_rules! launch_kernel_wrapper {
             params: *mut *mut c_void,
             extra: *mut *mut c_void,
         ) -> i32 {
-            let Some(f) = real::<LaunchKernelFn>(Entry::$entry) else {
+            plt::refresh();
+            let Some(f) = real::<LaunchKernelFn>(Entry::$entry as usize, K) else {
                 return NOT_FOUND;
             };
-            launch::log_launch(KernelRef::Driver(function), || Launch {
+            launch::log_launch(function, || Launch {
                 grid: [gx, gy, gz],
                 block: [bx, by, bz],
                 shared_mem: shared_mem as u64,
@@ -395,18 +421,18 @@ macro_rules! launch_kernel_ex_wrapper {
         ///
         /// # Safety
         /// Called by the host with the driver's contract.
-        #[cfg_attr(not(test), no_mangle)]
-        pub unsafe extern "C" fn $name(
+        pub unsafe extern "C" fn $name<const K: usize>(
             config: *const LaunchConfig,
             function: usize,
             params: *mut *mut c_void,
             extra: *mut *mut c_void,
         ) -> i32 {
-            let Some(f) = real::<LaunchKernelExFn>(Entry::$entry) else {
+            plt::refresh();
+            let Some(f) = real::<LaunchKernelExFn>(Entry::$entry as usize, K) else {
                 return NOT_FOUND;
             };
             if let Ok(c) = crate::abi::mem::read_pod::<LaunchConfig>(config as usize) {
-                launch::log_launch(KernelRef::Driver(function), || Launch {
+                launch::log_launch(function, || Launch {
                     grid: c.grid,
                     block: c.block,
                     shared_mem: c.shared_mem as u64,
@@ -442,6 +468,22 @@ mod tests {
         assert_eq!(infer_variant("cuStreamEndCapture", 10000, true), Entry::EndCapturePtsz);
         assert_eq!(infer_variant("cuGetProcAddress", 11030, false), Entry::GetProcAddress);
         assert_eq!(infer_variant("cuGetProcAddress", 12000, false), Entry::GetProcAddressV2);
+    }
+
+    #[test]
+    fn each_real_function_gets_its_own_copy_and_the_shim_none() {
+        let e = Entry::LaunchKernelExPtsz;
+        let (a, b) = (0x1000usize, 0x2000usize);
+        let wa = wrapper_for(e, a).unwrap();
+        assert_eq!(wrapper_for(e, a), Some(wa));
+        let wb = wrapper_for(e, b).unwrap();
+        assert_ne!(wa, wb);
+        assert_eq!(wrapper_for(e, wa), None, "a wrapper is never bound as real");
+        assert_eq!(wrapper_for(e, wrapper_for as *const () as usize), None);
+        assert_eq!(wrapper_for(e, 0), None);
+        assert!(wrapper_for(e, 0x3000).is_some() && wrapper_for(e, 0x4000).is_some());
+        assert_eq!(wrapper_for(e, 0x5000), None, "all copies bound: pass unwrapped");
+        assert_eq!(wrapper_for(e, b), Some(wb));
     }
 
     #[test]

@@ -7,8 +7,9 @@ use crate::abi::dl;
 use crate::state;
 use std::ffi::{c_char, c_void, CStr};
 
-/// The exported `dlsym`: save the argument registers, ask [`route`], restore them, jump to its answer (the
-/// instructions are in `crate::arch`, one version per architecture).
+/// The exported `dlsym` (the only symbol the shim exports): save the argument registers, ask [`route`] (with
+/// the caller's return address as a third argument), restore them, jump to its answer (the instructions are in
+/// `crate::arch`, one version per architecture).
 ///
 /// # Safety
 /// Called by the host exactly like glibc's `dlsym`.
@@ -21,10 +22,12 @@ pub unsafe extern "C" fn dlsym(handle: *mut c_void, name: *const c_char) -> *mut
     crate::dlsym_entry_asm!(route)
 }
 
-/// Decides where a `dlsym` call goes: glibc's `dlsym` (pass-through: no allocation, no lock, no `Once`), or
-/// [`dlsym_hooked`] for a hooked name looked up in an explicit handle.
+/// Decides where a `dlsym` call goes: the real `dlsym` (pass-through: no allocation, no lock, no `Once`), or
+/// [`dlsym_hooked`] for a hooked name looked up in an explicit handle. Lookups made by a libcuda (a
+/// forwarding driver finding the vendor's functions) or by the shim itself always pass through: wrapping
+/// them would put a wrapper behind a wrapper and, with a forwarding driver, form a loop.
 #[cfg_attr(test, allow(dead_code))] // reached only through the exported `dlsym`
-extern "C" fn route(handle: *mut c_void, name: *const c_char) -> usize {
+extern "C" fn route(handle: *mut c_void, name: *const c_char, caller: usize) -> usize {
     let real = dl::real_dlsym_addr();
     if real == 0 {
         return dlsym_unavailable as *const () as usize;
@@ -35,7 +38,7 @@ extern "C" fn route(handle: *mut c_void, name: *const c_char) -> usize {
     }
     // SAFETY: the host passes a NUL-terminated name, which glibc's dlsym would read too.
     let name = unsafe { CStr::from_ptr(name) }.to_bytes();
-    if is_hooked_name(name) {
+    if is_hooked_name(name) && !dl::is_own(caller) && !dl::addr_in_libcuda(caller) {
         dlsym_hooked as *const () as usize
     } else {
         real
@@ -78,10 +81,17 @@ extern "C" fn dlsym_hooked(handle: *mut c_void, name: *const c_char) -> *mut c_v
 /// What the host gets for `name` found at `found` in `handle`: a wrapper, or `found` itself.
 #[cfg_attr(test, allow(dead_code))] // reached only through the exported `dlsym`
 fn wrap_found(handle: usize, name: &[u8], found: usize) -> usize {
-    if state::level() == 0 {
+    if state::level() == 0 || dl::is_own(found) {
         return found;
     }
+    // A module looked up for the first time may be new: its GOT slots are rewritten before it is called.
+    super::plt::refresh();
     if let Some(export) = name.strip_prefix(b"__tvm_ffi_") {
+        // Only functions get a trampoline: a data object of that name (or one whose symbol table entry
+        // cannot be found) comes back unchanged.
+        if !crate::abi::got::is_function_at(found) {
+            return found;
+        }
         return super::trampoline::wrap_module_export(handle, export, found);
     }
     super::cuda::wrap_driver_lookup(name, found)

@@ -1,10 +1,12 @@
-//! The interception layer: the `dlsym` entry, the trampoline pool and wrapper of TVM-FFI calls, and the
-//! CUDA driver and runtime wrappers. With `abi`, the only code that deals in raw host pointers.
+//! The interception layer: the `dlsym` entry, the trampoline pool and wrapper of TVM-FFI calls, the CUDA
+//! driver wrappers and the GOT rewrite that routes PLT calls to them. With `abi`, the only code that deals
+//! in raw host pointers.
 
 pub mod cuda;
 pub mod dlsym;
 pub mod host_fn;
 pub mod launch;
+pub mod plt;
 pub mod trampoline;
 pub mod tvm_call;
 

@@ -1,7 +1,9 @@
 """CUDA graph capture awareness (issue 3), with the fake driver of tests/fixtures/cuda, which fails unsafe calls
 during a capture with 900 and invalidates it, as the real driver does. Each program begins and ends captures
 through one route (PLT, dlsym, cuGetProcAddress legacy and per-thread, _v2 and the 4-argument form, the
-runtime) and calls a FlashInfer-style module eagerly and inside each capture."""
+runtime) and calls a FlashInfer-style module eagerly and inside each capture. The PLT route is a program linked
+with -lcuda whose GOT slots the shim rewrites (it exports no CUDA name): built lazily bound (the default here),
+with -z lazy and -z now explicitly, and with -fno-plt (data slots only)."""
 
 import re
 
@@ -11,7 +13,8 @@ from conftest import FIXDIR, MODULE_DIR, require, run, split_records
 
 CUDA = FIXDIR / "cuda"
 CUDAOPS = MODULE_DIR / "cudaops/cudaops.so"
-PROGRAMS = ["capture_plt", "capture_dlsym", "capture_procaddr", "capture_other_thread", "capture_runtime"]
+PROGRAMS = ["capture_plt", "capture_plt_lazy", "capture_plt_now", "capture_noplt", "capture_dlsym",
+            "capture_procaddr", "capture_other_thread", "capture_runtime"]
 SKIP = "[statistics skipped: CUDA graph capture in progress]"
 
 
