@@ -9,6 +9,7 @@
 //! - [`stats`]: level-5 tensor statistics;
 //! - [`config`], [`glob`]: the environment, read once;
 //! - [`sink`], [`buffers`], [`clock`]: where and how records are written;
+//! - [`correlation`]: call numbers and threads, for records that interleave;
 //! - [`capture`]: which CUDA graph captures are running;
 //! - [`state`]: process-wide switches.
 
@@ -17,6 +18,7 @@ pub mod buffers;
 pub mod capture;
 pub mod clock;
 pub mod config;
+pub mod correlation;
 pub mod glob;
 pub mod intercept;
 pub mod record;

@@ -9,7 +9,7 @@ use crate::config::{LEVEL_DETAILED, LEVEL_STATS};
 use crate::record::call::{push_call_line, push_inputs_record, push_outputs_record, Outcome};
 use crate::record::tensor::StatsSource;
 use crate::record::value::{tensor_source, ValueContext};
-use crate::{buffers, clock, sink, state, stats};
+use crate::{buffers, clock, correlation, sink, state, stats};
 use std::ffi::c_void;
 
 /// A wrapped export: its real address and its call name `<module>.<export>`.
@@ -56,6 +56,8 @@ pub unsafe fn call(
     } else {
         None
     };
+    // The call's number and thread, and whether its records carry the correlation line.
+    let mut tag = None;
     let logged_inputs = state::level() > 0
         && state::guarded(|| {
             if state::config().inject_panic.matches(f.name) {
@@ -63,9 +65,12 @@ pub unsafe fn call(
             }
             let mut out = buffers::take();
             let stamp = clock::now();
+            let this_call = correlation::begin_call();
+            tag = Some(this_call);
             if detailed {
                 let mut ctx = context(stats.as_mut().map(|s| s as &mut dyn StatsSource), prefetch.as_ref());
-                push_inputs_record(&mut out, &stamp, f.name, arg_slice, &mut ctx);
+                let line = this_call.correlated.then_some(&this_call);
+                push_inputs_record(&mut out, &stamp, f.name, line, arg_slice, &mut ctx);
             } else {
                 push_call_line(&mut out, &stamp, f.name);
             }
@@ -95,7 +100,8 @@ pub unsafe fn call(
                 rc => Outcome::FailedWithoutError(rc),
             };
             let mut ctx = context(stats.as_mut().map(|s| s as &mut dyn StatsSource), prefetch.as_ref());
-            push_outputs_record(&mut out, outcome, arg_slice, &mut ctx);
+            let line = tag.as_ref().filter(|t| t.outputs_correlated()).map(|t| (f.name, t));
+            push_outputs_record(&mut out, line, outcome, arg_slice, &mut ctx);
             sink::write_record(&out);
         });
     }

@@ -89,8 +89,9 @@ def test_summary_finds_first_nan_and_crashed_call(tmp_path):
     crashed = tmp_path / "rank2.log"
     p = launch(["-l", "3", "-o", crashed, "--", DRIVER, "crash", MODULE_DIR])
     assert p.returncode == -signal.SIGABRT
+    assert launch(["summary", clean]).returncode == 0  # nothing found
     s = launch(["summary", clean, planted, crashed])
-    assert s.returncode == 0, s.stderr
+    assert s.returncode == 1, s.stderr  # a NaN and a call that did not return
     lines = s.stdout.splitlines()
     assert re.fullmatch(r"\s+calls\s+name\s+first NaN/Inf in input\s+first NaN/Inf in output", lines[0])
     row = next(l for l in lines if "statsops.inspect" in l)
@@ -106,10 +107,16 @@ def test_summary_of_malformed_and_missing_files(tmp_path):
     garbage = tmp_path / "garbage.log"
     garbage.write_bytes(os.urandom(4096) + b"\n=" * 3 + b"\n" + b"=" * 80 + b"\nnot a record\n")
     s = launch(["summary", garbage, tmp_path / "missing.log"])
-    assert s.returncode == 1
+    assert s.returncode == 2  # unusable input
     assert "missing.log: No such file or directory" in s.stderr
+    assert "garbage.log: no records (not a flashlog or FlashInfer log?)" in s.stderr
     assert "unparsed: " in s.stderr and "not a record" in s.stderr
-    assert re.search(r"^unparsed lines: [1-9]\d*$", s.stdout, re.M)
+    assert s.stdout == ""  # no table of nothing
+    # A readable log next to an unusable file: its table is shown, the status still says the input was unusable.
+    good = stats_log(tmp_path, "good", [1.0, 2.0])
+    s = launch(["summary", good, garbage])
+    assert s.returncode == 2 and "statsops.inspect" in s.stdout
+    assert re.search(r"^file garbage\.log: 1 run, no records$", s.stdout, re.M)
 
 
 def test_summary_reads_a_large_file_quickly(tmp_path):
