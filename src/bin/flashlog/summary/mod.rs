@@ -5,7 +5,9 @@
 //! loggers in one file too). A call is counted at its level-1 line or at the start of its inputs record. A NaN
 //! or Inf is a `nan_count=N` or `inf_count=N` line with N > 0: in an inputs record (an input), or in an outputs
 //! record (an output: under `Tensor arguments after the call:` for the shim, in the `Output value:` tensors for
-//! FlashInfer's logger) or in a graph replay record (before / after). Outputs records are paired with their inputs
+//! FlashInfer's logger) or in a graph replay record (before / after), or a `[flashinfer stats] id=N ... nan=K`
+//! line that FlashInfer's statistics kernel prints at a replay for a record that deferred its statistics to it
+//! inside a capture. Outputs records are paired with their inputs
 //! record within one thread only (see [`runs`]); calls left open end as "raised" or "did not return".
 //!
 //! Exit status: 0 when nothing was found, 1 when a NaN/Inf or a call that did not return was found, 2 on

@@ -7,9 +7,12 @@
 
 use super::runs::{End, Group, Pending, Run};
 use super::{NameStats, Place, RunInfo, Summary};
+use std::collections::HashMap;
 
 const EQ: &str = "================================================================================";
 const DASH: &str = "--------------------------------------------------------------------------------";
+/// Deferred GPU statistics remembered per file (FlashInfer's logger inside CUDA graph captures).
+const MAX_DEFERRED: usize = 65536;
 
 /// Where the parser is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,6 +122,8 @@ pub struct FileParser<'a> {
     arg: String,
     head: Option<Head>,
     sys: SysInfo,
+    /// FlashInfer's statistics deferred to a GPU kernel inside a graph capture: id -> where they belong.
+    deferred: HashMap<u64, (Current, String)>,
 }
 
 impl<'a> FileParser<'a> {
@@ -137,6 +142,7 @@ impl<'a> FileParser<'a> {
             arg: String::new(),
             head: None,
             sys: SysInfo::default(),
+            deferred: HashMap::new(),
         }
     }
 
@@ -267,6 +273,11 @@ impl<'a> FileParser<'a> {
     /// Reads one line (without its newline).
     pub fn line(&mut self, line: &str) {
         self.line_no += 1;
+        if let Some(rest) = line.strip_prefix("[flashinfer stats] id=") {
+            // Printed by FlashInfer's statistics kernel at each graph replay, wherever the program's stdout is.
+            self.deferred_stats(rest);
+            return;
+        }
         if let Some((stamp, rest)) = split_stamp(line) {
             if self.stamped_line(stamp, rest) {
                 return;
@@ -500,6 +511,16 @@ impl<'a> FileParser<'a> {
             return;
         }
         let t = rest.trim_start();
+        if let Some(id) = t.strip_prefix("[stats deferred to GPU kernel: id=") {
+            let id = id.split(';').next().and_then(|n| n.parse::<u64>().ok());
+            if let (Some(id), Some(cur)) = (id, self.current.as_ref()) {
+                if self.deferred.len() < MAX_DEFERRED {
+                    let at = Current { call: "graph replay".into(), ..cur.clone() };
+                    self.deferred.insert(id, (at, self.arg.clone()));
+                }
+            }
+            return;
+        }
         if self.state == State::Inputs {
             if t.starts_with("requires_grad=") {
                 self.run.set_python_of_latest(true);
@@ -518,6 +539,23 @@ impl<'a> FileParser<'a> {
         let name = cur.name.clone();
         let entry = self.names(&name);
         let slot = if output { &mut entry.first_out } else { &mut entry.first_in };
+        if slot.is_none() {
+            *slot = Some(place);
+        }
+    }
+
+    /// `N numel=M min=... nan=K inf=J` (or `(all non-finite) nan=K inf=J`): a NaN/Inf at a graph replay, reported
+    /// at this line under the call and argument of the record that deferred it.
+    fn deferred_stats(&mut self, rest: &str) {
+        let Some(id) = rest.split(' ').next().and_then(|n| n.parse::<u64>().ok()) else { return };
+        let count = |key: &str| rest.split(' ').find_map(|w| w.strip_prefix(key)).and_then(|n| n.parse::<u64>().ok());
+        if count("nan=").unwrap_or(0) + count("inf=").unwrap_or(0) == 0 {
+            return;
+        }
+        let Some((at, arg)) = self.deferred.get(&id).cloned() else { return };
+        let place = self.place(self.line_no, &at.stamp, &at.call, &arg);
+        let entry = self.names(&at.name);
+        let slot = if at.output { &mut entry.first_out } else { &mut entry.first_in };
         if slot.is_none() {
             *slot = Some(place);
         }

@@ -227,3 +227,18 @@ fn kernel_launches_and_other_lines() {
     assert_eq!(s.other_lines, 2);
     assert_eq!(s.unparsed, 0);
 }
+
+#[test]
+fn flashinfer_statistics_deferred_to_graph_replay() {
+    // FlashInfer's logger inside a capture: the record names an id, its kernel prints the statistics at replay
+    // (written by hand after api_logging.py and api_log_stats.cu of FlashInfer 0.7.4: no GPU here to record it).
+    let text = format!(
+        "{}{EQ}\n[2026-11-28 21:04:05] FlashInfer API Call: rmsnorm\n{DASH}\nPositional input arguments:\n  arg[0]:\n    Tensor(\n      shape=(4,)\n      requires_grad=False\n      [stats deferred to GPU kernel: id=3; look for '[flashinfer stats] id=3 ...' in graph replay output]\n    )\nOutput value:\n  Tensor(\n    shape=(4,)\n    [stats deferred to GPU kernel: id=4; look for '[flashinfer stats] id=4 ...' in graph replay output]\n  )\n{EQ}\n\n[flashinfer stats] id=3 numel=4 min=0.000000 max=1.000000 mean=0.500000 nan=0 inf=0\n[flashinfer stats] id=4 numel=4 (all non-finite) nan=4 inf=0\n",
+        python_sysinfo()
+    );
+    let s = summarise(&[("g.log", &text)]);
+    assert!(s.names["rmsnorm"].first_in.is_none());
+    let p = s.names["rmsnorm"].first_out.as_ref().unwrap();
+    assert_eq!((p.line, p.call.as_str(), p.arg.as_str()), (26, "graph replay", "result"));
+    assert_eq!((s.unparsed, s.other_lines), (0, 0));
+}
