@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 
 from conftest import FIXDIR, LIB, MODULE_DIR, REPO, clean_env, require
 
@@ -164,3 +165,54 @@ def test_files_that_are_not_logs(tmp_path):
     # A good log beside a bad one: the table of the good one, and still exit status 2.
     s = summary(DATA / "python-clean.log", script)
     assert s.returncode == 2 and "rmsnorm" in s.stdout and "file train.py: 1 run, no records\n" in s.stdout
+
+
+FORK_SCRIPT = """
+import os, sys, threading
+import numpy as np
+import tvm_ffi
+norm = tvm_ffi.load_module(sys.argv[1] + "/norm/norm.so")
+def calls(n):
+    x = np.ones((2, 16), np.float32); w = np.ones(16, np.float32); out = np.zeros_like(x)
+    for _ in range(n):
+        norm.rmsnorm(tvm_ffi.from_dlpack(out), tvm_ffi.from_dlpack(x), tvm_ffi.from_dlpack(w), 1e-6, False)
+def threads(k, n):
+    ts = [threading.Thread(target=calls, args=(n,)) for _ in range(k)]
+    [t.start() for t in ts]; [t.join() for t in ts]
+threads(4, 50)
+pid = os.fork()
+if pid == 0:
+    calls(3)          # the child's only thread at first: today's shape
+    threads(2, 5)     # then a second thread: correlation lines, numbers counted in the child from 1
+    os._exit(0)
+_, status = os.waitpid(pid, 0)
+print("child", pid, status)
+"""
+
+
+def test_forked_child_numbers_its_own_calls(tmp_path):
+    script = tmp_path / "fork_threads.py"
+    script.write_text(FORK_SCRIPT)
+    p = flashlog(["-l3", "-o", tmp_path / "p_%i.log", "--", sys.executable, script, MODULE_DIR], timeout=120)
+    assert p.returncode == 0, p.stderr
+    child = re.search(r"child (\d+) 0", p.stdout).group(1)
+    logs = {f.name: f.read_text() for f in tmp_path.glob("p_*.log")}
+    assert len(logs) == 2
+    child_log = logs.pop(f"p_{child}.log")
+    parent_log = logs.popitem()[1]
+    assert len(re.findall(r"^\[call norm\.rmsnorm #\d+ thread \d+\]$", parent_log, re.M)) >= 2 * 150  # threads 2 to 4 at least
+    tags = [(int(n), int(t)) for n, t in re.findall(r"^\[call norm\.rmsnorm #(\d+) thread (\d+)\]$", child_log, re.M)]
+    uncorrelated = re.findall(r"FlashInfer API Call: norm\.rmsnorm\n-{80}\n", child_log)
+    assert len(uncorrelated) == 3 and child_log.index("[call ") > child_log.rindex(uncorrelated[0])
+    assert sorted({n for n, _ in tags}) == list(range(4, 14))  # 10 threaded calls, numbered after the first 3
+    assert int(child) not in {t for _, t in tags}  # the child's main thread did not log in threads
+    for log in (parent_log, child_log):
+        assert summary_text(log, tmp_path) == 0
+
+
+def summary_text(text, tmp_path):
+    f = tmp_path / "one.log"
+    f.write_text(text)
+    s = summary(f)
+    assert "did not return" not in s.stdout and "without their inputs record" not in s.stdout, s.stdout
+    return s.returncode
