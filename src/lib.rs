@@ -10,6 +10,7 @@
 //! - [`stats`]: level-5 tensor statistics;
 //! - [`config`], [`glob`]: the environment, read once;
 //! - [`sink`], [`buffers`], [`clock`]: where and how records are written;
+//! - [`correlation`]: call numbers and threads, for records that interleave;
 //! - [`capture`]: which CUDA graph captures are running;
 //! - [`graph`]: statistics at CUDA graph replay and the NaN watch;
 //! - [`state`]: process-wide switches.
@@ -20,6 +21,7 @@ pub mod buffers;
 pub mod capture;
 pub mod clock;
 pub mod config;
+pub mod correlation;
 pub mod glob;
 pub mod graph;
 pub mod intercept;

@@ -161,3 +161,9 @@ pub fn at_fork_child(child: extern "C" fn()) {
     // SAFETY: registering a handler that only stores to atomics.
     unsafe { libc::pthread_atfork(None, None, Some(child)) };
 }
+
+/// The calling thread's kernel thread id (`gettid`), as `ps -L` and debuggers show it.
+pub fn thread_id() -> i32 {
+    // SAFETY: gettid has no preconditions and cannot fail.
+    unsafe { libc::gettid() }
+}

@@ -9,7 +9,7 @@ use crate::config::{LEVEL_DETAILED, LEVEL_STATS};
 use crate::record::call::{push_call_line, push_inputs_record, push_outputs_record, Outcome};
 use crate::record::tensor::StatsSource;
 use crate::record::value::{tensor_source, ValueContext};
-use crate::{buffers, clock, graph, sink, state, stats};
+use crate::{buffers, clock, correlation, graph, sink, state, stats};
 use std::ffi::c_void;
 
 /// A wrapped export: its real address and its call name `<module>.<export>`.
@@ -59,6 +59,8 @@ pub unsafe fn call(
     // NaN watch: the inputs record waits for the outputs (a crash inside the call leaves no inputs record).
     let watch = detailed && stats.is_some() && graph::watch::enabled();
     let mut held: Option<buffers::Buffer> = None;
+    // The call's number and thread, and whether its records carry the correlation line.
+    let mut tag = None;
     let logged_inputs = state::level() > 0
         && state::guarded(|| {
             if state::config().inject_panic.matches(f.name) {
@@ -66,12 +68,15 @@ pub unsafe fn call(
             }
             let mut out = buffers::take();
             let stamp = clock::now();
+            let this_call = correlation::begin_call();
+            tag = Some(this_call);
             if detailed {
                 if let Some(s) = stats.as_mut() {
                     s.begin_call(f.name, arg_slice, prefetch.as_ref());
                 }
                 let mut ctx = context(stats.as_mut().map(|s| s as &mut dyn StatsSource), prefetch.as_ref());
-                push_inputs_record(&mut out, &stamp, f.name, arg_slice, &mut ctx);
+                let line = this_call.correlated.then_some(&this_call);
+                push_inputs_record(&mut out, &stamp, f.name, line, arg_slice, &mut ctx);
                 if let Some(s) = stats.as_mut() {
                     s.end_phase();
                 }
@@ -108,7 +113,8 @@ pub unsafe fn call(
                 rc => Outcome::FailedWithoutError(rc),
             };
             let mut ctx = context(stats.as_mut().map(|s| s as &mut dyn StatsSource), prefetch.as_ref());
-            push_outputs_record(&mut out, outcome, arg_slice, &mut ctx);
+            let line = tag.as_ref().filter(|t| t.outputs_correlated()).map(|t| (f.name, t));
+            push_outputs_record(&mut out, line, outcome, arg_slice, &mut ctx);
             let Some(s) = stats.as_mut() else {
                 sink::write_record(&out);
                 return;

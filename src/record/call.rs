@@ -1,5 +1,10 @@
 //! Records of one TVM-FFI call: the level-1 line, the inputs record written before the call and the outputs
 //! record written after it.
+//!
+//! When threads may interleave records (see `crate::correlation`), both records of a call carry a correlation
+//! line, `[call <name> #<number> thread <tid>]`: in the inputs record right after the `FlashInfer API Call:`
+//! line, and as the first line of the outputs record. It matches none of the patterns FlashInfer-grammar
+//! parsers key on (the timestamped call line, separators, `  arg[i]:`, `shape=` / `dtype=`), so they skip it.
 
 use super::pyrepr::{push_escaped, push_int};
 use super::tensor::StatsSource;
@@ -7,6 +12,7 @@ use super::value::{tensor_source, write_value, ValueContext};
 use super::{push_indent, Stamp, DASH_LINE, EQUALS_LINE};
 use crate::abi::dlpack::Prefetch;
 use crate::abi::ffi::FfiAny;
+use crate::correlation::CallTag;
 
 /// Appends `[ts] FlashInfer API Call: <name>` and a newline.
 pub fn push_call_line(out: &mut Vec<u8>, stamp: &Stamp, name: &str) {
@@ -16,10 +22,32 @@ pub fn push_call_line(out: &mut Vec<u8>, stamp: &Stamp, name: &str) {
     out.push(b'\n');
 }
 
-/// Appends the inputs record: separator, call line, dashes, and every positional argument.
-pub fn push_inputs_record(out: &mut Vec<u8>, stamp: &Stamp, name: &str, args: &[FfiAny], ctx: &mut ValueContext) {
+/// Appends `[call <name> #<number> thread <tid>]` and a newline.
+pub fn push_correlation_line(out: &mut Vec<u8>, name: &str, tag: &CallTag) {
+    out.extend_from_slice(b"[call ");
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b" #");
+    push_int(out, tag.number);
+    out.extend_from_slice(b" thread ");
+    push_int(out, tag.thread);
+    out.extend_from_slice(b"]\n");
+}
+
+/// Appends the inputs record: separator, call line, the correlation line when `tag` is given, dashes, and
+/// every positional argument.
+pub fn push_inputs_record(
+    out: &mut Vec<u8>,
+    stamp: &Stamp,
+    name: &str,
+    tag: Option<&CallTag>,
+    args: &[FfiAny],
+    ctx: &mut ValueContext,
+) {
     out.extend_from_slice(EQUALS_LINE);
     push_call_line(out, stamp, name);
+    if let Some(tag) = tag {
+        push_correlation_line(out, name, tag);
+    }
     out.extend_from_slice(DASH_LINE);
     if args.is_empty() {
         out.extend_from_slice(b"(No explicit arguments)\n");
@@ -44,9 +72,19 @@ pub enum Outcome<'a> {
     FailedWithoutError(i32),
 }
 
-/// Appends the outputs record: the output value or the failure, at level 5 the statistics of every tensor
-/// argument after the call, then the closing separator and a blank line.
-pub fn push_outputs_record(out: &mut Vec<u8>, outcome: Outcome, args: &[FfiAny], ctx: &mut ValueContext) {
+/// Appends the outputs record: the correlation line when `tagged` names the call, the output value or the
+/// failure, at level 5 the statistics of every tensor argument after the call, then the closing separator and
+/// a blank line.
+pub fn push_outputs_record(
+    out: &mut Vec<u8>,
+    tagged: Option<(&str, &CallTag)>,
+    outcome: Outcome,
+    args: &[FfiAny],
+    ctx: &mut ValueContext,
+) {
+    if let Some((name, tag)) = tagged {
+        push_correlation_line(out, name, tag);
+    }
     match outcome {
         Outcome::Returned(result) => {
             out.extend_from_slice(b"Output value:\n");
@@ -123,9 +161,9 @@ mod tests {
         let args = [any(ti::FLOAT, 1e-6f64.to_bits()), any(ti::BOOL, 0)];
         let mut ctx = ValueContext { type_key: &no_types, stats: None, prefetch: None };
         let mut out = Vec::new();
-        push_inputs_record(&mut out, &stamp, "norm.rmsnorm", &args, &mut ctx);
+        push_inputs_record(&mut out, &stamp, "norm.rmsnorm", None, &args, &mut ctx);
         let none = any(ti::NONE, 0);
-        push_outputs_record(&mut out, Outcome::Returned(&none), &args, &mut ctx);
+        push_outputs_record(&mut out, None, Outcome::Returned(&none), &args, &mut ctx);
         let eq = "=".repeat(80);
         let dash = "-".repeat(80);
         let want = format!(
@@ -139,12 +177,45 @@ mod tests {
         let stamp = Stamp::from_parts(2026, 1, 2, 3, 4, 5);
         let mut ctx = ValueContext { type_key: &no_types, stats: None, prefetch: None };
         let mut out = Vec::new();
-        push_inputs_record(&mut out, &stamp, "m.f", &[], &mut ctx);
-        push_outputs_record(&mut out, Outcome::Failed { kind: b"ValueError", message: b"bad\nvalue" }, &[], &mut ctx);
+        push_inputs_record(&mut out, &stamp, "m.f", None, &[], &mut ctx);
+        push_outputs_record(
+            &mut out,
+            None,
+            Outcome::Failed { kind: b"ValueError", message: b"bad\nvalue" },
+            &[],
+            &mut ctx,
+        );
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("\n(No explicit arguments)\nCall failed: ValueError: bad\\nvalue\n"));
         let mut out = Vec::new();
-        push_outputs_record(&mut out, Outcome::FailedWithoutError(-2), &[], &mut ctx);
+        push_outputs_record(&mut out, None, Outcome::FailedWithoutError(-2), &[], &mut ctx);
         assert!(String::from_utf8(out).unwrap().starts_with("Call failed: return code -2\n"));
+    }
+
+    #[test]
+    fn correlation_lines_where_parsers_skip_them() {
+        let stamp = Stamp::from_parts(2026, 11, 28, 21, 4, 5);
+        let tag = CallTag { number: 1234, thread: 5678, correlated: true };
+        let mut ctx = ValueContext { type_key: &no_types, stats: None, prefetch: None };
+        let args = [any(ti::FLOAT, 1e-6f64.to_bits())];
+        let mut out = Vec::new();
+        push_inputs_record(&mut out, &stamp, "norm.rmsnorm", Some(&tag), &args, &mut ctx);
+        let none = any(ti::NONE, 0);
+        push_outputs_record(&mut out, Some(("norm.rmsnorm", &tag)), Outcome::Returned(&none), &args, &mut ctx);
+        let eq = "=".repeat(80);
+        let dash = "-".repeat(80);
+        let line = "[call norm.rmsnorm #1234 thread 5678]";
+        let want = format!(
+            "{eq}\n[2026-11-28 21:04:05] FlashInfer API Call: norm.rmsnorm\n{line}\n{dash}\nPositional input arguments:\n  arg[0]:\n    1e-06\n{line}\nOutput value:\n  None\n{eq}\n\n"
+        );
+        assert_eq!(String::from_utf8(out).unwrap(), want);
+        // None of the patterns a FlashInfer-grammar parser keys on.
+        assert!(
+            !line.starts_with("  arg[")
+                && !line.starts_with('=')
+                && !line.contains("shape=")
+                && !line.contains("dtype=")
+        );
+        assert!(!line.contains("] FlashInfer API Call: "));
     }
 }

@@ -35,6 +35,67 @@ def test_variables_and_preload(tmp_path):
     assert env["FLASHLOG_LEVEL"] == "1" and "FLASHLOG_DEST" not in env
 
 
+def env_of(args, env=None):
+    p = launch([*args, "env"], env=env)
+    assert p.returncode == 0, p.stderr
+    return dict(line.split("=", 1) for line in p.stdout.splitlines() if "=" in line)
+
+
+def test_option_forms(tmp_path):
+    """-lN, --level=N, -oFILE, --output=FILE, --modules=, --kernels= mean what the spaced forms mean."""
+    dest = str(tmp_path / "r_%i.log")
+    spaced = env_of(["-l", "3", "-o", dest, "--modules", "*x*", "--kernels", "", "--"])
+    for forms in (["-l3", f"-o{dest}", "--modules=*x*", "--kernels="],
+                  ["--level=3", f"--output={dest}", "--modules=*x*", "--kernels=", "--"]):
+        got = env_of(forms)
+        for var in ("FLASHLOG_LEVEL", "FLASHLOG_DEST", "FLASHLOG_MODULES", "FLASHLOG_KERNELS", "LD_PRELOAD"):
+            assert got[var] == spaced[var], (forms, var)
+    assert spaced["FLASHLOG_LEVEL"] == "3" and spaced["FLASHLOG_DEST"] == dest
+    for bad, message in ((["-l3x", "ls"], "level '3x' is not a non-negative integer"),
+                         (["--level=", "ls"], "level '' is not a non-negative integer"),
+                         (["--output=", "ls"], "option --output= needs a destination"),
+                         (["--levels=3", "ls"], "unknown option '--levels=3'")):
+        p = launch(bad)
+        assert p.returncode == 2 and message in p.stderr, (bad, p.stderr)
+
+
+def test_python_logger_stays_off(tmp_path):
+    """FLASHINFER_LOGLEVEL=3 flashlog -l 3 ...: the child has no FLASHINFER_LOGLEVEL, so FlashInfer's Python
+    logger (which reads it at import) stays off; --with-python-logger keeps both on, into the same file."""
+    env = env_of(["-l", "3", "-o", tmp_path / "l.log", "--"], env={"FLASHINFER_LOGLEVEL": "3"})
+    assert "FLASHINFER_LOGLEVEL" not in env and env["FLASHLOG_LEVEL"] == "3"
+    # Without -l the level the user gave FlashInfer becomes the shim's.
+    env = env_of([], env={"FLASHINFER_LOGLEVEL": "5"})
+    assert "FLASHINFER_LOGLEVEL" not in env and env["FLASHLOG_LEVEL"] == "5"
+    log = tmp_path / "five.log"
+    p = launch(["-o", log, "--", DRIVER, "errors", MODULE_DIR], env={"FLASHINFER_LOGLEVEL": "5"})
+    assert p.returncode == 0 and "Output value:" in log.read_text()  # level 3 and above reached the shim
+    env = env_of(["-l5", f"-o{tmp_path / 'both.log'}", "--with-python-logger"])
+    assert env["FLASHINFER_LOGLEVEL"] == env["FLASHLOG_LEVEL"] == "5"
+    assert env["FLASHINFER_LOGDEST"] == env["FLASHLOG_DEST"] == str(tmp_path / "both.log")
+    env = env_of(["-l5", "--with-python-logger"], env={"FLASHINFER_LOGLEVEL": "3"})
+    assert (env["FLASHINFER_LOGLEVEL"], env["FLASHLOG_LEVEL"]) == ("3", "5")
+    assert "FLASHINFER_LOGDEST" not in env
+
+
+def test_help_and_readme_list_the_same_things():
+    helptext = launch(["--help"]).stdout
+    options = set(re.findall(r"^  (?:(-\w), )?(--[\w-]+)", helptext, re.M))
+    flat = {o for pair in options for o in pair if o}
+    assert flat >= {"-l", "--level", "-o", "--output", "--modules", "--kernels", "--with-python-logger"}
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("### Launcher options"):]
+    section = section[: section.index("\n## ")]
+    in_readme = set(re.findall(r"^\| `(--?[\w-]+)`(?:, `(--?[\w-]+)`)?", section, re.M))
+    assert {o for pair in in_readme for o in pair if o} == flat
+    for name in set(re.findall(r"\b(?:FLASHLOG|FLASHINFER)_[A-Z_]+\b", helptext)):
+        assert name in section, name
+    for status in re.findall(r"\b(12[67]|[0-2]) (?:if|for|when|nothing|a NaN|unusable)", helptext):
+        assert re.search(rf"\b{status}\b", section), status
+    assert "FLASHLOG_LIB" in helptext and "-lN" in helptext and "--name=VALUE" in helptext
+    assert "`--level=5`" in section and "`-l5`" in section
+
+
 def test_exit_codes_and_signals(tmp_path):
     assert launch(["sh", "-c", "exit 7"]).returncode == 7
     assert launch(["--", "sh", "-c", "kill -TERM $$"]).returncode == -signal.SIGTERM
@@ -57,7 +118,9 @@ def test_exit_codes_and_signals(tmp_path):
 def test_help_and_version():
     p = launch(["--help"])
     assert p.returncode == 0 and "flashlog -l 3 -o 'logs/rank_%i.log' -- torchrun --nproc_per_node=8 train.py" in p.stdout
-    assert launch(["--version"]).stdout == "flashlog 0.1.0\n"
+    version = re.search(r'^version = "(.+)"$', (REPO / "Cargo.toml").read_text(), re.M).group(1)
+    assert launch(["--version"]).stdout == f"flashlog {version}\n"
+    assert launch(["summary", "--help"]).stdout.startswith("usage: flashlog summary LOG...\n")
 
 
 def test_four_processes_four_files(tmp_path):
@@ -89,8 +152,9 @@ def test_summary_finds_first_nan_and_crashed_call(tmp_path):
     crashed = tmp_path / "rank2.log"
     p = launch(["-l", "3", "-o", crashed, "--", DRIVER, "crash", MODULE_DIR])
     assert p.returncode == -signal.SIGABRT
+    assert launch(["summary", clean]).returncode == 0  # nothing found
     s = launch(["summary", clean, planted, crashed])
-    assert s.returncode == 0, s.stderr
+    assert s.returncode == 1, s.stderr  # a NaN and a call that did not return
     lines = s.stdout.splitlines()
     assert re.fullmatch(r"\s+calls\s+name\s+first NaN/Inf in input\s+first NaN/Inf in output", lines[0])
     row = next(l for l in lines if "statsops.inspect" in l)
@@ -106,10 +170,16 @@ def test_summary_of_malformed_and_missing_files(tmp_path):
     garbage = tmp_path / "garbage.log"
     garbage.write_bytes(os.urandom(4096) + b"\n=" * 3 + b"\n" + b"=" * 80 + b"\nnot a record\n")
     s = launch(["summary", garbage, tmp_path / "missing.log"])
-    assert s.returncode == 1
+    assert s.returncode == 2  # unusable input
     assert "missing.log: No such file or directory" in s.stderr
+    assert "garbage.log: no records (not a flashlog or FlashInfer log?)" in s.stderr
     assert "unparsed: " in s.stderr and "not a record" in s.stderr
-    assert re.search(r"^unparsed lines: [1-9]\d*$", s.stdout, re.M)
+    assert s.stdout == ""  # no table of nothing
+    # A readable log next to an unusable file: its table is shown, the status still says the input was unusable.
+    good = stats_log(tmp_path, "good", [1.0, 2.0])
+    s = launch(["summary", good, garbage])
+    assert s.returncode == 2 and "statsops.inspect" in s.stdout
+    assert re.search(r"^file garbage\.log: 1 run, no records$", s.stdout, re.M)
 
 
 def test_summary_reads_a_large_file_quickly(tmp_path):

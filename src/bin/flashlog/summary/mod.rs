@@ -1,0 +1,200 @@
+//! `flashlog summary LOG...`: one pass over each log, bounded memory (counters and first occurrences per call
+//! name, the open calls of the current run, at most [`LIST_CAP`] listed calls of each kind), then a table.
+//!
+//! It reads the records of the README's format section, the shim's and FlashInfer's own Python logger's alike (both
+//! loggers in one file too). A call is counted at its level-1 line or at the start of its inputs record. A NaN
+//! or Inf is a `nan_count=N` or `inf_count=N` line with N > 0: in an inputs record (an input), or in an outputs
+//! record (an output: under `Tensor arguments after the call:` for the shim, in the `Output value:` tensors for
+//! FlashInfer's logger) or in a graph replay record (before / after), or a `[flashinfer stats] id=N ... nan=K`
+//! line that FlashInfer's statistics kernel prints at a replay for a record that deferred its statistics to it
+//! inside a capture. Outputs records are paired with their inputs
+//! record within one thread only (see [`runs`]); calls left open end as "raised" or "did not return".
+//!
+//! Exit status: 0 when nothing was found, 1 when a NaN/Inf or a call that did not return was found, 2 on
+//! unusable input (a file that cannot be read or holds no record).
+
+mod parse;
+mod render;
+mod runs;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::process::ExitCode;
+
+/// Unparsed lines quoted on stderr.
+const QUOTED_UNPARSED: usize = 5;
+/// Calls listed per kind (raised, did not return); more are counted.
+pub const LIST_CAP: usize = 50;
+/// Runs per file whose process id and rank are kept; later runs are still told apart by number.
+const MAX_RUNS_KEPT: usize = 4096;
+/// The name NaNs of an outputs record without its inputs record are reported under.
+const UNPAIRED: &str = "(outputs record without its inputs record)";
+
+/// Where something was seen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Place {
+    /// Index of the file in the command line.
+    pub file: usize,
+    /// Index of the run in that file (0 for the first).
+    pub run: usize,
+    /// 1-based line number.
+    pub line: u64,
+    /// The call's timestamp text, `YYYY-MM-DD HH:MM:SS` (empty when unknown).
+    pub stamp: String,
+    /// The call's thread and number (`thread 5678 call #1234`), or the replay (`replay 3`), when known.
+    pub call: String,
+    /// The argument, `arg[2]`, a keyword name, or `result` for a returned value.
+    pub arg: String,
+}
+
+/// What is known of one call name.
+#[derive(Clone, Debug, Default)]
+pub struct NameStats {
+    /// Calls seen.
+    pub calls: u64,
+    /// First NaN/Inf in an input.
+    pub first_in: Option<Place>,
+    /// First NaN/Inf in an output (after the call).
+    pub first_out: Option<Place>,
+}
+
+/// One run of a process in a file, from its system information record.
+#[derive(Clone, Debug, Default)]
+pub struct RunInfo {
+    /// From `Process: PID (name)`.
+    pub pid: Option<u32>,
+    /// From `Rank: R of N (local L)`: `R of N`.
+    pub rank: Option<String>,
+}
+
+/// One file read.
+#[derive(Clone, Debug, Default)]
+pub struct FileInfo {
+    /// As given on the command line.
+    pub path: String,
+    /// The first [`MAX_RUNS_KEPT`] runs.
+    pub runs: Vec<RunInfo>,
+    /// Runs seen.
+    pub run_count: u64,
+    /// Records seen.
+    pub records: u64,
+}
+
+/// Calls of one kind: the first [`LIST_CAP`] listed, all counted.
+#[derive(Clone, Debug, Default)]
+pub struct Listed {
+    /// (name, place of the call line).
+    pub listed: Vec<(String, Place)>,
+    /// All of them.
+    pub count: u64,
+}
+
+impl Listed {
+    fn push(&mut self, name: String, place: Place) {
+        self.count += 1;
+        if self.listed.len() < LIST_CAP {
+            self.listed.push((name, place));
+        }
+    }
+}
+
+/// Everything the summary accumulates over all files.
+#[derive(Debug, Default)]
+pub struct Summary {
+    /// Files in command-line order.
+    pub files: Vec<FileInfo>,
+    /// Per call name (kernel launches as `[kernel] <name>`).
+    pub names: BTreeMap<String, NameStats>,
+    /// Calls during which the process ended.
+    pub did_not_return: Listed,
+    /// Calls that raised a Python exception (no outputs record, later records of their process follow).
+    pub raised: Listed,
+    /// Outputs records whose inputs record was not found.
+    pub unmatched_outputs: u64,
+    /// Lines inside records that do not fit the grammar.
+    pub unparsed: u64,
+    /// The first few of them, as `file:line: text`.
+    pub unparsed_quotes: Vec<String>,
+    /// Lines outside any record (program output mixed into stdout logs).
+    pub other_lines: u64,
+}
+
+impl Summary {
+    /// Reads one log in a single pass.
+    pub fn read(&mut self, path: &str, reader: impl BufRead) -> std::io::Result<()> {
+        let file = self.files.len();
+        self.files.push(FileInfo { path: path.to_string(), ..FileInfo::default() });
+        let mut parser = parse::FileParser::new(self, file);
+        let mut raw = Vec::new();
+        let mut reader = reader;
+        loop {
+            raw.clear();
+            if reader.read_until(b'\n', &mut raw)? == 0 {
+                break;
+            }
+            let text = String::from_utf8_lossy(&raw);
+            parser.line(text.trim_end_matches(['\n', '\r']));
+        }
+        parser.finish();
+        Ok(())
+    }
+
+    /// Whether a NaN/Inf or a call that did not return was found (exit status 1).
+    pub fn found_something(&self) -> bool {
+        self.did_not_return.count > 0 || self.names.values().any(|s| s.first_in.is_some() || s.first_out.is_some())
+    }
+}
+
+const SUMMARY_HELP: &str = "\
+usage: flashlog summary LOG...
+
+Reads logs of any level, of the shim and of FlashInfer's own Python logger (both in one file too), in one pass
+each, and prints per call name the number of calls and, at level 5, the first record where a NaN or Inf appeared
+in an input and in an output; then the first such record overall, the calls that did not return (the process
+ended inside them), the calls that raised a Python exception, one line per file (rank, runs, records) and the
+lines it could not parse. Exit status: 0 nothing found, 1 a NaN/Inf or a call that did not return, 2 unusable
+input (a file that cannot be read or holds no record).";
+
+/// `flashlog summary LOG...`.
+pub fn main(paths: &[String]) -> ExitCode {
+    if paths.first().is_some_and(|p| p == "-h" || p == "--help") {
+        println!("{SUMMARY_HELP}");
+        return ExitCode::SUCCESS;
+    }
+    if paths.is_empty() {
+        eprintln!("flashlog summary: no log files given\n{}", crate::usage_line());
+        return ExitCode::from(2);
+    }
+    let mut summary = Summary::default();
+    let mut unusable = false;
+    for path in paths {
+        let result = File::open(path).and_then(|f| summary.read(path, BufReader::with_capacity(1 << 20, f)));
+        match result {
+            Err(e) => {
+                eprintln!("flashlog summary: {path}: {e}");
+                unusable = true;
+            }
+            Ok(()) if summary.files.last().is_some_and(|f| f.records == 0) => {
+                eprintln!("flashlog summary: {path}: no records (not a flashlog or FlashInfer log?)");
+                unusable = true;
+            }
+            Ok(()) => {}
+        }
+    }
+    if summary.files.iter().any(|f| f.records > 0) {
+        print!("{}", summary.render());
+    }
+    for q in &summary.unparsed_quotes {
+        eprintln!("flashlog summary: unparsed: {q}");
+    }
+    if unusable {
+        ExitCode::from(2)
+    } else if summary.found_something() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}

@@ -1,0 +1,593 @@
+//! The line grammar: one pass over one file, records of the shim and of FlashInfer's Python logger alike.
+//!
+//! Records are written whole, so a new record's first line ends the one before; an outputs record starts with
+//! its correlation line, `Output value:` or `Call failed:` (it has no separator of its own). A run starts at a
+//! system information record, except the shim's record that follows FlashInfer's one in the same process (the
+//! shim writes its own at its first record, often inside the first Python call).
+
+use super::runs::{End, Group, Pending, Run};
+use super::{NameStats, Place, RunInfo, Summary};
+use std::collections::HashMap;
+
+const EQ: &str = "================================================================================";
+const DASH: &str = "--------------------------------------------------------------------------------";
+/// Deferred GPU statistics remembered per file (FlashInfer's logger inside CUDA graph captures).
+const MAX_DEFERRED: usize = 65536;
+
+/// Where the parser is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Between records.
+    Outside,
+    /// After an `=` line: the next line says which record this is.
+    AfterEq,
+    /// The system information record: its header, its body, after its closing `=` line.
+    SysHead,
+    SysBody,
+    SysClosed,
+    /// Right after an inputs record's call line (its correlation line may come).
+    InputsHead,
+    /// An inputs record's body.
+    Inputs,
+    /// After an outputs record's correlation line.
+    OutputsHead,
+    /// An outputs record's body.
+    Outputs,
+    /// A graph replay record, before its dashes, then its body.
+    ReplayHead,
+    Replay,
+    /// A kernel launch record's indented lines.
+    Launch,
+}
+
+/// The call whose value lines are being read: where a NaN found now is reported.
+#[derive(Clone, Debug)]
+struct Current {
+    name: String,
+    stamp: String,
+    call: String,
+    output: bool,
+}
+
+/// An inputs record's call line, until its correlation line (or its absence) is known.
+struct Head {
+    name: String,
+    line: u64,
+    stamp: String,
+    call: Option<(u64, u32)>,
+}
+
+/// What the system information record being read says.
+#[derive(Default)]
+struct SysInfo {
+    shim: bool,
+    pid: Option<u32>,
+    rank: Option<String>,
+}
+
+/// What the current run has shown so far.
+#[derive(Default)]
+struct RunShape {
+    python_sysinfo: bool,
+    shim_sysinfo: bool,
+    calls: bool,
+}
+
+/// Splits `[YYYY-MM-DD HH:MM:SS] rest` into (stamp, rest).
+fn split_stamp(line: &str) -> Option<(&str, &str)> {
+    let b = line.as_bytes();
+    if b.len() < 22 || b[0] != b'[' || b[20] != b']' || b[21] != b' ' {
+        return None;
+    }
+    let stamp = &line[1..20];
+    let ok = stamp.bytes().enumerate().all(|(i, c)| match i {
+        4 | 7 => c == b'-',
+        10 => c == b' ',
+        13 | 16 => c == b':',
+        _ => c.is_ascii_digit(),
+    });
+    ok.then(|| (stamp, &line[22..]))
+}
+
+/// Parses `[call <name> #<number> thread <tid>]` into (name, number, tid).
+pub fn correlation_line(line: &str) -> Option<(&str, u64, u32)> {
+    let inner = line.strip_prefix("[call ")?.strip_suffix(']')?;
+    let (rest, thread) = inner.rsplit_once(" thread ")?;
+    let (name, number) = rest.rsplit_once(" #")?;
+    Some((name, number.parse().ok()?, thread.parse().ok()?))
+}
+
+/// Whether a call name is one FlashInfer's Python logger gives (a function, or `<Wrapper class>.<method>`)
+/// rather than the shim's `<module>.<export>`; used only where the lines do not tell.
+fn looks_python(name: &str) -> bool {
+    match name.split_once('.') {
+        None => true,
+        Some((class, _)) => class.contains("Wrapper") || ["MoELayer", "NVFP4KVMaterializer"].contains(&class),
+    }
+}
+
+fn call_label(call: Option<(u64, u32)>) -> String {
+    call.map(|(n, t)| format!("thread {t} call #{n}")).unwrap_or_default()
+}
+
+/// The parser of one file.
+pub struct FileParser<'a> {
+    sum: &'a mut Summary,
+    file: usize,
+    line_no: u64,
+    state: State,
+    run: Run,
+    shape: RunShape,
+    current: Option<Current>,
+    arg: String,
+    head: Option<Head>,
+    sys: SysInfo,
+    /// FlashInfer's statistics deferred to a GPU kernel inside a graph capture: id -> where they belong.
+    deferred: HashMap<u64, (Current, String)>,
+}
+
+impl<'a> FileParser<'a> {
+    /// A parser of file `file` (already in `sum.files`).
+    pub fn new(sum: &'a mut Summary, file: usize) -> FileParser<'a> {
+        sum.files[file].runs.push(RunInfo::default());
+        sum.files[file].run_count = 1;
+        FileParser {
+            sum,
+            file,
+            line_no: 0,
+            state: State::Outside,
+            run: Run::default(),
+            shape: RunShape::default(),
+            current: None,
+            arg: String::new(),
+            head: None,
+            sys: SysInfo::default(),
+            deferred: HashMap::new(),
+        }
+    }
+
+    fn run_index(&self) -> usize {
+        self.sum.files[self.file].run_count as usize - 1
+    }
+
+    fn place(&self, line: u64, stamp: &str, call: &str, arg: &str) -> Place {
+        Place {
+            file: self.file,
+            run: self.run_index(),
+            line,
+            stamp: stamp.to_string(),
+            call: call.to_string(),
+            arg: arg.to_string(),
+        }
+    }
+
+    fn record(&mut self) {
+        self.sum.files[self.file].records += 1;
+    }
+
+    fn names(&mut self, name: &str) -> &mut NameStats {
+        if !self.sum.names.contains_key(name) {
+            self.sum.names.insert(name.to_string(), NameStats::default());
+        }
+        self.sum.names.get_mut(name).expect("just inserted")
+    }
+
+    fn unparsed(&mut self, line: &str) {
+        self.sum.unparsed += 1;
+        if self.sum.unparsed_quotes.len() < super::QUOTED_UNPARSED {
+            let shown: String = line.chars().take(120).collect();
+            let quote = format!("{}:{}: {}", self.sum.files[self.file].path, self.line_no, shown);
+            self.sum.unparsed_quotes.push(quote);
+        }
+    }
+
+    fn ended(&mut self, call: Pending, end: End) {
+        let call_text = call_label(call.number.zip(call.group));
+        let place = self.place(call.line, &call.stamp, &call_text, "");
+        let list = match end {
+            End::DidNotReturn => &mut self.sum.did_not_return,
+            End::Raised => &mut self.sum.raised,
+        };
+        list.push(call.name, place);
+    }
+
+    /// Which logger wrote a call that starts now, before its lines tell.
+    fn guess_python(&self, name: &str, correlated: bool) -> bool {
+        if correlated {
+            return false;
+        }
+        match (self.shape.python_sysinfo, self.shape.shim_sysinfo) {
+            (true, false) => true,
+            (false, true) => false,
+            _ => looks_python(name),
+        }
+    }
+
+    fn start_call(&mut self, head: Head, open: bool) {
+        self.shape.calls = true;
+        let python = self.guess_python(&head.name, head.call.is_some());
+        let group: Group = head.call.map(|(_, t)| t);
+        let call = Pending::new(&head.name, head.line, &head.stamp, group, head.call.map(|(n, _)| n), python);
+        if let Some((old, end)) = self.run.start(call, open) {
+            self.ended(old, end);
+        }
+        if open {
+            self.current =
+                Some(Current { name: head.name, stamp: head.stamp, call: call_label(head.call), output: false });
+            self.arg.clear();
+        }
+    }
+
+    /// The record being read ends (a new one starts, or the file ends).
+    fn end_record(&mut self) {
+        match self.state {
+            State::InputsHead => {
+                if let Some(head) = self.head.take() {
+                    self.start_call(head, true);
+                }
+            }
+            State::SysHead | State::SysBody | State::SysClosed => self.end_sysinfo(),
+            _ => {}
+        }
+        self.state = State::Outside;
+    }
+
+    fn end_sysinfo(&mut self) {
+        let sys = std::mem::take(&mut self.sys);
+        let empty = !self.shape.python_sysinfo && !self.shape.shim_sysinfo && !self.shape.calls;
+        let joins = empty || (sys.shim && self.shape.python_sysinfo && !self.shape.shim_sysinfo);
+        if !joins {
+            self.new_run();
+        }
+        if sys.shim {
+            self.shape.shim_sysinfo = true;
+        } else {
+            self.shape.python_sysinfo = true;
+        }
+        let file = &mut self.sum.files[self.file];
+        let run = file.run_count as usize - 1;
+        if let Some(info) = file.runs.get_mut(run) {
+            info.pid = info.pid.or(sys.pid);
+            if sys.rank.is_some() {
+                info.rank = sys.rank;
+            }
+        }
+    }
+
+    fn new_run(&mut self) {
+        self.finish_run();
+        self.shape = RunShape::default();
+        let file = &mut self.sum.files[self.file];
+        file.run_count += 1;
+        if file.runs.len() < super::MAX_RUNS_KEPT {
+            file.runs.push(RunInfo::default());
+        }
+    }
+
+    fn finish_run(&mut self) {
+        for (call, end) in self.run.finish() {
+            self.ended(call, end);
+        }
+    }
+
+    /// Reads one line (without its newline).
+    pub fn line(&mut self, line: &str) {
+        self.line_no += 1;
+        if let Some(rest) = line.strip_prefix("[flashinfer stats] id=") {
+            // Printed by FlashInfer's statistics kernel at each graph replay, wherever the program's stdout is.
+            self.deferred_stats(rest);
+            return;
+        }
+        if let Some((stamp, rest)) = split_stamp(line) {
+            if self.stamped_line(stamp, rest) {
+                return;
+            }
+        }
+        match self.state {
+            State::SysHead => {
+                if line == EQ {
+                    self.state = State::SysBody;
+                } else {
+                    self.sys_line(line);
+                    self.state = State::SysBody;
+                }
+                return;
+            }
+            State::SysBody => {
+                if line == EQ {
+                    self.state = State::SysClosed;
+                } else {
+                    self.sys_line(line);
+                }
+                return;
+            }
+            State::SysClosed => {
+                self.end_record();
+                if line.is_empty() {
+                    return;
+                }
+            }
+            _ => {}
+        }
+        if line == EQ {
+            let closes = matches!(self.state, State::Outputs | State::OutputsHead | State::Replay | State::ReplayHead);
+            self.end_record();
+            self.state = if closes { State::Outside } else { State::AfterEq };
+            return;
+        }
+        if let Some((name, number, thread)) = correlation_line(line) {
+            if self.state == State::InputsHead {
+                if let Some(head) = self.head.as_mut() {
+                    head.call = Some((number, thread));
+                }
+            } else {
+                self.end_record();
+                self.outputs_start(Some((name, number, thread)));
+                self.state = State::OutputsHead;
+            }
+            return;
+        }
+        if line == "Output value:" || line.starts_with("Call failed: ") {
+            if self.state != State::OutputsHead {
+                self.end_record();
+                self.outputs_start(None);
+            }
+            self.state = State::Outputs;
+            self.arg.clear();
+            self.arg.push_str("result");
+            return;
+        }
+        self.body_line(line);
+    }
+
+    /// A line with a timestamp; true when it was a record's first line.
+    fn stamped_line(&mut self, stamp: &str, rest: &str) -> bool {
+        if let Some(kernel) = rest.strip_prefix("FlashInfer Kernel Launch: ") {
+            self.end_record();
+            self.record();
+            self.names(&format!("[kernel] {kernel}")).calls += 1;
+            self.state = State::Launch;
+            return true;
+        }
+        if let Some(name) = rest.strip_prefix("FlashInfer API Call: ") {
+            let after_eq = self.state == State::AfterEq;
+            self.end_record();
+            self.record();
+            self.names(name).calls += 1;
+            let head = Head { name: name.to_string(), line: self.line_no, stamp: stamp.to_string(), call: None };
+            if after_eq {
+                self.head = Some(head);
+                self.state = State::InputsHead;
+            } else {
+                self.start_call(head, false);
+            }
+            return true;
+        }
+        if self.state == State::AfterEq && rest == "FlashInfer API Logging - System Information" {
+            self.record();
+            self.sys = SysInfo::default();
+            self.state = State::SysHead;
+            return true;
+        }
+        if let Some(what) = rest.strip_prefix("FlashInfer Graph Replay: ").filter(|_| self.state == State::AfterEq) {
+            self.record();
+            // `<name> (id=N, replay K)`: the place names the graph call and the replay, `graph id=N replay K`.
+            let (name, replay) = match what.rsplit_once(" (id=") {
+                Some((name, tail)) => {
+                    let tail = tail.trim_end_matches(')');
+                    let (id, replay) = tail.split_once(", ").unwrap_or((tail, ""));
+                    (name, format!("graph id={id} {replay}"))
+                }
+                None => (what, String::new()),
+            };
+            self.names(name);
+            self.current =
+                Some(Current { name: name.to_string(), stamp: stamp.to_string(), call: replay, output: false });
+            self.arg.clear();
+            self.state = State::ReplayHead;
+            return true;
+        }
+        if rest.starts_with("flashlog watch: ") {
+            self.end_record();
+            self.record();
+            return true;
+        }
+        false
+    }
+
+    fn sys_line(&mut self, line: &str) {
+        if line.starts_with("flashlog version:") {
+            self.sys.shim = true;
+        } else if let Some(p) = line.strip_prefix("Process: ") {
+            self.sys.shim = true;
+            self.sys.pid = p.split(' ').next().and_then(|n| n.parse().ok());
+        } else if let Some(r) = line.strip_prefix("Rank: ") {
+            let r = r.split(" (local").next().unwrap_or(r).trim();
+            self.sys.rank = Some(r.to_string());
+        }
+    }
+
+    /// An outputs record starts: pair it with its call, within its thread's group only.
+    fn outputs_start(&mut self, correlated: Option<(&str, u64, u32)>) {
+        self.record();
+        let (call, label, name) = match correlated {
+            Some((name, number, thread)) => {
+                (self.run.take_correlated(thread, number, name), call_label(Some((number, thread))), name)
+            }
+            None => (self.run.take_uncorrelated(), String::new(), ""),
+        };
+        self.current = match call {
+            Some(p) => {
+                let label = if label.is_empty() { call_label(p.number.zip(p.group)) } else { label };
+                Some(Current { name: p.name, stamp: p.stamp, call: label, output: true })
+            }
+            None => {
+                self.sum.unmatched_outputs += 1;
+                let name = if name.is_empty() { super::UNPAIRED } else { name };
+                Some(Current { name: name.to_string(), stamp: String::new(), call: label, output: true })
+            }
+        };
+        self.arg.clear();
+    }
+
+    fn body_line(&mut self, line: &str) {
+        match self.state {
+            State::InputsHead => {
+                if line == DASH {
+                    if let Some(head) = self.head.take() {
+                        self.start_call(head, true);
+                    }
+                    self.state = State::Inputs;
+                    return;
+                }
+                self.end_record();
+                self.state = State::Inputs;
+                self.body_line(line);
+            }
+            State::Inputs => match line {
+                "Positional input arguments:" | "(No explicit arguments)" => {}
+                "Keyword input arguments:" | "Default parameters (not explicitly provided):" => {
+                    self.run.set_python_of_latest(true)
+                }
+                _ => match line.strip_prefix("  ") {
+                    Some(rest) => self.value_line(rest),
+                    None => self.unparsed(line),
+                },
+            },
+            State::Outputs | State::OutputsHead => {
+                if line == "Tensor arguments after the call:" {
+                    self.arg.clear();
+                    return;
+                }
+                match line.strip_prefix("  ") {
+                    Some(rest) => self.value_line(rest),
+                    None => self.unparsed(line),
+                }
+            }
+            State::ReplayHead | State::Replay => match line {
+                DASH => self.state = State::Replay,
+                "Tensor arguments before the call:" => self.set_output(false),
+                "Tensor arguments after the call:" => self.set_output(true),
+                _ => match line.strip_prefix("  ") {
+                    Some(rest) => self.value_line(rest),
+                    None => self.unparsed(line),
+                },
+            },
+            State::Launch if line.starts_with("  ") => {}
+            State::AfterEq => {
+                self.unparsed(line);
+                self.state = State::Outside;
+            }
+            _ => {
+                self.state = State::Outside;
+                if !line.is_empty() {
+                    self.sum.other_lines += 1;
+                }
+            }
+        }
+    }
+
+    fn set_output(&mut self, output: bool) {
+        if let Some(c) = self.current.as_mut() {
+            c.output = output;
+        }
+        self.arg.clear();
+    }
+
+    /// An indented line of a record (without its first two spaces): names the argument, notes NaN/Inf counts,
+    /// and tells which logger wrote an inputs record.
+    fn value_line(&mut self, rest: &str) {
+        if !rest.starts_with(' ') {
+            // An argument's own line: `arg[i]:`, `arg[i] (after):`, `name=`, `name= [DEFAULT]`.
+            if rest.starts_with("arg[") {
+                if let Some(end) = rest.find(']') {
+                    self.arg.clear();
+                    self.arg.push_str(&rest[..=end]);
+                }
+            } else if let Some((key, _)) = rest.split_once('=') {
+                if !key.is_empty() && key.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_') {
+                    self.arg.clear();
+                    self.arg.push_str(key);
+                }
+            }
+            return;
+        }
+        let t = rest.trim_start();
+        if let Some(id) = t.strip_prefix("[stats deferred to GPU kernel: id=") {
+            let id = id.split(';').next().and_then(|n| n.parse::<u64>().ok());
+            if let (Some(id), Some(cur)) = (id, self.current.as_ref()) {
+                if self.deferred.len() < MAX_DEFERRED {
+                    let at = Current { call: "graph replay".into(), ..cur.clone() };
+                    self.deferred.insert(id, (at, self.arg.clone()));
+                }
+            }
+            return;
+        }
+        if self.state == State::Inputs {
+            if t.starts_with("requires_grad=") {
+                self.run.set_python_of_latest(true);
+            } else if t.starts_with("data_ptr=") {
+                self.run.set_python_of_latest(false);
+            }
+        }
+        let count = t.strip_prefix("nan_count=").or_else(|| t.strip_prefix("inf_count="));
+        let Some(n) = count.and_then(|c| c.parse::<u64>().ok()) else { return };
+        if n == 0 {
+            return;
+        }
+        let Some(cur) = self.current.as_ref() else { return };
+        let place = self.place(self.line_no, &cur.stamp, &cur.call, &self.arg);
+        let output = cur.output;
+        let name = cur.name.clone();
+        let entry = self.names(&name);
+        let slot = if output { &mut entry.first_out } else { &mut entry.first_in };
+        if slot.is_none() {
+            *slot = Some(place);
+        }
+    }
+
+    /// `N numel=M min=... nan=K inf=J` (or `(all non-finite) nan=K inf=J`): a NaN/Inf at a graph replay, reported
+    /// at this line under the call and argument of the record that deferred it.
+    fn deferred_stats(&mut self, rest: &str) {
+        let Some(id) = rest.split(' ').next().and_then(|n| n.parse::<u64>().ok()) else { return };
+        let count = |key: &str| rest.split(' ').find_map(|w| w.strip_prefix(key)).and_then(|n| n.parse::<u64>().ok());
+        if count("nan=").unwrap_or(0) + count("inf=").unwrap_or(0) == 0 {
+            return;
+        }
+        let Some((at, arg)) = self.deferred.get(&id).cloned() else { return };
+        let place = self.place(self.line_no, &at.stamp, &at.call, &arg);
+        let entry = self.names(&at.name);
+        let slot = if at.output { &mut entry.first_out } else { &mut entry.first_in };
+        if slot.is_none() {
+            *slot = Some(place);
+        }
+    }
+
+    /// The file ended.
+    pub fn finish(mut self) {
+        self.end_record();
+        self.finish_run();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn correlation_lines_parse() {
+        assert_eq!(correlation_line("[call norm.rmsnorm #1234 thread 5678]"), Some(("norm.rmsnorm", 1234, 5678)));
+        assert_eq!(correlation_line("[call a #b #7 thread 9]"), Some(("a #b", 7, 9)));
+        assert_eq!(correlation_line("[call x #1 thread y]"), None);
+        assert_eq!(correlation_line("[call x]"), None);
+    }
+
+    #[test]
+    fn names_of_each_logger() {
+        assert!(looks_python("rmsnorm"));
+        assert!(looks_python("BatchDecodeWithPagedKVCacheWrapper.run"));
+        assert!(looks_python("MoELayer.__call__"));
+        assert!(!looks_python("norm.rmsnorm"));
+        assert!(!looks_python("batch_decode_with_kv_cache_dtype_q_f16.run"));
+    }
+}

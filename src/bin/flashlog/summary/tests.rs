@@ -1,0 +1,244 @@
+//! Unit tests of the summary on logs written in the tests (the recorded FlashInfer logs are read by the
+//! Python tests through the real executable).
+
+use super::render::elide_middle;
+use super::*;
+
+const EQ: &str = "================================================================================";
+const DASH: &str = "--------------------------------------------------------------------------------";
+
+fn summarise(logs: &[(&str, &str)]) -> Summary {
+    let mut s = Summary::default();
+    for (name, text) in logs {
+        s.read(name, text.as_bytes()).unwrap();
+    }
+    s
+}
+
+fn call(stamp: &str, name: &str, in_nan: u64, out_nan: u64) -> String {
+    format!(
+        "{EQ}\n[{stamp}] FlashInfer API Call: {name}\n{DASH}\nPositional input arguments:\n  arg[0]:\n    Tensor(\n      shape=(2,)\n      nan_count={in_nan}\n      inf_count=0\n    )\n  arg[1]:\n    1e-06\nOutput value:\n  None\nTensor arguments after the call:\n  arg[0] (after):\n    nan_count={out_nan}\n    inf_count=0\n{EQ}\n\n"
+    )
+}
+
+fn sysinfo(pid: u32, rank: Option<&str>) -> String {
+    let rank = rank.map(|r| format!("Rank: {r}\n")).unwrap_or_default();
+    format!(
+        "{EQ}\n[2026-11-28 21:04:05] FlashInfer API Logging - System Information\n{EQ}\nflashlog version: 0.1.0\nProcess: {pid} (x)\n{rank}CUDA driver: <not loaded>\n{EQ}\n\n"
+    )
+}
+
+fn python_sysinfo() -> String {
+    format!("{EQ}\n[2026-11-28 21:04:05] FlashInfer API Logging - System Information\n{EQ}\nFlashInfer version: 0.7.4\nPyTorch version: 2.15.0\n{EQ}\n\n")
+}
+
+fn inputs(name: &str, tag: Option<(u64, u32)>) -> String {
+    let line = tag.map(|(n, t)| format!("[call {name} #{n} thread {t}]\n")).unwrap_or_default();
+    format!("{EQ}\n[2026-11-28 21:04:05] FlashInfer API Call: {name}\n{line}{DASH}\n(No explicit arguments)\n")
+}
+
+fn outputs(name: &str, tag: Option<(u64, u32)>, nan: u64) -> String {
+    let line = tag.map(|(n, t)| format!("[call {name} #{n} thread {t}]\n")).unwrap_or_default();
+    format!("{line}Output value:\n  None\nTensor arguments after the call:\n  arg[0] (after):\n    nan_count={nan}\n{EQ}\n\n")
+}
+
+#[test]
+fn counts_and_first_nan() {
+    let a = format!(
+        "{}{}{}{}[2026-11-28 21:04:07] FlashInfer API Call: page.append\n",
+        sysinfo(1, None),
+        call("2026-11-28 21:04:05", "norm.rmsnorm", 0, 0),
+        call("2026-11-28 21:04:06", "norm.rmsnorm", 0, 2),
+        call("2026-11-28 21:04:06", "norm.rmsnorm", 1, 0)
+    );
+    let s = summarise(&[("rank0.log", &a)]);
+    let rms = &s.names["norm.rmsnorm"];
+    assert_eq!(rms.calls, 3);
+    // 8 lines of system information, 20 per call record, nan_count on line 17 of the second.
+    assert_eq!(rms.first_out.as_ref().unwrap().line, 8 + 20 + 17);
+    assert_eq!(rms.first_out.as_ref().unwrap().arg, "arg[0]");
+    assert_eq!(rms.first_in.as_ref().unwrap().stamp, "2026-11-28 21:04:06");
+    assert_eq!(s.names["page.append"].calls, 1);
+    assert_eq!(s.unparsed, 0);
+    let (name, p, kind) = s.first_overall().unwrap();
+    assert_eq!((name, kind, p.stamp.as_str()), ("norm.rmsnorm", "output", "2026-11-28 21:04:06"));
+    assert_eq!(s.did_not_return.count + s.raised.count, 0);
+    assert!(s.found_something());
+    assert!(s.render().contains("file rank0.log: 1 run (pid 1), 8 records\n"));
+}
+
+#[test]
+fn crashed_call_and_garbage() {
+    let crashed = format!(
+        "{}{EQ}\n[2026-11-28 21:04:05] FlashInfer API Call: gemm.bmm_fp8\n{DASH}\nPositional input arguments:\n  arg[0]:\n    3\nthis line is not in the grammar\n",
+        sysinfo(1, None)
+    );
+    let s = summarise(&[("r.log", &crashed)]);
+    assert_eq!(s.did_not_return.count, 1);
+    assert_eq!(s.did_not_return.listed[0].0, "gemm.bmm_fp8");
+    assert_eq!(s.did_not_return.listed[0].1.line, 10);
+    assert_eq!(s.unparsed, 1);
+    assert!(s.render().contains("did not return: r.log:10 [2026-11-28 21:04:05] gemm.bmm_fp8\n"));
+    let garbage = summarise(&[("g.sh", "#!/bin/sh\necho hi\n")]);
+    assert_eq!(garbage.files[0].records, 0);
+    assert!(!garbage.found_something());
+}
+
+#[test]
+fn interleaved_threads_pair_by_correlation_line() {
+    // Thread 7's call #2 writes a NaN; thread 8's call #3 came between its two records. Pairing with "the latest
+    // unfinished call" would blame thread 8's call.
+    let text = format!(
+        "{}{}{}{}{}",
+        sysinfo(1, None),
+        inputs("a.f", Some((2, 7))),
+        inputs("b.g", Some((3, 8))),
+        outputs("a.f", Some((2, 7)), 1),
+        outputs("b.g", Some((3, 8)), 0)
+    );
+    let s = summarise(&[("t.log", &text)]);
+    assert_eq!(s.did_not_return.count, 0);
+    assert!(s.names["b.g"].first_out.is_none());
+    let p = s.names["a.f"].first_out.as_ref().unwrap();
+    assert_eq!(p.call, "thread 7 call #2");
+    assert!(s.render().contains("first NaN/Inf overall: t.log:"));
+    assert!(s.render().contains(" [2026-11-28 21:04:05] thread 7 call #2 arg[0] a.f output\n"));
+}
+
+#[test]
+fn early_uncorrelated_inputs_of_the_first_thread() {
+    // The first thread's inputs record was written before a second thread logged; its outputs record after.
+    let text = format!(
+        "{}{}{}{}{}",
+        sysinfo(1, None),
+        inputs("a.f", None),
+        inputs("b.g", Some((2, 8))),
+        outputs("a.f", Some((1, 7)), 3),
+        outputs("b.g", Some((2, 8)), 0)
+    );
+    let s = summarise(&[("t.log", &text)]);
+    assert_eq!((s.did_not_return.count, s.unmatched_outputs), (0, 0));
+    assert_eq!(s.names["a.f"].first_out.as_ref().unwrap().call, "thread 7 call #1");
+}
+
+#[test]
+fn never_pairs_across_threads() {
+    let text = format!("{}{}{}", sysinfo(1, None), inputs("a.f", Some((1, 7))), outputs("a.f", Some((1, 9)), 1));
+    let s = summarise(&[("t.log", &text)]);
+    assert_eq!((s.unmatched_outputs, s.did_not_return.count), (1, 1));
+    // Its NaN is still reported, under the name and call its correlation line gives.
+    assert_eq!(s.names["a.f"].first_out.as_ref().unwrap().call, "thread 9 call #1");
+    let text = format!("{}{}", sysinfo(1, None), outputs("a.f", None, 1));
+    assert!(summarise(&[("u.log", &text)]).names[UNPAIRED].first_out.is_some());
+}
+
+#[test]
+fn flashinfer_grammar_keywords_defaults_and_output_tensors() {
+    let text = format!(
+        "{}{EQ}\n[2026-11-28 21:04:05] FlashInfer API Call: normalize\n{DASH}\nPositional input arguments:\n  arg[0]:\n    Tensor(\n      shape=(4,)\n      requires_grad=False\n      nan_count=0\n    )\nKeyword input arguments:\n  eps=\n    0.0\nDefault parameters (not explicitly provided):\n  out= [DEFAULT]\n    None\nOutput value:\n  Tensor(\n    shape=(4,)\n    nan_count=4\n    inf_count=0\n  )\n{EQ}\n\n",
+        python_sysinfo()
+    );
+    let s = summarise(&[("p.log", &text)]);
+    assert_eq!(s.unparsed, 0);
+    let p = s.names["normalize"].first_out.as_ref().unwrap();
+    assert_eq!((p.arg.as_str(), p.line), ("result", 8 + 19));
+    assert!(s.names["normalize"].first_in.is_none());
+}
+
+#[test]
+fn raised_is_not_a_crash() {
+    let text = format!(
+        "{}{}{}{}{}",
+        python_sysinfo(),
+        inputs("rmsnorm", None),
+        inputs("normalize", None),
+        outputs("normalize", None, 0),
+        inputs("last", None)
+    );
+    let s = summarise(&[("p.log", &text)]);
+    assert_eq!(s.raised.listed.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["rmsnorm"]);
+    assert_eq!(s.did_not_return.listed.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["last"]);
+    let out = s.render();
+    assert!(out.contains("\nraised: p.log:9 [2026-11-28 21:04:05] rmsnorm\n"), "{out}");
+}
+
+#[test]
+fn both_loggers_nest() {
+    // Python's call, the shim's system information record inside it, the shim's call, its outputs, Python's.
+    let text = format!(
+        "{}{}{}{}{}{}{}",
+        python_sysinfo(),
+        inputs("rmsnorm", None),
+        sysinfo(42, Some("1 of 2 (local 1)")),
+        inputs("norm.rmsnorm", None),
+        outputs("norm.rmsnorm", None, 0),
+        outputs("rmsnorm", None, 2),
+        inputs("crash", None)
+    );
+    let s = summarise(&[("b.log", &text)]);
+    assert_eq!(s.files[0].run_count, 1);
+    assert_eq!(s.files[0].runs[0].pid, Some(42));
+    let p = s.names["rmsnorm"].first_out.as_ref().unwrap();
+    assert_eq!(s.place_text(p), format!("b.log (rank 1 of 2):{} [2026-11-28 21:04:05] arg[0]", p.line));
+    assert_eq!(s.did_not_return.listed[0].0, "crash");
+    assert_eq!(s.raised.count, 0);
+    assert!(s.render().contains("file b.log: rank 1 of 2, 1 run (pid 42), 7 records\n"));
+}
+
+#[test]
+fn appended_runs_are_told_apart() {
+    // Run 1 crashed in a.f; run 2 (another process) ran b.g. Without runs, a.f would look like a raise.
+    let run1 = format!("{}{}{}{}", python_sysinfo(), sysinfo(10, None), inputs("x.f", None), inputs("a.f", None));
+    let run2 = format!("{}{}{}{}", python_sysinfo(), sysinfo(11, None), inputs("b.g", None), outputs("b.g", None, 0));
+    let s = summarise(&[("app.log", &format!("{run1}{run2}"))]);
+    assert_eq!(s.files[0].run_count, 2);
+    assert_eq!(s.did_not_return.count, 2, "{:?}", s.did_not_return);
+    let out = s.render();
+    assert!(out.contains("did not return: app.log (run 1, pid 10):"), "{out}");
+    assert!(out.contains("file app.log: 2 runs (pid 10, pid 11), 8 records\n"), "{out}");
+}
+
+#[test]
+fn graph_replays_and_watch_lines() {
+    let text = format!(
+        "{}{EQ}\n[2026-12-02 01:10:06] FlashInfer Graph Replay: norm.rmsnorm (id=7, replay 3)\n{DASH}\nTensor arguments before the call:\n  arg[1]:\n    nan_count=0\nTensor arguments after the call:\n  arg[0] (after):\n    nan_count=5\n{EQ}\n\n[2026-12-02 01:10:09] flashlog watch: 1 calls and 1 graph replays checked, 1 with NaN or Inf\n",
+        sysinfo(1, None)
+    );
+    let s = summarise(&[("g.log", &text)]);
+    assert_eq!((s.unparsed, s.other_lines), (0, 0));
+    let p = s.names["norm.rmsnorm"].first_out.as_ref().unwrap();
+    assert_eq!((p.call.as_str(), p.arg.as_str()), ("replay 3", "arg[0]"));
+}
+
+#[test]
+fn long_names_keep_their_export() {
+    let long = format!("batch_decode_{}.plan", "x".repeat(100));
+    let short = elide_middle(&long, 60);
+    assert_eq!(short.chars().count(), 60);
+    assert!(short.starts_with("batch_decode_") && short.ends_with("xx.plan") && short.contains("..."));
+    assert_eq!(elide_middle("norm.rmsnorm", 60), "norm.rmsnorm");
+}
+
+#[test]
+fn kernel_launches_and_other_lines() {
+    let text = "program output\n[2026-11-28 21:04:05] FlashInfer Kernel Launch: flashinfer::K<1>(int)\n  grid=(1, 1, 1)\n  block=(1, 1, 1)\n  shared_mem=0\n  stream=0x0\nmore output\n";
+    let s = summarise(&[("k.log", text)]);
+    assert_eq!(s.names["[kernel] flashinfer::K<1>(int)"].calls, 1);
+    assert_eq!(s.other_lines, 2);
+    assert_eq!(s.unparsed, 0);
+}
+
+#[test]
+fn flashinfer_statistics_deferred_to_graph_replay() {
+    // FlashInfer's logger inside a capture: the record names an id, its kernel prints the statistics at replay
+    // (written by hand after api_logging.py and api_log_stats.cu of FlashInfer 0.7.4: no GPU here to record it).
+    let text = format!(
+        "{}{EQ}\n[2026-11-28 21:04:05] FlashInfer API Call: rmsnorm\n{DASH}\nPositional input arguments:\n  arg[0]:\n    Tensor(\n      shape=(4,)\n      requires_grad=False\n      [stats deferred to GPU kernel: id=3; look for '[flashinfer stats] id=3 ...' in graph replay output]\n    )\nOutput value:\n  Tensor(\n    shape=(4,)\n    [stats deferred to GPU kernel: id=4; look for '[flashinfer stats] id=4 ...' in graph replay output]\n  )\n{EQ}\n\n[flashinfer stats] id=3 numel=4 min=0.000000 max=1.000000 mean=0.500000 nan=0 inf=0\n[flashinfer stats] id=4 numel=4 (all non-finite) nan=4 inf=0\n",
+        python_sysinfo()
+    );
+    let s = summarise(&[("g.log", &text)]);
+    assert!(s.names["rmsnorm"].first_in.is_none());
+    let p = s.names["rmsnorm"].first_out.as_ref().unwrap();
+    assert_eq!((p.line, p.call.as_str(), p.arg.as_str()), (26, "graph replay", "result"));
+    assert_eq!((s.unparsed, s.other_lines), (0, 0));
+}
