@@ -207,7 +207,7 @@ fn graph_replays_and_watch_lines() {
     let s = summarise(&[("g.log", &text)]);
     assert_eq!((s.unparsed, s.other_lines), (0, 0));
     let p = s.names["norm.rmsnorm"].first_out.as_ref().unwrap();
-    assert_eq!((p.call.as_str(), p.arg.as_str()), ("replay 3", "arg[0]"));
+    assert_eq!((p.call.as_str(), p.arg.as_str()), ("graph id=7 replay 3", "arg[0]"));
 }
 
 #[test]
