@@ -1,6 +1,7 @@
 # flashlog: `make` builds the library and the launcher, `make test` runs every test (it creates the Python
 # virtual environment and builds the C fixtures it needs), `make demo` shows real records, `make bench`
-# prints the benchmark table, `make test-flashinfer` runs real FlashInfer modules (downloads several GB).
+# prints the benchmark table, `make test-flashinfer` runs real FlashInfer modules (downloads several GB),
+# `make wheel` builds dist/flashlog-<version>-py3-none-<manylinux tag>.whl.
 
 FIXDIR   ?= target/fixtures
 VENV     ?= .venv
@@ -12,7 +13,18 @@ LIB      := target/release/libflashlog.so
 LAUNCHER := target/release/flashlog
 CFLAGS_FIX := -O2 -g -Wall -Wextra -Werror -fPIC
 
-.PHONY: all build fixtures venv test unit-test lint demo bench test-flashinfer install clean
+# The wheel. Its binaries are linked against zig's glibc $(WHEEL_GLIBC) stubs (cargo-zigbuild for the library,
+# maturin --zig for the launcher), so they need nothing newer than the tag says, whatever glibc builds them;
+# 2.17 is the oldest glibc Rust's std supports on x86-64. Built in target/wheel-venv (maturin, ziglang,
+# cargo-zigbuild, auditwheel from the registry) and in their own target directories, so that the host
+# build and the two wheel builds stay incremental instead of invalidating each other.
+VERSION     := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+WHEEL_GLIBC ?= 2.17
+WHEEL_ARCH  := x86_64
+WHEEL_VENV  := target/wheel-venv
+WHEEL_PATH  := PATH="$(CURDIR)/$(WHEEL_VENV)/bin:$$PATH"
+
+.PHONY: all build fixtures venv test unit-test lint demo bench test-flashinfer install clean wheel
 
 all: build
 
@@ -32,6 +44,21 @@ $(VENV)/.installed: tests/python/requirements.txt
 
 venv: $(VENV)/.installed
 
+$(WHEEL_VENV)/.installed: scripts/wheel-requirements.txt
+	$(PYTHON) -m venv $(WHEEL_VENV)
+	$(WHEEL_VENV)/bin/pip install --quiet --disable-pip-version-check -r scripts/wheel-requirements.txt
+	touch $@
+
+wheel: $(WHEEL_VENV)/.installed
+	$(WHEEL_PATH) $(CARGO) zigbuild --release --locked --lib --target $(WHEEL_ARCH)-unknown-linux-gnu.$(WHEEL_GLIBC) \
+		--target-dir target/wheel-lib
+	install -D -m 0755 target/wheel-lib/$(WHEEL_ARCH)-unknown-linux-gnu/release/libflashlog.so python/flashlog/lib/libflashlog.so
+	install -D -m 0644 shim.h python/flashlog/include/flashlog.h
+	rm -f dist/flashlog-$(VERSION)-*.whl
+	$(WHEEL_PATH) CARGO_TARGET_DIR=target/wheel-bin maturin build --quiet --release --zig \
+		--target $(WHEEL_ARCH)-unknown-linux-gnu --compatibility manylinux_$(subst .,_,$(WHEEL_GLIBC)) --out dist
+	@ls dist/flashlog-$(VERSION)-py3-none-*manylinux_$(subst .,_,$(WHEEL_GLIBC))_$(WHEEL_ARCH).whl
+
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --release --locked --all-targets -- -D warnings
@@ -39,8 +66,9 @@ lint:
 unit-test:
 	$(CARGO) test --release --locked
 
-test: build fixtures venv lint unit-test
-	FLASHLOG_LIB=$(CURDIR)/$(LIB) FIXDIR=$(CURDIR)/$(FIXDIR) $(PY) -m pytest -q tests/python
+test: build fixtures venv lint unit-test wheel
+	FLASHLOG_LIB=$(CURDIR)/$(LIB) FIXDIR=$(CURDIR)/$(FIXDIR) \
+		AUDITWHEEL=$(CURDIR)/$(WHEEL_VENV)/bin/auditwheel $(PY) -m pytest -q tests/python
 
 demo: build tvm-fixtures
 	@bash scripts/demo.sh $(LIB) $(FIXDIR)
@@ -59,4 +87,4 @@ install: build
 
 clean:
 	$(CARGO) clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) dist python/flashlog/lib python/flashlog/include
