@@ -28,7 +28,9 @@ def _from_record():
 
 def launcher_path():
     """The absolute path of the wheel's ``flashlog`` binary; None when it cannot be found."""
-    found = _from_record()
+    # `pip install --target DIR` puts the launcher in DIR/bin (and leaves RECORD pointing elsewhere).
+    beside = Path(__file__).resolve().parent.parent / "bin" / LAUNCHER
+    found = beside if beside.is_file() else _from_record()
     if found:
         return str(found.resolve())
     for scheme in (None, f"{os.name}_user"):

@@ -232,6 +232,10 @@ def test_other_install_layouts_find_the_library(wheel, tmp_path):
         assert p.returncode == 0, p.stderr
         lib = Path(p.stdout.strip())
         assert lib.name == "libflashlog.so" and lib.is_relative_to(root.resolve()), (how, p.stdout)
+        if how == "--target":  # python -m flashlog with the target folder on PYTHONPATH runs the same launcher
+            p = subprocess.run([sys.executable, "-m", "flashlog", "sh", "-c", 'echo "$LD_PRELOAD"'], text=True,
+                               env=dict(env, PYTHONPATH=str(root)), capture_output=True, timeout=60)
+            assert (p.returncode, Path(p.stdout.strip())) == (0, lib), p.stderr
 
 
 def test_uninstall_leaves_no_file(venv):
