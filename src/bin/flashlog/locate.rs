@@ -47,13 +47,14 @@ pub fn wheel_library(bin_dir: &Path) -> Option<PathBuf> {
 }
 
 /// The fallback: `flashlog.library_path()` as an interpreter reports it (the one in `bin_dir`, else
-/// `python3` from PATH), for layouts that no rule above knows. Its output is used only if it names a file
-/// called libflashlog.so.
+/// `python3` from PATH), for layouts that no rule above knows (a package reached through PYTHONPATH, say).
+/// Its output is used only if it names an existing file called libflashlog.so.
 fn ask_python(bin_dir: &Path) -> Option<PathBuf> {
     let beside = bin_dir.join("python3");
     let python = if beside.is_file() { beside } else { PathBuf::from("python3") };
     let out = Command::new(python)
-        .args(["-c", "import flashlog; print(flashlog.library_path())"])
+        // Without the current directory on sys.path: a folder named flashlog there is not the package.
+        .args(["-c", "import sys; sys.path[:] = [p for p in sys.path if p not in ('', '.')]; import flashlog; print(flashlog.library_path())"])
         .env_remove("FLASHLOG_LIB")
         .stdin(Stdio::null())
         .stderr(Stdio::null())
