@@ -13,16 +13,20 @@ LIB      := target/release/libflashlog.so
 LAUNCHER := target/release/flashlog
 CFLAGS_FIX := -O2 -g -Wall -Wextra -Werror -fPIC
 
-# The wheel. Its binaries are linked against zig's glibc $(WHEEL_GLIBC) stubs (cargo-zigbuild for the library,
-# maturin --zig for the launcher), so they need nothing newer than the tag says, whatever glibc builds them;
-# 2.17 is the oldest glibc Rust's std supports on x86-64. Built in target/wheel-venv (maturin, ziglang,
-# cargo-zigbuild, auditwheel from the registry) and in their own target directories, so that the host
-# build and the two wheel builds stay incremental instead of invalidating each other.
-VERSION     := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
-WHEEL_GLIBC ?= 2.17
-WHEEL_ARCH  := x86_64
-WHEEL_VENV  := target/wheel-venv
-WHEEL_PATH  := PATH="$(CURDIR)/$(WHEEL_VENV)/bin:$$PATH"
+# The wheel. Its binaries are linked by zig against glibc $(WHEEL_GLIBC) stubs, so they need nothing newer than
+# the tag says, whatever glibc builds them (2.17 is the oldest glibc Rust's std supports on x86-64). The linker
+# is a generated script around `maturin zig cc` (what `maturin --zig` itself runs, adapting rustc's linker
+# arguments to zig), used by both cargo, for the library, and maturin, for the launcher, in one target
+# directory: their dependencies are compiled once and every later `make wheel` is incremental. maturin,
+# ziglang and auditwheel come from the registry into target/wheel-venv.
+VERSION      := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+WHEEL_GLIBC  ?= 2.17
+WHEEL_ARCH   := x86_64
+WHEEL_VENV   := target/wheel-venv
+WHEEL_TARGET := $(WHEEL_ARCH)-unknown-linux-gnu
+WHEEL_LINKER := $(CURDIR)/target/wheel/zig-cc-$(WHEEL_ARCH)-linux-gnu.$(WHEEL_GLIBC)
+WHEEL_ENV    := PATH="$(CURDIR)/$(WHEEL_VENV)/bin:$$PATH" CARGO_TARGET_DIR="$(CURDIR)/target/wheel" \
+	CARGO_TARGET_$(shell echo $(WHEEL_TARGET) | tr a-z- A-Z_)_LINKER="$(WHEEL_LINKER)"
 
 .PHONY: all build fixtures venv test unit-test lint demo bench test-flashinfer install clean wheel
 
@@ -49,14 +53,19 @@ $(WHEEL_VENV)/.installed: scripts/wheel-requirements.txt
 	$(WHEEL_VENV)/bin/pip install --quiet --disable-pip-version-check -r scripts/wheel-requirements.txt
 	touch $@
 
-wheel: $(WHEEL_VENV)/.installed
-	$(WHEEL_PATH) $(CARGO) zigbuild --release --locked --lib --target $(WHEEL_ARCH)-unknown-linux-gnu.$(WHEEL_GLIBC) \
-		--target-dir target/wheel-lib
-	install -D -m 0755 target/wheel-lib/$(WHEEL_ARCH)-unknown-linux-gnu/release/libflashlog.so python/flashlog/lib/libflashlog.so
+$(WHEEL_LINKER): $(WHEEL_VENV)/.installed
+	@mkdir -p $(@D)
+	printf '#!/bin/sh\nPATH="%s:$$PATH" exec maturin zig cc -- -g -fno-sanitize=all -target %s "$$@"\n' \
+		"$(CURDIR)/$(WHEEL_VENV)/bin" $(WHEEL_ARCH)-linux-gnu.$(WHEEL_GLIBC) > $@
+	chmod +x $@
+
+wheel: $(WHEEL_LINKER)
+	$(WHEEL_ENV) $(CARGO) build --release --locked --lib --target $(WHEEL_TARGET)
+	install -D -m 0755 target/wheel/$(WHEEL_TARGET)/release/libflashlog.so python/flashlog/lib/libflashlog.so
 	install -D -m 0644 shim.h python/flashlog/include/flashlog.h
 	rm -f dist/flashlog-$(VERSION)-*.whl
-	$(WHEEL_PATH) CARGO_TARGET_DIR=target/wheel-bin maturin build --quiet --release --zig \
-		--target $(WHEEL_ARCH)-unknown-linux-gnu --compatibility manylinux_$(subst .,_,$(WHEEL_GLIBC)) --out dist
+	$(WHEEL_ENV) maturin build --quiet --release --target $(WHEEL_TARGET) \
+		--compatibility manylinux_$(subst .,_,$(WHEEL_GLIBC)) --out dist
 	@ls dist/flashlog-$(VERSION)-py3-none-*manylinux_$(subst .,_,$(WHEEL_GLIBC))_$(WHEEL_ARCH).whl
 
 lint:
