@@ -66,7 +66,11 @@ wheel: $(WHEEL_LINKER)
 	rm -f dist/flashlog-$(VERSION)-*.whl
 	$(WHEEL_ENV) maturin build --quiet --release --target $(WHEEL_TARGET) \
 		--compatibility manylinux_$(subst .,_,$(WHEEL_GLIBC)) --out dist
-	@ls dist/flashlog-$(VERSION)-py3-none-*manylinux_$(subst .,_,$(WHEEL_GLIBC))_$(WHEEL_ARCH).whl
+	@# maturin audits the launcher it built, not the library copied into the package: auditwheel checks both.
+	@w=$$(ls dist/flashlog-$(VERSION)-py3-none-*manylinux_$(subst .,_,$(WHEEL_GLIBC))_$(WHEEL_ARCH).whl) && \
+	$(WHEEL_VENV)/bin/auditwheel show $$w | tr -s ' \n' '  ' | \
+	grep -q 'consistent with the following platform tag: "manylinux_$(subst .,_,$(WHEEL_GLIBC))_$(WHEEL_ARCH)"' && \
+	echo "$$w: auditwheel agrees with the tag" || { $(WHEEL_VENV)/bin/auditwheel show $$w; exit 1; }
 
 lint:
 	$(CARGO) fmt --check
