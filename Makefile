@@ -1,6 +1,7 @@
 # flashlog: `make` builds the library and the launcher, `make test` runs every test (it creates the Python
 # virtual environment and builds the C fixtures it needs), `make demo` shows real records, `make bench`
-# prints the benchmark table, `make test-flashinfer` runs real FlashInfer modules (downloads several GB).
+# prints the benchmark table, `make test-flashinfer` runs real FlashInfer modules (downloads several GB),
+# `make wheel` builds dist/flashlog-<version>-py3-none-<manylinux tag>.whl.
 
 FIXDIR   ?= target/fixtures
 VENV     ?= .venv
@@ -21,7 +22,22 @@ AARCH64_CARGO := RUSTC=/usr/bin/rustc CARGO_TARGET_DIR=$(AARCH64_DIR)/cargo \
 	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER=qemu-aarch64-static $(CARGO)
 AARCH64_BIN   := $(AARCH64_DIR)/cargo/$(AARCH64)/release
 
-.PHONY: all build fixtures venv test unit-test lint demo bench test-flashinfer install clean aarch64 test-aarch64
+# The wheel. Its binaries are linked by zig against glibc $(WHEEL_GLIBC) stubs, so they need nothing newer than
+# the tag says, whatever glibc builds them (2.17 is the oldest glibc Rust's std supports on x86-64). The linker
+# is a generated script around `maturin zig cc` (what `maturin --zig` itself runs, adapting rustc's linker
+# arguments to zig), used by both cargo, for the library, and maturin, for the launcher, in one target
+# directory: their dependencies are compiled once and every later `make wheel` is incremental. maturin,
+# ziglang and auditwheel come from the registry into target/wheel-venv.
+VERSION      := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+WHEEL_GLIBC  ?= 2.17
+WHEEL_ARCH   := x86_64
+WHEEL_VENV   := target/wheel-venv
+WHEEL_TARGET := $(WHEEL_ARCH)-unknown-linux-gnu
+WHEEL_LINKER := $(CURDIR)/target/wheel/zig-cc-$(WHEEL_ARCH)-linux-gnu.$(WHEEL_GLIBC)
+WHEEL_ENV    := PATH="$(CURDIR)/$(WHEEL_VENV)/bin:$$PATH" CARGO_TARGET_DIR="$(CURDIR)/target/wheel" \
+	CARGO_TARGET_$(shell echo $(WHEEL_TARGET) | tr a-z- A-Z_)_LINKER="$(WHEEL_LINKER)"
+
+.PHONY: all build fixtures venv test unit-test lint demo bench test-flashinfer install clean wheel aarch64 test-aarch64
 
 all: build
 
@@ -42,6 +58,30 @@ $(VENV)/.installed: tests/python/requirements.txt
 
 venv: $(VENV)/.installed
 
+$(WHEEL_VENV)/.installed: scripts/wheel-requirements.txt
+	$(PYTHON) -m venv $(WHEEL_VENV)
+	$(WHEEL_VENV)/bin/pip install --quiet --disable-pip-version-check -r scripts/wheel-requirements.txt
+	touch $@
+
+$(WHEEL_LINKER): $(WHEEL_VENV)/.installed
+	@mkdir -p $(@D)
+	printf '#!/bin/sh\nPATH="%s:$$PATH" exec maturin zig cc -- -g -fno-sanitize=all -target %s "$$@"\n' \
+		"$(CURDIR)/$(WHEEL_VENV)/bin" $(WHEEL_ARCH)-linux-gnu.$(WHEEL_GLIBC) > $@
+	chmod +x $@
+
+wheel: $(WHEEL_LINKER)
+	$(WHEEL_ENV) $(CARGO) build --release --locked --lib --target $(WHEEL_TARGET)
+	install -D -m 0755 target/wheel/$(WHEEL_TARGET)/release/libflashlog.so python/flashlog/lib/libflashlog.so
+	install -D -m 0644 shim.h python/flashlog/include/flashlog.h
+	rm -f dist/flashlog-$(VERSION)-*.whl
+	$(WHEEL_ENV) maturin build --quiet --release --target $(WHEEL_TARGET) \
+		--compatibility manylinux_$(subst .,_,$(WHEEL_GLIBC)) --out dist
+	@# maturin audits the launcher it built, not the library copied into the package: auditwheel checks both.
+	@w=$$(ls dist/flashlog-$(VERSION)-py3-none-*manylinux_$(subst .,_,$(WHEEL_GLIBC))_$(WHEEL_ARCH).whl) && \
+	$(WHEEL_VENV)/bin/auditwheel show $$w | tr -s ' \n' '  ' | \
+	grep -q 'consistent with the following platform tag: "manylinux_$(subst .,_,$(WHEEL_GLIBC))_$(WHEEL_ARCH)"' && \
+	echo "$$w: auditwheel agrees with the tag" || { $(WHEEL_VENV)/bin/auditwheel show $$w; exit 1; }
+
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --release --locked --all-targets -- -D warnings
@@ -49,8 +89,9 @@ lint:
 unit-test:
 	$(CARGO) test --release --locked
 
-test: build fixtures venv lint unit-test
-	FLASHLOG_LIB=$(CURDIR)/$(LIB) FIXDIR=$(CURDIR)/$(FIXDIR) $(PY) -m pytest -q tests/python
+test: build fixtures venv lint unit-test wheel
+	FLASHLOG_LIB=$(CURDIR)/$(LIB) FIXDIR=$(CURDIR)/$(FIXDIR) \
+		AUDITWHEEL=$(CURDIR)/$(WHEEL_VENV)/bin/auditwheel $(PY) -m pytest -q tests/python
 	$(MAKE) --no-print-directory test-aarch64
 
 # The aarch64 library and launcher, cross-built (installs Debian's cross toolchain when it is missing).
@@ -85,4 +126,4 @@ install: build
 
 clean:
 	$(CARGO) clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) dist python/flashlog/lib python/flashlog/include

@@ -159,7 +159,8 @@ pub fn env_changes(launch: &Launch, get: impl Fn(&str) -> Option<String>) -> Env
     env
 }
 
-/// Where the library is: `$FLASHLOG_LIB`, beside this executable, or in `../lib` beside it.
+/// Where the library is: `$FLASHLOG_LIB`, beside this executable, in `../lib` beside it, or in the wheel's
+/// Python package installed with it ([`crate::locate`]).
 pub fn find_library() -> Result<PathBuf, String> {
     if let Some(lib) = std::env::var_os("FLASHLOG_LIB") {
         let path = PathBuf::from(lib);
@@ -176,6 +177,9 @@ pub fn find_library() -> Result<PathBuf, String> {
         if c.is_file() {
             return Ok(std::fs::canonicalize(c).unwrap_or_else(|_| c.clone()));
         }
+    }
+    if let Some(lib) = crate::locate::wheel_library(dir) {
+        return Ok(lib);
     }
     Err(format!(
         "cannot find libflashlog.so (looked in {} and {}); set FLASHLOG_LIB",

@@ -5,6 +5,7 @@
 //! - `flashlog summary LOG...` reads logs and prints a table per call name (see [`summary`]).
 
 mod launcher;
+mod locate;
 mod summary;
 
 use std::process::ExitCode;
@@ -19,8 +20,8 @@ Usage:
   flashlog --help | --version
 
 Runs COMMAND with libflashlog.so first in LD_PRELOAD (what LD_PRELOAD held is kept after it) and execs it, so
-its exit code and signals are its own. The library is found in $FLASHLOG_LIB, beside this executable, or in
-../lib beside it.
+its exit code and signals are its own. The library is found in $FLASHLOG_LIB, beside this executable, in
+../lib beside it, or in the flashlog Python package that `pip install` put beside it.
 
 Options (each also as --name=VALUE, and -lN, -oFILE for the short ones):
   -l, --level LEVEL     0 off, 1 names, 3 inputs and outputs, 5 statistics (FLASHLOG_LEVEL; default: FLASHLOG_LEVEL,
