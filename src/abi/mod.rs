@@ -6,5 +6,8 @@ pub mod dl;
 pub mod dlpack;
 pub mod ffi;
 pub mod mem;
+pub mod pipe;
+pub mod pool;
+pub mod prefetch;
 pub mod sys;
 pub mod tvm_runtime;

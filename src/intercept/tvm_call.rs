@@ -8,7 +8,7 @@ use crate::abi::tvm_runtime;
 use crate::config::{LEVEL_DETAILED, LEVEL_STATS};
 use crate::record::call::{push_call_line, push_inputs_record, push_outputs_record, Outcome};
 use crate::record::tensor::StatsSource;
-use crate::record::value::{tensor_source, ValueContext};
+use crate::record::value::{start_record, ValueContext};
 use crate::{buffers, clock, sink, state, stats};
 use std::ffi::c_void;
 
@@ -49,13 +49,7 @@ pub unsafe fn call(
     };
     let mut stats = (level >= LEVEL_STATS).then(stats::LiveStats::new);
     // Every piece of shim logic runs under the panic guard: a panic must never unwind into the host.
-    let prefetch = if detailed {
-        state::guarded(|| {
-            Prefetch::read(arg_slice.iter().filter_map(tensor_source).filter_map(|s| s.descriptor_addr()))
-        })
-    } else {
-        None
-    };
+    let prefetch = if detailed { state::guarded(|| Prefetch::read_args(arg_slice)) } else { None };
     let logged_inputs = state::level() > 0
         && state::guarded(|| {
             if state::config().inject_panic.matches(f.name) {
@@ -102,6 +96,8 @@ pub unsafe fn call(
     rc
 }
 
+/// The value printer's context for one record (each record has its own budget of container items).
 fn context<'a>(stats: Option<&'a mut dyn StatsSource>, prefetch: Option<&'a Prefetch>) -> ValueContext<'a> {
+    start_record();
     ValueContext { type_key: &tvm_runtime::type_key, stats, prefetch }
 }
