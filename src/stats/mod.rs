@@ -14,7 +14,7 @@ use crate::record::push_indent;
 use crate::record::tensor::StatsSource;
 use compute::{write_stats_lines, Accumulator, ElemKind};
 use std::sync::Mutex;
-use walk::{walk_tensor, ByteSource};
+use walk::{extent, walk_tensor, ByteSource};
 
 /// Size of the one staging buffer that every read goes through: the memory the shim adds never grows
 /// with tensor size.
@@ -60,6 +60,25 @@ impl LiveStats {
         Ok(())
     }
 
+    /// Whether the view is too costly to walk: statistics are bounded by the bytes a view spans (with stride-0
+    /// broadcast dimensions counted once, as the walker does), and by the per-tensor cap.
+    fn skip(desc: &TensorDesc, kind: ElemKind) -> Result<Option<Skip>, &'static str> {
+        let Some(e) = extent(desc.first_element() as u64, desc.shape(), desc.strides(), kind)? else {
+            return Ok(None);
+        };
+        let eb = kind.elem_bytes() as u128;
+        let walked_bytes = e.walked as u128 * eb;
+        if walked_bytes > e.span && walked_bytes - e.span > OVERLAP_SLACK_BYTES {
+            return Ok(Some(Skip::Overlapping { elements: e.elements, span: e.span }));
+        }
+        let cap_mb = crate::state::config().stats_max_mb;
+        let bytes = walked_bytes.min(e.span);
+        if cap_mb != 0 && bytes > (cap_mb as u128) << 20 {
+            return Ok(Some(Skip::OverCap { bytes, cap_mb }));
+        }
+        Ok(None)
+    }
+
     fn compute(&mut self, desc: &TensorDesc, kind: ElemKind) -> Result<compute::Stats, &'static str> {
         let dev = desc.device;
         let host_memory = matches!(
@@ -94,6 +113,28 @@ impl LiveStats {
 /// Indentation source for statistics lines (no allocation per tensor).
 const SPACES: &str = "                ";
 
+/// Default of `FLASHLOG_STATS_MAX_MB`: tensors larger than this many MiB get no statistics.
+///
+/// Chosen from a measurement: the statistics of host memory run at about 1.8-3 GB/s here (`make bench`,
+/// float32, bfloat16 and float8 through the shim), and each level-5 call reads a tensor twice (inputs and
+/// after the call); 256 MiB is then about 0.1-0.3 s per call for the largest tensor that still gets
+/// statistics, while a 40 GiB KV cache (13-22 s per pass) is skipped with its reason line.
+pub const DEFAULT_STATS_MAX_MB: u64 = 256;
+
+/// Views whose visited elements exceed the bytes they span by more than this are not walked (see
+/// [`Skip::Overlapping`]): small overlapping views keep exact statistics.
+const OVERLAP_SLACK_BYTES: u128 = STAGING_BYTES as u128;
+
+/// Why statistics are not taken for a tensor that could be read.
+enum Skip {
+    /// The view reaches more elements than its span can hold (strides that do not separate its elements,
+    /// as `as_strided` makes), and walking them would cost more than [`OVERLAP_SLACK_BYTES`] beyond the
+    /// span: the work would grow with the element count (2^60 elements over 12 MiB), not the memory.
+    Overlapping { elements: u64, span: u128 },
+    /// The bytes to read exceed `FLASHLOG_STATS_MAX_MB`.
+    OverCap { bytes: u128, cap_mb: u64 },
+}
+
 /// Sentinel error: the call's stream is capturing.
 const SKIPPED: &str = "\0skipped";
 
@@ -123,6 +164,11 @@ impl StatsSource for LiveStats {
             push_error(out, indent, "unsupported dtype");
             return;
         };
+        match Self::skip(desc, kind) {
+            Err(reason) => return push_error(out, indent, reason),
+            Ok(Some(skip)) => return push_skip_reason(out, indent, &skip),
+            Ok(None) => {}
+        }
         match self.compute(desc, kind) {
             Ok(stats) => write_stats_lines(out, &SPACES[..indent.min(SPACES.len())], &stats),
             Err(SKIPPED) => push_skipped(out, indent),
@@ -134,6 +180,50 @@ impl StatsSource for LiveStats {
 fn push_skipped(out: &mut Vec<u8>, indent: usize) {
     push_indent(out, indent);
     out.extend_from_slice(b"[statistics skipped: CUDA graph capture in progress]\n");
+}
+
+/// `[statistics skipped: overlapping view of N elements over 12.0 MiB]` or
+/// `[statistics skipped: 40.0 GiB over FLASHLOG_STATS_MAX_MB=256]`.
+fn push_skip_reason(out: &mut Vec<u8>, indent: usize, skip: &Skip) {
+    push_indent(out, indent);
+    match *skip {
+        Skip::Overlapping { elements, span } => {
+            out.extend_from_slice(b"[statistics skipped: overlapping view of ");
+            crate::record::pyrepr::push_int(out, elements);
+            out.extend_from_slice(b" elements over ");
+            push_size(out, span);
+        }
+        Skip::OverCap { bytes, cap_mb } => {
+            out.extend_from_slice(b"[statistics skipped: ");
+            push_size(out, bytes);
+            out.extend_from_slice(b" over FLASHLOG_STATS_MAX_MB=");
+            crate::record::pyrepr::push_int(out, cap_mb);
+        }
+    }
+    out.extend_from_slice(b"]\n");
+}
+
+/// A byte count as `512 B`, `12.0 MiB`, `40.0 GiB` (binary units, one decimal).
+pub fn push_size(out: &mut Vec<u8>, bytes: u128) {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if bytes < 1024 {
+        crate::record::pyrepr::push_int(out, bytes as u64);
+        out.extend_from_slice(b" B");
+        return;
+    }
+    let mut unit = 0;
+    let mut scale = 1024u128;
+    while unit + 1 < UNITS.len() && bytes >= scale * 1024 {
+        scale *= 1024;
+        unit += 1;
+    }
+    // Tenths, rounded half up, in integers (no float formatting, no allocation).
+    let tenths = (bytes * 10 + scale / 2) / scale;
+    crate::record::pyrepr::push_int(out, (tenths / 10) as u64);
+    out.push(b'.');
+    out.push(b'0' + (tenths % 10) as u8);
+    out.push(b' ');
+    out.extend_from_slice(UNITS[unit].as_bytes());
 }
 
 fn push_error(out: &mut Vec<u8>, indent: usize, reason: &str) {
@@ -158,5 +248,28 @@ struct DeviceMemory(&'static Driver);
 impl ByteSource for DeviceMemory {
     fn read(&mut self, addr: u64, dst: &mut [u8]) -> Result<(), &'static str> {
         self.0.copy_to_host(addr, dst).map_err(|_| "device memory copy failed (cuMemcpyDtoH_v2)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::push_size;
+
+    fn size(b: u128) -> String {
+        let mut out = Vec::new();
+        push_size(&mut out, b);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(size(0), "0 B");
+        assert_eq!(size(1023), "1023 B");
+        assert_eq!(size(1024), "1.0 KiB");
+        assert_eq!(size(12 << 20), "12.0 MiB");
+        assert_eq!(size((12 << 20) - 4), "12.0 MiB");
+        assert_eq!(size(40 << 30), "40.0 GiB");
+        assert_eq!(size(1536 << 20), "1.5 GiB");
+        assert_eq!(size(u64::MAX as u128 * 4), "64.0 EiB");
     }
 }
