@@ -9,7 +9,7 @@
    same run: `reads_driver floor`, without the shim, makes the direct call, writes the same record bytes with
    write(2) to the same file (one call's records, taken from the shim's own log of that call) and makes the
    same reads with the kernel-checked copy the shim chooses (pipe batches of 3 ranges or more, else
-   process_vm_readv; at level 5 also one read of each tensor's data before and after the call). The ratio
+   process_vm_readv; at level 5 also the tensors' data, one such batch before and one after the call). The ratio
    to the floor is what the shim adds beyond the unavoidable system calls (target at level 3: 1.5x).
 3. FlashInfer's own level 3 on the same kind of call, when the FlashInfer environment of
    scripts/flashinfer-env.sh exists (FLASHINFER_ENV_DIR, default .flashinfer-env); otherwise a line says so.

@@ -10,8 +10,10 @@
 //! - per level of Array nesting: payloads `ceil(S / 1024)`, items `ceil(I / 1024)` groups.
 //!
 //! So a call with up to 512 tensors (up to 8 dimensions) and no Arrays costs at most 2 groups = 6 system
-//! calls, whatever the count; with a top-level Array of tensors, 4 groups = 12. Level 5 adds the data reads
-//! of the statistics themselves (one per tensor and phase for tensors up to the 4 MiB staging buffer).
+//! calls, whatever the count; with a top-level Array of tensors, 4 groups = 12. Level 5 adds the data of
+//! the statistics: for CPU tensors spanning at most 64 KiB (1 MiB in all per phase) one more batch before
+//! the call and one after it (`stats::LiveStats::prefetch_data`); every other tensor costs one read per
+//! 4 MiB of span and phase (pinned, managed and device memory, larger tensors).
 //!
 //! The scratch vectors are pooled (`pool.rs`): no allocation per call once the pool is warm.
 
@@ -82,6 +84,8 @@ pub struct Prefetch {
     s: Lease<Scratch, 32>,
     /// Where the last tensor lookup was found: records look tensors up in the order they were collected.
     cursor: Cell<usize>,
+    /// How many of the tensors are top-level arguments (they come first).
+    top_level: usize,
 }
 
 const ZERO_RAW: RawDlTensor = RawDlTensor {
@@ -98,12 +102,13 @@ const ZERO_SEQ: SeqPayload = SeqPayload { data: 0, size: 0, capacity: 0 };
 impl Prefetch {
     /// Reads the `DLTensor`s at `addrs`, then their shapes and strides.
     pub fn read(addrs: impl Iterator<Item = usize>) -> Prefetch {
-        let mut p = Prefetch { s: SCRATCH.take(), cursor: Cell::new(0) };
+        let mut p = Prefetch { s: SCRATCH.take(), cursor: Cell::new(0), top_level: 0 };
         for a in addrs {
             if p.s.tensors.len() < PREFETCH_TENSORS {
                 p.s.tensors.push(a);
             }
         }
+        p.top_level = p.s.tensors.len();
         p.fetch_tensors();
         p
     }
@@ -111,11 +116,12 @@ impl Prefetch {
     /// Reads everything the records of a call with arguments `args` need: tensor descriptors (direct and in
     /// Arrays/Lists, nested up to depth 8, at most 256 items in all), shapes, strides and items.
     pub fn read_args(args: &[FfiAny]) -> Prefetch {
-        let mut p = Prefetch { s: SCRATCH.take(), cursor: Cell::new(0) };
+        let mut p = Prefetch { s: SCRATCH.take(), cursor: Cell::new(0), top_level: 0 };
         let mut wave_start = 0;
         for a in args {
             p.collect(a);
         }
+        p.top_level = p.s.tensors.len();
         let mut depth = 0;
         while wave_start < p.s.seq_obj.len() && depth < PREFETCH_DEPTH {
             let wave_end = p.s.seq_obj.len();
@@ -277,13 +283,24 @@ impl Prefetch {
     /// The checked descriptor of the `DLTensor` at `addr`: from the batch when it was prefetched, else read
     /// on its own.
     pub fn tensor(&self, addr: usize) -> Result<TensorDesc, ReadError> {
-        let Some(i) = self.find(addr) else {
-            return read_tensor(addr);
-        };
-        if addr == 0 {
+        match self.find(addr) {
+            Some(i) => self.tensor_at(i),
+            None => read_tensor(addr),
+        }
+    }
+
+    /// The descriptors prefetched (those that are valid): of the call's top-level tensor arguments only, or
+    /// of every tensor found (Arrays included).
+    pub fn descs(&self, top_level_only: bool) -> impl Iterator<Item = TensorDesc> + '_ {
+        let n = if top_level_only { self.top_level } else { self.s.tensors.len() };
+        (0..n.min(self.s.tensors.len())).filter_map(|i| self.tensor_at(i).ok())
+    }
+
+    fn tensor_at(&self, i: usize) -> Result<TensorDesc, ReadError> {
+        let s = &*self.s;
+        if s.tensors[i] == 0 {
             return Err("null DLTensor pointer");
         }
-        let s = &*self.s;
         if !s.raw_ok[i] {
             return Err("unreadable DLTensor");
         }

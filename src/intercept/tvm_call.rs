@@ -50,6 +50,10 @@ pub unsafe fn call(
     let mut stats = (level >= LEVEL_STATS).then(stats::LiveStats::new);
     // Every piece of shim logic runs under the panic guard: a panic must never unwind into the host.
     let prefetch = if detailed { state::guarded(|| Prefetch::read_args(arg_slice)) } else { None };
+    // Level 5: the data of small host tensors, one batch before the inputs record (and one after the call).
+    if let (Some(s), Some(p)) = (stats.as_mut(), prefetch.as_ref()) {
+        state::guarded(|| s.prefetch_data(p.descs(false)));
+    }
     let logged_inputs = state::level() > 0
         && state::guarded(|| {
             if state::config().inject_panic.matches(f.name) {
@@ -75,6 +79,9 @@ pub unsafe fn call(
         state::guarded(|| {
             if let Some(s) = stats.as_mut() {
                 s.after_call();
+                if let Some(p) = prefetch.as_ref() {
+                    s.prefetch_data(p.descs(true));
+                }
             }
             let mut out = buffers::take();
             let mut kind = Vec::new();

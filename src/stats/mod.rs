@@ -8,6 +8,7 @@ pub mod walk;
 
 use crate::abi::cuda_driver::{self, Driver};
 use crate::abi::dlpack::{device_type, TensorDesc};
+use crate::abi::pool::{Lease, Pool, Reset};
 use crate::abi::{mem, tvm_runtime};
 use crate::capture;
 use crate::record::push_indent;
@@ -28,6 +29,55 @@ pub struct LiveStats {
     /// (device, stream) pairs synchronised in this phase; a call touches few devices.
     synced: [(i32, usize); 8],
     n_synced: usize,
+    /// The data of the phase's small host tensors, read in one batch (see [`LiveStats::prefetch_data`]).
+    cache: Option<Lease<DataCache, 16>>,
+}
+
+/// Host tensors at most this large (bytes spanned) have their data read in the phase's batch.
+const BATCH_TENSOR_BYTES: u128 = 64 * 1024;
+/// Most bytes one phase's batch reads.
+const BATCH_TOTAL_BYTES: usize = 1 << 20;
+
+/// The data of small host tensors, read with one batched copy per phase (pooled).
+#[derive(Default)]
+struct DataCache {
+    bytes: Vec<u8>,
+    /// (lowest address, offset in `bytes`, length) of each tensor's span.
+    spans: Vec<(u64, usize, usize)>,
+    pieces: Vec<mem::Piece>,
+    ok: Vec<bool>,
+    cursor: std::cell::Cell<usize>,
+}
+
+impl Reset for DataCache {
+    fn reset(&mut self) {
+        self.cursor.set(0);
+        self.bytes.clear();
+        self.spans.clear();
+        self.pieces.clear();
+        self.ok.clear();
+    }
+    fn keep(&self) -> bool {
+        self.bytes.capacity() <= BATCH_TOTAL_BYTES
+    }
+}
+
+static DATA_CACHE: Pool<DataCache, 16> = Pool::new();
+
+impl DataCache {
+    /// The cached bytes `[addr, addr + len)`, when one readable span holds them all.
+    /// Tensors are looked up in the order they were batched: the search starts after the last hit.
+    fn get(&self, addr: u64, len: usize) -> Option<&[u8]> {
+        let n = self.spans.len();
+        let start = self.cursor.get().min(n);
+        let hit = (start..n).chain(0..start).find(|&i| {
+            let (lo, _, span) = self.spans[i];
+            self.ok[i] && addr >= lo && addr - lo + len as u64 <= span as u64
+        })?;
+        self.cursor.set(hit);
+        let (lo, off, _) = self.spans[hit];
+        Some(&self.bytes[off + (addr - lo) as usize..][..len])
+    }
 }
 
 impl Default for LiveStats {
@@ -39,12 +89,52 @@ impl Default for LiveStats {
 impl LiveStats {
     /// A source for a new call.
     pub fn new() -> Self {
-        LiveStats { synced: [(0, 0); 8], n_synced: 0 }
+        LiveStats { synced: [(0, 0); 8], n_synced: 0, cache: None }
     }
 
-    /// Marks that the real function ran: device streams must be synchronised again before reading outputs.
+    /// Marks that the real function ran: device streams must be synchronised again before reading outputs,
+    /// and the data read before the call is stale.
     pub fn after_call(&mut self) {
         self.n_synced = 0;
+        self.cache = None;
+    }
+
+    /// Reads the data of the phase's small CPU tensors (spans up to 64 KiB, 1 MiB in all) with one batched
+    /// copy, so a call with many small tensors makes one or two read system calls per phase instead of one
+    /// per tensor. Other tensors (larger, pinned or device memory, skipped ones) are read when their
+    /// statistics are taken, as before.
+    pub fn prefetch_data(&mut self, descs: impl Iterator<Item = TensorDesc>) {
+        if capture::any_active() {
+            return;
+        }
+        let mut cache = DATA_CACHE.take();
+        let c = &mut *cache;
+        let mut total = 0usize;
+        for desc in descs {
+            if desc.device.device_type != device_type::CPU || desc.numel() == 0 {
+                continue;
+            }
+            let Some(kind) = ElemKind::from_dlpack(desc.dtype.code, desc.dtype.bits, desc.dtype.lanes) else {
+                continue;
+            };
+            let Ok(Some(e)) = extent(desc.first_element() as u64, desc.shape(), desc.strides(), kind) else {
+                continue;
+            };
+            if e.span > BATCH_TENSOR_BYTES || total + e.span as usize > BATCH_TOTAL_BYTES {
+                continue;
+            }
+            let lo = lowest_address(&desc, kind);
+            c.spans.push((lo, total, e.span as usize));
+            c.pieces.push(mem::Piece { addr: lo as usize, off: total, len: e.span as usize });
+            total += e.span as usize;
+        }
+        if c.pieces.is_empty() {
+            return;
+        }
+        c.bytes.resize(total, 0);
+        c.ok.resize(c.pieces.len(), false);
+        mem::read_scatter(&mut c.bytes, &c.pieces, &mut c.ok);
+        self.cache = Some(cache);
     }
 
     /// Synchronises the stream the call runs on for `device_id`, once per phase.
@@ -94,7 +184,8 @@ impl LiveStats {
                     let _ = self.sync_once(driver, dev.device_id, stream);
                 }
             }
-            walk(&mut HostMemory, desc, kind, &mut acc)?;
+            let cache = if dev.device_type == device_type::CPU { self.cache.as_deref() } else { None };
+            walk(&mut HostMemory(cache), desc, kind, &mut acc)?;
         } else if dev.device_type == device_type::CUDA {
             let driver = cuda_driver::driver().ok_or("CUDA driver not loaded")?;
             let stream = tvm_runtime::env_stream(device_type::CUDA, dev.device_id).unwrap_or(0);
@@ -233,13 +324,31 @@ fn push_error(out: &mut Vec<u8>, indent: usize, reason: &str) {
     out.extend_from_slice(b"]\n");
 }
 
-/// Host memory of this process, read with the fault-tolerant copy.
-struct HostMemory;
+/// Host memory of this process, read with the fault-tolerant copy (from the phase's batch when it holds the
+/// range).
+struct HostMemory<'a>(Option<&'a DataCache>);
 
-impl ByteSource for HostMemory {
+impl ByteSource for HostMemory<'_> {
     fn read(&mut self, addr: u64, dst: &mut [u8]) -> Result<(), &'static str> {
+        if let Some(bytes) = self.0.and_then(|c| c.get(addr, dst.len())) {
+            dst.copy_from_slice(bytes);
+            return Ok(());
+        }
         mem::read_bytes(addr as usize, dst).map_err(|_| "host memory not readable")
     }
+}
+
+/// The lowest address a view touches (its first element moved back by every negative stride); the caller
+/// checked with `extent` that the view is addressable.
+fn lowest_address(desc: &TensorDesc, kind: ElemKind) -> u64 {
+    let eb = kind.elem_bytes() as i128;
+    let mut lo = desc.first_element() as i128;
+    for (&n, &s) in desc.shape().iter().zip(desc.strides()) {
+        if s < 0 && n > 1 {
+            lo += (n as i128 - 1) * s as i128 * eb;
+        }
+    }
+    lo.max(0) as u64
 }
 
 /// Device memory, copied through the host program's driver.
