@@ -167,3 +167,39 @@ def test_seccomp_refusing_process_vm_readv(tmp_path, mode, name):
         want = normalized(text.split("=" * 80 + "\n\n", 1)[0] + "=" * 80 + "\n\n" + "".join(parts))
         assert normalized(text) == want
         assert "<invalid" not in text and "unreadable" not in text and "statistics error" not in text
+
+
+def test_fork_child_reads_its_own_memory(tmp_path):
+    """Parent and child call at the same time after a fork, each with its own values in the same tensors: a
+    child sharing the parent's pipe would mix the two processes' bytes."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    cmd = [require(DRIVER), "fork", MODULE_DIR]
+    bare = run(cmd, preload=False, timeout=60)
+    proc = run(cmd, level=5, dest=logs / "log_%i.txt", timeout=60)
+    assert (proc.returncode, proc.stdout) == (bare.returncode, bare.stdout) and bare.returncode == 0, proc.stderr
+    assert "parent_bad=0 child_status=0" in proc.stdout
+    texts = [p.read_text() for p in sorted(logs.iterdir())]
+    assert len(texts) == 2
+    for text in texts:
+        values = set(re.findall(r"^ +max=(\S+)$", text, re.M))
+        after_fork = values - {f"{i * 100 + 31}.000000" for i in range(20)}
+        assert after_fork in ({"7.000000"}, {"9.000000"}), after_fork
+        assert "<invalid" not in text and "statistics error" not in text
+
+
+def test_host_reusing_the_pipe_descriptor(tmp_path):
+    """The host closes every descriptor above 2 (the shim's pipe too) and opens 1,000 files, one of them with
+    the pipe's number: nothing of the shim reaches them, and the next records are right."""
+    files = tmp_path / "files"
+    files.mkdir()
+    cmd = [require(DRIVER), "reuse", MODULE_DIR, files]
+    bare = run(cmd, preload=False, timeout=60)
+    proc = run(cmd, level=3, dest="stderr", timeout=60)
+    assert (proc.returncode, proc.stdout) == (bare.returncode, bare.stdout) and bare.returncode == 0, proc.stderr
+    assert "bytes in host files=0" in proc.stdout
+    assert all(p.stat().st_size == 0 for p in files.iterdir())
+    records = [r for r in split_records(proc.stderr) if "FlashInfer API Call:" in r]
+    assert len(records) == 3
+    for r in records:
+        assert r.count("shape=(4, 8)") == 20 and "<invalid" not in r
