@@ -13,7 +13,10 @@
    to the floor is what the shim adds beyond the unavoidable system calls (target at level 3: 1.5x).
 3. FlashInfer's own level 3 on the same kind of call, when the FlashInfer environment of
    scripts/flashinfer-env.sh exists (FLASHINFER_ENV_DIR, default .flashinfer-env); otherwise a line says so.
-4. Statistics throughput: one call on a 256 MiB host tensor at level 5 minus the same call at level 3, for
+4. The kernel-checked copies themselves (`copy_costs`): process_vm_readv against writev into a pipe + readv,
+   for 1 to 400 ranges of 48 bytes and single ranges of 4 KiB to 4 MiB, and the fstat that checks the pipe:
+   the measurement behind the shim's choice of route.
+5. Statistics throughput: one call on a 256 MiB host tensor at level 5 minus the same call at level 3, for
    float32, bfloat16 and float8_e4m3fn (each call takes statistics twice: inputs and after the call), next to
    numpy (and ml_dtypes) computing min, max, mean, isnan().sum() and isinf().sum() on the same size, and the
    peak memory the shim adds (VmHWM after the level-5 calls minus before them).
@@ -160,6 +163,18 @@ def flashinfer_side_by_side(args):
     return added
 
 
+def copy_costs(args):
+    out = run([args.fixdir / "bench/copy_costs"], env_with())
+    print("\nKernel-checked copies (median of 7 runs; the shim uses the pipe for batches of 3+ ranges up to 32 KiB):")
+    print(f"  {'ranges':>6} {'bytes each':>10} {'process_vm_readv ns':>20} {'pipe ns':>9}")
+    for line in out.splitlines():
+        if line.startswith("fstat"):
+            print(f"  fstat check of the pipe: {parse(line, 'fstat_ns'):.0f} ns")
+            continue
+        v = {k: float(x) for k, x in (w.split("=") for w in line.split())}
+        print(f"  {v['ranges']:6.0f} {v['bytes']:10.0f} {v['pvr_ns']:20.0f} {v['pipe_ns']:9.0f}")
+
+
 def numpy_stats_seconds(dtype_name, mib):
     import numpy as np
 
@@ -220,6 +235,7 @@ def main():
     if fi:
         shim3 = next(r for r in rows if r[0] == "level 3 -> /dev/null")[1] - rows[0][1]
         print(f"  shim level 3 (-> /dev/null) adds {shim3:.1f} ns/call: {fi / shim3:.1f}x cheaper")
+    copy_costs(args)
     l3 = [r for r in many if r[1] == 3]
     if l3:
         worst = max(r[2] / r[3] for r in l3)

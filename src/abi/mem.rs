@@ -25,11 +25,12 @@ pub const IOV_MAX: usize = 1024;
 /// Batches at most this large (and of more than [`PVR_MAX_PIECES`] ranges) go through a pipe; larger ones
 /// through `process_vm_readv`, which copies large ranges faster.
 ///
-/// Measured here (x86-64, Linux 6.x, 48-byte ranges, median of 200,000 calls, see the report of this
-/// change): `process_vm_readv` costs about 0.3 us plus 0.55 us per range (it pins each remote range), a
-/// `writev` into a pipe plus a `readv` back about 0.8 us plus 0.13 us per range, and the `fstat` that checks
-/// the pipe is still ours 0.3 us. So one or two ranges: `process_vm_readv`; three or more: the pipe. For one
-/// large range the pipe loses (64 KiB: 5.1 us against 12.7 us; 4 MiB: 0.5 ms against 1.1 ms).
+/// Measured here (x86-64, Linux 6.x, 48-byte ranges; `tests/fixtures/ffi/copy_costs.c`, printed by
+/// `make bench`; two runs on this shared 2-core VM, quiet and loaded): `process_vm_readv` costs about
+/// 0.4-0.9 us plus 0.15-0.55 us per range (it pins each remote range), a `writev` into a pipe plus a `readv`
+/// back about 0.4-0.8 us plus 0.05-0.13 us per range, and the `fstat` that checks the pipe is still ours
+/// 0.2-0.3 us. So one or two ranges: `process_vm_readv`; three or more: the pipe (32 ranges: 5.5 us against
+/// 1.8 us). For one large range the pipe loses (64 KiB: 5.2 us against 8.3 us; 4 MiB: 0.4 ms against 1.1 ms).
 pub const PIPE_MAX_BYTES: usize = 32 * 1024;
 /// Batches of at most this many ranges go through `process_vm_readv` (see [`PIPE_MAX_BYTES`]).
 pub const PVR_MAX_PIECES: usize = 2;
@@ -488,7 +489,7 @@ pub fn read_c_str(addr: usize, max: usize, out: &mut Vec<u8>) -> Result<bool, Re
         if nul.is_some() {
             return Ok(false);
         }
-        at += n;
+        at = at.checked_add(n).ok_or(UNREADABLE)?;
     }
 }
 

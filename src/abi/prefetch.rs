@@ -149,7 +149,8 @@ impl Prefetch {
         match a.type_index {
             ti::DL_TENSOR_PTR if s.tensors.len() < PREFETCH_TENSORS => s.tensors.push(a.as_addr()),
             ti::TENSOR if a.as_addr() != 0 && s.tensors.len() < PREFETCH_TENSORS => {
-                s.tensors.push(a.as_addr() + OBJECT_HEADER_SIZE)
+                // An object at the top of the address space has no readable payload: 0 reads as invalid.
+                s.tensors.push(a.as_addr().checked_add(OBJECT_HEADER_SIZE).unwrap_or(0))
             }
             ti::ARRAY | ti::LIST
                 if a.as_addr() != 0 && s.seq_obj.len() < PREFETCH_ITEMS && !s.seq_obj.contains(&a.as_addr()) =>
@@ -169,7 +170,7 @@ impl Prefetch {
         s.pieces.clear();
         for k in from..to {
             s.pieces.push(Piece {
-                addr: s.seq_obj[k].wrapping_add(OBJECT_HEADER_SIZE),
+                addr: s.seq_obj[k].checked_add(OBJECT_HEADER_SIZE).unwrap_or(0),
                 off: (k - from) * size_of::<SeqPayload>(),
                 len: size_of::<SeqPayload>(),
             });

@@ -322,15 +322,16 @@ fn write_object_inline(out: &mut Vec<u8>, obj: usize, type_index: i32, ctx: &mut
 
 fn push_byte_array(out: &mut Vec<u8>, bytes: ByteArray, as_bytes: bool) {
     let len = bytes.size.min(MAX_TEXT_BYTES);
-    let mut text = vec![0u8; len];
-    if let Err(reason) = mem::read_bytes(bytes.data, &mut text) {
+    let mut buf = [0u8; MAX_TEXT_BYTES];
+    let text = &mut buf[..len];
+    if let Err(reason) = mem::read_bytes(bytes.data, text) {
         push_unreadable(out, if as_bytes { "bytes" } else { "str" }, reason);
         return;
     }
     if as_bytes {
-        push_bytes_repr(out, &text, bytes.size > len);
+        push_bytes_repr(out, text, bytes.size > len);
     } else {
-        push_str_repr(out, &text, bytes.size > len);
+        push_str_repr(out, text, bytes.size > len);
     }
 }
 
