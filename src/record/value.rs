@@ -21,7 +21,8 @@ const STATIC_TYPES: std::ops::RangeInclusive<i32> = 64..=78;
 /// Longest Shape object printed.
 const MAX_SHAPE: usize = 64;
 
-/// What the value printer needs from its surroundings.
+/// What the value printer needs from its surroundings. Whoever builds one for a record calls
+/// [`start_record`] first (the record's budget of container items is per thread).
 pub struct ValueContext<'a> {
     /// Names a registered type index (`TVMFFIGetTypeInfo`), appending its type key; false when unknown.
     pub type_key: &'a dyn Fn(i32, &mut Vec<u8>) -> bool,
