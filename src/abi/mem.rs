@@ -471,24 +471,32 @@ pub fn read_i64s(addr: usize, out: &mut [i64]) -> Result<(), ReadError> {
 /// whether the string was longer than `max` (then `out` holds its first `max` bytes).
 pub fn read_c_str(addr: usize, max: usize, out: &mut Vec<u8>) -> Result<bool, ReadError> {
     out.clear();
-    let mut chunk = [0u8; 64];
+    out.resize(max, 0);
+    let (len, truncated) = read_c_str_into(addr, out)?;
+    out.truncate(len);
+    Ok(truncated)
+}
+
+/// Reads a NUL-terminated string at `addr` into `buf` (at most `buf.len()` bytes, without the NUL): (its
+/// length, whether it was longer). One read per page the string touches (never past the end of a page
+/// before the string is known to go on, so a string that ends just before an unmapped page still reads).
+pub fn read_c_str_into(addr: usize, buf: &mut [u8]) -> Result<(usize, bool), ReadError> {
+    let max = buf.len();
+    let mut len = 0;
     let mut at = addr;
     loop {
-        // Never read past the end of the page in one go, so a string that ends just before an unmapped page
-        // still reads.
-        let n = chunk.len().min(4096 - (at % 4096));
-        read_bytes(at, &mut chunk[..n])?;
-        let nul = memchr::memchr(0, &chunk[..n]);
-        let piece = &chunk[..nul.unwrap_or(n)];
-        let room = max - out.len();
-        if piece.len() > room {
-            out.extend_from_slice(&piece[..room]);
-            return Ok(true);
+        if len == max {
+            // Full: the string was longer only if the next byte is not its NUL.
+            let mut next = [0u8; 1];
+            read_bytes(at, &mut next)?;
+            return Ok((len, next[0] != 0));
         }
-        out.extend_from_slice(piece);
-        if nul.is_some() {
-            return Ok(false);
+        let n = (max - len).min(4096 - (at % 4096));
+        read_bytes(at, &mut buf[len..len + n])?;
+        if let Some(nul) = memchr::memchr(0, &buf[len..len + n]) {
+            return Ok((len + nul, false));
         }
+        len += n;
         at = at.checked_add(n).ok_or(UNREADABLE)?;
     }
 }
@@ -602,5 +610,19 @@ mod tests {
         assert_eq!(out, b"hello world");
         assert!(read_c_str(s.as_ptr() as usize, 5, &mut out).unwrap());
         assert_eq!(out, b"hello");
+        assert!(!read_c_str(s.as_ptr() as usize, 11, &mut out).unwrap());
+        assert_eq!(out, b"hello world");
+        // A string that ends just before an unreadable page reads; one that runs into it does not.
+        let p = holey();
+        let end = p + 4096 - 4;
+        // SAFETY: the last bytes of the first (writable) page of our own mapping.
+        unsafe { std::ptr::copy_nonoverlapping([b'a', b'b', b'c', 0].as_ptr(), end as *mut u8, 4) };
+        assert!(!read_c_str(end, 100, &mut out).unwrap());
+        assert_eq!(out, b"abc");
+        // SAFETY: as above.
+        unsafe { std::ptr::copy_nonoverlapping(b"abcd".as_ptr(), end as *mut u8, 4) };
+        assert_eq!(read_c_str(end, 100, &mut out), Err(UNREADABLE));
+        assert!(read_c_str(end, 4, &mut out).is_err());
+        assert!(read_c_str(end, 3, &mut out).unwrap());
     }
 }

@@ -240,9 +240,9 @@ fn write_inline(out: &mut Vec<u8>, value: &FfiAny, ctx: &mut ValueContext) {
             );
         }
         ti::RAW_STR => {
-            let mut text = Vec::new();
-            match mem::read_c_str(value.as_addr(), MAX_TEXT_BYTES, &mut text) {
-                Ok(truncated) => push_str_repr(out, &text, truncated),
+            let mut text = [0u8; MAX_TEXT_BYTES];
+            match mem::read_c_str_into(value.as_addr(), &mut text) {
+                Ok((len, truncated)) => push_str_repr(out, &text[..len], truncated),
                 Err(reason) => push_unreadable(out, "str", reason),
             }
         }
