@@ -223,7 +223,7 @@ pub fn fill_compact_strides(shape: &[i64], strides: &mut [i64]) {
 pub use super::prefetch::Prefetch;
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::mem::{offset_of, size_of};
 
@@ -238,7 +238,9 @@ mod tests {
         assert_eq!(offset_of!(RawDlTensor, byte_offset), 40);
     }
 
-    fn raw(ndim: i32, shape: &[i64], strides: Option<&[i64]>) -> RawDlTensor {
+    /// A float32 CPU descriptor over `shape` (and `strides`, or null), data at 0x1000 (also for the
+    /// prefetch tests).
+    pub(crate) fn raw(ndim: i32, shape: &[i64], strides: Option<&[i64]>) -> RawDlTensor {
         RawDlTensor {
             data: 0x1000,
             device: Device { device_type: 1, device_id: 0 },

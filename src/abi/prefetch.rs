@@ -346,19 +346,7 @@ fn pod_bytes_mut<T: Copy>(v: &mut [T]) -> &mut [u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::abi::dlpack::{DataType, Device};
-
-    fn raw(ndim: i32, shape: &[i64], strides: Option<&[i64]>) -> RawDlTensor {
-        RawDlTensor {
-            data: 0x1000,
-            device: Device { device_type: 1, device_id: 0 },
-            ndim,
-            dtype: DataType { code: 2, bits: 32, lanes: 1 },
-            shape: shape.as_ptr() as usize,
-            strides: strides.map_or(0, |s| s.as_ptr() as usize),
-            byte_offset: 0,
-        }
-    }
+    use crate::abi::dlpack::tests::raw;
 
     #[test]
     fn prefetch_matches_single_reads() {

@@ -197,18 +197,17 @@ fn write_block(out: &mut Vec<u8>, block: Block, indent: usize, ctx: &mut ValueCo
                     },
                 }
             }
-            if printed < shown {
+            if size > printed as u64 {
                 push_indent(out, indent + 2);
                 out.extend_from_slice(b"... (");
                 push_int(out, size - printed as u64);
-                out.extend_from_slice(b" more items, limit of ");
-                push_int(out, RECORD_ITEMS);
-                out.extend_from_slice(b" items per record reached)\n");
-            } else if size > shown as u64 {
-                push_indent(out, indent + 2);
-                out.extend_from_slice(b"... (");
-                push_int(out, size - shown as u64);
-                out.extend_from_slice(b" more items)\n");
+                if printed < shown {
+                    out.extend_from_slice(b" more items, limit of ");
+                    push_int(out, RECORD_ITEMS);
+                    out.extend_from_slice(b" items per record reached)\n");
+                } else {
+                    out.extend_from_slice(b" more items)\n");
+                }
             }
             push_indent(out, indent);
             out.extend_from_slice(b"]\n");
