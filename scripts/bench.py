@@ -4,7 +4,19 @@
 1. Per-call cost: the fixture driver calls `norm.rmsnorm` (3 tensors, a float, a bool) in a tight loop and
    prints the median ns per call over 21 batches. Each configuration runs in its own process, REPEAT times;
    the table shows the median of those medians and the ratio to the direct call (no LD_PRELOAD).
-2. Statistics throughput: one call on a 256 MiB host tensor at level 5 minus the same call at level 3, for
+2. Many tensors: `reads_driver bench N` calls testops.touch_all with N Tensor objects (float32 4x8), a float and
+   a bool, for N = 1, 3, 10, 50, 200, at levels 1, 3 and 5 (-> file), each next to its floor measured in the
+   same run: `reads_driver floor`, without the shim, makes the direct call, writes the same record bytes with
+   write(2) to the same file (one call's records, taken from the shim's own log of that call) and makes the
+   same reads with the kernel-checked copy the shim chooses (pipe batches of 3 ranges or more, else
+   process_vm_readv; at level 5 also the tensors' data, one such batch before and one after the call). The ratio
+   to the floor is what the shim adds beyond the unavoidable system calls (target at level 3: 1.5x).
+3. FlashInfer's own level 3 on the same kind of call, when the FlashInfer environment of
+   scripts/flashinfer-env.sh exists (FLASHINFER_ENV_DIR, default .flashinfer-env); otherwise a line says so.
+4. The kernel-checked copies themselves (`copy_costs`): process_vm_readv against writev into a pipe + readv,
+   for 1 to 400 ranges of 48 bytes and single ranges of 4 KiB to 4 MiB, and the fstat that checks the pipe:
+   the measurement behind the shim's choice of route.
+5. Statistics throughput: one call on a 256 MiB host tensor at level 5 minus the same call at level 3, for
    float32, bfloat16 and float8_e4m3fn (each call takes statistics twice: inputs and after the call), next to
    numpy (and ml_dtypes) computing min, max, mean, isnan().sum() and isinf().sum() on the same size, and the
    peak memory the shim adds (VmHWM after the level-5 calls minus before them).
@@ -75,6 +87,97 @@ def per_call(args, tmp):
     for name, med, lo, hi in rows:
         print(f"  {name:30} {med:9.1f} {lo:9.1f} {hi:9.1f} {med / direct:9.2f}")
     return rows
+
+
+def one_call_records(log_text):
+    """(inputs record, outputs record) of the one call in a shim log: the inputs record is written before the
+    call, the outputs record (from `Output value:` to the blank line) after it; a level-1 log has only a line."""
+    calls = log_text.split("=" * 80 + "\n\n", 1)[1]
+    if "Output value:" not in calls:
+        return calls, ""
+    head, tail = calls.split("Output value:", 1)
+    return head, "Output value:" + tail
+
+
+def many_tensors(args, tmp):
+    drv = args.fixdir / "reads_driver"
+    module_dir = args.fixdir / "cache/flashinfer/0.6.0/90a/cached_ops"
+    lib = args.lib.resolve()
+    log = tmp / "many.log"
+    print(f"\nMany tensors (touch_all with N Tensor objects 4x8 + a float + a bool, -> file; {args.repeat} processes "
+          "each; floor = direct call + the same write(2)s + the same kernel-checked reads, same run):")
+    print(f"  {'N':>4} {'level':>5} {'ns/call':>11} {'floor ns':>10} {'x floor':>8} {'x direct':>9} {'reads/call':>10}")
+    rows = []
+    for n in args.tensors:
+        direct = statistics.median(
+            parse(run([drv, "bench", module_dir, n, max(args.calls // 10 // n, 2000)], env_with()), "median_ns_per_call")
+            for _ in range(args.repeat))
+        for level in (1, 3, 5):
+            calls = max(args.calls // (40 if level == 1 else 400) // n // (10 if level == 5 else 1), 200)
+            # One call's records, from the shim's own log, and its read system calls.
+            log.unlink(missing_ok=True)
+            env = env_with(LD_PRELOAD=lib, FLASHINFER_LOGLEVEL=level, FLASHINFER_LOGDEST=log,
+                           FLASHLOG_TEST_COUNT_READS=1)
+            p = subprocess.run([str(c) for c in (drv, "many", module_dir, n, "obj")], env=env, capture_output=True,
+                               text=True, timeout=600)
+            reads = int(p.stderr.rsplit("read system calls: ", 1)[1].split()[0]) if "read system calls" in p.stderr else 0
+            inputs, outputs = one_call_records(log.read_text())
+            (tmp / "in.txt").write_text(inputs)
+            (tmp / "out.txt").write_text(outputs)
+            shim, floor = [], []
+            for _ in range(args.repeat):
+                log.unlink(missing_ok=True)
+                env = env_with(LD_PRELOAD=lib, FLASHINFER_LOGLEVEL=level, FLASHINFER_LOGDEST=log)
+                shim.append(parse(run([drv, "bench", module_dir, n, calls], env), "median_ns_per_call"))
+                log.unlink(missing_ok=True)
+                floor.append(parse(run([drv, "floor", module_dir, n, calls, level, log, tmp / "in.txt",
+                                        tmp / "out.txt"], env_with()), "median_ns_per_call"))
+            med, fl = statistics.median(shim), statistics.median(floor)
+            rows.append((n, level, med, fl, direct, reads))
+            print(f"  {n:4} {level:5} {med:11.1f} {fl:10.1f} {med / fl:8.2f} {med / direct:9.1f} {reads:10}")
+    return rows
+
+
+def flashinfer_side_by_side(args):
+    """FlashInfer's own Python logger at level 3 on rmsnorm-shaped CPU tensors (the call itself fails on CPU
+    after the logger ran, as in tests/flashinfer), next to the shim's level 3 of the same shape."""
+    env_dir = Path(os.environ.get("FLASHINFER_ENV_DIR", Path(__file__).resolve().parents[1] / ".flashinfer-env"))
+    py = env_dir / "bin/python"
+    if not py.exists():
+        print(f"\nFlashInfer's own level 3: not measured here (no FlashInfer environment at {env_dir}; "
+              "create it with scripts/flashinfer-env.sh, then run make bench again)")
+        return None
+    code = (
+        "import time, statistics, torch, flashinfer\n"
+        "x = torch.randn(4, 128); w = torch.ones(128); t = []\n"
+        "for _ in range(21):\n"
+        "    t0 = time.perf_counter_ns()\n"
+        "    for _ in range(200):\n"
+        "        try: flashinfer.norm.rmsnorm(x, w)\n"
+        "        except Exception: pass\n"
+        "    t.append((time.perf_counter_ns() - t0) / 200)\n"
+        "print('median_ns_per_call=%.1f' % statistics.median(t))\n"
+    )
+    out = {}
+    for level in ("0", "3"):
+        env = env_with(FLASHINFER_LOGLEVEL=level, FLASHINFER_LOGDEST="/dev/null")
+        out[level] = parse(run([py, "-c", code], env), "median_ns_per_call")
+    added = out["3"] - out["0"]
+    print(f"\nFlashInfer's own level 3 (rmsnorm, CPU tensors, -> /dev/null): {added:.1f} ns/call added "
+          f"(level 0: {out['0']:.1f}, level 3: {out['3']:.1f})")
+    return added
+
+
+def copy_costs(args):
+    out = run([args.fixdir / "bench/copy_costs"], env_with())
+    print("\nKernel-checked copies (median of 7 runs; the shim uses the pipe for batches of 3+ ranges up to 32 KiB):")
+    print(f"  {'ranges':>6} {'bytes each':>10} {'process_vm_readv ns':>20} {'pipe ns':>9}")
+    for line in out.splitlines():
+        if line.startswith("fstat"):
+            print(f"  fstat check of the pipe: {parse(line, 'fstat_ns'):.0f} ns")
+            continue
+        v = {k: float(x) for k, x in (w.split("=") for w in line.split())}
+        print(f"  {v['ranges']:6.0f} {v['bytes']:10.0f} {v['pvr_ns']:20.0f} {v['pipe_ns']:9.0f}")
 
 
 def numpy_stats_seconds(dtype_name, mib):
@@ -167,11 +270,23 @@ def main():
     ap.add_argument("--calls", type=int, default=2_100_000)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--mib", type=int, default=256)
+    ap.add_argument("--tensors", type=int, nargs="*", default=[1, 3, 10, 50, 200])
     args = ap.parse_args()
     print(f"flashlog benchmark, {time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} CPUs, "
           f"python {platform.python_version()}")
     with tempfile.TemporaryDirectory() as tmp:
-        per_call(args, Path(tmp))
+        rows = per_call(args, Path(tmp))
+        many = many_tensors(args, Path(tmp))
+    fi = flashinfer_side_by_side(args)
+    if fi:
+        shim3 = next(r for r in rows if r[0] == "level 3 -> /dev/null")[1] - rows[0][1]
+        print(f"  shim level 3 (-> /dev/null) adds {shim3:.1f} ns/call: {fi / shim3:.1f}x cheaper")
+    copy_costs(args)
+    l3 = [r for r in many if r[1] == 3]
+    if l3:
+        worst = max(r[2] / r[3] for r in l3)
+        print(f"\nLevel 3 against its floor: at most {worst:.2f}x (target 1.5x) over N = "
+              f"{', '.join(str(r[0]) for r in l3)}")
     stats_throughput(args)
     with tempfile.TemporaryDirectory() as tmp:
         graph_rows(args, Path(tmp))

@@ -52,6 +52,9 @@ pub struct Config {
     /// `FLASHLOG_TEST_PANIC`: fault injection for the tests; a call whose name matches panics inside the
     /// shim while its record is built (the host must not notice, and logging turns off).
     pub inject_panic: GlobSet,
+    /// `FLASHLOG_STATS_MAX_MB`: tensors whose statistics would read more than this many MiB get a skip line
+    /// instead (0: no limit; default `stats::DEFAULT_STATS_MAX_MB`).
+    pub stats_max_mb: u64,
     /// One line each for stderr, printed when the shim first has something to log about (so a process that
     /// never touches FlashInfer prints nothing).
     pub warnings: Vec<String>,
@@ -117,6 +120,9 @@ impl Config {
                     false
                 }
             },
+            stats_max_mb: get("FLASHLOG_STATS_MAX_MB")
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(crate::stats::DEFAULT_STATS_MAX_MB),
             warnings,
         }
     }
@@ -266,6 +272,13 @@ mod tests {
                 "flashlog: FLASHLOG_WATCH='nan' is not 'nonfinite'; watch off"
             ]
         );
+    }
+
+    #[test]
+    fn stats_cap() {
+        assert_eq!(cfg(&[]).stats_max_mb, crate::stats::DEFAULT_STATS_MAX_MB);
+        assert_eq!(cfg(&[("FLASHLOG_STATS_MAX_MB", " 10 ")]).stats_max_mb, 10);
+        assert_eq!(cfg(&[("FLASHLOG_STATS_MAX_MB", "x")]).stats_max_mb, crate::stats::DEFAULT_STATS_MAX_MB);
     }
 
     #[test]

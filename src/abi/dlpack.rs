@@ -1,8 +1,7 @@
 //! Mirrors of DLPack's `DLTensor`, `DLDataType` and `DLDevice`, and the safe reader that turns a host
 //! `DLTensor*` into a [`TensorDesc`]. See `ABI-FACTS.md` section 3.
 
-use super::mem::{read_batch, read_i64s, read_pod, ReadError};
-use std::mem::size_of;
+use super::mem::{read_i64s, read_pod, ReadError};
 
 /// Largest `ndim` the shim accepts; larger descriptors are reported as invalid, never read.
 pub const MAX_NDIM: usize = 64;
@@ -119,12 +118,19 @@ impl TensorDesc {
     }
     /// Number of elements (1 for a 0-d tensor, 0 when any size is 0).
     pub fn numel(&self) -> u128 {
-        self.shape().iter().map(|&s| s.max(0) as u128).product()
+        // Saturating: 64 sizes of up to 2^63 could overflow even u128 (then the count is only compared).
+        self.shape().iter().try_fold(1u128, |acc, &s| acc.checked_mul(s.max(0) as u128)).unwrap_or(u128::MAX)
     }
 }
 
-/// Reads and checks the `DLTensor` at `addr`: null pointers, `ndim` outside `0..=64`, negative sizes and
-/// unreadable shape or strides arrays are reported as errors, never dereferenced.
+/// Why a descriptor whose `data + byte_offset` wraps the address space is invalid.
+pub const OFFSET_OVERFLOW: ReadError = "byte_offset overflows the address";
+/// Why a descriptor whose elements would reach past either end of the address space is invalid.
+pub const SPAN_OVERFLOW: ReadError = "view overflows the address space";
+
+/// Reads and checks the `DLTensor` at `addr`: null pointers, `ndim` outside `0..=64`, negative sizes,
+/// unreadable shape or strides arrays, and views whose first element (`data + byte_offset`) or whose span
+/// wraps the address space are reported as errors, never dereferenced.
 pub fn read_tensor(addr: usize) -> Result<TensorDesc, ReadError> {
     if addr == 0 {
         return Err("null DLTensor pointer");
@@ -146,7 +152,7 @@ pub fn desc_from_raw(raw: &RawDlTensor) -> Result<TensorDesc, ReadError> {
 
 /// Checks `raw` and builds its descriptor, taking shape (and strides, when `raw.strides` is not null) from
 /// `fill`; fills compact strides otherwise.
-fn desc_with_dims(
+pub(super) fn desc_with_dims(
     raw: &RawDlTensor,
     fill: impl FnOnce(&mut [i64], &mut [i64]) -> Result<(), ReadError>,
 ) -> Result<TensorDesc, ReadError> {
@@ -154,6 +160,10 @@ fn desc_with_dims(
         return Err("ndim out of range");
     }
     let ndim = raw.ndim as usize;
+    let first = (raw.data as u64).checked_add(raw.byte_offset).filter(|&a| a <= usize::MAX as u64);
+    let Some(first) = first else {
+        return Err(OFFSET_OVERFLOW);
+    };
     let mut desc = TensorDesc::new(raw.data, raw.byte_offset, raw.device, raw.dtype, ndim);
     if ndim > 0 {
         if raw.shape == 0 {
@@ -167,8 +177,38 @@ fn desc_with_dims(
         if raw.strides == 0 {
             fill_compact_strides(shape, strides);
         }
+        if !span_fits(first, elem_bytes(raw.dtype), shape, strides) {
+            return Err(SPAN_OVERFLOW);
+        }
     }
     Ok(desc)
+}
+
+/// Bytes of one element as stored (at least 1; packed sub-byte types round up).
+pub fn elem_bytes(dtype: DataType) -> u64 {
+    ((dtype.bits as u64 * dtype.lanes as u64).div_ceil(8)).max(1)
+}
+
+/// Whether every element of a view with its first element at `first` lies inside the address space (an
+/// empty view has no elements and always fits). Exact: offsets are summed in i128, which cannot overflow
+/// for 64 dimensions of i64 sizes and strides.
+pub fn span_fits(first: u64, elem_bytes: u64, shape: &[i64], strides: &[i64]) -> bool {
+    if shape.contains(&0) {
+        return true;
+    }
+    let (mut lo, mut hi) = (0i128, 0i128);
+    for (&n, &s) in shape.iter().zip(strides) {
+        let reach = (n as i128 - 1) * s as i128;
+        if reach < 0 {
+            lo += reach;
+        } else {
+            hi += reach;
+        }
+    }
+    let eb = elem_bytes as i128;
+    let start = first as i128 + lo * eb;
+    let end = first as i128 + hi * eb + eb;
+    start >= 0 && end <= 1i128 << 64
 }
 
 /// Fills `strides` with the compact row-major strides of `shape` (what a null `strides` pointer means).
@@ -180,126 +220,10 @@ pub fn fill_compact_strides(shape: &[i64], strides: &mut [i64]) {
     }
 }
 
-/// Tensors a [`Prefetch`] holds.
-const PREFETCH_TENSORS: usize = 16;
-/// Dimensions a [`Prefetch`] reads in its batch; larger tensors are read on their own.
-const PREFETCH_NDIM: usize = 8;
-
-/// The descriptors (and shapes and strides) of a call's tensor arguments, read with two batched system
-/// calls instead of two or three per tensor. Lives on the stack of the wrapper (about 3 KiB).
-pub struct Prefetch {
-    len: usize,
-    addrs: [usize; PREFETCH_TENSORS],
-    raws: [RawDlTensor; PREFETCH_TENSORS],
-    raw_ok: [bool; PREFETCH_TENSORS],
-    dims: [[i64; 2 * PREFETCH_NDIM]; PREFETCH_TENSORS],
-    dims_ok: [bool; PREFETCH_TENSORS],
-}
-
-impl Prefetch {
-    /// Reads the `DLTensor`s at `addrs` (the first 16), then their shapes and strides when `ndim <= 8`.
-    pub fn read(addrs: impl Iterator<Item = usize>) -> Prefetch {
-        let zero = RawDlTensor {
-            data: 0,
-            device: Device::default(),
-            ndim: 0,
-            dtype: DataType::default(),
-            shape: 0,
-            strides: 0,
-            byte_offset: 0,
-        };
-        let mut p = Prefetch {
-            len: 0,
-            addrs: [0; PREFETCH_TENSORS],
-            raws: [zero; PREFETCH_TENSORS],
-            raw_ok: [false; PREFETCH_TENSORS],
-            dims: [[0; 2 * PREFETCH_NDIM]; PREFETCH_TENSORS],
-            dims_ok: [false; PREFETCH_TENSORS],
-        };
-        for a in addrs.take(PREFETCH_TENSORS) {
-            p.addrs[p.len] = a;
-            p.len += 1;
-        }
-        {
-            let mut ranges: [(usize, &mut [u8]); PREFETCH_TENSORS] = Default::default();
-            for (i, raw) in p.raws[..p.len].iter_mut().enumerate() {
-                ranges[i] = (p.addrs[i], as_bytes_mut(raw));
-            }
-            read_batch(&mut ranges[..p.len], &mut p.raw_ok[..p.len]);
-        }
-        // Shapes and strides of small, sane descriptors: one more batch (two ranges per tensor at most).
-        let mut ranges: [(usize, &mut [u8]); 2 * PREFETCH_TENSORS] = Default::default();
-        let mut owner = [0usize; 2 * PREFETCH_TENSORS];
-        let mut n = 0;
-        for (i, dims) in p.dims[..p.len].iter_mut().enumerate() {
-            let raw = &p.raws[i];
-            if !p.raw_ok[i] || raw.ndim <= 0 || raw.ndim as usize > PREFETCH_NDIM || raw.shape == 0 {
-                continue;
-            }
-            let nd = raw.ndim as usize;
-            let (shape, strides) = dims.split_at_mut(PREFETCH_NDIM);
-            ranges[n] = (raw.shape, as_i64_bytes_mut(&mut shape[..nd]));
-            owner[n] = i;
-            n += 1;
-            if raw.strides != 0 {
-                ranges[n] = (raw.strides, as_i64_bytes_mut(&mut strides[..nd]));
-                owner[n] = i;
-                n += 1;
-            }
-        }
-        let mut ok = [false; 2 * PREFETCH_TENSORS];
-        read_batch(&mut ranges[..n], &mut ok[..n]);
-        for i in 0..p.len {
-            p.dims_ok[i] = true;
-        }
-        for k in 0..n {
-            if !ok[k] {
-                p.dims_ok[owner[k]] = false;
-            }
-        }
-        p
-    }
-
-    /// The checked descriptor of the `DLTensor` at `addr`: from the batch when it was prefetched, else read
-    /// on its own.
-    pub fn tensor(&self, addr: usize) -> Result<TensorDesc, ReadError> {
-        let Some(i) = self.addrs[..self.len].iter().position(|&a| a == addr) else {
-            return read_tensor(addr);
-        };
-        if addr == 0 {
-            return Err("null DLTensor pointer");
-        }
-        if !self.raw_ok[i] {
-            return Err("unreadable DLTensor");
-        }
-        let raw = &self.raws[i];
-        let nd = raw.ndim;
-        if nd <= 0 || nd as usize > PREFETCH_NDIM || raw.shape == 0 || !self.dims_ok[i] {
-            // Outside the batched fast path (0-d, large, null or unreadable arrays): the full checks.
-            return desc_from_raw(raw);
-        }
-        let nd = nd as usize;
-        let dims = &self.dims[i];
-        desc_with_dims(raw, |shape, strides| {
-            shape.copy_from_slice(&dims[..nd]);
-            strides.copy_from_slice(&dims[PREFETCH_NDIM..PREFETCH_NDIM + nd]);
-            Ok(())
-        })
-    }
-}
-
-fn as_bytes_mut(raw: &mut RawDlTensor) -> &mut [u8] {
-    // SAFETY: RawDlTensor is plain old data; any byte pattern is a valid value.
-    unsafe { std::slice::from_raw_parts_mut((raw as *mut RawDlTensor).cast::<u8>(), size_of::<RawDlTensor>()) }
-}
-
-fn as_i64_bytes_mut(v: &mut [i64]) -> &mut [u8] {
-    // SAFETY: any byte pattern is a valid i64.
-    unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
-}
+pub use super::prefetch::Prefetch;
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::mem::{offset_of, size_of};
 
@@ -314,7 +238,9 @@ mod tests {
         assert_eq!(offset_of!(RawDlTensor, byte_offset), 40);
     }
 
-    fn raw(ndim: i32, shape: &[i64], strides: Option<&[i64]>) -> RawDlTensor {
+    /// A float32 CPU descriptor over `shape` (and `strides`, or null), data at 0x1000 (also for the
+    /// prefetch tests).
+    pub(crate) fn raw(ndim: i32, shape: &[i64], strides: Option<&[i64]>) -> RawDlTensor {
         RawDlTensor {
             data: 0x1000,
             device: Device { device_type: 1, device_id: 0 },
@@ -348,20 +274,35 @@ mod tests {
     }
 
     #[test]
-    fn prefetch_matches_single_reads() {
-        let shape = [4i64, 128];
-        let strides = [1i64, 4];
-        let good = raw(2, &shape, Some(&strides));
-        let bad_shape = RawDlTensor { shape: 16, ..raw(2, &shape, None) };
-        let big = raw(1000, &shape, None);
-        let addrs = [&good as *const _ as usize, 8, &bad_shape as *const _ as usize, &big as *const _ as usize, 0];
-        let p = Prefetch::read(addrs.iter().copied());
-        for &a in &addrs {
-            let batched = p.tensor(a).map(|d| (d.shape().to_vec(), d.strides().to_vec()));
-            let single = read_tensor(a).map(|d| (d.shape().to_vec(), d.strides().to_vec()));
-            assert_eq!(batched, single, "address {a:#x}");
-        }
-        assert_eq!(p.tensor(addrs[0]).unwrap().strides(), &[1, 4]);
+    fn offsets_and_spans_that_wrap_are_invalid() {
+        let shape = [4i64];
+        let mut r = raw(1, &shape, None);
+        r.byte_offset = u64::MAX - 8;
+        assert_eq!(desc_from_raw(&r).unwrap_err(), OFFSET_OVERFLOW);
+        r.data = 0;
+        r.byte_offset = u64::MAX - 8;
+        // data 0 + offset: the first element is at the top of the space, 4 float32 reach past it.
+        assert_eq!(desc_from_raw(&r).unwrap_err(), SPAN_OVERFLOW);
+        let big = [1i64 << 62];
+        let mut r = raw(1, &big, None);
+        r.data = 0x1000;
+        assert_eq!(desc_from_raw(&r).unwrap_err(), SPAN_OVERFLOW);
+        let back = [-1i64];
+        let two = [2i64];
+        let r = raw(1, &two, Some(&back));
+        assert!(desc_from_raw(&r).is_ok());
+        let far_back = [-(1i64 << 40)];
+        assert_eq!(desc_from_raw(&raw(1, &two, Some(&far_back))).unwrap_err(), SPAN_OVERFLOW);
+        // Broadcast of a huge shape fits; an empty one always does.
+        let huge = [1i64 << 40, 1 << 20];
+        let zeros = [0i64, 1];
+        assert!(desc_from_raw(&raw(2, &huge, Some(&zeros))).is_ok());
+        let empty = [0i64, i64::MAX];
+        assert!(desc_from_raw(&raw(2, &empty, None)).is_ok());
+        let many = [i64::MAX; 64];
+        let mut d = TensorDesc::new(0, 0, Device::default(), DataType::default(), 64);
+        d.dims_mut().0.copy_from_slice(&many);
+        assert_eq!(d.numel(), u128::MAX);
     }
 
     #[test]

@@ -147,12 +147,13 @@ pub fn read_object_payload<T: Copy>(obj: usize) -> Result<T, ReadError> {
     if obj == 0 {
         return Err("null object");
     }
-    read_pod(obj + OBJECT_HEADER_SIZE)
+    read_pod(obj.checked_add(OBJECT_HEADER_SIZE).ok_or("object address overflows")?)
 }
 
 /// Reads the `i`-th `TVMFFIAny` of an array starting at `data`.
 pub fn read_any_at(data: usize, i: usize) -> Result<FfiAny, ReadError> {
-    read_pod(data + i * std::mem::size_of::<FfiAny>())
+    let at = i.checked_mul(std::mem::size_of::<FfiAny>()).and_then(|off| data.checked_add(off));
+    read_pod(at.ok_or("item address overflows")?)
 }
 
 #[cfg(test)]

@@ -8,5 +8,8 @@ pub mod ffi;
 pub mod got;
 pub mod mem;
 pub mod pinned;
+pub mod pipe;
+pub mod pool;
+pub mod prefetch;
 pub mod sys;
 pub mod tvm_runtime;

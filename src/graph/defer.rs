@@ -8,8 +8,9 @@
 use super::replay::{host_readable, push_line, view_span, Entry, Phase, Shared, Source};
 use super::{enabled, pool};
 use crate::abi::cuda_driver;
-use crate::abi::dlpack::{device_type, Prefetch, TensorDesc};
+use crate::abi::dlpack::{device_type, TensorDesc};
 use crate::abi::ffi::FfiAny;
+use crate::abi::prefetch::Prefetch;
 use crate::abi::{pinned, tvm_runtime};
 use crate::capture;
 use crate::intercept::host_fn;

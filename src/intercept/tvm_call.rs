@@ -8,7 +8,7 @@ use crate::abi::tvm_runtime;
 use crate::config::{LEVEL_DETAILED, LEVEL_STATS};
 use crate::record::call::{push_call_line, push_inputs_record, push_outputs_record, Outcome};
 use crate::record::tensor::StatsSource;
-use crate::record::value::{tensor_source, ValueContext};
+use crate::record::value::{start_record, ValueContext};
 use crate::{buffers, clock, correlation, graph, sink, state, stats};
 use std::ffi::c_void;
 
@@ -49,13 +49,11 @@ pub unsafe fn call(
     };
     let mut stats = (level >= LEVEL_STATS).then(stats::LiveStats::new);
     // Every piece of shim logic runs under the panic guard: a panic must never unwind into the host.
-    let prefetch = if detailed {
-        state::guarded(|| {
-            Prefetch::read(arg_slice.iter().filter_map(tensor_source).filter_map(|s| s.descriptor_addr()))
-        })
-    } else {
-        None
-    };
+    let prefetch = if detailed { state::guarded(|| Prefetch::read_args(arg_slice)) } else { None };
+    // Level 5: the data of small host tensors, one batch before the inputs record (and one after the call).
+    if let (Some(s), Some(p)) = (stats.as_mut(), prefetch.as_ref()) {
+        state::guarded(|| s.prefetch_data(p.descs(false)));
+    }
     // NaN watch: the inputs record waits for the outputs (a crash inside the call leaves no inputs record).
     let watch = detailed && stats.is_some() && graph::watch::enabled();
     let mut held: Option<buffers::Buffer> = None;
@@ -99,6 +97,9 @@ pub unsafe fn call(
         state::guarded(|| {
             if let Some(s) = stats.as_mut() {
                 s.after_call();
+                if let Some(p) = prefetch.as_ref() {
+                    s.prefetch_data(p.descs(true));
+                }
             }
             let mut out = buffers::take();
             let mut kind = Vec::new();
@@ -137,6 +138,8 @@ pub unsafe fn call(
     rc
 }
 
+/// The value printer's context for one record (each record has its own budget of container items).
 fn context<'a>(stats: Option<&'a mut dyn StatsSource>, prefetch: Option<&'a Prefetch>) -> ValueContext<'a> {
+    start_record();
     ValueContext { type_key: &tvm_runtime::type_key, stats, prefetch }
 }

@@ -127,3 +127,36 @@ mod tests {
         assert_eq!(String::from_utf8(out).unwrap(), "    <invalid tensor: ndim out of range>\n");
     }
 }
+
+#[cfg(test)]
+mod bench {
+    use super::*;
+    use crate::abi::dlpack::{DataType, Device};
+
+    /// Formatting cost of one Tensor block: `cargo test --release -- --ignored --nocapture bench_tensor_block`.
+    #[test]
+    #[ignore]
+    fn bench_tensor_block() {
+        let mut d = TensorDesc::new(
+            0x7f3a1c000000,
+            0,
+            Device { device_type: 1, device_id: 0 },
+            DataType { code: 2, bits: 32, lanes: 1 },
+            2,
+        );
+        let (shape, strides) = d.dims_mut();
+        shape.copy_from_slice(&[4, 8]);
+        strides.copy_from_slice(&[8, 1]);
+        let mut out = Vec::with_capacity(1 << 20);
+        let mut best = f64::MAX;
+        for _ in 0..20 {
+            out.clear();
+            let t = std::time::Instant::now();
+            for _ in 0..1000 {
+                write_tensor_block(&mut out, Ok(d.clone()), 4, None);
+            }
+            best = best.min(t.elapsed().as_secs_f64() / 1000.0);
+        }
+        println!("tensor block: {:.1} ns, {} bytes", best * 1e9, out.len() / 1000);
+    }
+}

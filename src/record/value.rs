@@ -8,6 +8,7 @@ use super::tensor::{write_tensor_block, StatsSource};
 use crate::abi::dlpack::{self, DataType, Device, Prefetch, TensorDesc};
 use crate::abi::ffi::{self, type_index as ti, ByteArray, FfiAny, SeqPayload};
 use crate::abi::mem;
+use std::cell::Cell;
 
 /// Longest string or byte sequence printed; longer ones end with `...` inside the quotes.
 pub const MAX_TEXT_BYTES: usize = 1024;
@@ -20,7 +21,8 @@ const STATIC_TYPES: std::ops::RangeInclusive<i32> = 64..=78;
 /// Longest Shape object printed.
 const MAX_SHAPE: usize = 64;
 
-/// What the value printer needs from its surroundings.
+/// What the value printer needs from its surroundings. Whoever builds one for a record calls
+/// [`start_record`] first (the record's budget of container items is per thread).
 pub struct ValueContext<'a> {
     /// Names a registered type index (`TVMFFIGetTypeInfo`), appending its type key; false when unknown.
     pub type_key: &'a dyn Fn(i32, &mut Vec<u8>) -> bool,
@@ -36,7 +38,7 @@ pub fn write_value(out: &mut Vec<u8>, value: &FfiAny, indent: usize, ctx: &mut V
 }
 
 fn write_value_at_depth(out: &mut Vec<u8>, value: &FfiAny, indent: usize, ctx: &mut ValueContext, depth: usize) {
-    match as_block(value) {
+    match as_block(value, ctx.prefetch) {
         Some(block) => write_block(out, block, indent, ctx, depth),
         None => {
             push_indent(out, indent);
@@ -50,8 +52,8 @@ fn write_value_at_depth(out: &mut Vec<u8>, value: &FfiAny, indent: usize, ctx: &
 enum Block {
     /// A tensor: the descriptor is read from here.
     Tensor(TensorSource),
-    /// A non-empty Array or List object.
-    Seq(SeqPayload),
+    /// A non-empty Array or List object (its address and payload).
+    Seq(usize, SeqPayload),
 }
 
 /// Where a tensor's `DLTensor` lives.
@@ -69,7 +71,7 @@ impl TensorSource {
         match self {
             TensorSource::DlTensorPtr(p) => Some(p),
             TensorSource::Object(0) => None,
-            TensorSource::Object(obj) => Some(obj + ffi::OBJECT_HEADER_SIZE),
+            TensorSource::Object(obj) => obj.checked_add(ffi::OBJECT_HEADER_SIZE),
         }
     }
 
@@ -108,42 +110,81 @@ pub fn tensor_source(value: &FfiAny) -> Option<TensorSource> {
     }
 }
 
-fn as_block(value: &FfiAny) -> Option<Block> {
+fn as_block(value: &FfiAny, prefetch: Option<&Prefetch>) -> Option<Block> {
     if let Some(t) = tensor_source(value) {
         return Some(Block::Tensor(t));
     }
     match object_of(value) {
         Some((obj, ti::ARRAY | ti::LIST)) if obj != 0 => {
-            let seq: SeqPayload = ffi::read_object_payload(obj).ok()?;
-            (seq.size > 0).then_some(Block::Seq(seq))
+            let seq = match prefetch.and_then(|p| p.seq(obj)) {
+                Some((seq, _)) => seq,
+                None => ffi::read_object_payload(obj).ok()?,
+            };
+            (seq.size > 0).then_some(Block::Seq(obj, seq))
         }
         _ => None,
     }
 }
 
+/// Container items one record prints in all (nested, shared or cyclic containers included), so a record
+/// stays bounded whatever the host passes: an Array that contains itself stops at [`MAX_DEPTH`] and at this
+/// budget. The items not printed are counted in one marker line:
+/// `... (N more items, limit of 256 items per record reached)`.
+pub const RECORD_ITEMS: usize = 256;
+
+thread_local! {
+    /// Items the current record may still print on this thread (no destructor: a const-initialised Cell).
+    static ITEMS_LEFT: Cell<usize> = const { Cell::new(RECORD_ITEMS) };
+}
+
+/// Starts a record: its container items get a fresh budget of [`RECORD_ITEMS`].
+pub fn start_record() {
+    ITEMS_LEFT.with(|c| c.set(RECORD_ITEMS));
+}
+
+/// Takes one item from the record's budget; false when it is spent.
+fn take_item() -> bool {
+    ITEMS_LEFT.with(|c| {
+        let left = c.get();
+        c.set(left.saturating_sub(1));
+        left > 0
+    })
+}
+
 fn write_block(out: &mut Vec<u8>, block: Block, indent: usize, ctx: &mut ValueContext, depth: usize) {
     match block {
         Block::Tensor(source) => write_tensor_block(out, source.read(ctx.prefetch), indent, ctx.stats.as_deref_mut()),
-        Block::Seq(seq) => {
+        Block::Seq(obj, seq) => {
             push_indent(out, indent);
-            if depth >= MAX_DEPTH {
+            if depth >= MAX_DEPTH || ITEMS_LEFT.with(|c| c.get()) == 0 {
                 out.extend_from_slice(b"[...]\n");
                 return;
             }
             out.extend_from_slice(b"[\n");
-            let shown = (seq.size as usize).min(MAX_ITEMS);
+            let size = seq.size as u64;
+            let shown = size.min(MAX_ITEMS as u64) as usize;
+            let prefetched = ctx.prefetch.and_then(|p| p.seq(obj)).map_or(&[][..], |(_, items)| items);
+            let mut printed = 0;
             for i in 0..shown {
+                if !take_item() {
+                    break;
+                }
+                printed += 1;
                 push_indent(out, indent + 2);
                 out.push(b'[');
                 push_int(out, i);
                 out.extend_from_slice(b"]:");
-                match ffi::read_any_at(seq.data, i) {
+                let item = match prefetched.get(i) {
+                    Some(item) => Ok(*item),
+                    None => ffi::read_any_at(seq.data, i),
+                };
+                match item {
                     Err(reason) => {
                         out.extend_from_slice(b" <unreadable item: ");
                         out.extend_from_slice(reason.as_bytes());
                         out.extend_from_slice(b">\n");
                     }
-                    Ok(item) => match as_block(&item) {
+                    Ok(item) => match as_block(&item, ctx.prefetch) {
                         Some(b) => {
                             out.push(b'\n');
                             write_block(out, b, indent + 4, ctx, depth + 1);
@@ -156,11 +197,17 @@ fn write_block(out: &mut Vec<u8>, block: Block, indent: usize, ctx: &mut ValueCo
                     },
                 }
             }
-            if (seq.size as usize) > shown {
+            if size > printed as u64 {
                 push_indent(out, indent + 2);
                 out.extend_from_slice(b"... (");
-                push_int(out, seq.size as usize - shown);
-                out.extend_from_slice(b" more items)\n");
+                push_int(out, size - printed as u64);
+                if printed < shown {
+                    out.extend_from_slice(b" more items, limit of ");
+                    push_int(out, RECORD_ITEMS);
+                    out.extend_from_slice(b" items per record reached)\n");
+                } else {
+                    out.extend_from_slice(b" more items)\n");
+                }
             }
             push_indent(out, indent);
             out.extend_from_slice(b"]\n");
@@ -192,9 +239,9 @@ fn write_inline(out: &mut Vec<u8>, value: &FfiAny, ctx: &mut ValueContext) {
             );
         }
         ti::RAW_STR => {
-            let mut text = Vec::new();
-            match mem::read_c_str(value.as_addr(), MAX_TEXT_BYTES, &mut text) {
-                Ok(truncated) => push_str_repr(out, &text, truncated),
+            let mut text = [0u8; MAX_TEXT_BYTES];
+            match mem::read_c_str_into(value.as_addr(), &mut text) {
+                Ok((len, truncated)) => push_str_repr(out, &text[..len], truncated),
                 Err(reason) => push_unreadable(out, "str", reason),
             }
         }
@@ -275,15 +322,16 @@ fn write_object_inline(out: &mut Vec<u8>, obj: usize, type_index: i32, ctx: &mut
 
 fn push_byte_array(out: &mut Vec<u8>, bytes: ByteArray, as_bytes: bool) {
     let len = bytes.size.min(MAX_TEXT_BYTES);
-    let mut text = vec![0u8; len];
-    if let Err(reason) = mem::read_bytes(bytes.data, &mut text) {
+    let mut buf = [0u8; MAX_TEXT_BYTES];
+    let text = &mut buf[..len];
+    if let Err(reason) = mem::read_bytes(bytes.data, text) {
         push_unreadable(out, if as_bytes { "bytes" } else { "str" }, reason);
         return;
     }
     if as_bytes {
-        push_bytes_repr(out, &text, bytes.size > len);
+        push_bytes_repr(out, text, bytes.size > len);
     } else {
-        push_str_repr(out, &text, bytes.size > len);
+        push_str_repr(out, text, bytes.size > len);
     }
 }
 

@@ -7,14 +7,16 @@ pub mod compute;
 pub mod walk;
 
 use crate::abi::cuda_driver::{self, Driver};
-use crate::abi::dlpack::{device_type, Prefetch, TensorDesc};
+use crate::abi::dlpack::{device_type, TensorDesc};
+use crate::abi::pool::{Lease, Pool, Reset};
+use crate::abi::prefetch::Prefetch;
 use crate::abi::{mem, tvm_runtime};
 use crate::capture;
 use crate::record::push_indent;
 use crate::record::tensor::StatsSource;
 use compute::{write_stats_lines, Accumulator, ElemKind};
 use std::sync::Mutex;
-use walk::{walk_tensor, ByteSource};
+use walk::{extent, walk_tensor, ByteSource};
 
 /// Size of the one staging buffer that every read goes through: the memory the shim adds never grows
 /// with tensor size.
@@ -34,6 +36,55 @@ pub struct LiveStats {
     during_capture: bool,
     /// What a captured call adds to the capture when replay statistics are on.
     graph: crate::graph::defer::CallState,
+    /// The data of the phase's small host tensors, read in one batch (see [`LiveStats::prefetch_data`]).
+    cache: Option<Lease<DataCache, 16>>,
+}
+
+/// Host tensors at most this large (bytes spanned) have their data read in the phase's batch.
+const BATCH_TENSOR_BYTES: u128 = 64 * 1024;
+/// Most bytes one phase's batch reads.
+const BATCH_TOTAL_BYTES: usize = 1 << 20;
+
+/// The data of small host tensors, read with one batched copy per phase (pooled).
+#[derive(Default)]
+struct DataCache {
+    bytes: Vec<u8>,
+    /// (lowest address, offset in `bytes`, length) of each tensor's span.
+    spans: Vec<(u64, usize, usize)>,
+    pieces: Vec<mem::Piece>,
+    ok: Vec<bool>,
+    cursor: std::cell::Cell<usize>,
+}
+
+impl Reset for DataCache {
+    fn reset(&mut self) {
+        self.cursor.set(0);
+        self.bytes.clear();
+        self.spans.clear();
+        self.pieces.clear();
+        self.ok.clear();
+    }
+    fn keep(&self) -> bool {
+        self.bytes.capacity() <= BATCH_TOTAL_BYTES
+    }
+}
+
+static DATA_CACHE: Pool<DataCache, 16> = Pool::new();
+
+impl DataCache {
+    /// The cached bytes `[addr, addr + len)`, when one readable span holds them all.
+    /// Tensors are looked up in the order they were batched: the search starts after the last hit.
+    fn get(&self, addr: u64, len: usize) -> Option<&[u8]> {
+        let n = self.spans.len();
+        let start = self.cursor.get().min(n);
+        let hit = (start..n).chain(0..start).find(|&i| {
+            let (lo, _, span) = self.spans[i];
+            self.ok[i] && addr >= lo && addr - lo + len as u64 <= span as u64
+        })?;
+        self.cursor.set(hit);
+        let (lo, off, _) = self.spans[hit];
+        Some(&self.bytes[off + (addr - lo) as usize..][..len])
+    }
 }
 
 impl Default for LiveStats {
@@ -51,12 +102,15 @@ impl LiveStats {
             nonfinite: false,
             during_capture: false,
             graph: Default::default(),
+            cache: None,
         }
     }
 
-    /// Marks that the real function ran: device streams must be synchronised again before reading outputs.
+    /// Marks that the real function ran: device streams must be synchronised again before reading outputs,
+    /// and the data read before the call is stale.
     pub fn after_call(&mut self) {
         self.n_synced = 0;
+        self.cache = None;
         self.graph.after_call();
     }
 
@@ -88,6 +142,44 @@ impl LiveStats {
         }
     }
 
+    /// Reads the data of the phase's small CPU tensors (spans up to 64 KiB, 1 MiB in all) with one batched
+    /// copy, so a call with many small tensors makes one or two read system calls per phase instead of one
+    /// per tensor. Other tensors (larger, pinned or device memory, skipped ones) are read when their
+    /// statistics are taken, as before.
+    pub fn prefetch_data(&mut self, descs: impl Iterator<Item = TensorDesc>) {
+        if capture::any_active() {
+            return;
+        }
+        let mut cache = DATA_CACHE.take();
+        let c = &mut *cache;
+        let mut total = 0usize;
+        for desc in descs {
+            if desc.device.device_type != device_type::CPU || desc.numel() == 0 {
+                continue;
+            }
+            let Some(kind) = ElemKind::from_dlpack(desc.dtype.code, desc.dtype.bits, desc.dtype.lanes) else {
+                continue;
+            };
+            let Ok(Some(e)) = extent(desc.first_element() as u64, desc.shape(), desc.strides(), kind) else {
+                continue;
+            };
+            if e.span > BATCH_TENSOR_BYTES || total + e.span as usize > BATCH_TOTAL_BYTES {
+                continue;
+            }
+            let lo = lowest_address(&desc, kind);
+            c.spans.push((lo, total, e.span as usize));
+            c.pieces.push(mem::Piece { addr: lo as usize, off: total, len: e.span as usize });
+            total += e.span as usize;
+        }
+        if c.pieces.is_empty() {
+            return;
+        }
+        c.bytes.resize(total, 0);
+        c.ok.resize(c.pieces.len(), false);
+        mem::read_scatter(&mut c.bytes, &c.pieces, &mut c.ok);
+        self.cache = Some(cache);
+    }
+
     /// Synchronises the stream the call runs on for `device_id`, once per phase.
     fn sync_once(&mut self, driver: &Driver, device_id: i32, stream: usize) -> Result<(), &'static str> {
         if self.synced[..self.n_synced].contains(&(device_id, stream)) {
@@ -99,6 +191,25 @@ impl LiveStats {
             self.n_synced += 1;
         }
         Ok(())
+    }
+
+    /// Whether the view is too costly to walk: statistics are bounded by the bytes a view spans (with stride-0
+    /// broadcast dimensions counted once, as the walker does), and by the per-tensor cap.
+    fn skip(desc: &TensorDesc, kind: ElemKind) -> Result<Option<Skip>, &'static str> {
+        let Some(e) = extent(desc.first_element() as u64, desc.shape(), desc.strides(), kind)? else {
+            return Ok(None);
+        };
+        let eb = kind.elem_bytes() as u128;
+        let walked_bytes = e.walked as u128 * eb;
+        if walked_bytes > e.span && walked_bytes - e.span > OVERLAP_SLACK_BYTES {
+            return Ok(Some(Skip::Overlapping { elements: e.elements, span: e.span }));
+        }
+        let cap_mb = crate::state::config().stats_max_mb;
+        let bytes = walked_bytes.min(e.span);
+        if cap_mb != 0 && bytes > (cap_mb as u128) << 20 {
+            return Ok(Some(Skip::OverCap { bytes, cap_mb }));
+        }
+        Ok(None)
     }
 
     fn compute(&mut self, desc: &TensorDesc, kind: ElemKind) -> Result<compute::Stats, &'static str> {
@@ -116,7 +227,8 @@ impl LiveStats {
                     let _ = self.sync_once(driver, dev.device_id, stream);
                 }
             }
-            walk(&mut HostMemory, desc, kind, &mut acc)?;
+            let cache = if dev.device_type == device_type::CPU { self.cache.as_deref() } else { None };
+            walk(&mut HostMemory(cache), desc, kind, &mut acc)?;
         } else if dev.device_type == device_type::CUDA {
             let driver = cuda_driver::driver().ok_or("CUDA driver not loaded")?;
             let stream = tvm_runtime::env_stream(device_type::CUDA, dev.device_id).unwrap_or(0);
@@ -134,6 +246,28 @@ impl LiveStats {
 
 /// Indentation source for statistics lines (no allocation per tensor).
 const SPACES: &str = "                ";
+
+/// Default of `FLASHLOG_STATS_MAX_MB`: tensors larger than this many MiB get no statistics.
+///
+/// Chosen from a measurement: the statistics of host memory run at about 1.8-3 GB/s here (`make bench`,
+/// float32, bfloat16 and float8 through the shim), and each level-5 call reads a tensor twice (inputs and
+/// after the call); 256 MiB is then about 0.1-0.3 s per call for the largest tensor that still gets
+/// statistics, while a 40 GiB KV cache (13-22 s per pass) is skipped with its reason line.
+pub const DEFAULT_STATS_MAX_MB: u64 = 256;
+
+/// Views whose visited elements exceed the bytes they span by more than this are not walked (see
+/// [`Skip::Overlapping`]): small overlapping views keep exact statistics.
+const OVERLAP_SLACK_BYTES: u128 = STAGING_BYTES as u128;
+
+/// Why statistics are not taken for a tensor that could be read.
+enum Skip {
+    /// The view reaches more elements than its span can hold (strides that do not separate its elements,
+    /// as `as_strided` makes), and walking them would cost more than [`OVERLAP_SLACK_BYTES`] beyond the
+    /// span: the work would grow with the element count (2^60 elements over 12 MiB), not the memory.
+    Overlapping { elements: u64, span: u128 },
+    /// The bytes to read exceed `FLASHLOG_STATS_MAX_MB`.
+    OverCap { bytes: u128, cap_mb: u64 },
+}
 
 /// Sentinel error: the call's stream is capturing.
 const SKIPPED: &str = "\0skipped";
@@ -164,6 +298,11 @@ impl StatsSource for LiveStats {
             push_error(out, indent, "unsupported dtype");
             return;
         };
+        match Self::skip(desc, kind) {
+            Err(reason) => return push_error(out, indent, reason),
+            Ok(Some(skip)) => return push_skip_reason(out, indent, &skip),
+            Ok(None) => {}
+        }
         match self.compute(desc, kind) {
             Ok(stats) => {
                 self.nonfinite |= crate::graph::replay::is_nonfinite(&stats);
@@ -180,6 +319,50 @@ fn push_skipped(out: &mut Vec<u8>, indent: usize) {
     out.extend_from_slice(b"[statistics skipped: CUDA graph capture in progress]\n");
 }
 
+/// `[statistics skipped: overlapping view of N elements over 12.0 MiB]` or
+/// `[statistics skipped: 40.0 GiB over FLASHLOG_STATS_MAX_MB=256]`.
+fn push_skip_reason(out: &mut Vec<u8>, indent: usize, skip: &Skip) {
+    push_indent(out, indent);
+    match *skip {
+        Skip::Overlapping { elements, span } => {
+            out.extend_from_slice(b"[statistics skipped: overlapping view of ");
+            crate::record::pyrepr::push_int(out, elements);
+            out.extend_from_slice(b" elements over ");
+            push_size(out, span);
+        }
+        Skip::OverCap { bytes, cap_mb } => {
+            out.extend_from_slice(b"[statistics skipped: ");
+            push_size(out, bytes);
+            out.extend_from_slice(b" over FLASHLOG_STATS_MAX_MB=");
+            crate::record::pyrepr::push_int(out, cap_mb);
+        }
+    }
+    out.extend_from_slice(b"]\n");
+}
+
+/// A byte count as `512 B`, `12.0 MiB`, `40.0 GiB` (binary units, one decimal).
+pub fn push_size(out: &mut Vec<u8>, bytes: u128) {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if bytes < 1024 {
+        crate::record::pyrepr::push_int(out, bytes as u64);
+        out.extend_from_slice(b" B");
+        return;
+    }
+    let mut unit = 0;
+    let mut scale = 1024u128;
+    while unit + 1 < UNITS.len() && bytes >= scale * 1024 {
+        scale *= 1024;
+        unit += 1;
+    }
+    // Tenths, rounded half up, in integers (no float formatting, no allocation).
+    let tenths = (bytes * 10 + scale / 2) / scale;
+    crate::record::pyrepr::push_int(out, (tenths / 10) as u64);
+    out.push(b'.');
+    out.push(b'0' + (tenths % 10) as u8);
+    out.push(b' ');
+    out.extend_from_slice(UNITS[unit].as_bytes());
+}
+
 fn push_error(out: &mut Vec<u8>, indent: usize, reason: &str) {
     push_indent(out, indent);
     out.extend_from_slice(b"[statistics error: ");
@@ -187,13 +370,31 @@ fn push_error(out: &mut Vec<u8>, indent: usize, reason: &str) {
     out.extend_from_slice(b"]\n");
 }
 
-/// Host memory of this process, read with the fault-tolerant copy.
-struct HostMemory;
+/// Host memory of this process, read with the fault-tolerant copy (from the phase's batch when it holds the
+/// range).
+struct HostMemory<'a>(Option<&'a DataCache>);
 
-impl ByteSource for HostMemory {
+impl ByteSource for HostMemory<'_> {
     fn read(&mut self, addr: u64, dst: &mut [u8]) -> Result<(), &'static str> {
+        if let Some(bytes) = self.0.and_then(|c| c.get(addr, dst.len())) {
+            dst.copy_from_slice(bytes);
+            return Ok(());
+        }
         mem::read_bytes(addr as usize, dst).map_err(|_| "host memory not readable")
     }
+}
+
+/// The lowest address a view touches (its first element moved back by every negative stride); the caller
+/// checked with `extent` that the view is addressable.
+fn lowest_address(desc: &TensorDesc, kind: ElemKind) -> u64 {
+    let eb = kind.elem_bytes() as i128;
+    let mut lo = desc.first_element() as i128;
+    for (&n, &s) in desc.shape().iter().zip(desc.strides()) {
+        if s < 0 && n > 1 {
+            lo += (n as i128 - 1) * s as i128 * eb;
+        }
+    }
+    lo.max(0) as u64
 }
 
 /// Device memory, copied through the host program's driver.
@@ -202,5 +403,28 @@ struct DeviceMemory(&'static Driver);
 impl ByteSource for DeviceMemory {
     fn read(&mut self, addr: u64, dst: &mut [u8]) -> Result<(), &'static str> {
         self.0.copy_to_host(addr, dst).map_err(|_| "device memory copy failed (cuMemcpyDtoH_v2)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::push_size;
+
+    fn size(b: u128) -> String {
+        let mut out = Vec::new();
+        push_size(&mut out, b);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(size(0), "0 B");
+        assert_eq!(size(1023), "1023 B");
+        assert_eq!(size(1024), "1.0 KiB");
+        assert_eq!(size(12 << 20), "12.0 MiB");
+        assert_eq!(size((12 << 20) - 4), "12.0 MiB");
+        assert_eq!(size(40 << 30), "40.0 GiB");
+        assert_eq!(size(1536 << 20), "1.5 GiB");
+        assert_eq!(size(u64::MAX as u128 * 4), "64.0 EiB");
     }
 }

@@ -34,23 +34,35 @@ pub const MAX_DIMS: usize = 64;
 /// most this long (a device copy costs several microseconds per call, a host read a system call).
 const READ_COST_BYTES: u128 = 64 * 1024;
 
-/// Walk a tensor (first element at `base` = data + byte_offset; shape and strides in ELEMENTS;
-/// strides already filled for compact row-major) through `src`, using `staging` (caller-provided,
-/// e.g. 4 MiB; memory never grows with tensor size) and feed `acc`. Returns Err(reason) on the
-/// first unreadable range, or for a shape the walker cannot address (negative size, address
-/// arithmetic overflow, staging smaller than one element).
-///
-/// Empty tensors feed nothing (so `acc` finishes as `Stats::Empty`); 0-d tensors (empty `shape`)
-/// are one element. `acc` should have been made for `kind`.
-pub fn walk_tensor(
-    src: &mut dyn ByteSource,
+/// A view reduced to what the walker visits: (size, stride in elements) pairs, both positive, sizes >= 2,
+/// unsorted; stride-0 (broadcast) dimensions taken out as `repeat`; the lowest address as `base`.
+struct Normal {
     base: u64,
-    shape: &[i64],
-    strides: &[i64],
-    kind: ElemKind,
-    staging: &mut [u8],
-    acc: &mut Accumulator,
-) -> Result<(), &'static str> {
+    dims: [(u64, u64); MAX_DIMS],
+    nd: usize,
+    repeat: u64,
+    numel: u64,
+    span: u128,
+}
+
+/// How much a view costs to walk, known before any read (`extent`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Extent {
+    /// Elements of the view (broadcast ones included).
+    pub elements: u64,
+    /// Elements the walker visits and feeds (stride-0 dimensions are counted once and multiplied).
+    pub walked: u64,
+    /// Bytes from the lowest to the end of the highest element visited.
+    pub span: u128,
+}
+
+/// The [`Extent`] of a view, or the reason the walker could not address it; None for an empty view.
+pub fn extent(base: u64, shape: &[i64], strides: &[i64], kind: ElemKind) -> Result<Option<Extent>, &'static str> {
+    let n = normalize(base, shape, strides, kind.elem_bytes() as u128)?;
+    Ok(n.map(|n| Extent { elements: n.numel, walked: n.numel / n.repeat, span: n.span }))
+}
+
+fn normalize(base: u64, shape: &[i64], strides: &[i64], eb: u128) -> Result<Option<Normal>, &'static str> {
     if shape.len() != strides.len() {
         return Err("shape and strides differ in length");
     }
@@ -58,11 +70,7 @@ pub fn walk_tensor(
         return Err("negative dimension size");
     }
     if shape.contains(&0) {
-        return Ok(());
-    }
-    let eb = kind.elem_bytes() as u128;
-    if (staging.len() as u128) < eb {
-        return Err("staging buffer smaller than one element");
+        return Ok(None);
     }
     // Normalise: (size, stride in elements), both positive, size >= 2.
     let mut dims = [(0u64, 0u64); MAX_DIMS];
@@ -88,11 +96,10 @@ pub fn walk_tensor(
         dims[nd] = (n, s.unsigned_abs());
         nd += 1;
     }
-    let dims = &mut dims[..nd];
     // Element count and highest byte must be addressable.
     let mut numel: u64 = repeat;
     let mut span: u128 = eb;
-    for &(n, s) in dims.iter() {
+    for &(n, s) in dims[..nd].iter() {
         numel = numel.checked_mul(n).ok_or("tensor too large")?;
         span = (s as u128 * eb)
             .checked_mul(n as u128 - 1)
@@ -102,7 +109,35 @@ pub fn walk_tensor(
     if lowest < 0 || lowest as u128 + span >= 1u128 << 64 {
         return Err("tensor address range overflows");
     }
-    let base = lowest as u64;
+    Ok(Some(Normal { base: lowest as u64, dims, nd, repeat, numel, span }))
+}
+
+/// Walk a tensor (first element at `base` = data + byte_offset; shape and strides in ELEMENTS;
+/// strides already filled for compact row-major) through `src`, using `staging` (caller-provided,
+/// e.g. 4 MiB; memory never grows with tensor size) and feed `acc`. Returns Err(reason) on the
+/// first unreadable range, or for a shape the walker cannot address (negative size, address
+/// arithmetic overflow, staging smaller than one element).
+///
+/// Empty tensors feed nothing (so `acc` finishes as `Stats::Empty`); 0-d tensors (empty `shape`)
+/// are one element. `acc` should have been made for `kind`.
+pub fn walk_tensor(
+    src: &mut dyn ByteSource,
+    base: u64,
+    shape: &[i64],
+    strides: &[i64],
+    kind: ElemKind,
+    staging: &mut [u8],
+    acc: &mut Accumulator,
+) -> Result<(), &'static str> {
+    let eb = kind.elem_bytes() as u128;
+    if (staging.len() as u128) < eb && !shape.contains(&0) {
+        return Err("staging buffer smaller than one element");
+    }
+    let Some(n) = normalize(base, shape, strides, eb)? else {
+        return Ok(());
+    };
+    let Normal { mut dims, nd, repeat, base, .. } = n;
+    let dims = &mut dims[..nd];
     // Sort by stride (insertion sort: at most 64 entries, no allocation).
     for i in 1..dims.len() {
         let mut j = i;

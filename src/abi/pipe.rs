@@ -1,0 +1,245 @@
+//! A pool of pipes for the cheaper kernel-checked copy of host memory: `writev` from the host's addresses
+//! into a pipe of ours (the kernel checks every source byte and answers `EFAULT` for what is not mapped),
+//! then `readv` back into our buffers. See `mem.rs` for when this route is taken.
+//!
+//! Each pipe is ONE descriptor opened read-write (`/proc/self/fd/N` of a fresh pipe reopened `O_RDWR`), so
+//! the pipe always has a reader: a write never raises `SIGPIPE`, even if the host closed descriptors behind
+//! our back. Where `/proc` is not mounted, the two ends of an ordinary pipe are used (both checked).
+//!
+//! Hazards and their checks:
+//! - the host may close our descriptor and reuse its number for a file of its own: before every use the
+//!   descriptor is checked with `fstat` (a FIFO whose inode is the pipe's), so host memory is never written
+//!   into a host file; a descriptor that fails the check is abandoned, never closed (it is not ours now);
+//! - a forked child shares the parent's pipes: the pool remembers the pid that made its pipes and a process
+//!   with another pid (`sys::pid()`) closes the inherited ones (after the same check) and makes its own;
+//! - checkout is lock-free (a state byte per slot); a thread that finds every slot busy uses another route.
+
+use super::sys;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, Ordering};
+
+/// Pipes in the pool: enough for as many threads logging at the same instant.
+const SLOTS: usize = 16;
+/// Our descriptors are moved at or above this number, out of the range hosts usually use.
+const FD_FLOOR: i32 = 800;
+
+const EMPTY: u8 = 0;
+const FREE: u8 = 1;
+const TAKEN: u8 = 2;
+
+static STATE: [AtomicU8; SLOTS] = [const { AtomicU8::new(EMPTY) }; SLOTS];
+/// `(read fd << 32) | write fd` of each slot (the same fd twice for a read-write pipe).
+static FDS: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
+/// The pipe's inode, for the `fstat` check.
+static INO: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
+/// The pid whose pipes the pool holds (0: none yet).
+static OWNER: AtomicI32 = AtomicI32::new(0);
+/// Set while one thread replaces the pipes inherited from a parent.
+static RESETTING: AtomicBool = AtomicBool::new(false);
+/// Set when a pipe cannot be made at all (descriptor limit, no pipes): the route is not offered again.
+static UNAVAILABLE: AtomicBool = AtomicBool::new(false);
+
+/// Capacity of a pipe (Linux default, 16 pages): the most one `writev` can leave in it.
+pub const CAPACITY: usize = 64 * 1024;
+
+/// A checked-out pipe, verified to still be ours; it goes back to the pool when dropped.
+pub struct Checkout {
+    slot: usize,
+    /// Descriptor to read from.
+    pub r: i32,
+    /// Descriptor to write to.
+    pub w: i32,
+    poisoned: bool,
+}
+
+impl Checkout {
+    /// Marks the pipe unusable (it holds bytes we could not drain, or failed in an unexpected way): it is
+    /// closed instead of going back to the pool.
+    pub fn poison(&mut self) {
+        self.poisoned = true;
+    }
+}
+
+impl Drop for Checkout {
+    fn drop(&mut self) {
+        if self.poisoned {
+            close_pair(self.r, self.w);
+            STATE[self.slot].store(EMPTY, Ordering::Release);
+        } else {
+            STATE[self.slot].store(FREE, Ordering::Release);
+        }
+    }
+}
+
+/// Whether the pipe route can be offered at all.
+pub fn available() -> bool {
+    !UNAVAILABLE.load(Ordering::Relaxed)
+}
+
+/// A verified pipe of this process, or None (pool busy, pipes unavailable, a fork being handled).
+/// `count` is told how many system calls the checkout made.
+pub fn checkout(count: &mut dyn FnMut(u64)) -> Option<Checkout> {
+    if !available() {
+        return None;
+    }
+    let pid = sys::pid();
+    if OWNER.load(Ordering::Acquire) != pid && !adopt(pid, count) {
+        return None;
+    }
+    for slot in 0..SLOTS {
+        if STATE[slot].compare_exchange(FREE, TAKEN, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            continue;
+        }
+        let (r, w) = unpack(FDS[slot].load(Ordering::Relaxed));
+        let ino = INO[slot].load(Ordering::Relaxed);
+        count(if r == w { 1 } else { 2 });
+        if is_our_pipe(w, ino) && (r == w || is_our_pipe(r, ino)) {
+            return Some(Checkout { slot, r, w, poisoned: false });
+        }
+        // Not ours any more (the host closed it, maybe reused the number): abandon without closing.
+        STATE[slot].store(EMPTY, Ordering::Release);
+    }
+    for slot in 0..SLOTS {
+        if STATE[slot].compare_exchange(EMPTY, TAKEN, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            continue;
+        }
+        return match make_pipe(count) {
+            Some((r, w, ino)) => {
+                FDS[slot].store(pack(r, w), Ordering::Relaxed);
+                INO[slot].store(ino, Ordering::Relaxed);
+                Some(Checkout { slot, r, w, poisoned: false })
+            }
+            None => {
+                STATE[slot].store(EMPTY, Ordering::Release);
+                None
+            }
+        };
+    }
+    None
+}
+
+/// First use in this process (or first after a fork): closes the pipes inherited from a parent, which it
+/// shares with that parent, and takes the pool over for `pid`. False while another thread does it.
+fn adopt(pid: i32, count: &mut dyn FnMut(u64)) -> bool {
+    if RESETTING.swap(true, Ordering::Acquire) {
+        return false;
+    }
+    if OWNER.load(Ordering::Acquire) != pid {
+        for slot in 0..SLOTS {
+            if STATE[slot].swap(EMPTY, Ordering::AcqRel) == EMPTY {
+                continue;
+            }
+            let (r, w) = unpack(FDS[slot].load(Ordering::Relaxed));
+            let ino = INO[slot].load(Ordering::Relaxed);
+            count(if r == w { 1 } else { 2 });
+            if is_our_pipe(w, ino) && (r == w || is_our_pipe(r, ino)) {
+                close_pair(r, w);
+            }
+        }
+        OWNER.store(pid, Ordering::Release);
+    }
+    RESETTING.store(false, Ordering::Release);
+    true
+}
+
+fn pack(r: i32, w: i32) -> u64 {
+    ((r as u32 as u64) << 32) | w as u32 as u64
+}
+
+fn unpack(v: u64) -> (i32, i32) {
+    ((v >> 32) as u32 as i32, v as u32 as i32)
+}
+
+fn close_pair(r: i32, w: i32) {
+    sys::close(w);
+    if r != w {
+        sys::close(r);
+    }
+}
+
+/// Whether `fd` is still the FIFO with inode `ino`.
+fn is_our_pipe(fd: i32, ino: u64) -> bool {
+    // SAFETY: fstat writes only into `st`, which we own; a closed or foreign descriptor just fails or
+    // describes another file.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::fstat(fd, &mut st) };
+    rc == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFIFO && st.st_ino == ino
+}
+
+/// Makes a non-blocking, close-on-exec pipe above [`FD_FLOOR`]: (read fd, write fd, inode).
+fn make_pipe(count: &mut dyn FnMut(u64)) -> Option<(i32, i32, u64)> {
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe2 writes two descriptors into `fds`.
+    count(1);
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
+        if matches!(sys::errno(), libc::ENOSYS | libc::EPERM) {
+            UNAVAILABLE.store(true, Ordering::Relaxed);
+        }
+        return None;
+    }
+    let (mut r, mut w) = (high(fds[0]), high(fds[1]));
+    // One read-write descriptor: the pipe then always has a reader (no SIGPIPE, whatever the host closes).
+    let mut path = *b"/proc/self/fd/\0\0\0\0\0\0\0\0\0\0\0\0";
+    let mut n = w as u32;
+    let mut digits = [0u8; 10];
+    let mut k = 0;
+    loop {
+        digits[k] = b'0' + (n % 10) as u8;
+        k += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for (i, d) in digits[..k].iter().rev().enumerate() {
+        path[14 + i] = *d;
+    }
+    count(1);
+    // SAFETY: `path` is NUL-terminated (the buffer has room for 10 digits and a NUL).
+    let rw = unsafe { libc::open(path.as_ptr().cast(), libc::O_RDWR | libc::O_CLOEXEC | libc::O_NONBLOCK) };
+    if rw >= 0 {
+        close_pair(r, w);
+        r = high(rw);
+        w = r;
+    }
+    count(1);
+    // SAFETY: as in `is_our_pipe`.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(w, &mut st) } != 0 {
+        close_pair(r, w);
+        return None;
+    }
+    Some((r, w, st.st_ino))
+}
+
+/// Moves `fd` to a number at or above [`FD_FLOOR`] (keeps it where it is if that fails).
+fn high(fd: i32) -> i32 {
+    // SAFETY: fcntl/close on a descriptor we just made.
+    unsafe {
+        let h = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, FD_FLOOR);
+        if h >= 0 {
+            libc::close(fd);
+            return h;
+        }
+    }
+    fd
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closed_pipes_are_noticed() {
+        let mut n = 0u64;
+        let a = checkout(&mut |k| n += k).expect("pipe");
+        assert!(a.w >= FD_FLOOR);
+        assert!(is_our_pipe(a.w, INO[a.slot].load(Ordering::Relaxed)));
+        // A descriptor closed behind our back fails the check (and is abandoned at the next checkout).
+        close_pair(a.r, a.w);
+        assert!(!is_our_pipe(a.w, INO[a.slot].load(Ordering::Relaxed)));
+        drop(a);
+        let b = checkout(&mut |k| n += k).expect("pipe");
+        assert!(is_our_pipe(b.w, INO[b.slot].load(Ordering::Relaxed)));
+        assert!(n >= 2);
+    }
+}
