@@ -22,8 +22,9 @@ build:
 include tests/fixtures/ffi.mk
 include tests/fixtures/cuda.mk
 include tests/fixtures/stats.mk
+include tests/fixtures/hosts.mk
 
-fixtures: tvm-fixtures cuda-fixtures stats-fixtures
+fixtures: tvm-fixtures cuda-fixtures stats-fixtures host-fixtures
 
 $(VENV)/.installed: tests/python/requirements.txt
 	$(PYTHON) -m venv $(VENV)

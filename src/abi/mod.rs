@@ -6,5 +6,6 @@ pub mod dl;
 pub mod dlpack;
 pub mod ffi;
 pub mod mem;
+pub mod process;
 pub mod sys;
 pub mod tvm_runtime;

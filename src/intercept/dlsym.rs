@@ -91,11 +91,15 @@ extern "C" fn dlsym_hooked(handle: *mut c_void, name: *const c_char) -> *mut c_v
 /// What the host gets for `name` found at `found` in `handle`: a wrapper, or `found` itself.
 #[cfg_attr(test, allow(dead_code))] // reached only through the exported `dlsym`
 fn wrap_found(handle: usize, name: &[u8], found: usize) -> usize {
+    if let Some(export) = name.strip_prefix(b"__tvm_ffi_") {
+        // At level 0 only to print pending warnings (the first FlashInfer lookup is when they are due).
+        if state::level() == 0 && !state::has_pending_warnings() {
+            return found;
+        }
+        return super::trampoline::wrap_module_export(handle, export, found);
+    }
     if state::level() == 0 {
         return found;
-    }
-    if let Some(export) = name.strip_prefix(b"__tvm_ffi_") {
-        return super::trampoline::wrap_module_export(handle, export, found);
     }
     super::cuda::wrap_driver_lookup(name, found)
 }
