@@ -27,6 +27,8 @@ static FD: AtomicI32 = AtomicI32::new(-1);
 static KIND: AtomicU8 = AtomicU8::new(KIND_PIPE);
 /// Whether FD is a descriptor the shim opened or duplicated: then its identity is checked before writes.
 static OWNED: AtomicBool = AtomicBool::new(false);
+/// The status flags of the shim's own marked log file ([`sys::mark_own_file`]), or -1: check with fstat.
+static OWN_FLAGS: AtomicI32 = AtomicI32::new(-1);
 static OWN_DEV: AtomicU64 = AtomicU64::new(0);
 static OWN_INO: AtomicU64 = AtomicU64::new(0);
 /// Identity of descriptor 1 when the shim copied it (to copy it again if the host closes the copy).
@@ -118,8 +120,10 @@ fn current() -> (i32, WriteKind) {
     (FD.load(Ordering::Acquire), kind)
 }
 
-/// Publishes `fd` as the destination; `owned`: the shim opened or copied it (its identity is remembered).
-fn publish(fd: i32, owned: bool) -> u8 {
+/// Publishes `fd` as the destination; `owned`: the shim opened or copied it (its identity is remembered);
+/// `flags`: the status flags of a file the shim opened and marked, for the cheaper identity test.
+fn publish(fd: i32, owned: bool, flags: Option<i32>) -> u8 {
+    OWN_FLAGS.store(flags.unwrap_or(-1), Ordering::Release);
     let described = sys::describe_fd(fd);
     let kind = described.map_or(WriteKind::Pipe, |(_, k)| k);
     KIND.store(
@@ -152,15 +156,15 @@ fn open_destination() -> u8 {
                     STDOUT_DEV.store(id.dev, Ordering::Relaxed);
                     STDOUT_INO.store(id.ino, Ordering::Relaxed);
                 }
-                publish(fd, true)
+                publish(fd, true, None)
             }
             Err(reason) => fall_back("stdout", &reason),
         },
-        Dest::Stderr => publish(2, false),
+        Dest::Stderr => publish(2, false, None),
         Dest::File(template) => {
             let path = file_path(template);
             match open_file(&path) {
-                Ok(fd) => publish(fd, true),
+                Ok(fd) => publish(fd, true, sys::mark_own_file(fd)),
                 Err(reason) => fall_back(&path, &reason),
             }
         }
@@ -202,7 +206,7 @@ fn open_file(path: &str) -> Result<i32, String> {
 fn fall_back(name: &str, reason: &str) -> u8 {
     let line = format!("flashlog: cannot open log destination '{name}': {reason}; writing to stderr\n");
     sys::write_all(2, line.as_bytes());
-    publish(2, false)
+    publish(2, false, None)
 }
 
 /// Writes `bytes` to the destination, after making sure its descriptor is still the shim's.
@@ -225,7 +229,7 @@ fn checked_destination() -> Option<(i32, WriteKind)> {
     let me = sys::thread_id();
     loop {
         let (fd, kind) = destination()?;
-        if !OWNED.load(Ordering::Acquire) || sys::describe_fd(fd).map(|(id, _)| id) == Some(own_id()) {
+        if !OWNED.load(Ordering::Acquire) || still_own(fd) {
             return Some((fd, kind));
         }
         if STATE.compare_exchange(OPEN, OPENING, Ordering::AcqRel, Ordering::Acquire).is_ok() {
@@ -234,6 +238,15 @@ fn checked_destination() -> Option<(i32, WriteKind)> {
             OPENER.store(0, Ordering::Relaxed);
             STATE.store(state, Ordering::Release);
         }
+    }
+}
+
+/// Whether `fd` still names what the shim opened: the marked status flags (one `fcntl`), else the identity
+/// (one `fstat`).
+fn still_own(fd: i32) -> bool {
+    match OWN_FLAGS.load(Ordering::Acquire) {
+        -1 => sys::describe_fd(fd).map(|(id, _)| id) == Some(own_id()),
+        flags => sys::status_flags(fd) == Some(flags),
     }
 }
 
@@ -253,7 +266,7 @@ fn reclaim() -> u8 {
                         );
                         sys::write_all(2, line.as_bytes());
                     }
-                    publish(fd, true)
+                    publish(fd, true, sys::mark_own_file(fd))
                 }
                 Err(reason) => fall_back(&path, &reason),
             }
@@ -269,7 +282,7 @@ fn reclaim() -> u8 {
                             b"flashlog: the shim's copy of stdout was closed or replaced by the program; copied stdout again\n",
                         );
                     }
-                    publish(fd, true)
+                    publish(fd, true, None)
                 }
                 other => {
                     if let Ok(fd) = other {

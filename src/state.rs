@@ -150,22 +150,28 @@ thread_local! {
 /// cancelled (the shim's `write`/`open` are cancellation points; cancellation is acted on at the host's
 /// next cancellation point instead). Must be dropped before the real function is called.
 pub struct ShimSection {
-    cancel_state: i32,
+    /// The cancellation state to restore; `None` in a nested section (the outermost one restores it).
+    cancel_state: Option<i32>,
 }
 
 impl ShimSection {
-    /// Enters a section (sections nest).
+    /// Enters a section (sections nest; only the outermost one touches the cancellation state).
     pub fn enter() -> ShimSection {
-        let cancel_state = sys::disable_cancel();
-        DEPTH.with(|d| d.set(d.get() + 1));
-        ShimSection { cancel_state }
+        let outermost = DEPTH.with(|d| {
+            let depth = d.get();
+            d.set(depth + 1);
+            depth == 0
+        });
+        ShimSection { cancel_state: outermost.then(sys::disable_cancel) }
     }
 }
 
 impl Drop for ShimSection {
     fn drop(&mut self) {
+        if let Some(state) = self.cancel_state {
+            sys::restore_cancel_state(state);
+        }
         DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
-        sys::restore_cancel_state(self.cancel_state);
     }
 }
 
