@@ -71,7 +71,7 @@ fn create() -> usize {
         );
         if p == libc::MAP_FAILED {
             None
-        } else if libc::madvise(p, PAGE_BYTES, libc::MADV_WIPEONFORK) != 0 {
+        } else if refuse_wipe_on_fork() || libc::madvise(p, PAGE_BYTES, libc::MADV_WIPEONFORK) != 0 {
             libc::munmap(p, PAGE_BYTES);
             None
         } else {
@@ -89,6 +89,12 @@ fn create() -> usize {
             theirs as usize
         }
     }
+}
+
+/// `FLASHLOG_TEST_NO_WIPEONFORK` (fault injection for the tests): behave as on a kernel that refuses
+/// `MADV_WIPEONFORK`, so the fallback is tested too.
+fn refuse_wipe_on_fork() -> bool {
+    super::sys::getenv(c"FLASHLOG_TEST_NO_WIPEONFORK").is_some_and(|v| v == "1")
 }
 
 /// The static page belongs to the process whose pid it holds: a different pid means a fork happened since,

@@ -7,6 +7,7 @@ without the shim, under a time limit."""
 
 import os
 import re
+import select
 import shutil
 import subprocess
 
@@ -34,10 +35,13 @@ def same_as_plain(args, *, mask=None, **kw):
     return shimmed
 
 
+@pytest.mark.parametrize("wipe", ["wipe-on-fork", "pid-checked"])
 @pytest.mark.parametrize("kind", ["fork", "_Fork", "sysfork"])
-def test_forks_while_another_thread_takes_statistics(tmp_path, kind):
+def test_forks_while_another_thread_takes_statistics(tmp_path, kind, wipe):
     dest = tmp_path / "p_%i.log"
     env = {"FLASHLOG_STATS_MAX_MB": "4096"}  # the 64 MiB tensor's statistics must be taken, not skipped
+    if wipe == "pid-checked":
+        env["FLASHLOG_TEST_NO_WIPEONFORK"] = "1"  # as on a kernel without MADV_WIPEONFORK
     mask = lambda s: re.sub(r"(pid|parent)=\d+", r"\1=N", s)
     proc = same_as_plain(["fork-stats", require(HOSTOPS), kind, "3"], level="5", dest=dest, env=env, timeout=90,
                          mask=mask)
@@ -97,6 +101,29 @@ def test_fifo_without_reader_never_blocks(tmp_path):
     assert lines[0] == f"flashlog: cannot open log destination '{fifo}': FIFO has no reader; writing to stderr"
     assert sum("flashlog:" in l for l in lines) == 1
     assert proc.stderr.count("FlashInfer API Call: hostops.touch") == 3
+
+
+def test_fifo_reader_that_goes_away(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # a reader exists before the first record
+    try:
+        host = subprocess.Popen([str(require(HOSTS)), "calls", str(HOSTOPS), "20000"],
+                                env=clean_env(LD_PRELOAD=str(LIB), FLASHINFER_LOGLEVEL="1", FLASHINFER_LOGDEST=str(fifo)),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        got = b""
+        while len(got) < 100:
+            select.select([reader], [], [], 10)
+            try:
+                got += os.read(reader, 100)
+            except BlockingIOError:
+                pass
+    finally:
+        os.close(reader)  # the pipe is full by now: the host's next record meets no reader
+    out, err = host.communicate(timeout=60)
+    assert got.startswith(b"=" * 80)
+    assert host.returncode == 0 and out == "calls=20000 failed=0\n"
+    assert err == f"flashlog: the reader of log destination '{fifo}' went away (Broken pipe); logging stopped\n"
 
 
 def pipe_into_head(preload):
