@@ -168,10 +168,11 @@ impl ShimSection {
 
 impl Drop for ShimSection {
     fn drop(&mut self) {
+        // The marker first: restoring the state may act on a pending asynchronous cancellation at once.
+        DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
         if let Some(state) = self.cancel_state {
             sys::restore_cancel_state(state);
         }
-        DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
     }
 }
 

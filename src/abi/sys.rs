@@ -255,7 +255,9 @@ pub fn thread_id() -> usize {
     unsafe { libc::pthread_self() as usize }
 }
 
-extern "C" {
+extern "C-unwind" {
+    // C-unwind: re-enabling cancellation acts at once on a pending asynchronous cancellation (a host that set
+    // PTHREAD_CANCEL_ASYNCHRONOUS), which unwinds out of this call.
     fn pthread_setcancelstate(state: i32, old: *mut i32) -> i32;
 }
 const PTHREAD_CANCEL_DISABLE: i32 = 1;
