@@ -126,7 +126,8 @@ fn first_set(
 /// digits with single `_` between digits (`1_0` is 10; `_1`, `1_`, `1__0` are not integers). Negative values
 /// mean 0, values above [`MAX_LEVEL`] mean [`MAX_LEVEL`] (however many digits they have).
 pub fn parse_level(text: &str) -> Option<u8> {
-    let t = text.trim();
+    // Python's whitespace: Unicode White_Space plus the four ASCII separators 0x1c-0x1f.
+    let t = text.trim_matches(|c: char| c.is_whitespace() || ('\x1c'..='\x1f').contains(&c));
     let (negative, digits) = match t.as_bytes().first() {
         Some(b'-') => (true, &t[1..]),
         Some(b'+') => (false, &t[1..]),
@@ -288,6 +289,7 @@ mod tests {
             ("11", Some(10)),
             ("99999999999999999999999999", Some(10)),
             ("  3\t\n", Some(3)),
+            ("\u{3000}4\x1f", Some(4)),
             ("+3", Some(3)),
             ("-3", Some(0)),
             ("-0", Some(0)),

@@ -9,6 +9,7 @@ import os
 import re
 import select
 import shutil
+import socket
 import subprocess
 
 import pytest
@@ -146,6 +147,28 @@ def test_stdout_into_head_never_kills_the_host():
     assert lines == ["flashlog: the reader of log destination 'stdout' went away (Broken pipe); logging stopped",
                      "host: 200 calls, 0 failed"]
     assert plain_err == "host: 200 calls, 0 failed\n"
+
+
+def socket_reader_gone(preload):
+    ours, theirs = socket.socketpair()
+    env = clean_env(FLASHINFER_LOGLEVEL="1", **({"LD_PRELOAD": str(LIB)} if preload else {}))
+    host = subprocess.Popen([str(require(HOSTS)), "pipe-head", str(HOSTOPS), "200"], env=env, stdout=theirs,
+                            stderr=subprocess.PIPE, text=True)
+    theirs.close()
+    got = b""
+    while b"host line 2\n" not in got:
+        got += ours.recv(100)
+    ours.close()
+    err = host.communicate(timeout=30)[1]
+    return host.returncode, err
+
+
+def test_stdout_socket_whose_peer_goes_away():
+    plain_rc, plain_err = socket_reader_gone(False)
+    rc, err = socket_reader_gone(True)
+    assert rc == plain_rc == 0, err
+    assert err == ("flashlog: the reader of log destination 'stdout' went away (Broken pipe); logging stopped\n"
+                   + plain_err)
 
 
 def test_descriptor_1_reused_for_a_data_file(tmp_path):
