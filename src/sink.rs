@@ -52,7 +52,7 @@ static SYSINFO_WRITER: AtomicUsize = AtomicUsize::new(0);
 /// the opening of the destination or the system information record) is dropped.
 pub fn write_record(record: &[u8]) {
     let _section = state::ShimSection::enter();
-    if !REGISTERED.swap(true, Ordering::Relaxed) {
+    if !REGISTERED.load(Ordering::Relaxed) && !REGISTERED.swap(true, Ordering::Relaxed) {
         state::on_new_process(reset_in_new_process);
     }
     if !state::enter_process() || destination().is_none() || !ensure_system_info() {

@@ -92,7 +92,7 @@ pub unsafe fn call(
             let stamp = clock::now();
             if detailed {
                 let source = stats_source(&mut stats, &mut skipped);
-                let mut ctx = context(source, prefetch.as_ref());
+                let mut ctx = context(source, prefetch.as_ref(), reentered);
                 push_inputs_record(&mut out, &stamp, f.name, arg_slice, &mut ctx);
             } else {
                 push_call_line(&mut out, &stamp, f.name);
@@ -125,7 +125,7 @@ pub unsafe fn call(
                 rc => Outcome::FailedWithoutError(rc),
             };
             let source = stats_source(&mut stats, &mut skipped);
-            let mut ctx = context(source, prefetch.as_ref());
+            let mut ctx = context(source, prefetch.as_ref(), reentered);
             push_outputs_record(&mut out, outcome, arg_slice, &mut ctx);
             sink::write_record(&out);
         });
@@ -167,6 +167,14 @@ impl StatsSource for SkippedStats {
     }
 }
 
-fn context<'a>(stats: Option<&'a mut dyn StatsSource>, prefetch: Option<&'a Prefetch>) -> ValueContext<'a> {
-    ValueContext { type_key: &tvm_runtime::type_key, stats, prefetch }
+/// The context records are built in. A call re-entered from a signal handler never asks the host's runtime
+/// for type names (the interrupted code may hold the runtime's own lock): its objects print by type index.
+fn context<'a>(
+    stats: Option<&'a mut dyn StatsSource>,
+    prefetch: Option<&'a Prefetch>,
+    reentered: bool,
+) -> ValueContext<'a> {
+    let type_key: &'a dyn Fn(i32, &mut Vec<u8>) -> bool =
+        if reentered { &|_, _| false } else { &tvm_runtime::type_key };
+    ValueContext { type_key, stats, prefetch }
 }
