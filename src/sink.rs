@@ -21,7 +21,7 @@ const OPEN: u8 = 2;
 const CLOSED: u8 = 3;
 
 static STATE: AtomicU8 = AtomicU8::new(UNOPENED);
-/// The thread moving STATE through OPENING (opening, or reopening a replaced descriptor).
+/// The thread moving STATE through OPENING (opening, or reopening a replaced descriptor); 0 when none.
 static OPENER: AtomicUsize = AtomicUsize::new(0);
 static FD: AtomicI32 = AtomicI32::new(-1);
 static KIND: AtomicU8 = AtomicU8::new(KIND_PIPE);
@@ -42,7 +42,6 @@ const KIND_PIPE: u8 = 1;
 const KIND_SOCKET: u8 = 2;
 
 const SYSINFO_NONE: u8 = 0;
-const SYSINFO_WRITING: u8 = 1;
 const SYSINFO_DONE: u8 = 2;
 static SYSINFO: AtomicU8 = AtomicU8::new(SYSINFO_NONE);
 static SYSINFO_WRITER: AtomicUsize = AtomicUsize::new(0);
@@ -62,29 +61,31 @@ pub fn write_record(record: &[u8]) {
 }
 
 /// Writes the system information record once per process, before any other record: a thread that finds
-/// another one writing it waits until it is out; the thread writing it (re-entered) gets `false`.
+/// another one writing it waits until it is out; the thread writing it (re-entered) gets `false`. The
+/// writer's word is the claim itself, so a signal handler can never see the record claimed by its own
+/// thread without knowing it.
 fn ensure_system_info() -> bool {
     let me = sys::thread_id();
     loop {
-        match SYSINFO.load(Ordering::Acquire) {
-            SYSINFO_DONE => return true,
-            SYSINFO_NONE => {
-                if SYSINFO.compare_exchange(SYSINFO_NONE, SYSINFO_WRITING, Ordering::AcqRel, Ordering::Acquire).is_ok()
-                {
-                    SYSINFO_WRITER.store(me, Ordering::Relaxed);
+        if SYSINFO.load(Ordering::Acquire) == SYSINFO_DONE {
+            return true;
+        }
+        match SYSINFO_WRITER.compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => {
+                if SYSINFO.load(Ordering::Acquire) != SYSINFO_DONE {
                     let mut info = crate::buffers::take();
                     // A panic here must not leave other threads waiting forever.
                     let built = state::guarded(|| crate::intercept::system_info_record(&mut info));
                     if built.is_some() {
                         write_whole(&info);
                     }
-                    SYSINFO_WRITER.store(0, Ordering::Relaxed);
                     SYSINFO.store(SYSINFO_DONE, Ordering::Release);
-                    return true;
                 }
+                SYSINFO_WRITER.store(0, Ordering::Release);
+                return true;
             }
-            _ if SYSINFO_WRITER.load(Ordering::Relaxed) == me => return false,
-            _ => std::thread::yield_now(),
+            Err(owner) if owner == me => return false,
+            Err(_) => std::thread::yield_now(),
         }
     }
 }
@@ -92,23 +93,52 @@ fn ensure_system_info() -> bool {
 /// The descriptor records go to and how to write to it, opening the destination on first use. `None`
 /// when logging to it ended, or when this very thread is opening it (re-entered from a signal handler).
 fn destination() -> Option<(i32, WriteKind)> {
-    let me = sys::thread_id();
     loop {
         match STATE.load(Ordering::Acquire) {
             OPEN => return Some(current()),
             CLOSED => return None,
-            UNOPENED => {
-                if STATE.compare_exchange(UNOPENED, OPENING, Ordering::AcqRel, Ordering::Acquire).is_ok() {
-                    OPENER.store(me, Ordering::Relaxed);
+            _ => match claim_opening(UNOPENED) {
+                Claim::Mine => {
                     let state = open_destination();
-                    OPENER.store(0, Ordering::Relaxed);
-                    STATE.store(state, Ordering::Release);
+                    finish_opening(state);
                 }
-            }
-            _ if OPENER.load(Ordering::Relaxed) == me => return None,
-            _ => std::thread::yield_now(),
+                Claim::Reentered => return None,
+                Claim::Other => std::thread::yield_now(),
+            },
         }
     }
+}
+
+enum Claim {
+    /// This thread moved STATE from the expected value to OPENING and must call [`finish_opening`].
+    Mine,
+    /// This very thread is opening (a signal handler that interrupted it).
+    Reentered,
+    /// Another thread is, or STATE moved on: look again.
+    Other,
+}
+
+/// Claims the right to (re)open the destination when STATE is `from`. The opener's word is claimed first,
+/// so a signal handler on the claiming thread always knows that it interrupted its own thread.
+fn claim_opening(from: u8) -> Claim {
+    let me = sys::thread_id();
+    match OPENER.compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => {
+            if STATE.compare_exchange(from, OPENING, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                Claim::Mine
+            } else {
+                OPENER.store(0, Ordering::Release);
+                Claim::Other
+            }
+        }
+        Err(owner) if owner == me => Claim::Reentered,
+        Err(_) => Claim::Other,
+    }
+}
+
+fn finish_opening(state: u8) {
+    STATE.store(state, Ordering::Release);
+    OPENER.store(0, Ordering::Release);
 }
 
 fn current() -> (i32, WriteKind) {
@@ -226,17 +256,18 @@ fn write_whole(bytes: &[u8]) {
 /// The destination, when its descriptor still names what the shim opened (one `fstat`); otherwise the
 /// destination is reopened first (the host closed the descriptor, and may have reused its number).
 fn checked_destination() -> Option<(i32, WriteKind)> {
-    let me = sys::thread_id();
     loop {
         let (fd, kind) = destination()?;
         if !OWNED.load(Ordering::Acquire) || still_own(fd) {
             return Some((fd, kind));
         }
-        if STATE.compare_exchange(OPEN, OPENING, Ordering::AcqRel, Ordering::Acquire).is_ok() {
-            OPENER.store(me, Ordering::Relaxed);
-            let state = reclaim();
-            OPENER.store(0, Ordering::Relaxed);
-            STATE.store(state, Ordering::Release);
+        match claim_opening(OPEN) {
+            Claim::Mine => {
+                let state = reclaim();
+                finish_opening(state);
+            }
+            Claim::Reentered => return None,
+            Claim::Other => std::thread::yield_now(),
         }
     }
 }

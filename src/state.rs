@@ -123,18 +123,23 @@ pub fn enter_process() -> bool {
     }
     let me = sys::thread_id();
     loop {
-        match page.setup.compare_exchange(SETUP_NEW, SETUP_RUNNING, Ordering::AcqRel, Ordering::Acquire) {
+        if page.setup.load(Ordering::Acquire) == SETUP_READY {
+            return true;
+        }
+        // The owner's word is the claim, so a signal handler on the claiming thread always knows it.
+        match page.setup_owner.compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => {
-                page.setup_owner.store(me, Ordering::Relaxed);
-                for hook in HOOKS.iter().filter_map(|slot| slot.get()) {
-                    guarded(hook);
+                if page.setup.load(Ordering::Acquire) == SETUP_NEW {
+                    page.setup.store(SETUP_RUNNING, Ordering::Release);
+                    for hook in HOOKS.iter().filter_map(|slot| slot.get()) {
+                        guarded(hook);
+                    }
+                    page.setup.store(SETUP_READY, Ordering::Release);
                 }
-                page.setup_owner.store(0, Ordering::Relaxed);
-                page.setup.store(SETUP_READY, Ordering::Release);
+                page.setup_owner.store(0, Ordering::Release);
                 return true;
             }
-            Err(SETUP_READY) => return true,
-            Err(_) if page.setup_owner.load(Ordering::Relaxed) == me => return false,
+            Err(owner) if owner == me => return false,
             Err(_) => std::thread::yield_now(),
         }
     }
