@@ -11,6 +11,7 @@ import select
 import shutil
 import socket
 import subprocess
+import sys
 
 import pytest
 
@@ -197,6 +198,42 @@ def test_closerange_and_a_thousand_files(tmp_path):
         assert f.read_text() == f"host file {i}\n", f
     assert log.read_text().count("FlashInfer API Call: hostops.touch") == 1001
     assert proc.stderr == f"flashlog: the log file '{log}' was closed or replaced by the program; reopened it\n"
+
+
+PY_CLOSERANGE = """
+import os, resource, sys, tvm_ffi
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+if soft < 1100 <= hard:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (1100, hard))
+m = tvm_ffi.load_module(sys.argv[1])
+m.touch(-1)
+os.closerange(3, 65536)
+files = []
+for i in range(1000):
+    f = open(os.path.join(sys.argv[2], f"host_{i:04d}.txt"), "w")
+    f.write(f"host file {i}\\n")
+    f.flush()
+    files.append(f)
+    m.touch(i)
+print("python host: 1000 files")
+"""
+
+
+def test_python_closerange_and_a_thousand_files(tmp_path):
+    files, plain_dir = tmp_path / "files", tmp_path / "plain"
+    files.mkdir()
+    plain_dir.mkdir()
+    log = tmp_path / "log.txt"
+    cmd = [sys.executable, "-c", PY_CLOSERANGE, require(HOSTOPS)]
+    plain = run(cmd + [plain_dir], preload=False, timeout=120)
+    proc = run(cmd + [files], level="3", dest=log, timeout=120)
+    assert proc.returncode == plain.returncode == 0, proc.stderr
+    assert proc.stdout == plain.stdout == "python host: 1000 files\n"
+    for i, f in enumerate(sorted(files.iterdir())):
+        assert f.read_text() == f"host file {i}\n", f
+    text = log.read_text()
+    assert text.count("FlashInfer API Call: hostops.touch") == 1001 and text.count("Output value:") == 1001
+    assert proc.stderr == plain.stderr + f"flashlog: the log file '{log}' was closed or replaced by the program; reopened it\n"
 
 
 def test_dlclose_and_another_module_at_the_same_address(tmp_path):
