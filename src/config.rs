@@ -77,7 +77,9 @@ impl Config {
                 0
             }),
         };
-        let (_, dest_value) = first_set(&get, "FLASHLOG_DEST", "FLASHINFER_LOGDEST");
+        // An empty destination variable is as good as unset: the default (stdout), or the other variable.
+        let nonempty = |name: &str| get(name).filter(|v| !v.is_empty());
+        let (_, dest_value) = first_set(&nonempty, "FLASHLOG_DEST", "FLASHINFER_LOGDEST");
         let dest = match dest_value.as_deref() {
             None | Some("") | Some("stdout") => Dest::Stdout,
             Some("stderr") => Dest::Stderr,
@@ -277,7 +279,8 @@ mod tests {
         assert_eq!(cfg(&[("FLASHINFER_LOGDEST", "stdout")]).dest, Dest::Stdout);
         assert_eq!(cfg(&[("FLASHINFER_LOGDEST", "Stderr")]).dest, Dest::File("Stderr".into()));
         assert_eq!(cfg(&[("FLASHINFER_LOGDEST", "")]).dest, Dest::Stdout, "empty means the default");
-        assert_eq!(cfg(&[("FLASHLOG_DEST", ""), ("FLASHINFER_LOGDEST", "x.log")]).dest, Dest::Stdout);
+        assert_eq!(cfg(&[("FLASHLOG_DEST", ""), ("FLASHINFER_LOGDEST", "x.log")]).dest, Dest::File("x.log".into()));
+        assert_eq!(cfg(&[("FLASHLOG_DEST", ""), ("FLASHINFER_LOGDEST", "")]).dest, Dest::Stdout);
     }
 
     #[test]
