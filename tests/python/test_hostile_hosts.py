@@ -236,6 +236,18 @@ def test_python_closerange_and_a_thousand_files(tmp_path):
     assert proc.stderr == plain.stderr + f"flashlog: the log file '{log}' was closed or replaced by the program; reopened it\n"
 
 
+def test_closerange_with_records_on_stdout(tmp_path):
+    files = tmp_path / "files"
+    files.mkdir()
+    proc = hosts("closerange", require(HOSTOPS), files, "1000", level="1", timeout=60)
+    assert proc.returncode == 0 and proc.stdout.endswith("files=1000 failures=0\n")
+    assert proc.stdout.count("FlashInfer API Call: hostops.touch") == 1001
+    for i, f in enumerate(sorted(files.iterdir())):
+        assert f.read_text() == f"host file {i}\n", f
+    assert proc.stderr == (
+        "flashlog: the shim's copy of stdout was closed or replaced by the program; copied stdout again\n")
+
+
 def test_dlclose_and_another_module_at_the_same_address(tmp_path):
     first = tmp_path / "flashinfer/a/alpha.so"
     second = tmp_path / "flashinfer/b/beta.so"
