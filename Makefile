@@ -48,9 +48,10 @@ include tests/fixtures/ffi.mk
 include tests/fixtures/cuda.mk
 include tests/fixtures/stats.mk
 include tests/fixtures/host.mk
+include tests/fixtures/hostile.mk
 include tests/fixtures/reads.mk
 
-fixtures: tvm-fixtures cuda-fixtures stats-fixtures host-fixtures reads-fixtures
+fixtures: tvm-fixtures cuda-fixtures stats-fixtures host-fixtures hostile-fixtures reads-fixtures
 
 $(VENV)/.installed: tests/python/requirements.txt
 	$(PYTHON) -m venv $(VENV)

@@ -11,7 +11,7 @@ pub enum Dest {
     Stdout,
     /// File descriptor 2.
     Stderr,
-    /// A file path template; every `%i` becomes the process id when the file is opened.
+    /// A file path template, expanded by [`expand_path_template`] when the file is opened.
     File(String),
 }
 
@@ -37,7 +37,7 @@ impl ModuleFilter {
 /// Everything the shim takes from the environment.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// 0 = off, 1-2 names, 3-4 inputs and outputs, 5 and above statistics.
+    /// 0 = off, 1-2 names, 3-4 inputs and outputs, 5 and above statistics (at most [`MAX_LEVEL`]).
     pub level: u8,
     /// Where records go.
     pub dest: Dest,
@@ -76,6 +76,8 @@ pub const DEFAULT_GRAPH_STATS_MB: usize = 64;
 pub const LEVEL_DETAILED: u8 = 3;
 /// The level at and above which tensor statistics are taken.
 pub const LEVEL_STATS: u8 = 5;
+/// The largest level; a larger value means this one (as FlashInfer's logger reads it).
+pub const MAX_LEVEL: u8 = 10;
 
 impl Config {
     /// Builds the configuration from a variable lookup. `FLASHLOG_LEVEL` / `FLASHLOG_DEST` take precedence
@@ -90,9 +92,11 @@ impl Config {
                 0
             }),
         };
-        let (_, dest_value) = first_set(&get, "FLASHLOG_DEST", "FLASHINFER_LOGDEST");
+        // An empty destination variable is as good as unset: the default (stdout), or the other variable.
+        let nonempty = |name: &str| get(name).filter(|v| !v.is_empty());
+        let (_, dest_value) = first_set(&nonempty, "FLASHLOG_DEST", "FLASHINFER_LOGDEST");
         let dest = match dest_value.as_deref() {
-            None | Some("stdout") => Dest::Stdout,
+            None | Some("") | Some("stdout") => Dest::Stdout,
             Some("stderr") => Dest::Stderr,
             Some(path) => Dest::File(path.to_string()),
         };
@@ -170,16 +174,108 @@ fn parse_count(
     }
 }
 
-/// Parses a level as Python's `int()` would (surrounding spaces allowed); negative values mean 0 and values
-/// above 5 mean 5.
+/// Parses a level as Python's `int()` parses a string: surrounding whitespace, an optional sign, ASCII
+/// digits with single `_` between digits (`1_0` is 10; `_1`, `1_`, `1__0` are not integers). Negative values
+/// mean 0, values above [`MAX_LEVEL`] mean [`MAX_LEVEL`] (however many digits they have).
 pub fn parse_level(text: &str) -> Option<u8> {
-    let v: i64 = text.trim().parse().ok()?;
-    Some(v.clamp(0, LEVEL_STATS as i64) as u8)
+    // Python's whitespace: Unicode White_Space plus the four ASCII separators 0x1c-0x1f.
+    let t = text.trim_matches(|c: char| c.is_whitespace() || ('\x1c'..='\x1f').contains(&c));
+    let (negative, digits) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let bytes = digits.as_bytes();
+    if bytes.is_empty() || !bytes[0].is_ascii_digit() || !bytes[bytes.len() - 1].is_ascii_digit() {
+        return None;
+    }
+    let mut value: u64 = 0;
+    let mut previous_underscore = false;
+    for &b in bytes {
+        match b {
+            b'0'..=b'9' => {
+                value = value.saturating_mul(10).saturating_add(u64::from(b - b'0'));
+                previous_underscore = false;
+            }
+            b'_' if !previous_underscore => previous_underscore = true,
+            _ => return None,
+        }
+    }
+    Some(if negative { 0 } else { value.min(u64::from(MAX_LEVEL)) as u8 })
 }
 
-/// Replaces every `%i` in a destination template with `pid`.
-pub fn expand_pid(template: &str, pid: i32) -> String {
-    template.replace("%i", &pid.to_string())
+/// What launchers tell a process about its place in a multi-process run, from their variables: torchrun
+/// and accelerate (`RANK`, `LOCAL_RANK`, `WORLD_SIZE`), then Open MPI (`OMPI_COMM_WORLD_*`), then PMI
+/// (`PMI_RANK`, `PMI_SIZE`), then Slurm (`SLURM_PROCID`, `SLURM_LOCALID`, `SLURM_NTASKS`). Each field is
+/// the first of its variables that holds a non-negative integer; `None` when none does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LauncherIds {
+    /// The global rank.
+    pub rank: Option<u64>,
+    /// The rank on this node.
+    pub local_rank: Option<u64>,
+    /// The number of ranks.
+    pub world_size: Option<u64>,
+}
+
+const RANK_VARS: [&str; 4] = ["RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID"];
+const LOCAL_RANK_VARS: [&str; 3] = ["LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID"];
+const WORLD_SIZE_VARS: [&str; 4] = ["WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"];
+
+impl LauncherIds {
+    /// Reads the launcher variables through `get`.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> LauncherIds {
+        let first = |names: &[&str]| names.iter().find_map(|n| get(n).and_then(|v| v.trim().parse::<u64>().ok()));
+        LauncherIds {
+            rank: first(&RANK_VARS),
+            local_rank: first(&LOCAL_RANK_VARS),
+            world_size: first(&WORLD_SIZE_VARS),
+        }
+    }
+}
+
+/// Everything a destination or dump-folder template can name about the process.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcessIds {
+    /// The process id (`%i`, and `%r` / `%l` when the launcher set no rank).
+    pub pid: i32,
+    /// The launcher's ranks.
+    pub launcher: LauncherIds,
+}
+
+/// Expands a destination (or dump folder) template: `%i` becomes the process id, `%r` the rank, `%l` the
+/// local rank (each the process id when no launcher variable names it, so names stay unique), `%%` a single
+/// `%`. Any other `%` is kept as written.
+pub fn expand_path_template(template: &str, ids: &ProcessIds) -> String {
+    let mut out = String::with_capacity(template.len() + 16);
+    let mut chars = template.chars();
+    let pid = ids.pid as i64;
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let rest = chars.clone().next();
+        let value = match rest {
+            Some('i') => Some(pid),
+            Some('r') => Some(ids.launcher.rank.map_or(pid, |r| r as i64)),
+            Some('l') => Some(ids.launcher.local_rank.map_or(pid, |r| r as i64)),
+            Some('%') => {
+                chars.next();
+                out.push('%');
+                continue;
+            }
+            _ => None,
+        };
+        match value {
+            Some(v) => {
+                chars.next();
+                out.push_str(&v.to_string());
+            }
+            None => out.push('%'),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -198,7 +294,7 @@ mod tests {
         assert_eq!(cfg(&[("FLASHINFER_LOGLEVEL", "3")]).level, 3);
         assert_eq!(cfg(&[("FLASHINFER_LOGLEVEL", " 1 ")]).level, 1);
         assert_eq!(cfg(&[("FLASHINFER_LOGLEVEL", "-1")]).level, 0);
-        assert_eq!(cfg(&[("FLASHINFER_LOGLEVEL", "99")]).level, 5);
+        assert_eq!(cfg(&[("FLASHINFER_LOGLEVEL", "99")]).level, MAX_LEVEL);
         assert!(cfg(&[("FLASHINFER_LOGLEVEL", "-1")]).warnings.is_empty());
     }
 
@@ -232,9 +328,80 @@ mod tests {
         assert_eq!(cfg(&[]).dest, Dest::Stdout);
         assert_eq!(cfg(&[("FLASHINFER_LOGDEST", "stdout")]).dest, Dest::Stdout);
         assert_eq!(cfg(&[("FLASHINFER_LOGDEST", "Stderr")]).dest, Dest::File("Stderr".into()));
-        assert_eq!(cfg(&[("FLASHINFER_LOGDEST", "")]).dest, Dest::File(String::new()));
-        assert_eq!(expand_pid("log_%i_%i.txt", 42), "log_42_42.txt");
-        assert_eq!(expand_pid("plain.txt", 42), "plain.txt");
+        assert_eq!(cfg(&[("FLASHINFER_LOGDEST", "")]).dest, Dest::Stdout, "empty means the default");
+        assert_eq!(cfg(&[("FLASHLOG_DEST", ""), ("FLASHINFER_LOGDEST", "x.log")]).dest, Dest::File("x.log".into()));
+        assert_eq!(cfg(&[("FLASHLOG_DEST", ""), ("FLASHINFER_LOGDEST", "")]).dest, Dest::Stdout);
+    }
+
+    #[test]
+    fn levels_parse_like_python_int() {
+        let table: &[(&str, Option<u8>)] = &[
+            ("0", Some(0)),
+            ("5", Some(5)),
+            ("10", Some(10)),
+            ("11", Some(10)),
+            ("99999999999999999999999999", Some(10)),
+            ("  3\t\n", Some(3)),
+            ("\u{3000}4\x1f", Some(4)),
+            ("+3", Some(3)),
+            ("-3", Some(0)),
+            ("-0", Some(0)),
+            ("007", Some(7)),
+            ("1_0", Some(10)),
+            ("0_3", Some(3)),
+            ("+1_0", Some(10)),
+            ("_1", None),
+            ("1_", None),
+            ("1__0", None),
+            ("+_1", None),
+            ("", None),
+            ("   ", None),
+            ("+", None),
+            ("-", None),
+            ("+-1", None),
+            ("1.5", None),
+            ("3x", None),
+            ("abc", None),
+            ("0x10", None),
+            ("1 0", None),
+        ];
+        for (text, want) in table {
+            assert_eq!(parse_level(text), *want, "parse_level({text:?})");
+        }
+    }
+
+    #[test]
+    fn launcher_ids_in_priority_order() {
+        let ids = |vars: &[(&str, &str)]| {
+            let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            LauncherIds::from_lookup(|k| map.get(k).cloned())
+        };
+        assert_eq!(ids(&[]), LauncherIds::default());
+        let torchrun = ids(&[("RANK", "3"), ("LOCAL_RANK", "1"), ("WORLD_SIZE", "8"), ("SLURM_PROCID", "0")]);
+        assert_eq!(torchrun, LauncherIds { rank: Some(3), local_rank: Some(1), world_size: Some(8) });
+        let ompi =
+            ids(&[("OMPI_COMM_WORLD_RANK", "5"), ("OMPI_COMM_WORLD_LOCAL_RANK", "1"), ("OMPI_COMM_WORLD_SIZE", "6")]);
+        assert_eq!(ompi, LauncherIds { rank: Some(5), local_rank: Some(1), world_size: Some(6) });
+        let pmi = ids(&[("PMI_RANK", "2"), ("PMI_SIZE", "4")]);
+        assert_eq!(pmi, LauncherIds { rank: Some(2), local_rank: None, world_size: Some(4) });
+        let slurm = ids(&[("SLURM_PROCID", "7"), ("SLURM_LOCALID", "3"), ("SLURM_NTASKS", "16")]);
+        assert_eq!(slurm, LauncherIds { rank: Some(7), local_rank: Some(3), world_size: Some(16) });
+        let bad = ids(&[("RANK", "x"), ("SLURM_PROCID", "4")]);
+        assert_eq!(bad.rank, Some(4), "a value that is not an integer is skipped");
+    }
+
+    #[test]
+    fn path_templates() {
+        let none = ProcessIds { pid: 42, launcher: LauncherIds::default() };
+        let ranked =
+            ProcessIds { pid: 42, launcher: LauncherIds { rank: Some(3), local_rank: Some(1), world_size: Some(8) } };
+        assert_eq!(expand_path_template("log_%i_%i.txt", &none), "log_42_42.txt");
+        assert_eq!(expand_path_template("plain.txt", &none), "plain.txt");
+        assert_eq!(expand_path_template("r_%r_%l.log", &none), "r_42_42.log");
+        assert_eq!(expand_path_template("r_%r_%l_%i.log", &ranked), "r_3_1_42.log");
+        assert_eq!(expand_path_template("100%%_%r%", &ranked), "100%_3%");
+        assert_eq!(expand_path_template("%x%%i%", &ranked), "%x%i%");
+        assert_eq!(expand_path_template("é/%r", &ranked), "é/3");
     }
 
     #[test]

@@ -64,7 +64,7 @@ fn this_thread(pid: i32) -> u64 {
         if cached != 0 && (cached >> 32) as u32 == pid as u32 {
             return cached;
         }
-        let me = pack(pid, sys::thread_id() as u32);
+        let me = pack(pid, sys::kernel_thread_id() as u32);
         cell.set(me);
         me
     })
@@ -126,7 +126,7 @@ mod tests {
         let b = begin_call();
         assert!(b.number > a.number);
         assert_eq!(a.thread, b.thread);
-        assert_eq!(a.thread, sys::thread_id() as u32);
+        assert_eq!(a.thread, sys::kernel_thread_id() as u32);
         // Unit tests run on several threads, so whether this one was first is not known here; a new thread is
         // at best the second one, so it always correlates, and so does everyone after it.
         let other = std::thread::spawn(begin_call).join().unwrap();

@@ -1,16 +1,21 @@
 //! Process-wide state of the shim: the configuration (read once, lazily, from the first hooked lookup on),
-//! the switch that turns logging off after an internal error, and what must be reset in a forked child.
+//! its warnings (printed only when there is a FlashInfer lookup to serve), the switch that turns logging off
+//! after an internal error, what must start fresh in a new process (after any kind of fork), and the
+//! per-thread marker of "inside the shim's own work" that keeps signal handlers and cancellation safe.
 
+use crate::abi::process::{self, SETUP_NEW, SETUP_READY, SETUP_RUNNING};
 use crate::abi::sys;
 use crate::config::Config;
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 static CONFIG: OnceLock<Config> = OnceLock::new();
 static DISABLED: AtomicBool = AtomicBool::new(false);
+static WARNED: AtomicBool = AtomicBool::new(false);
 
-/// The configuration. The first call reads the environment, installs the panic hook and fork handler, and
-/// prints the configuration's warnings (so only a process that reaches a hooked entry point sees them).
+/// The configuration. The first call reads the environment and installs the panic hook; it prints nothing
+/// (other code paths may read the configuration in a process that never logs: see [`warn_once`]).
 pub fn config() -> &'static Config {
     CONFIG.get_or_init(|| {
         let mut config = Config::from_lookup(|name| {
@@ -21,15 +26,27 @@ pub fn config() -> &'static Config {
             // A setuid program: never act on environment-named destinations.
             config.level = 0;
         }
-        for line in &config.warnings {
-            let mut text = line.clone().into_bytes();
-            text.push(b'\n');
-            sys::write_all(2, &text);
-        }
         install_panic_hook();
-        sys::at_fork_child(crate::sink::after_fork_in_child);
         config
     })
+}
+
+/// Whether the configuration has warnings that [`warn_once`] has not printed yet.
+pub fn has_pending_warnings() -> bool {
+    !WARNED.load(Ordering::Relaxed) && !config().warnings.is_empty()
+}
+
+/// Prints the configuration's warnings on stderr, once per process. Called only when the shim has a
+/// FlashInfer lookup to serve, so a process that makes none (a compiler, a shell) never sees a line.
+pub fn warn_once() {
+    if WARNED.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    for line in &config().warnings {
+        let mut text = line.clone().into_bytes();
+        text.push(b'\n');
+        sys::write_all(2, &text);
+    }
 }
 
 /// The effective level: 0 when logging was turned off by an internal error.
@@ -74,4 +91,98 @@ pub fn guarded<T>(f: impl FnOnce() -> T) -> Option<T> {
             None
         }
     }
+}
+
+const MAX_HOOKS: usize = 8;
+static HOOKS: [OnceLock<fn()>; MAX_HOOKS] = [const { OnceLock::new() }; MAX_HOOKS];
+
+/// Registers `hook` to run once in every new process (the first one, and each forked child) before the
+/// shim does anything there that depends on per-process state. Idempotent; at most a few hooks exist.
+pub fn on_new_process(hook: fn()) {
+    for slot in &HOOKS {
+        match slot.get() {
+            Some(existing) if *existing as usize == hook as usize => return,
+            Some(_) => {}
+            None => {
+                if slot.set(hook).is_ok() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Makes sure this process's per-process state is its own: in a new process (the page of
+/// [`process`] reads zero), the first thread to arrive runs the hooks of [`on_new_process`] while other
+/// threads wait for it. Returns `false` only to a thread that is itself running them (a signal handler
+/// that interrupted the set-up): it must not wait for itself, and logs nothing.
+pub fn enter_process() -> bool {
+    let page = process::page();
+    if page.setup.load(Ordering::Acquire) == SETUP_READY {
+        return true;
+    }
+    let me = sys::thread_id();
+    loop {
+        if page.setup.load(Ordering::Acquire) == SETUP_READY {
+            return true;
+        }
+        // The owner's word is the claim, so a signal handler on the claiming thread always knows it.
+        match page.setup_owner.compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => {
+                if page.setup.load(Ordering::Acquire) == SETUP_NEW {
+                    page.setup.store(SETUP_RUNNING, Ordering::Release);
+                    for hook in HOOKS.iter().filter_map(|slot| slot.get()) {
+                        guarded(hook);
+                    }
+                    page.setup.store(SETUP_READY, Ordering::Release);
+                }
+                page.setup_owner.store(0, Ordering::Release);
+                return true;
+            }
+            Err(owner) if owner == me => return false,
+            Err(_) => std::thread::yield_now(),
+        }
+    }
+}
+
+thread_local! {
+    /// How deep the calling thread is inside the shim's own work (not counting the real functions it calls).
+    static DEPTH: Cell<u32> = const { Cell::new(0) };
+}
+
+/// A stretch of the shim's own work on this thread: while it lives, the thread is marked "inside the shim"
+/// (a wrapped call arriving meanwhile comes from a signal handler, see [`inside_shim`]) and cannot be
+/// cancelled (the shim's `write`/`open` are cancellation points; cancellation is acted on at the host's
+/// next cancellation point instead). Must be dropped before the real function is called.
+pub struct ShimSection {
+    /// The cancellation state to restore; `None` in a nested section (the outermost one restores it).
+    cancel_state: Option<i32>,
+}
+
+impl ShimSection {
+    /// Enters a section (sections nest; only the outermost one touches the cancellation state).
+    pub fn enter() -> ShimSection {
+        let outermost = DEPTH.with(|d| {
+            let depth = d.get();
+            d.set(depth + 1);
+            depth == 0
+        });
+        ShimSection { cancel_state: outermost.then(sys::disable_cancel) }
+    }
+}
+
+impl Drop for ShimSection {
+    fn drop(&mut self) {
+        // The marker first: restoring the state may act on a pending asynchronous cancellation at once.
+        DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
+        if let Some(state) = self.cancel_state {
+            sys::restore_cancel_state(state);
+        }
+    }
+}
+
+/// Whether the calling thread is inside a [`ShimSection`]: a wrapped call that finds it so was made by a
+/// signal handler that interrupted the shim, and must not wait for anything the interrupted work holds.
+pub fn inside_shim() -> bool {
+    DEPTH.with(|d| d.get() > 0)
 }

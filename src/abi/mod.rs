@@ -11,5 +11,6 @@ pub mod pinned;
 pub mod pipe;
 pub mod pool;
 pub mod prefetch;
+pub mod process;
 pub mod sys;
 pub mod tvm_runtime;

@@ -1,5 +1,6 @@
-//! Thin wrappers over the few system calls the shim makes for itself: `errno`, `write(2)`, `open(2)`, the
-//! process id and the local time. Each keeps the host's view of the process unchanged.
+//! Thin wrappers over the few system calls the shim makes for itself: `errno`, `write(2)` without
+//! `SIGPIPE`, `open(2)` that never blocks, descriptor identity, cancellation state, the local time. Each
+//! keeps the host's view of the process unchanged.
 
 use std::ffi::CStr;
 
@@ -40,40 +41,144 @@ pub fn set_errno(value: i32) {
     unsafe { *libc::__errno_location() = value }
 }
 
-/// Writes all of `buf` to `fd` with as few `write(2)` calls as the kernel allows (one for a regular file in
-/// append mode, whatever the size), retrying on `EINTR`. Errors are dropped: logging never stops the host.
-pub fn write_all(fd: i32, mut buf: &[u8]) -> bool {
-    while !buf.is_empty() {
-        // SAFETY: `buf` is a valid slice for its length.
-        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
-        if n < 0 {
-            if errno() == libc::EINTR {
-                continue;
-            }
-            return false;
-        }
-        buf = &buf[n as usize..];
-    }
-    true
+/// Writes all of `buf` to `fd` (a stderr line of the shim's own), never raising `SIGPIPE` (see
+/// [`write_record_bytes`]). Errors are dropped: logging never stops the host.
+pub fn write_all(fd: i32, buf: &[u8]) -> bool {
+    write_record_bytes(fd, buf, WriteKind::Pipe).is_ok()
 }
 
-/// Opens `path` for appending (`O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC`, mode 0644), returning the file
-/// descriptor or the `errno` text.
-pub fn open_append(path: &CStr) -> Result<i32, String> {
+/// How records must be written to a descriptor so that the host never gets a signal it did not cause.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteKind {
+    /// A regular file, a terminal, a device: plain `write(2)` (no `SIGPIPE` is possible).
+    Plain,
+    /// A pipe or FIFO: `write(2)` with `SIGPIPE` blocked on the writing thread (see [`write_record_bytes`]).
+    Pipe,
+    /// A socket: `send(2)` with `MSG_NOSIGNAL`.
+    Socket,
+}
+
+/// What the shim remembers of a descriptor it owns, to know later that the number still names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileId {
+    /// `st_dev`.
+    pub dev: u64,
+    /// `st_ino`.
+    pub ino: u64,
+}
+
+/// The identity and kind of the object behind `fd`, or `None` when `fd` is not open. The plain `fstat`
+/// system call (glibc's `fstat` is `fstatat` with an empty path, measurably slower).
+pub fn describe_fd(fd: i32) -> Option<(FileId, WriteKind)> {
+    // SAFETY: `st` is a valid out-parameter; fstat fails harmlessly (EBADF) on a closed descriptor.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::syscall(libc::SYS_fstat, fd, &mut st as *mut libc::stat) } != 0 {
+        return None;
+    }
+    let kind = match st.st_mode & libc::S_IFMT {
+        libc::S_IFIFO => WriteKind::Pipe,
+        libc::S_IFSOCK => WriteKind::Socket,
+        _ => WriteKind::Plain,
+    };
+    Some((FileId { dev: st.st_dev, ino: st.st_ino }, kind))
+}
+
+/// Marks the open file description of a log file the shim opened itself with `O_NOATIME` (no effect on a
+/// file only ever written, and invisible to the host, which shares no description with it), and returns
+/// the status flags it then has: [`status_flags`] of the same number giving back exactly these flags is a
+/// cheap test that the number still names the shim's file (one `fcntl`, about half an `fstat`; a file of
+/// the host's would have to be opened write-only, appending, with `O_NOATIME`, to look the same). `None`
+/// where the kernel refuses the flag (a file owned by another user): then identity is checked with `fstat`.
+pub fn mark_own_file(fd: i32) -> Option<i32> {
+    // SAFETY: plain fcntl on a descriptor the shim opened; the description is not shared with the host.
+    unsafe {
+        let fl = libc::fcntl(fd, libc::F_GETFL);
+        if fl < 0 || libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NOATIME) != 0 {
+            return None;
+        }
+        let marked = libc::fcntl(fd, libc::F_GETFL);
+        (marked >= 0 && marked & libc::O_NOATIME != 0).then_some(marked)
+    }
+}
+
+/// The file status flags of the description behind `fd` (`F_GETFL`), or `None` when `fd` is not open.
+pub fn status_flags(fd: i32) -> Option<i32> {
+    // SAFETY: plain fcntl; fails harmlessly (EBADF) on a closed descriptor.
+    let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    (fl >= 0).then_some(fl)
+}
+
+/// Why a log destination could not be opened.
+#[derive(Debug, PartialEq, Eq)]
+pub enum OpenError {
+    /// A folder of the path is missing (the caller may create it and try again); the `errno` text.
+    Missing(String),
+    /// Anything else, as text for the stderr line.
+    Other(String),
+}
+
+/// Opens `path` for appending (`O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC`, mode 0644), never blocking:
+/// with `O_NONBLOCK`, opening a FIFO that has no reader fails (`ENXIO`) instead of waiting for one. The flag
+/// is cleared once the file is open, so writes keep their usual whole-record behaviour. Returns the
+/// descriptor, numbered high.
+pub fn open_append(path: &CStr) -> Result<i32, OpenError> {
+    let flags = libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NONBLOCK;
     // SAFETY: `path` is NUL-terminated.
-    let fd =
-        unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC, 0o644) };
+    let fd = unsafe { libc::open(path.as_ptr(), flags, 0o644) };
     if fd < 0 {
-        return Err(std::io::Error::from_raw_os_error(errno()).to_string());
+        let e = errno();
+        return Err(match e {
+            libc::ENOENT => OpenError::Missing(os_error_text(e)),
+            libc::ENXIO if is_fifo(path) => OpenError::Other("FIFO has no reader".to_string()),
+            _ => OpenError::Other(os_error_text(e)),
+        });
+    }
+    // SAFETY: plain fcntl on the descriptor just opened.
+    unsafe {
+        let fl = libc::fcntl(fd, libc::F_GETFL);
+        if fl >= 0 {
+            libc::fcntl(fd, libc::F_SETFL, fl & !libc::O_NONBLOCK);
+        }
     }
     Ok(move_fd_high(fd))
 }
+
+fn is_fifo(path: &CStr) -> bool {
+    // SAFETY: `st` is a valid out-parameter and `path` is NUL-terminated.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    unsafe { libc::stat(path.as_ptr(), &mut st) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFIFO }
+}
+
+/// The text of an `errno` value, as Rust's `io::Error` prints it (`No such file or directory (os error 2)`).
+pub fn os_error_text(e: i32) -> String {
+    std::io::Error::from_raw_os_error(e).to_string()
+}
+
+/// A close-on-exec copy of `fd`, numbered high: the shim's own reference to the host's stdout, which stays
+/// valid when the host closes descriptor 1 and reuses the number.
+pub fn dup_high(fd: i32) -> Result<i32, String> {
+    // SAFETY: plain fcntl; fails with EBADF when `fd` is closed.
+    let high = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, HIGH_FD) };
+    if high >= 0 {
+        return Ok(high);
+    }
+    // SAFETY: as above (the descriptor limit may be below HIGH_FD).
+    let any = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+    if any >= 0 {
+        Ok(any)
+    } else {
+        Err(os_error_text(errno()))
+    }
+}
+
+/// The first number the shim gives its own descriptors: above the ones a host usually uses.
+const HIGH_FD: i32 = 700;
 
 /// Moves a descriptor of ours above the numbers a host usually uses (it may close and reuse the low ones).
 fn move_fd_high(fd: i32) -> i32 {
     // SAFETY: plain fcntl/close on a descriptor we own.
     unsafe {
-        let high = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 700);
+        let high = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, HIGH_FD);
         if high >= 0 {
             libc::close(fd);
             return high;
@@ -88,25 +193,97 @@ pub fn close(fd: i32) {
     unsafe { libc::close(fd) };
 }
 
-static PID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
-
-/// The process id, cached (glibc's `getpid` is a system call each time); [`forget_pid`] runs in a forked
-/// child.
-pub fn pid() -> i32 {
-    use std::sync::atomic::Ordering;
-    let cached = PID.load(Ordering::Relaxed);
-    if cached != 0 {
-        return cached;
+/// Writes one whole record to `fd` the way `kind` requires; `Err(errno)` on failure (`EPIPE`: the reader
+/// went away). For a pipe, `SIGPIPE` is blocked on this thread around the write, and the `SIGPIPE` the
+/// kernel raised for a failed write is consumed before the mask is restored, unless one was pending before
+/// (then it is the host's, and it stays). For a socket, `send(MSG_NOSIGNAL)` raises none.
+pub fn write_record_bytes(fd: i32, buf: &[u8], kind: WriteKind) -> Result<(), i32> {
+    match kind {
+        WriteKind::Plain => write_loop(buf, |b| {
+            // SAFETY: `b` is a valid slice for its length.
+            unsafe { libc::write(fd, b.as_ptr().cast(), b.len()) }
+        }),
+        WriteKind::Socket => write_loop(buf, |b| {
+            // SAFETY: as above; MSG_NOSIGNAL only changes how a broken connection is reported.
+            unsafe { libc::send(fd, b.as_ptr().cast(), b.len(), libc::MSG_NOSIGNAL) }
+        }),
+        // SAFETY: sigset operations on local sets; pthread_sigmask changes only this thread's mask, and the
+        // old mask is restored before returning.
+        WriteKind::Pipe => unsafe {
+            let mut pipe_set: libc::sigset_t = std::mem::zeroed();
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut pipe_set);
+            libc::sigaddset(&mut pipe_set, libc::SIGPIPE);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &pipe_set, &mut old);
+            // Only when the host itself blocks SIGPIPE can one be pending already (it would have been
+            // delivered otherwise); then look, so as never to consume the host's.
+            let mut pending_before = false;
+            if libc::sigismember(&old, libc::SIGPIPE) == 1 {
+                let mut pending: libc::sigset_t = std::mem::zeroed();
+                libc::sigpending(&mut pending);
+                pending_before = libc::sigismember(&pending, libc::SIGPIPE) == 1;
+            }
+            let result = write_loop(buf, |b| libc::write(fd, b.as_ptr().cast(), b.len()));
+            if result == Err(libc::EPIPE) && !pending_before {
+                let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+                libc::sigtimedwait(&pipe_set, std::ptr::null_mut(), &zero);
+            }
+            libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+            result
+        },
     }
-    // SAFETY: getpid has no preconditions.
-    let pid = unsafe { libc::getpid() };
-    PID.store(pid, Ordering::Relaxed);
-    pid
 }
 
-/// Drops the cached process id (fork handler, child side).
-pub fn forget_pid() {
-    PID.store(0, std::sync::atomic::Ordering::Relaxed);
+fn write_loop(mut buf: &[u8], mut write: impl FnMut(&[u8]) -> isize) -> Result<(), i32> {
+    while !buf.is_empty() {
+        let n = write(buf);
+        if n < 0 {
+            let e = errno();
+            if e == libc::EINTR {
+                continue;
+            }
+            return Err(e);
+        }
+        buf = &buf[n as usize..];
+    }
+    Ok(())
+}
+
+/// An identifier of the calling thread, without a system call (`pthread_self`), for "is it me?" tests.
+pub fn thread_id() -> usize {
+    // SAFETY: pthread_self has no preconditions.
+    unsafe { libc::pthread_self() as usize }
+}
+
+extern "C-unwind" {
+    // C-unwind: re-enabling cancellation acts at once on a pending asynchronous cancellation (a host that set
+    // PTHREAD_CANCEL_ASYNCHRONOUS), which unwinds out of this call.
+    fn pthread_setcancelstate(state: i32, old: *mut i32) -> i32;
+}
+const PTHREAD_CANCEL_DISABLE: i32 = 1;
+
+/// Disables cancellation of the calling thread and returns the previous state for
+/// [`restore_cancel_state`]: the shim's own `write` and `open` are cancellation points, and a thread must
+/// never be cancelled in the middle of the shim's work (a record half-done, a state word left claimed, an
+/// unwind through frames that cannot be unwound). Not a cancellation point itself; no system call.
+pub fn disable_cancel() -> i32 {
+    let mut old = 0;
+    // SAFETY: valid out-parameter; glibc's pthread_setcancelstate only updates the thread's own state.
+    unsafe { pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &mut old) };
+    old
+}
+
+/// Restores the cancellation state saved by [`disable_cancel`] (a cancellation requested meanwhile is acted
+/// on at the host's next cancellation point, as without the shim).
+pub fn restore_cancel_state(old: i32) {
+    let mut ignored = 0;
+    // SAFETY: as above.
+    unsafe { pthread_setcancelstate(old, &mut ignored) };
+}
+
+/// The process id: [`super::process::pid`] (kept in the page that a fork wipes).
+pub fn pid() -> i32 {
+    super::process::pid()
 }
 
 /// Whether the process runs with AT_SECURE (setuid/setgid): then environment-named files are never opened.
@@ -156,14 +333,8 @@ pub fn command_name() -> String {
     std::fs::read_to_string("/proc/self/comm").map(|s| s.trim_end().to_string()).unwrap_or_default()
 }
 
-/// Registers fork handlers (once per process); `child` runs in the child right after `fork`.
-pub fn at_fork_child(child: extern "C" fn()) {
-    // SAFETY: registering a handler that only stores to atomics.
-    unsafe { libc::pthread_atfork(None, None, Some(child)) };
-}
-
 /// The calling thread's kernel thread id (`gettid`), as `ps -L` and debuggers show it.
-pub fn thread_id() -> i32 {
+pub fn kernel_thread_id() -> i32 {
     // SAFETY: gettid has no preconditions and cannot fail.
     unsafe { libc::gettid() }
 }

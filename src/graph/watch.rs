@@ -9,12 +9,24 @@ use crate::config::LEVEL_STATS;
 use crate::intercept::host_fn;
 use crate::record::pyrepr::push_int;
 use crate::{buffers, clock, sink, state};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 
 static CALLS: AtomicU64 = AtomicU64::new(0);
 static REPLAYS: AtomicU64 = AtomicU64::new(0);
 static FLAGGED: AtomicU64 = AtomicU64::new(0);
 static REGISTERED: AtomicBool = AtomicBool::new(false);
+/// The process the counters belong to: a forked child (whatever made it) sees another pid and starts from zero.
+static OWNER: AtomicI32 = AtomicI32::new(0);
+
+/// Makes the counters this process's own, zeroing them in a new process.
+fn own_counters() {
+    let me = sys::pid();
+    if OWNER.load(Ordering::Acquire) != me && OWNER.swap(me, Ordering::AcqRel) != me {
+        CALLS.store(0, Ordering::Relaxed);
+        REPLAYS.store(0, Ordering::Relaxed);
+        FLAGGED.store(0, Ordering::Relaxed);
+    }
+}
 
 /// Whether the watch is on.
 pub fn enabled() -> bool {
@@ -24,6 +36,7 @@ pub fn enabled() -> bool {
 /// Counts one eager call checked; `nonfinite`: a tensor held a NaN or an infinity.
 pub fn call_checked(nonfinite: bool) {
     register_once();
+    own_counters();
     CALLS.fetch_add(1, Ordering::Relaxed);
     if nonfinite {
         FLAGGED.fetch_add(1, Ordering::Relaxed);
@@ -33,6 +46,7 @@ pub fn call_checked(nonfinite: bool) {
 /// Counts one graph replay of one captured call checked.
 pub fn replay_checked(nonfinite: bool) {
     register_once();
+    own_counters();
     REPLAYS.fetch_add(1, Ordering::Relaxed);
     if nonfinite {
         FLAGGED.fetch_add(1, Ordering::Relaxed);
@@ -43,21 +57,17 @@ fn register_once() {
     if REGISTERED.swap(true, Ordering::AcqRel) {
         return;
     }
-    sys::at_fork_child(after_fork_in_child);
     host_fn::at_exit(at_exit);
-}
-
-/// A forked child counts its own calls only.
-extern "C" fn after_fork_in_child() {
-    CALLS.store(0, Ordering::Relaxed);
-    REPLAYS.store(0, Ordering::Relaxed);
-    FLAGGED.store(0, Ordering::Relaxed);
 }
 
 /// The exit handler: the summary line, when anything was watched and logging is still on.
 extern "C" fn at_exit() {
     let _errno = sys::ErrnoGuard::save();
     state::guarded(|| {
+        // A forked child that checked nothing itself still holds its parent's counts: nothing to say.
+        if OWNER.load(Ordering::Acquire) != sys::pid() {
+            return;
+        }
         let (calls, replays) = (CALLS.load(Ordering::Relaxed), REPLAYS.load(Ordering::Relaxed));
         if calls + replays == 0 || state::level() == 0 {
             return;

@@ -81,19 +81,27 @@ extern "C" fn dlsym_hooked(handle: *mut c_void, name: *const c_char) -> *mut c_v
 /// What the host gets for `name` found at `found` in `handle`: a wrapper, or `found` itself.
 #[cfg_attr(test, allow(dead_code))] // reached only through the exported `dlsym`
 fn wrap_found(handle: usize, name: &[u8], found: usize) -> usize {
-    if state::level() == 0 || dl::is_own(found) {
-        return found;
-    }
-    // A module looked up for the first time may be new: its GOT slots are rewritten before it is called.
-    super::plt::refresh();
     if let Some(export) = name.strip_prefix(b"__tvm_ffi_") {
+        // At level 0 only to print pending warnings (the first FlashInfer lookup is when they are due).
+        if (state::level() == 0 && !state::has_pending_warnings()) || dl::is_own(found) {
+            return found;
+        }
         // Only functions get a trampoline: a data object of that name (or one whose symbol table entry
         // cannot be found) comes back unchanged.
         if !crate::abi::got::is_function_at(found) {
             return found;
         }
+        if state::level() > 0 {
+            // A module looked up for the first time may be new: its GOT slots are rewritten before it is called.
+            super::plt::refresh();
+        }
         return super::trampoline::wrap_module_export(handle, export, found);
     }
+    if state::level() == 0 || dl::is_own(found) {
+        return found;
+    }
+    // A driver object loaded since the last scan may be new: its GOT slots are rewritten before it is called.
+    super::plt::refresh();
     super::cuda::wrap_driver_lookup(name, found)
 }
 

@@ -25,6 +25,14 @@ pub fn system_info_record(out: &mut Vec<u8>) {
         }
         _ => None,
     };
-    let info = SystemInfo { pid: sys::pid(), command: sys::command_name(), driver_version, gpus };
+    let getenv = |name: &str| sys::getenv(&std::ffi::CString::new(name).ok()?);
+    let info = SystemInfo {
+        pid: sys::pid(),
+        command: sys::command_name(),
+        launcher: crate::config::LauncherIds::from_lookup(getenv),
+        cuda_visible_devices: getenv("CUDA_VISIBLE_DEVICES"),
+        driver_version,
+        gpus,
+    };
     push_system_info(out, &clock::now(), &info);
 }

@@ -31,8 +31,15 @@ fn stub_address(slot: usize) -> usize {
     base + slot * STUB_BYTES
 }
 
-/// Called (through a stub) instead of a wrapped function.
-extern "C" fn dispatch(slot: u32, this: *mut c_void, args: *const FfiAny, num_args: i32, result: *mut FfiAny) -> i32 {
+/// Called (through a stub) instead of a wrapped function. `C-unwind`: a thread cancelled inside the real
+/// function unwinds through here to the host (see `tvm_call::call`).
+extern "C-unwind" fn dispatch(
+    slot: u32,
+    this: *mut c_void,
+    args: *const FfiAny,
+    num_args: i32,
+    result: *mut FfiAny,
+) -> i32 {
     let entry = SLOTS.get(slot as usize).map_or(null_mut(), |s| s.load(Ordering::Acquire));
     // SAFETY: a stub is handed out only after its slot was published, and slots are never freed.
     match unsafe { entry.as_ref() } {
@@ -43,7 +50,8 @@ extern "C" fn dispatch(slot: u32, this: *mut c_void, args: *const FfiAny, num_ar
 }
 
 /// The entry point the host gets for export `export` of the module behind `handle`, whose real address is
-/// `real`: a stub when the module is wrapped (one per distinct real function), else `real`.
+/// `real`: a stub when the module is wrapped and logging is on (one per distinct function and name), else
+/// `real`. Prints the configuration's warnings at the first lookup in a wrapped module, at any level.
 pub fn wrap_module_export(handle: usize, export: &[u8], real: usize) -> usize {
     let mut path = Vec::new();
     if !dl::handle_path(handle, &mut path) {
@@ -53,16 +61,23 @@ pub fn wrap_module_export(handle: usize, export: &[u8], real: usize) -> usize {
     if !state::config().modules.matches(&path) {
         return real;
     }
+    // The first FlashInfer lookup of the process is when the configuration's warnings are due.
+    state::warn_once();
+    if state::level() == 0 {
+        return real;
+    }
+    // A slot stands for one function of one module: after `dlclose`, another module may be loaded at the
+    // same address, and its functions must get their own names.
+    let name = format!("{}.{}", module_name(&path), String::from_utf8_lossy(export));
     let used = NEXT_SLOT.load(Ordering::Acquire).min(POOL_SIZE);
     for (i, slot) in SLOTS[..used].iter().enumerate() {
         // SAFETY: published slots are never freed.
         if let Some(existing) = unsafe { slot.load(Ordering::Acquire).as_ref() } {
-            if existing.real as usize == real {
+            if existing.real as usize == real && existing.name == name {
                 return stub_address(i);
             }
         }
     }
-    let name = format!("{}.{}", module_name(&path), String::from_utf8_lossy(export));
     let slot = NEXT_SLOT.fetch_add(1, Ordering::AcqRel);
     if slot >= POOL_SIZE {
         if !POOL_SPENT_REPORTED.swap(true, Ordering::Relaxed) {

@@ -1,16 +1,18 @@
 //! The wrapper around one TVM-FFI safe call: records before, the real call, records after. The host sees
 //! the real function's return code, `result`, arguments and `errno`, whatever happens in the shim.
 
-use crate::abi::dlpack::Prefetch;
+use crate::abi::dlpack::{Prefetch, TensorDesc};
 use crate::abi::ffi::{FfiAny, SafeCallFn};
-use crate::abi::sys::{self, ErrnoGuard};
+use crate::abi::sys;
 use crate::abi::tvm_runtime;
 use crate::config::{LEVEL_DETAILED, LEVEL_STATS};
 use crate::record::call::{push_call_line, push_inputs_record, push_outputs_record, Outcome};
+use crate::record::push_indent;
 use crate::record::tensor::StatsSource;
 use crate::record::value::{start_record, ValueContext};
 use crate::{buffers, clock, correlation, graph, sink, state, stats};
 use std::ffi::c_void;
+use std::mem::ManuallyDrop;
 
 /// A wrapped export: its real address and its call name `<module>.<export>`.
 pub struct WrappedFunction {
@@ -22,7 +24,28 @@ pub struct WrappedFunction {
     pub detailed_allowed: bool,
 }
 
+/// The real function with the unwinding ABI: `pthread_cancel` of a thread blocked inside it unwinds (forced
+/// unwind) through [`call`] and the trampoline's `dispatch` to the host's cleanup handlers. Those two frames
+/// hold nothing to drop while the real function runs (plain-old frames), so the unwind is defined and runs
+/// no shim code.
+type UnwindingSafeCall = unsafe extern "C-unwind" fn(*mut c_void, *const FfiAny, i32, *mut FfiAny) -> i32;
+
+/// Calls the real function exactly as the host would.
+///
+/// # Safety
+/// As [`call`].
+unsafe fn call_real(f: &WrappedFunction, this: *mut c_void, args: *const FfiAny, n: i32, result: *mut FfiAny) -> i32 {
+    // SAFETY: the same function, seen with the ABI that allows it to unwind (a forced unwind) into us.
+    let real: UnwindingSafeCall = unsafe { std::mem::transmute::<SafeCallFn, UnwindingSafeCall>(f.real) };
+    // SAFETY: forwarding the host's own arguments to the function it looked up.
+    unsafe { real(this, args, n, result) }
+}
+
 /// Calls `f.real` on behalf of the host, logging at the configured level.
+///
+/// A call made while this thread is inside the shim's own work (a signal handler that interrupted it) is
+/// logged without statistics: each tensor's statistics are the line
+/// `[statistics skipped: re-entered from a signal handler]`, and nothing waits for the interrupted work.
 ///
 /// # Safety
 /// The arguments are the host's safe-call arguments (`args` valid for `num_args` values, `result` writable).
@@ -33,13 +56,15 @@ pub unsafe fn call(
     num_args: i32,
     result: *mut FfiAny,
 ) -> i32 {
-    let mut errno = ErrnoGuard::save();
+    // errno is saved and restored by hand: no value with a destructor may be alive while the real function
+    // runs (see `UnwindingSafeCall`).
+    let saved_errno = sys::errno();
     let level = state::level();
     if level == 0 {
-        drop(errno);
-        // SAFETY: forwarding the host's own arguments to the function it looked up.
-        return unsafe { (f.real)(this, args, num_args, result) };
+        // SAFETY: as documented.
+        return unsafe { call_real(f, this, args, num_args, result) };
     }
+    let reentered = state::inside_shim();
     let detailed = level >= LEVEL_DETAILED && f.detailed_allowed;
     let arg_slice: &[FfiAny] = if args.is_null() || num_args <= 0 {
         &[]
@@ -47,16 +72,18 @@ pub unsafe fn call(
         // SAFETY: the host passes `num_args` valid values at `args` (the callee reads them the same way).
         unsafe { std::slice::from_raw_parts(args, num_args as usize) }
     };
-    let mut stats = (level >= LEVEL_STATS).then(stats::LiveStats::new);
+    let mut stats = ManuallyDrop::new((level >= LEVEL_STATS && !reentered).then(stats::LiveStats::new));
+    let mut skipped = (level >= LEVEL_STATS && reentered).then_some(SkippedStats(REENTERED_LINE));
+    let section = state::ShimSection::enter();
     // Every piece of shim logic runs under the panic guard: a panic must never unwind into the host.
-    let prefetch = if detailed { state::guarded(|| Prefetch::read_args(arg_slice)) } else { None };
+    let prefetch = ManuallyDrop::new(if detailed { state::guarded(|| Prefetch::read_args(arg_slice)) } else { None });
     // Level 5: the data of small host tensors, one batch before the inputs record (and one after the call).
     if let (Some(s), Some(p)) = (stats.as_mut(), prefetch.as_ref()) {
         state::guarded(|| s.prefetch_data(p.descs(false)));
     }
     // NaN watch: the inputs record waits for the outputs (a crash inside the call leaves no inputs record).
     let watch = detailed && stats.is_some() && graph::watch::enabled();
-    let mut held: Option<buffers::Buffer> = None;
+    let mut held: ManuallyDrop<Option<buffers::Buffer>> = ManuallyDrop::new(None);
     // The call's number and thread, and whether its records carry the correlation line.
     let mut tag = None;
     let logged_inputs = state::level() > 0
@@ -72,7 +99,8 @@ pub unsafe fn call(
                 if let Some(s) = stats.as_mut() {
                     s.begin_call(f.name, arg_slice, prefetch.as_ref());
                 }
-                let mut ctx = context(stats.as_mut().map(|s| s as &mut dyn StatsSource), prefetch.as_ref());
+                let source = stats_source(&mut stats, &mut skipped);
+                let mut ctx = context(source, prefetch.as_ref(), reentered);
                 let line = this_call.correlated.then_some(&this_call);
                 push_inputs_record(&mut out, &stamp, f.name, line, arg_slice, &mut ctx);
                 if let Some(s) = stats.as_mut() {
@@ -82,18 +110,20 @@ pub unsafe fn call(
                 push_call_line(&mut out, &stamp, f.name);
             }
             if watch {
-                held = Some(out);
+                *held = Some(out);
             } else {
                 sink::write_record(&out);
             }
         })
         .is_some();
-    sys::set_errno(errno.saved());
-    // SAFETY: as above.
-    let rc = unsafe { (f.real)(this, args, num_args, result) };
-    errno.capture_now();
+    drop(section);
+    sys::set_errno(saved_errno);
+    // SAFETY: as documented.
+    let rc = unsafe { call_real(f, this, args, num_args, result) };
+    let errno_after = sys::errno();
     // No outputs record without its inputs record (a panic there turned logging off).
     if detailed && logged_inputs && state::level() > 0 {
+        let _section = state::ShimSection::enter();
         state::guarded(|| {
             if let Some(s) = stats.as_mut() {
                 s.after_call();
@@ -113,7 +143,8 @@ pub unsafe fn call(
                 }
                 rc => Outcome::FailedWithoutError(rc),
             };
-            let mut ctx = context(stats.as_mut().map(|s| s as &mut dyn StatsSource), prefetch.as_ref());
+            let source = stats_source(&mut stats, &mut skipped);
+            let mut ctx = context(source, prefetch.as_ref(), reentered);
             let line = tag.as_ref().filter(|t| t.outputs_correlated()).map(|t| (f.name, t));
             push_outputs_record(&mut out, line, outcome, arg_slice, &mut ctx);
             let Some(s) = stats.as_mut() else {
@@ -135,11 +166,53 @@ pub unsafe fn call(
             }
         });
     }
+    // Dropped only now, after the real function returned: if a thread is cancelled inside it, these are
+    // leaked instead of dropped during the forced unwind.
+    let _ = ManuallyDrop::into_inner(held);
+    let _ = ManuallyDrop::into_inner(prefetch);
+    let _ = ManuallyDrop::into_inner(stats);
+    sys::set_errno(errno_after);
     rc
 }
 
-/// The value printer's context for one record (each record has its own budget of container items).
-fn context<'a>(stats: Option<&'a mut dyn StatsSource>, prefetch: Option<&'a Prefetch>) -> ValueContext<'a> {
+/// The reason line of a call re-entered from a signal handler.
+const REENTERED_LINE: &str = "[statistics skipped: re-entered from a signal handler]";
+
+/// The statistics source of a record: live statistics, the skip line, or none (below level 5).
+fn stats_source<'a>(
+    live: &'a mut Option<stats::LiveStats>,
+    skipped: &'a mut Option<SkippedStats>,
+) -> Option<&'a mut dyn StatsSource> {
+    match (live.as_mut(), skipped.as_mut()) {
+        (Some(s), _) => Some(s as &mut dyn StatsSource),
+        (None, Some(s)) => Some(s as &mut dyn StatsSource),
+        (None, None) => None,
+    }
+}
+
+/// A statistics source that takes none and says why, in place of each tensor's statistics lines.
+struct SkippedStats(&'static str);
+
+impl StatsSource for SkippedStats {
+    fn write_stats(&mut self, desc: &TensorDesc, out: &mut Vec<u8>, indent: usize) {
+        if desc.numel() == 0 {
+            return;
+        }
+        push_indent(out, indent);
+        out.extend_from_slice(self.0.as_bytes());
+        out.push(b'\n');
+    }
+}
+
+/// The context one record is built in (each record has its own budget of container items). A call re-entered from a signal handler never asks the host's runtime
+/// for type names (the interrupted code may hold the runtime's own lock): its objects print by type index.
+fn context<'a>(
+    stats: Option<&'a mut dyn StatsSource>,
+    prefetch: Option<&'a Prefetch>,
+    reentered: bool,
+) -> ValueContext<'a> {
     start_record();
-    ValueContext { type_key: &tvm_runtime::type_key, stats, prefetch }
+    let type_key: &'a dyn Fn(i32, &mut Vec<u8>) -> bool =
+        if reentered { &|_, _| false } else { &tvm_runtime::type_key };
+    ValueContext { type_key, stats, prefetch }
 }

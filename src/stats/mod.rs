@@ -15,14 +15,11 @@ use crate::capture;
 use crate::record::push_indent;
 use crate::record::tensor::StatsSource;
 use compute::{write_stats_lines, Accumulator, ElemKind};
-use std::sync::Mutex;
 use walk::{extent, walk_tensor, ByteSource};
 
 /// Size of the one staging buffer that every read goes through: the memory the shim adds never grows
 /// with tensor size.
-pub const STAGING_BYTES: usize = 4 << 20;
-
-static STAGING: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+pub const STAGING_BYTES: usize = crate::abi::process::STAGING_BYTES;
 
 /// The statistics source of one call: it synchronises each device stream once before the call's inputs
 /// are read and once more after the call, before its outputs are read.
@@ -278,10 +275,11 @@ fn walk(
     kind: ElemKind,
     acc: &mut Accumulator,
 ) -> Result<(), &'static str> {
-    let mut staging = STAGING.lock().unwrap_or_else(|p| p.into_inner());
-    if staging.len() < STAGING_BYTES {
-        staging.resize(STAGING_BYTES, 0);
-    }
+    // The lock's word lives in the page a fork wipes (a child never inherits it held); the thread holding
+    // it already is a signal handler that interrupted this thread's statistics, and must not wait.
+    let Some(mut staging) = crate::abi::process::Staging::lock() else {
+        return Err("re-entered from a signal handler");
+    };
     walk_tensor(src, desc.first_element() as u64, desc.shape(), desc.strides(), kind, &mut staging, acc)
 }
 
