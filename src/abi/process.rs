@@ -80,7 +80,15 @@ fn create() -> usize {
     };
     let mine = mapped.unwrap_or(std::ptr::addr_of!(STATIC_PAGE) as usize | TAG_PID_CHECKED);
     match PAGE.compare_exchange(std::ptr::null_mut(), mine as *mut _, Ordering::AcqRel, Ordering::Acquire) {
-        Ok(_) => mine,
+        Ok(_) => {
+            if mapped.is_some() {
+                // Belt and braces for a kernel or emulator that accepts MADV_WIPEONFORK and ignores it
+                // (qemu-user does): a child made by fork() also gets the page zeroed by this handler.
+                // SAFETY: registering a handler that only stores to atomics of the mapped page.
+                unsafe { libc::pthread_atfork(None, None, Some(zero_page_in_child)) };
+            }
+            mine
+        }
         Err(theirs) => {
             if let Some(p) = mapped {
                 // SAFETY: our mapping lost the race and was never handed out.
@@ -89,6 +97,22 @@ fn create() -> usize {
             theirs as usize
         }
     }
+}
+
+/// Fork handler (child side): what `MADV_WIPEONFORK` does, for a child made by `fork()` where the advice was
+/// accepted but not acted on. Only atomic stores.
+extern "C" fn zero_page_in_child() {
+    let tagged = PAGE.load(Ordering::Acquire) as usize;
+    if tagged == 0 || tagged & TAG_PID_CHECKED != 0 {
+        return;
+    }
+    // SAFETY: the mapped page, never unmapped once published.
+    let page = unsafe { &*(tagged as *const ProcessPage) };
+    page.pid.store(0, Ordering::Relaxed);
+    page.staging_owner.store(0, Ordering::Relaxed);
+    page.staging_lock.store(0, Ordering::Relaxed);
+    page.setup_owner.store(0, Ordering::Relaxed);
+    page.setup.store(SETUP_NEW, Ordering::Release);
 }
 
 /// `FLASHLOG_TEST_NO_WIPEONFORK` (fault injection for the tests): behave as on a kernel that refuses
