@@ -7,6 +7,7 @@
 //! - [`intercept`]: the exported symbols (`dlsym`, CUDA driver and runtime entry points) and wrappers;
 //! - [`record`]: the text of every record (pure);
 //! - [`stats`]: level-5 tensor statistics;
+//! - [`dump`]: level-10 dumps of every tensor of a call;
 //! - [`config`], [`glob`]: the environment, read once;
 //! - [`sink`], [`buffers`], [`clock`]: where and how records are written;
 //! - [`capture`]: which CUDA graph captures are running;
@@ -17,6 +18,7 @@ pub mod buffers;
 pub mod capture;
 pub mod clock;
 pub mod config;
+pub mod dump;
 pub mod glob;
 pub mod intercept;
 pub mod record;

@@ -5,12 +5,13 @@ use crate::abi::dlpack::Prefetch;
 use crate::abi::ffi::{FfiAny, SafeCallFn};
 use crate::abi::sys::{self, ErrnoGuard};
 use crate::abi::tvm_runtime;
-use crate::config::{LEVEL_DETAILED, LEVEL_STATS};
+use crate::config::{LEVEL_DETAILED, LEVEL_DUMP, LEVEL_STATS};
 use crate::record::call::{push_call_line, push_inputs_record, push_outputs_record, Outcome};
 use crate::record::tensor::StatsSource;
 use crate::record::value::{tensor_source, ValueContext};
-use crate::{buffers, clock, sink, state, stats};
+use crate::{buffers, clock, dump, sink, state, stats};
 use std::ffi::c_void;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// A wrapped export: its real address and its call name `<module>.<export>`.
 pub struct WrappedFunction {
@@ -20,6 +21,17 @@ pub struct WrappedFunction {
     pub name: &'static str,
     /// Whether `FLASHINFER_DUMP_INCLUDE` / `_EXCLUDE` let this call have level-3 records (decided once).
     pub detailed_allowed: bool,
+    /// The module's path (level-10 dumps name it for replay).
+    pub library: &'static str,
+    /// Calls dumped so far at level 10 (the `call<NNNN>` of folder names).
+    pub dump_calls: AtomicU32,
+}
+
+impl WrappedFunction {
+    /// A wrapper for `real`, named `name`, from the module at `library`.
+    pub fn new(real: SafeCallFn, name: &'static str, library: &'static str, detailed_allowed: bool) -> Self {
+        WrappedFunction { real, name, detailed_allowed, library, dump_calls: AtomicU32::new(0) }
+    }
 }
 
 /// Calls `f.real` on behalf of the host, logging at the configured level.
@@ -72,10 +84,20 @@ pub unsafe fn call(
             sink::write_record(&out);
         })
         .is_some();
+    let dumping = if level >= LEVEL_DUMP && detailed && state::level() > 0 {
+        state::guarded(|| dump::before_call(&dump_target(f), arg_slice)).flatten()
+    } else {
+        None
+    };
     sys::set_errno(errno.saved());
     // SAFETY: as above.
     let rc = unsafe { (f.real)(this, args, num_args, result) };
     errno.capture_now();
+    if let Some(pending) = dumping {
+        // SAFETY: `result` is the host's result slot, valid for the call; we only read it.
+        let value = (rc == 0 && !result.is_null()).then(|| unsafe { *result });
+        state::guarded(|| dump::after_call(pending, rc, value.as_ref()));
+    }
     // No outputs record without its inputs record (a panic there turned logging off).
     if detailed && logged_inputs && state::level() > 0 {
         state::guarded(|| {
@@ -100,6 +122,10 @@ pub unsafe fn call(
         });
     }
     rc
+}
+
+fn dump_target(f: &WrappedFunction) -> dump::Target<'_> {
+    dump::Target { name: f.name, library: f.library, sequence: f.dump_calls.fetch_add(1, Ordering::Relaxed) + 1 }
 }
 
 fn context<'a>(stats: Option<&'a mut dyn StatsSource>, prefetch: Option<&'a Prefetch>) -> ValueContext<'a> {

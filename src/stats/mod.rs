@@ -97,6 +97,16 @@ const SPACES: &str = "                ";
 /// Sentinel error: the call's stream is capturing.
 const SKIPPED: &str = "\0skipped";
 
+/// Runs `f` with the shared staging buffer (level-10 dumps copy through it too, so the memory the shim adds
+/// stays [`STAGING_BYTES`] whatever the tensor size).
+pub fn with_staging<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
+    let mut staging = STAGING.lock().unwrap_or_else(|p| p.into_inner());
+    if staging.len() < STAGING_BYTES {
+        staging.resize(STAGING_BYTES, 0);
+    }
+    f(&mut staging)
+}
+
 fn walk(
     src: &mut dyn ByteSource,
     desc: &TensorDesc,

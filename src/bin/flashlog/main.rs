@@ -2,9 +2,11 @@
 //!
 //! - `flashlog [-l LEVEL] [-o DEST] [--modules GLOBS] [--kernels GLOBS] [--] COMMAND [ARGS...]` runs COMMAND
 //!   with the library preloaded and the shim's variables set (see [`launcher`]);
-//! - `flashlog summary LOG...` reads logs and prints a table per call name (see [`summary`]).
+//! - `flashlog summary LOG...` reads logs and prints a table per call name (see [`summary`]);
+//! - `flashlog replay DIR` runs calls dumped at level 10 again (see [`replay`]).
 
 mod launcher;
+mod replay;
 mod summary;
 
 use std::process::ExitCode;
@@ -15,6 +17,7 @@ flashlog: log FlashInfer calls, CUDA graph captures and kernel launches of any p
 Usage:
   flashlog [-l LEVEL] [-o DEST] [--modules GLOBS] [--kernels GLOBS] [--] COMMAND [ARGS...]
   flashlog summary LOG...
+  flashlog replay DIR [--device DEV] [--filter GLOB] [--rtol R] [--atol A]
   flashlog --help | --version
 
 Runs COMMAND with libflashlog.so first in LD_PRELOAD (what LD_PRELOAD held is kept after it) and execs it, so
@@ -22,7 +25,7 @@ its exit code and signals are its own. The library is found in $FLASHLOG_LIB, be
 ../lib beside it.
 
 Options (each sets a FLASHLOG_* variable, read by the shim only, so FlashInfer's own Python logger stays off):
-  -l, --level LEVEL    0 off, 1 names, 3 inputs and outputs, 5 statistics (FLASHLOG_LEVEL; default 1, unless
+  -l, --level LEVEL    0 off, 1 names, 3 inputs and outputs, 5 statistics, 10 dumps (FLASHLOG_LEVEL; default 1, unless
                        FLASHLOG_LEVEL or FLASHINFER_LOGLEVEL is already set)
   -o, --output DEST    stdout, stderr or a file; %i becomes the process id, one file per process (FLASHLOG_DEST)
   --modules GLOBS      which TVM-FFI modules to wrap, globs on the path (FLASHLOG_MODULES; default *flashinfer*)
@@ -57,6 +60,8 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some("summary") => summary::main(&args[1..]),
+        // Level-10 dumps run again (python/flashlog/replay.py).
+        Some("replay") => replay::main(&args[1..]),
         Some(_) => launcher::main(&args),
     }
 }
