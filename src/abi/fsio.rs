@@ -90,6 +90,31 @@ impl File {
     }
 }
 
+impl File {
+    /// Appends `buf` whole or not at all: when the write stops part way (full disk, file size limit), the part
+    /// written is cut off again (when nobody else appended meanwhile), so a JSON-lines file never ends in half
+    /// a line.
+    pub fn append_whole(&mut self, buf: &[u8]) -> Result<(), String> {
+        let before = self.size();
+        let result = self.write_all(buf);
+        if result.is_err() {
+            if let (Some(before), Some(now)) = (before, self.size()) {
+                if now > before && now - before < buf.len() as u64 {
+                    // SAFETY: shrinking our own descriptor's file to a size it had.
+                    unsafe { libc::ftruncate(self.0, before as libc::off_t) };
+                }
+            }
+        }
+        result
+    }
+
+    fn size(&self) -> Option<u64> {
+        // SAFETY: `st` is a valid out-parameter.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        (unsafe { libc::fstat(self.0, &mut st) } == 0).then_some(st.st_size as u64)
+    }
+}
+
 impl Drop for File {
     fn drop(&mut self) {
         // SAFETY: closing the descriptor we opened.

@@ -18,24 +18,40 @@ const MAX_ITEMS: usize = 4096;
 /// Deepest nesting of arrays described.
 const MAX_DEPTH: usize = 8;
 
-/// Appends the JSON list of `args` to `out` and the tensors among them to `tensors`.
-pub fn describe_args(out: &mut Vec<u8>, args: &[FfiAny], tensors: &mut Vec<DumpTensor>) {
+/// Appends the JSON list of `args` to `out` and the tensors among them to `tensors`. A tensor whose key is in
+/// `left_out` is listed as not dumped, with the reason given there (found while its file was written).
+pub fn describe_args(
+    out: &mut Vec<u8>,
+    args: &[FfiAny],
+    tensors: &mut Vec<DumpTensor>,
+    left_out: &[(String, &'static str)],
+) {
     out.push(b'[');
     for (i, a) in args.iter().enumerate() {
         if i > 0 {
             out.extend_from_slice(b", ");
         }
-        describe(out, a, &format!("arg_{i}"), tensors, 0);
+        describe(out, a, &format!("arg_{i}"), tensors, 0, left_out);
     }
     out.push(b']');
 }
 
 /// Appends the JSON entry of one value; tensors get `key`.
-pub fn describe(out: &mut Vec<u8>, v: &FfiAny, key: &str, tensors: &mut Vec<DumpTensor>, depth: usize) {
+pub fn describe(
+    out: &mut Vec<u8>,
+    v: &FfiAny,
+    key: &str,
+    tensors: &mut Vec<DumpTensor>,
+    depth: usize,
+    left_out: &[(String, &'static str)],
+) {
     if let Some(source) = tensor_source(v) {
         let mut t = DumpTensor::read(key, source, matches!(source, TensorSource::Object(_)));
         if t.not_dumped.is_none() && t.desc.as_ref().is_ok_and(|d| capture_blocks(d.device)) {
             t.not_dumped = Some(CAPTURE_REASON);
+        }
+        if let Some((_, reason)) = left_out.iter().find(|(k, _)| k == key) {
+            t.not_dumped = Some(reason);
         }
         push_tensor_fields(out, &t);
         tensors.push(t);
@@ -95,7 +111,7 @@ pub fn describe(out: &mut Vec<u8>, v: &FfiAny, key: &str, tensors: &mut Vec<Dump
         t if t < ti::STATIC_OBJECT_BEGIN && t != ti::OBJECT_RVALUE_REF => {
             not_replayable(out, "unknown", &format!("type_index={t}"))
         }
-        _ => object(out, v, key, tensors, depth),
+        _ => object(out, v, key, tensors, depth, left_out),
     }
 }
 
@@ -147,7 +163,14 @@ fn object_of(v: &FfiAny) -> Option<(usize, i32)> {
     }
 }
 
-fn object(out: &mut Vec<u8>, v: &FfiAny, key: &str, tensors: &mut Vec<DumpTensor>, depth: usize) {
+fn object(
+    out: &mut Vec<u8>,
+    v: &FfiAny,
+    key: &str,
+    tensors: &mut Vec<DumpTensor>,
+    depth: usize,
+    left_out: &[(String, &'static str)],
+) {
     let Some((obj, t)) = object_of(v).filter(|&(obj, _)| obj != 0) else {
         return not_replayable(out, "object", "unreadable");
     };
@@ -176,7 +199,7 @@ fn object(out: &mut Vec<u8>, v: &FfiAny, key: &str, tensors: &mut Vec<DumpTensor
                         out.extend_from_slice(b", ");
                     }
                     match ffi::read_any_at(seq.data, j) {
-                        Ok(item) => describe(out, &item, &format!("{key}__{j}"), tensors, depth + 1),
+                        Ok(item) => describe(out, &item, &format!("{key}__{j}"), tensors, depth + 1, left_out),
                         Err(_) => not_replayable(out, "object", "unreadable item"),
                     }
                 }

@@ -88,7 +88,7 @@ pub fn remove_call_folder(path: &str) {
 /// one `write(2)` each; false (dumping stopped) on an error.
 pub fn write_lines(call_dir: &str, line: &[u8]) -> bool {
     let meta = format!("{call_dir}/metadata.jsonl");
-    if let Err(e) = File::append(&meta).and_then(|mut f| f.write_all(line)) {
+    if let Err(e) = File::append(&meta).and_then(|mut f| f.append_whole(line)) {
         stop(&format!("cannot write {meta}: {e}"));
         return false;
     }
@@ -108,7 +108,7 @@ pub fn write_lines(call_dir: &str, line: &[u8]) -> bool {
             }
         }
     }
-    if let Err(e) = session.file.as_mut().map_or(Ok(()), |f| f.write_all(line)) {
+    if let Err(e) = session.file.as_mut().map_or(Ok(()), |f| f.append_whole(line)) {
         drop(s);
         stop(&format!("cannot write {path}: {e}"));
         return false;

@@ -103,7 +103,7 @@ pub fn before_call(t: &Target, args: &[FfiAny]) -> Option<Pending> {
     let dir = folder::session_dir()?;
     let mut arguments = Vec::with_capacity(256);
     let mut tensors = Vec::new();
-    args::describe_args(&mut arguments, args, &mut tensors);
+    args::describe_args(&mut arguments, args, &mut tensors, &[]);
     let capture = tensors.iter().any(|x| x.not_dumped == Some(CAPTURE_REASON));
     let input_bytes: u64 = tensors.iter().filter(|x| x.not_dumped.is_none()).map(|x| x.nbytes()).sum();
     // Inputs and the same arguments after the call (a returned tensor is checked when it exists).
@@ -120,6 +120,13 @@ pub fn before_call(t: &Target, args: &[FfiAny]) -> Option<Pending> {
         folder::stop(&format!("cannot write {e}"));
         folder::remove_call_folder(&call_dir);
         return None;
+    }
+    // Tensors found unreadable while the file was written are listed as such in `arguments` too.
+    let found_unreadable: Vec<(String, &'static str)> =
+        tensors.iter().filter_map(|x| x.not_dumped.map(|r| (x.key.clone(), r))).collect();
+    if !found_unreadable.is_empty() {
+        arguments.clear();
+        args::describe_args(&mut arguments, args, &mut Vec::new(), &found_unreadable);
     }
     let common = common_fields(t, &call_dir, &stamp, &arguments, capture);
     let mut line = common.clone();
@@ -151,7 +158,7 @@ pub fn after_call(p: Pending, rc: i32, result: Option<&FfiAny>) {
     let mut result_json = Vec::new();
     if let (0, Some(r)) = (rc, result) {
         let mut found = Vec::new();
-        args::describe(&mut result_json, r, "result", &mut found, 0);
+        args::describe(&mut result_json, r, "result", &mut found, 0, &[]);
         for mut x in found {
             if x.not_dumped.is_none() && (capture || blocked(&x)) {
                 x.not_dumped = Some(CAPTURE_REASON);
