@@ -5,7 +5,7 @@
 use super::json::{push_float, push_int, push_ints, push_key, push_str};
 use super::source::{capture_blocks, CAPTURE_REASON};
 use super::tensors::{push_tensor_fields, DumpTensor};
-use crate::abi::dlpack::{DataType, Device};
+use crate::abi::dlpack::{DataType, Device, Prefetch};
 use crate::abi::ffi::{self, type_index as ti, ByteArray, FfiAny, SeqPayload};
 use crate::abi::{mem, tvm_runtime};
 use crate::record::names::torch_dtype_name;
@@ -25,13 +25,14 @@ pub fn describe_args(
     args: &[FfiAny],
     tensors: &mut Vec<DumpTensor>,
     left_out: &[(String, &'static str)],
+    prefetch: Option<&Prefetch>,
 ) {
     out.push(b'[');
     for (i, a) in args.iter().enumerate() {
         if i > 0 {
             out.extend_from_slice(b", ");
         }
-        describe(out, a, &format!("arg_{i}"), tensors, 0, left_out);
+        describe(out, a, &format!("arg_{i}"), tensors, 0, left_out, prefetch);
     }
     out.push(b']');
 }
@@ -44,9 +45,10 @@ pub fn describe(
     tensors: &mut Vec<DumpTensor>,
     depth: usize,
     left_out: &[(String, &'static str)],
+    prefetch: Option<&Prefetch>,
 ) {
     if let Some(source) = tensor_source(v) {
-        let mut t = DumpTensor::read(key, source, matches!(source, TensorSource::Object(_)));
+        let mut t = DumpTensor::read(key, source, matches!(source, TensorSource::Object(_)), prefetch);
         if t.not_dumped.is_none() && t.desc.as_ref().is_ok_and(|d| capture_blocks(d.device)) {
             t.not_dumped = Some(CAPTURE_REASON);
         }
@@ -111,7 +113,7 @@ pub fn describe(
         t if t < ti::STATIC_OBJECT_BEGIN && t != ti::OBJECT_RVALUE_REF => {
             not_replayable(out, "unknown", &format!("type_index={t}"))
         }
-        _ => object(out, v, key, tensors, depth, left_out),
+        _ => object(out, v, key, tensors, depth, left_out, prefetch),
     }
 }
 
@@ -170,6 +172,7 @@ fn object(
     tensors: &mut Vec<DumpTensor>,
     depth: usize,
     left_out: &[(String, &'static str)],
+    prefetch: Option<&Prefetch>,
 ) {
     let Some((obj, t)) = object_of(v).filter(|&(obj, _)| obj != 0) else {
         return not_replayable(out, "object", "unreadable");
@@ -199,7 +202,9 @@ fn object(
                         out.extend_from_slice(b", ");
                     }
                     match ffi::read_any_at(seq.data, j) {
-                        Ok(item) => describe(out, &item, &format!("{key}__{j}"), tensors, depth + 1, left_out),
+                        Ok(item) => {
+                            describe(out, &item, &format!("{key}__{j}"), tensors, depth + 1, left_out, prefetch)
+                        }
                         Err(_) => not_replayable(out, "object", "unreadable item"),
                     }
                 }

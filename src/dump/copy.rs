@@ -193,17 +193,26 @@ impl Copier<'_> {
         let span = ((high - low) as usize + 1) * eb;
         let half = self.staging.len() / 2;
         self.src.read(start, &mut self.staging[..span]).map_err(CopyError::Read)?;
+        // The innermost dimension is copied as one slice when it is contiguous, else element by element.
+        let (n_last, s_last) = inner[inner.len() - 1];
+        let (outer, piece) = if s_last == 1 { (&inner[..inner.len() - 1], n_last as usize * eb) } else { (inner, eb) };
         let mut idx = [0i64; MAX_DIMS];
         let mut off: i128 = -low;
         loop {
-            if self.room() < eb {
-                self.flush()?;
+            let mut from = off as usize * eb;
+            let mut left = piece;
+            while left > 0 {
+                if self.room() < eb {
+                    self.flush()?;
+                }
+                let take = left.min(self.room() / eb * eb);
+                let to = half + self.filled;
+                self.staging.copy_within(from..from + take, to);
+                self.filled += take;
+                from += take;
+                left -= take;
             }
-            let from = off as usize * eb;
-            let to = half + self.filled;
-            self.staging.copy_within(from..from + eb, to);
-            self.filled += eb;
-            if !advance(&mut idx[..inner.len()], inner, &mut off) {
+            if !advance(&mut idx[..outer.len()], outer, &mut off) {
                 return Ok(());
             }
         }

@@ -84,12 +84,20 @@ pub fn remove_call_folder(path: &str) {
     fsio::rmdir(path);
 }
 
-/// Appends `line` (one JSON object and its newline) to the call's `metadata.jsonl` and to `session.jsonl`,
-/// one `write(2)` each; false (dumping stopped) on an error.
-pub fn write_lines(call_dir: &str, line: &[u8]) -> bool {
-    let meta = format!("{call_dir}/metadata.jsonl");
-    if let Err(e) = File::append(&meta).and_then(|mut f| f.append_whole(line)) {
-        stop(&format!("cannot write {meta}: {e}"));
+/// Appends `line` (one JSON object and its newline) to the call's `metadata.jsonl` (opened on the first line
+/// and kept in `meta` for the second) and to `session.jsonl`, one `write(2)` each; false (dumping stopped) on
+/// an error.
+pub fn write_lines(call_dir: &str, meta: &mut Option<File>, line: &[u8]) -> bool {
+    let written = match meta {
+        Some(f) => f.append_whole(line),
+        None => File::append(&format!("{call_dir}/metadata.jsonl")).and_then(|mut f| {
+            f.append_whole(line)?;
+            *meta = Some(f);
+            Ok(())
+        }),
+    };
+    if let Err(e) = written {
+        stop(&format!("cannot write {call_dir}/metadata.jsonl: {e}"));
         return false;
     }
     let pid = sys::pid();

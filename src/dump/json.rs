@@ -9,6 +9,12 @@ use std::io::Write;
 /// Appends `text` as a JSON string (quotes included).
 pub fn push_str(out: &mut Vec<u8>, text: &[u8]) {
     out.push(b'"');
+    // Fast path: printable ASCII without quote or backslash is copied as it is.
+    if text.iter().all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\') {
+        out.extend_from_slice(text);
+        out.push(b'"');
+        return;
+    }
     for chunk in text.utf8_chunks() {
         for c in chunk.valid().chars() {
             match c {

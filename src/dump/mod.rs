@@ -14,6 +14,7 @@ pub mod safetensors;
 pub mod source;
 pub mod tensors;
 
+use crate::abi::dlpack::Prefetch;
 use crate::abi::ffi::FfiAny;
 use crate::abi::fsio::FsizeGuard;
 use crate::abi::tvm_runtime;
@@ -37,6 +38,7 @@ pub struct Pending {
     common: Vec<u8>,
     tensors: Vec<DumpTensor>,
     capture: bool,
+    meta: Option<crate::abi::fsio::File>,
 }
 
 /// The fields both lines share (up to and excluding the closing brace).
@@ -98,12 +100,12 @@ fn push_tensor_summary(o: &mut Vec<u8>, prefix: &str, tensors: &[DumpTensor]) {
 
 /// Dumps the inputs of a call about to run; None when the call is not dumped (limits, a stopped dump, an
 /// error, which printed its one line).
-pub fn before_call(t: &Target, args: &[FfiAny]) -> Option<Pending> {
+pub fn before_call(t: &Target, args: &[FfiAny], prefetch: Option<&Prefetch>) -> Option<Pending> {
     let _fsize = FsizeGuard::new();
     let dir = folder::session_dir()?;
     let mut arguments = Vec::with_capacity(256);
     let mut tensors = Vec::new();
-    args::describe_args(&mut arguments, args, &mut tensors, &[]);
+    args::describe_args(&mut arguments, args, &mut tensors, &[], prefetch);
     let capture = tensors.iter().any(|x| x.not_dumped == Some(CAPTURE_REASON));
     let input_bytes: u64 = tensors.iter().filter(|x| x.not_dumped.is_none()).map(|x| x.nbytes()).sum();
     // Inputs and the same arguments after the call (a returned tensor is checked when it exists).
@@ -126,18 +128,19 @@ pub fn before_call(t: &Target, args: &[FfiAny]) -> Option<Pending> {
         tensors.iter().filter_map(|x| x.not_dumped.map(|r| (x.key.clone(), r))).collect();
     if !found_unreadable.is_empty() {
         arguments.clear();
-        args::describe_args(&mut arguments, args, &mut Vec::new(), &found_unreadable);
+        args::describe_args(&mut arguments, args, &mut Vec::new(), &found_unreadable, prefetch);
     }
     let common = common_fields(t, &call_dir, &stamp, &arguments, capture);
     let mut line = common.clone();
     line.extend_from_slice(b", \"execution_status\": \"inputs_saved\"");
     push_tensor_summary(&mut line, "input", &tensors);
     line.extend_from_slice(b"}\n");
-    if !folder::write_lines(&call_dir, &line) {
+    let mut meta = None;
+    if !folder::write_lines(&call_dir, &mut meta, &line) {
         folder::remove_call_folder(&call_dir);
         return None;
     }
-    Some(Pending { folder: call_dir, common, tensors, capture })
+    Some(Pending { folder: call_dir, common, tensors, capture, meta })
 }
 
 /// Whether reading this tensor now could disturb a capture.
@@ -148,7 +151,7 @@ fn blocked(x: &DumpTensor) -> bool {
 /// Dumps the outputs of a call that returned `rc` with `result`, and writes line 2.
 pub fn after_call(p: Pending, rc: i32, result: Option<&FfiAny>) {
     let _fsize = FsizeGuard::new();
-    let Pending { folder: call_dir, common, mut tensors, capture } = p;
+    let Pending { folder: call_dir, common, mut tensors, capture, meta: mut meta_file } = p;
     // The same arguments after the call (their descriptors may not change: the caller owns them).
     for x in tensors.iter_mut() {
         if x.not_dumped.is_none() && blocked(x) {
@@ -158,7 +161,7 @@ pub fn after_call(p: Pending, rc: i32, result: Option<&FfiAny>) {
     let mut result_json = Vec::new();
     if let (0, Some(r)) = (rc, result) {
         let mut found = Vec::new();
-        args::describe(&mut result_json, r, "result", &mut found, 0, &[]);
+        args::describe(&mut result_json, r, "result", &mut found, 0, &[], None);
         for mut x in found {
             if x.not_dumped.is_none() && (capture || blocked(&x)) {
                 x.not_dumped = Some(CAPTURE_REASON);
@@ -203,5 +206,5 @@ pub fn after_call(p: Pending, rc: i32, result: Option<&FfiAny>) {
     }
     push_tensor_summary(&mut line, "output", &tensors);
     line.extend_from_slice(b"}\n");
-    folder::write_lines(&call_dir, &line);
+    folder::write_lines(&call_dir, &mut meta_file, &line);
 }

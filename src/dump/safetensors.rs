@@ -7,7 +7,11 @@ use super::copy::{copy_logical, CopyError};
 use super::json::{push_int, push_ints, push_key, push_str};
 use super::source::Reader;
 use super::tensors::{st_dtype, st_shape, DumpTensor};
-use crate::abi::fsio::{self, File};
+use crate::abi::dlpack::{device_type, TensorDesc};
+use crate::abi::fsio::{self, DirectError, File};
+
+/// Files up to this size (header and tensors) are assembled in memory and written with one `write(2)`.
+const SMALL_FILE_BYTES: u64 = 64 * 1024;
 
 /// Why a file could not be written: (what failed, the reason). A write error stops dumping; a read error
 /// only leaves the tensor out.
@@ -86,12 +90,41 @@ fn write_once(tmp: &str, header: &[u8], list: &[&DumpTensor], reader: &mut Reade
     let mut prefix = Vec::with_capacity(8 + header.len());
     prefix.extend_from_slice(&(header.len() as u64).to_le_bytes());
     prefix.extend_from_slice(header);
-    file.write_all(&prefix).map_err(|e| (0, CopyError::Write(e)))?;
+    // Small tensors go out with the header in one write(2) (a small call then costs one write per file).
+    let mut first_big = list.len();
     for (i, t) in list.iter().enumerate() {
+        if prefix.len() as u64 + t.nbytes() > SMALL_FILE_BYTES {
+            first_big = i;
+            break;
+        }
         let Ok(d) = &t.desc else { continue };
         let Some((_, eb)) = st_dtype(d.dtype) else { continue };
         if t.nbytes() == 0 {
             continue;
+        }
+        let mut write = |bytes: &[u8]| {
+            prefix.extend_from_slice(bytes);
+            Ok(())
+        };
+        reader
+            .with_source(d, |src, staging| {
+                copy_logical(src, d.first_element() as u64, d.shape(), d.strides(), eb, staging, &mut write)
+            })
+            .map_err(|e| (i, e))?;
+    }
+    file.write_all(&prefix).map_err(|e| (0, CopyError::Write(e)))?;
+    for (i, t) in list.iter().enumerate().skip(first_big) {
+        let Ok(d) = &t.desc else { continue };
+        let Some((_, eb)) = st_dtype(d.dtype) else { continue };
+        if t.nbytes() == 0 {
+            continue;
+        }
+        if direct_host(d) {
+            match file.write_from_host(d.first_element(), t.nbytes() as usize) {
+                Ok(()) => continue,
+                Err(DirectError::Unreadable) => return Err((i, CopyError::Read("host memory not readable"))),
+                Err(DirectError::Write(e)) => return Err((i, CopyError::Write(e))),
+            }
         }
         let mut write = |bytes: &[u8]| file.write_all(bytes);
         reader
@@ -101,4 +134,24 @@ fn write_once(tmp: &str, header: &[u8], list: &[&DumpTensor], reader: &mut Reade
             .map_err(|e| (i, e))?;
     }
     Ok(())
+}
+
+/// Whether the tensor's bytes can be written straight from host memory: plain host memory (pinned host memory
+/// only outside captures, after its stream was synchronised by an earlier device read, so it takes the staging
+/// path) and the elements compact in row-major order.
+fn direct_host(d: &TensorDesc) -> bool {
+    if d.device.device_type != device_type::CPU {
+        return false;
+    }
+    let mut expect = 1i64;
+    for (&n, &s) in d.shape().iter().zip(d.strides()).rev() {
+        if n == 1 {
+            continue;
+        }
+        if s != expect {
+            return false;
+        }
+        expect = expect.saturating_mul(n);
+    }
+    true
 }

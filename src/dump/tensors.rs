@@ -2,7 +2,7 @@
 //! and the JSON fields that describe it (the `arguments` entry and `tensor_details`).
 
 use super::json::{push_int, push_ints, push_key, push_str};
-use crate::abi::dlpack::{DataType, TensorDesc};
+use crate::abi::dlpack::{DataType, Prefetch, TensorDesc};
 use crate::record::value::TensorSource;
 
 /// A tensor argument (or a returned tensor) of a dumped call.
@@ -19,8 +19,8 @@ pub struct DumpTensor {
 
 impl DumpTensor {
     /// Reads the descriptor at `source`.
-    pub fn read(key: &str, source: TensorSource, is_object: bool) -> DumpTensor {
-        let desc = source.read(None);
+    pub fn read(key: &str, source: TensorSource, is_object: bool, prefetch: Option<&Prefetch>) -> DumpTensor {
+        let desc = source.read(prefetch);
         let not_dumped = match &desc {
             Err(reason) => Some(*reason),
             Ok(d) if st_dtype(d.dtype).is_none() => Some("unsupported dtype"),

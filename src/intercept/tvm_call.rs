@@ -85,7 +85,7 @@ pub unsafe fn call(
         })
         .is_some();
     let dumping = if level >= LEVEL_DUMP && detailed && state::level() > 0 {
-        state::guarded(|| dump::before_call(&dump_target(f), arg_slice)).flatten()
+        state::guarded(|| dump::before_call(&dump_target(f), arg_slice, prefetch.as_ref())).flatten()
     } else {
         None
     };

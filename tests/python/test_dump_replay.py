@@ -352,3 +352,39 @@ def test_device_tensors_and_captures(tmp_path, program):
         x = np.frombuffer(i["arg_1"][2], np.float32)
         assert x.any() and np.array_equal(np.frombuffer(o["arg_0"][2], np.float32), 2 * x)
         assert o["arg_1"] == i["arg_1"]
+
+
+UNMAPPED_HOST = r'''
+import ctypes, mmap, sys
+import numpy as np, tvm_ffi
+from flashlog import replay as r
+ops = tvm_ffi.load_module(sys.argv[1])
+m = mmap.mmap(-1, 1 << 16)
+addr = ctypes.addressof(ctypes.c_char.from_buffer(m))
+m.close()  # the pages are gone: the descriptor is valid, its data is not
+def tensor(data, shape, strides):
+    mt = r._DLManagedTensor()
+    sh, st = (ctypes.c_int64 * 2)(*shape), (ctypes.c_int64 * 2)(*strides)
+    t = mt.dl_tensor
+    t.data, t.device, t.ndim, t.dtype = data, r._DLDevice(1, 0), 2, r._DLDataType(2, 32, 1)
+    t.shape, t.strides = ctypes.cast(sh, ctypes.POINTER(ctypes.c_int64)), ctypes.cast(st, ctypes.POINTER(ctypes.c_int64))
+    r._KEEP.extend([mt, sh, st])
+    return tvm_ffi.from_dlpack(r._Exporter(mt, (1, 0)))
+good = np.arange(8, dtype=np.float32)
+print(ops.touch_all(tensor(addr, [64, 64], [64, 1]), tensor(addr, [8, 8], [1, 8]), tvm_ffi.from_dlpack(good)))
+'''
+
+
+def test_unreadable_host_memory_is_left_out(tmp_path):
+    dump = tmp_path / "d"
+    cmd = [sys.executable, "-c", UNMAPPED_HOST, MODULE_DIR / "testops/testops.so"]
+    plain = run(cmd, preload=False, env=PYPATH)
+    shim = run(cmd, level=10, dest=tmp_path / "l", env={**PYPATH, "FLASHLOG_DUMP_DIR": dump})
+    assert (shim.returncode, shim.stdout, shim.stderr) == (plain.returncode, plain.stdout, plain.stderr) == (
+        0, "None\n", "")
+    (call,) = folders(dump)
+    for line in meta(call):
+        a = line["arguments"]
+        assert [(x["dumped"], x.get("reason")) for x in a] == [(False, "host memory not readable")] * 2 + [(True, None)]
+    assert list(st(call / "inputs.safetensors")) == ["arg_2"]
+    assert st(call / "outputs.safetensors")["arg_2"][2] == np.arange(8, dtype=np.float32).tobytes()
