@@ -39,6 +39,7 @@ pub struct Pending {
     tensors: Vec<DumpTensor>,
     capture: bool,
     meta: Option<crate::abi::fsio::File>,
+    input_info: Vec<u8>,
 }
 
 /// The fields both lines share (up to and excluding the closing brace).
@@ -61,8 +62,9 @@ fn common_fields(t: &Target, folder: &str, stamp: &str, arguments: &[u8], captur
     push_int(&mut o, crate::abi::sys::pid());
     o.extend_from_slice(b", \"thread_id\": ");
     push_int(&mut o, folder::thread_id());
-    o.extend_from_slice(b", \"logger\": \"flashlog\", \"logger_version\": ");
+    o.extend_from_slice(b", \"logger\": \"flashlog\", \"versions\": {\"flashlog\": ");
     push_str(&mut o, env!("CARGO_PKG_VERSION").as_bytes());
+    o.push(b'}');
     o.extend_from_slice(b", \"tensor_format\": \"safetensors\", \"graph_capture\": ");
     o.extend_from_slice(if capture { b"true" } else { b"false" });
     o.extend_from_slice(b", \"dump_dir\": ");
@@ -72,8 +74,8 @@ fn common_fields(t: &Target, folder: &str, stamp: &str, arguments: &[u8], captur
     o
 }
 
-/// `"tensor_details": {...}, "tensor_keys": [...], "size_bytes": N` of the tensors in a file.
-fn push_tensor_summary(o: &mut Vec<u8>, prefix: &str, tensors: &[DumpTensor]) {
+/// `, "tensor_details": {...}` of the tensors in a file.
+fn push_tensor_details(o: &mut Vec<u8>, tensors: &[DumpTensor]) {
     o.extend_from_slice(b", \"tensor_details\": {");
     for (i, t) in tensors.iter().enumerate() {
         if i > 0 {
@@ -82,20 +84,25 @@ fn push_tensor_summary(o: &mut Vec<u8>, prefix: &str, tensors: &[DumpTensor]) {
         push_key(o, &t.key);
         tensors::push_tensor_fields(o, t);
     }
-    o.extend_from_slice(b"}, ");
-    push_key(o, &format!("{prefix}_tensor_keys"));
+    o.push(b'}');
+}
+
+/// `"<prefix>_tensor_keys": [...], "<prefix>_size_bytes": N` of the tensors in a file (FlashInfer's
+/// `tensor_info` fields).
+fn tensor_info_fields(prefix: &str, tensors: &[DumpTensor]) -> Vec<u8> {
+    let mut o = Vec::with_capacity(64);
+    push_key(&mut o, &format!("{prefix}_tensor_keys"));
     o.push(b'[');
-    let mut first = true;
-    for t in tensors.iter().filter(|t| t.not_dumped.is_none()) {
-        if !first {
+    for (i, t) in tensors.iter().filter(|t| t.not_dumped.is_none()).enumerate() {
+        if i > 0 {
             o.extend_from_slice(b", ");
         }
-        first = false;
-        push_str(o, t.key.as_bytes());
+        push_str(&mut o, t.key.as_bytes());
     }
     o.extend_from_slice(b"], ");
-    push_key(o, &format!("{prefix}_size_bytes"));
-    push_int(o, tensors.iter().filter(|t| t.not_dumped.is_none()).map(|t| t.nbytes()).sum::<u64>());
+    push_key(&mut o, &format!("{prefix}_size_bytes"));
+    push_int(&mut o, tensors.iter().filter(|t| t.not_dumped.is_none()).map(|t| t.nbytes()).sum::<u64>());
+    o
 }
 
 /// Dumps the inputs of a call about to run; None when the call is not dumped (limits, a stopped dump, an
@@ -133,14 +140,18 @@ pub fn before_call(t: &Target, args: &[FfiAny], prefetch: Option<&Prefetch>) -> 
     let common = common_fields(t, &call_dir, &stamp, &arguments, capture);
     let mut line = common.clone();
     line.extend_from_slice(b", \"execution_status\": \"inputs_saved\"");
-    push_tensor_summary(&mut line, "input", &tensors);
+    let input_info = tensor_info_fields("input", &tensors);
+    line.extend_from_slice(b", \"tensor_info\": {");
+    line.extend_from_slice(&input_info);
+    line.push(b'}');
+    push_tensor_details(&mut line, &tensors);
     line.extend_from_slice(b"}\n");
     let mut meta = None;
     if !folder::write_lines(&call_dir, &mut meta, &line) {
         folder::remove_call_folder(&call_dir);
         return None;
     }
-    Some(Pending { folder: call_dir, common, tensors, capture, meta })
+    Some(Pending { folder: call_dir, common, tensors, capture, meta, input_info })
 }
 
 /// Whether reading this tensor now could disturb a capture.
@@ -151,7 +162,7 @@ fn blocked(x: &DumpTensor) -> bool {
 /// Dumps the outputs of a call that returned `rc` with `result`, and writes line 2.
 pub fn after_call(p: Pending, rc: i32, result: Option<&FfiAny>) {
     let _fsize = FsizeGuard::new();
-    let Pending { folder: call_dir, common, mut tensors, capture, meta: mut meta_file } = p;
+    let Pending { folder: call_dir, common, mut tensors, capture, meta: mut meta_file, input_info } = p;
     // The same arguments after the call (their descriptors may not change: the caller owns them).
     for x in tensors.iter_mut() {
         if x.not_dumped.is_none() && blocked(x) {
@@ -204,7 +215,12 @@ pub fn after_call(p: Pending, rc: i32, result: Option<&FfiAny>) {
     if !outputs_ok {
         line.extend_from_slice(b", \"outputs_dumped\": false");
     }
-    push_tensor_summary(&mut line, "output", &tensors);
+    line.extend_from_slice(b", \"tensor_info\": {");
+    line.extend_from_slice(&input_info);
+    line.extend_from_slice(b", ");
+    line.extend_from_slice(&tensor_info_fields("output", &tensors));
+    line.push(b'}');
+    push_tensor_details(&mut line, &tensors);
     line.extend_from_slice(b"}\n");
     folder::write_lines(&call_dir, &mut meta_file, &line);
 }

@@ -95,8 +95,9 @@ def test_folder_layout_and_metadata(recorded):
     a0 = l1["arguments"][0]
     assert (a0["kind"], a0["key"], a0["shape"], a0["stride"], a0["dtype"], a0["device"], a0["ffi_type"]) == (
         "tensor", "arg_0", [4, 128], [128, 1], "torch.float32", "cpu", "Tensor")
-    assert l1["tensor_details"]["arg_1"]["device"] == "cpu" and l1["input_tensor_keys"] == ["arg_0", "arg_1", "arg_2"]
-    assert l2["output_tensor_keys"] == ["arg_0", "arg_1", "arg_2"] and l2["return_code"] == 0
+    assert l1["tensor_details"]["arg_1"]["device"] == "cpu" and l1["tensor_info"] == {
+        "input_tensor_keys": ["arg_0", "arg_1", "arg_2"], "input_size_bytes": 4608}
+    assert l2["tensor_info"]["output_tensor_keys"] == ["arg_0", "arg_1", "arg_2"] and l2["return_code"] == 0
     failed = meta(next(f for f in folders(dump) if "fail_checked" in f.name))[-1]
     assert (failed["execution_status"], failed["error_kind"]) == ("failed", "RuntimeError")
     assert failed["error_message"] == "Check failed: x.size(0) == 3 (4 vs. 3) : bad batch size"
@@ -344,7 +345,7 @@ def test_device_tensors_and_captures(tmp_path, program):
     for f in captured:
         l1, l2 = meta(f)
         assert all(a["dumped"] is False and a["reason"] == CAPTURE for a in l1["arguments"][:2])
-        assert st(f / "inputs.safetensors") == {} and l2["output_tensor_keys"] == []
+        assert st(f / "inputs.safetensors") == {} and l2["tensor_info"]["output_tensor_keys"] == []
     for f in eager:
         l1, _ = meta(f)
         assert l1["arguments"][1]["device"] == "cuda:0"
