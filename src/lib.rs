@@ -11,7 +11,8 @@
 //! - [`config`], [`glob`]: the environment, read once;
 //! - [`sink`], [`buffers`], [`clock`]: where and how records are written;
 //! - [`capture`]: which CUDA graph captures are running;
-//! - [`state`]: process-wide switches.
+//! - [`state`]: process-wide switches;
+//! - [`forkgen`]: per-fork-generation slots, so a forked child never waits on a lock its parent held.
 
 pub mod abi;
 pub mod buffers;
@@ -19,6 +20,7 @@ pub mod capture;
 pub mod clock;
 pub mod config;
 pub mod dump;
+pub mod forkgen;
 pub mod glob;
 pub mod intercept;
 pub mod record;

@@ -6,6 +6,7 @@
 use super::Target;
 use crate::abi::fsio::{self, File};
 use crate::abi::sys;
+use crate::forkgen;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
@@ -15,7 +16,9 @@ struct Session {
     file: Option<File>,
 }
 
-static SESSION: Mutex<Option<Session>> = Mutex::new(None);
+/// The session state, one slot per fork generation (`crate::forkgen`): a forked child never locks the one a
+/// thread of its parent may have held at the fork.
+static SESSIONS: [Mutex<Option<Session>>; forkgen::SLOTS] = [const { Mutex::new(None) }; forkgen::SLOTS];
 static STOPPED: AtomicBool = AtomicBool::new(false);
 static FORK_HANDLER: std::sync::Once = std::sync::Once::new();
 
@@ -35,6 +38,11 @@ extern "C" fn after_fork_in_child() {
     super::limits::reset_after_fork();
 }
 
+/// This process's session state.
+fn session() -> &'static Mutex<Option<Session>> {
+    &SESSIONS[forkgen::slot()]
+}
+
 /// This process's dump folder, made on first use; None once dumping stopped.
 pub fn session_dir() -> Option<String> {
     if STOPPED.load(Ordering::Relaxed) {
@@ -42,7 +50,7 @@ pub fn session_dir() -> Option<String> {
     }
     FORK_HANDLER.call_once(|| sys::at_fork_child(after_fork_in_child));
     let pid = sys::pid();
-    let mut s = SESSION.lock().unwrap_or_else(|p| p.into_inner());
+    let mut s = session().lock().unwrap_or_else(|p| p.into_inner());
     if let Some(s) = s.as_ref().filter(|s| s.pid == pid) {
         return Some(s.dir.clone());
     }
@@ -101,7 +109,7 @@ pub fn write_lines(call_dir: &str, meta: &mut Option<File>, line: &[u8]) -> bool
         return false;
     }
     let pid = sys::pid();
-    let mut s = SESSION.lock().unwrap_or_else(|p| p.into_inner());
+    let mut s = session().lock().unwrap_or_else(|p| p.into_inner());
     let Some(session) = s.as_mut().filter(|s| s.pid == pid) else {
         return true;
     };

@@ -9,9 +9,9 @@ pub mod walk;
 use crate::abi::cuda_driver::{self, Driver};
 use crate::abi::dlpack::{device_type, TensorDesc};
 use crate::abi::{mem, tvm_runtime};
-use crate::capture;
 use crate::record::push_indent;
 use crate::record::tensor::StatsSource;
+use crate::{capture, forkgen};
 use compute::{write_stats_lines, Accumulator, ElemKind};
 use std::sync::Mutex;
 use walk::{walk_tensor, ByteSource};
@@ -20,7 +20,9 @@ use walk::{walk_tensor, ByteSource};
 /// with tensor size.
 pub const STAGING_BYTES: usize = 4 << 20;
 
-static STAGING: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+/// One staging buffer per fork generation (`crate::forkgen`): a child never locks the one a thread of its
+/// parent may have held at the fork. Only the slot in use is ever allocated.
+static STAGING: [Mutex<Vec<u8>>; forkgen::SLOTS] = [const { Mutex::new(Vec::new()) }; forkgen::SLOTS];
 
 /// The statistics source of one call: it synchronises each device stream once before the call's inputs
 /// are read and once more after the call, before its outputs are read.
@@ -100,7 +102,7 @@ const SKIPPED: &str = "\0skipped";
 /// Runs `f` with the shared staging buffer (level-10 dumps copy through it too, so the memory the shim adds
 /// stays [`STAGING_BYTES`] whatever the tensor size).
 pub fn with_staging<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
-    let mut staging = STAGING.lock().unwrap_or_else(|p| p.into_inner());
+    let mut staging = STAGING[forkgen::slot()].lock().unwrap_or_else(|p| p.into_inner());
     if staging.len() < STAGING_BYTES {
         staging.resize(STAGING_BYTES, 0);
     }
@@ -113,7 +115,7 @@ fn walk(
     kind: ElemKind,
     acc: &mut Accumulator,
 ) -> Result<(), &'static str> {
-    let mut staging = STAGING.lock().unwrap_or_else(|p| p.into_inner());
+    let mut staging = STAGING[forkgen::slot()].lock().unwrap_or_else(|p| p.into_inner());
     if staging.len() < STAGING_BYTES {
         staging.resize(STAGING_BYTES, 0);
     }

@@ -389,3 +389,56 @@ def test_unreadable_host_memory_is_left_out(tmp_path):
         assert [(x["dumped"], x.get("reason")) for x in a] == [(False, "host memory not readable")] * 2 + [(True, None)]
     assert list(st(call / "inputs.safetensors")) == ["arg_2"]
     assert st(call / "outputs.safetensors")["arg_2"][2] == np.arange(8, dtype=np.float32).tobytes()
+
+
+FORK_WHILE_DUMPING = r'''
+import os, sys, threading, time
+import numpy as np, tvm_ffi
+ops = tvm_ffi.load_module(sys.argv[1])
+T = tvm_ffi.from_dlpack
+stop = False
+def worker():
+    x = np.ones((64, 64), np.float32); o = np.zeros_like(x)
+    while not stop:
+        ops.scale(T(o), T(x), 2.0)
+        time.sleep(0.001)
+threads = [threading.Thread(target=worker) for _ in range(2)]
+for t in threads: t.start()
+statuses = []
+for i in range(20):
+    time.sleep(0.01)
+    pid = os.fork()
+    if pid == 0:
+        x = np.ones(4, np.float32); o = np.zeros_like(x)
+        ops.scale(T(o), T(x), 3.0)
+        os._exit(0 if o[0] == 3.0 else 1)
+    deadline = time.time() + 20
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            statuses.append(status)
+            break
+        if time.time() > deadline:
+            os.kill(pid, 9); os.waitpid(pid, 0); statuses.append("hung")
+            break
+        time.sleep(0.005)
+stop = True
+for t in threads: t.join()
+print("children:", sorted(set(map(str, statuses))))
+'''
+
+
+@pytest.mark.parametrize("level", ["5", "10"])
+def test_fork_while_other_threads_dump(tmp_path, level):
+    dump = tmp_path / "d"
+    cmd = [sys.executable, "-c", FORK_WHILE_DUMPING, MODULE_DIR / "dumpops/dumpops.so"]
+    # (Level 5 too: its statistics share the staging buffer, whose lock a child must never wait for.)
+    p = run(cmd, level=level, dest="/dev/null", env={"FLASHLOG_DUMP_DIR": dump, "FLASHINFER_DUMP_MAX_COUNT": 10**6},
+            timeout=300)
+    assert (p.returncode, p.stdout, p.stderr) == (0, "children: ['0']\n", "")
+    if level == "5":
+        return
+    children = {meta(f)[0]["process_id"] for f in folders(dump) if meta(f)[0]["arguments"][0]["shape"] == [4]}
+    assert len(children) == 20
+    lines = (dump / "session.jsonl").read_text().split("\n")
+    assert lines[-1] == "" and all(json.loads(l)["logger"] == "flashlog" for l in lines[:-1])
