@@ -389,7 +389,6 @@ def run_call(folder, lines, opts):
     if error is not None:
         return False, f"recorded completed; the replay raised {error[0]}: {error[1]}"
     verdicts, notes = [], []
-    details = last.get("tensor_details", {})
     for key, t in tensors.items():
         if key not in outputs:
             continue
@@ -403,13 +402,14 @@ def run_call(folder, lines, opts):
         if not _same_result(want_result, got):
             verdicts.append("mismatch")
             notes.append(f"result: {json.dumps(got)} instead of {json.dumps(want_result)}")
-        elif got is not None and isinstance(got, dict) and got.get("kind") == "tensor" and "result" in outputs:
-            got_bytes = _tensor_bytes(result)
-            v, text = compare("result", outputs["result"][0], outputs["result"][2], got_bytes, opts.rtol, opts.atol)
-            verdicts.append(v)
-            if text:
-                notes.append(text)
-    del details
+        else:
+            for key, value in _result_tensors(result, "result"):
+                if key in outputs:
+                    v, text = compare(key, outputs[key][0], outputs[key][2], _tensor_bytes(value), opts.rtol,
+                                      opts.atol)
+                    verdicts.append(v)
+                    if text:
+                        notes.append(text)
     if "mismatch" in verdicts:
         return False, "mismatch: " + "; ".join(n for n in notes if ":" in n)
     if "close" in verdicts:
@@ -417,9 +417,27 @@ def run_call(folder, lines, opts):
     return True, "identical"
 
 
+def _result_tensors(value, key):
+    """(key, tvm_ffi.Tensor) of a returned tensor and of tensors inside a returned array (`result__<j>`)."""
+    import tvm_ffi
+
+    if isinstance(value, tvm_ffi.Tensor):
+        yield key, value
+    elif isinstance(value, (list, tuple)) or type(value).__name__ in ("Array", "List"):
+        for j, item in enumerate(value):
+            yield from _result_tensors(item, f"{key}__{j}")
+
+
 def _tensor_bytes(t):
-    arr = np.from_dlpack(t)
-    return np.ascontiguousarray(arr).tobytes()
+    """A returned tensor's elements in logical order: through numpy, or torch for a device or a dtype numpy
+    lacks."""
+    try:
+        return np.ascontiguousarray(np.from_dlpack(t)).tobytes()
+    except Exception:  # noqa: BLE001 - numpy refuses device tensors and bfloat16 / float8
+        import torch
+
+        x = torch.from_dlpack(t).cpu().contiguous()
+        return x.reshape(-1).view(torch.uint8).numpy().tobytes() if x.numel() else b""
 
 
 def run_in_child(folder, opts):

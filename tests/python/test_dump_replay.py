@@ -165,7 +165,7 @@ def test_replay_unchanged_module_passes(recorded):
     r = subprocess.run([sys.executable, "-m", "flashlog", "replay", str(one)], capture_output=True, text=True,
                        env={**os.environ, **PYPATH}, timeout=120)
     assert r.returncode == 0 and r.stdout.splitlines()[-1].startswith("replayed 1 call: 1 passed")
-    r = replay(dump, "--filter", "pass_*")
+    r = replay(dump, "--filter", "pass_*", "--device", "cpu")
     assert r.returncode == 0 and r.stdout.splitlines()[-1].startswith("replayed 2 calls: 2 passed")
 
 
