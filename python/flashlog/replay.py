@@ -362,6 +362,18 @@ def _function(meta):
         raise BadDump(f"{library} has no export {export}") from None
 
 
+def error_of(e):
+    """(kind, message) of an exception as the TVM-FFI error object says (a kind Python has no class for,
+    such as InternalError, arrives as RuntimeError), else the exception's own."""
+    err = getattr(e, "__tvm_ffi_error__", None)
+    if err is not None:
+        try:
+            return err.kind, err.message
+        except Exception:  # noqa: BLE001
+            pass
+    return type(e).__name__, str(e)
+
+
 def run_call(folder, lines, opts):
     """Replays one call that returned when recorded: (passed, text)."""
     first, last = lines[0], lines[-1]
@@ -374,7 +386,7 @@ def run_call(folder, lines, opts):
         result = fn(*args)
         error = None
     except Exception as e:  # noqa: BLE001 - the error is what is compared
-        result, error = None, (type(e).__name__, str(e))
+        result, error = None, error_of(e)
     if last["execution_status"] == "failed":
         if "error_kind" in last:
             want = (last["error_kind"], last["error_message"])
@@ -476,7 +488,8 @@ def child_main(folder, opts):
     try:
         fn(*args)
     except Exception as e:  # noqa: BLE001
-        print(f"{type(e).__name__}: {e}", flush=True)
+        kind, message = error_of(e)
+        print(f"{kind}: {message}", flush=True)
         return 3
     return 0
 

@@ -442,3 +442,17 @@ def test_fork_while_other_threads_dump(tmp_path, level):
     assert len(children) == 20
     lines = (dump / "session.jsonl").read_text().split("\n")
     assert lines[-1] == "" and all(json.loads(l)["logger"] == "flashlog" for l in lines[:-1])
+
+
+def test_error_kind_python_has_no_class_for(tmp_path):
+    dump = tmp_path / "d"
+    code = ("import sys, tvm_ffi\nm = tvm_ffi.load_module(sys.argv[1])\ntry:\n  m.fail_internal(1)\n"
+            "except RuntimeError as e:\n  print(type(e).__name__, e)\n")
+    p = run([sys.executable, "-c", code, MODULE_DIR / "dumpops/dumpops.so"], level=10, dest="/dev/null",
+            env={"FLASHLOG_DUMP_DIR": dump})
+    message = "Check failed: (input.device().device_type == kDLCUDA) is false: input must be a CUDA tensor"
+    assert p.returncode == 0 and p.stdout == f"RuntimeError {message}\n"
+    (call,) = folders(dump)
+    assert (meta(call)[-1]["error_kind"], meta(call)[-1]["error_message"]) == ("InternalError", message)
+    r = replay(dump)
+    assert r.returncode == 0 and f": same error: InternalError: {message}" in r.stdout
