@@ -327,7 +327,8 @@ def test_unwritable_folder_and_full_disk(tmp_path):
 CUDA = FIXDIR / "cuda"
 
 
-@pytest.mark.parametrize("program", ["capture_plt", "capture_other_thread", "capture_runtime"])
+@pytest.mark.parametrize("program", ["capture_plt", "capture_dlsym", "capture_procaddr", "capture_other_thread",
+                                     "capture_runtime"])
 def test_device_tensors_and_captures(tmp_path, program):
     exe = require(CUDA / program)
     env = {"FLASHINFER_MODULE": require(MODULE_DIR / "cudaops/cudaops.so"), "FLASHLOG_DUMP_DIR": tmp_path / "d"}
