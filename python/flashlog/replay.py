@@ -90,6 +90,9 @@ def read_metadata(folder):
         lines.append(obj)
     if not lines:
         raise BadDump("metadata.jsonl is empty")
+    if lines[0].get("logger") != "flashlog":
+        raise BadDump("metadata.jsonl was not written by flashlog (FlashInfer's own logger writes such folders "
+                      "too: `flashinfer replay` replays those)")
     if lines[0].get("execution_status") != "inputs_saved":
         raise BadDump("metadata.jsonl line 1 is not the inputs_saved line")
     return lines
