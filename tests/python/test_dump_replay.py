@@ -457,3 +457,16 @@ def test_error_kind_python_has_no_class_for(tmp_path):
     assert (meta(call)[-1]["error_kind"], meta(call)[-1]["error_message"]) == ("InternalError", message)
     r = replay(dump)
     assert r.returncode == 0 and f": same error: InternalError: {message}" in r.stdout
+
+
+def test_installed_launcher_finds_the_replay_package(recorded, tmp_path):
+    _, dump, _ = recorded
+    prefix = tmp_path / "prefix"
+    subprocess.run(["make", "-s", "install", f"PREFIX={prefix}"], cwd=REPO, check=True, capture_output=True,
+                   timeout=300)
+    assert (prefix / "lib/flashlog/python/flashlog/replay.py").is_file()
+    one = next(f for f in folders(dump) if "rmsnorm" in f.name)
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "PYTHONPATH")}
+    r = subprocess.run([str(prefix / "bin/flashlog"), "replay", str(one)], capture_output=True, text=True,
+                       env={**env, "FLASHLOG_PYTHON": sys.executable}, timeout=120)
+    assert r.returncode == 0 and r.stdout.endswith("replayed 1 call: 1 passed, 0 failed, 0 could not be replayed\n")
