@@ -125,6 +125,8 @@ install: build
 	install -m 0755 $(LIB) $(DESTDIR)$(PREFIX)/lib/libflashlog.so
 	install -m 0755 $(LAUNCHER) $(DESTDIR)$(PREFIX)/bin/flashlog
 	install -m 0644 shim.h $(DESTDIR)$(PREFIX)/include/flashlog.h
+	install -d $(DESTDIR)$(PREFIX)/lib/flashlog/python/flashlog
+	install -m 0644 python/flashlog/*.py $(DESTDIR)$(PREFIX)/lib/flashlog/python/flashlog/
 
 clean:
 	$(CARGO) clean

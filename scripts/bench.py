@@ -25,10 +25,15 @@
    spans twice and runs 2 host functions computing 4 tensors' statistics), per captured tensor; and an eager
    level-5 call with `FLASHLOG_WATCH=nonfinite` and nothing non-finite (no record written) against level 5
    writing every record.
+4. Level 10 (dumps, `dump_rows`): the benchmark call at level 10 against level 5 and the direct call (each
+   level-10 call writes a folder of three files); one level-10 call on a 256 MiB float32 host tensor minus the
+   same call at level 5 (inputs and outputs: 512 MiB written) against a plain sequential write of the same
+   bytes to the same file system in the same run, and the peak memory the shim adds at level 10.
 """
 
 import argparse
 import os
+import shutil
 import platform
 import statistics
 import subprocess
@@ -37,7 +42,8 @@ import tempfile
 import time
 from pathlib import Path
 
-SHIM_VARS = ("FLASHINFER_LOGLEVEL", "FLASHINFER_LOGDEST", "FLASHLOG_LEVEL", "FLASHLOG_DEST", "LD_PRELOAD")
+SHIM_VARS = ("FLASHINFER_LOGLEVEL", "FLASHINFER_LOGDEST", "FLASHLOG_LEVEL", "FLASHLOG_DEST", "LD_PRELOAD",
+             "FLASHLOG_DUMP_DIR", "FLASHINFER_DUMP_DIR", "FLASHINFER_DUMP_MAX_COUNT", "FLASHINFER_DUMP_MAX_SIZE_GB")
 
 
 def env_with(**extra):
@@ -263,6 +269,76 @@ def graph_rows(args, tmp):
     return rows
 
 
+def plain_write_seconds(folder, file_bytes, files, rounds=3):
+    """Median seconds of a plain sequential write of `files` files of `file_bytes` each (4 MiB writes from one
+    buffer, then a rename), as one level-10 call writes them; every file is kept until all rounds are done,
+    as the dumps are, so both meet the same page-cache pressure."""
+    chunk = bytes(range(256)) * (4 << 12)
+    times = []
+    for r in range(rounds):
+        t0 = time.perf_counter()
+        for i in range(files):
+            tmp = folder / f"plain{r}_{i}.tmp"
+            with open(tmp, "wb", buffering=0) as f:
+                left = file_bytes
+                while left > 0:
+                    left -= f.write(chunk[:min(left, len(chunk))])
+            tmp.rename(folder / f"plain{r}_{i}.bin")
+        times.append(time.perf_counter() - t0)
+    for p in folder.glob("plain*.bin"):
+        p.unlink()
+    return statistics.median(times)
+
+
+def dump_rows(args, tmp):
+    """Level 10: per call, large-tensor throughput against a plain write, added memory."""
+    driver, module_dir = args.fixdir / "tvm_driver", args.fixdir / "cache/flashinfer/0.6.0/90a/cached_ops"
+    lib = args.lib.resolve()
+    dumps = tmp / "dumps"
+    calls = 21 * 100
+    configs = [("direct call (no LD_PRELOAD)", None, None, dumps), ("level 5 -> /dev/null", lib, "5", dumps),
+               ("level 10, dumps in " + str(tmp)[:12] + "...", lib, "10", dumps)]
+    if Path("/dev/shm").is_dir():
+        configs.append(("level 10, dumps in /dev/shm", lib, "10", Path(tempfile.mkdtemp(dir="/dev/shm")) / "d"))
+    print(f"\nLevel 10, the benchmark call ({args.repeat} processes each, {calls} calls; dumps in {tmp}):")
+    print(f"  {'configuration':30} {'us/call':>9} {'min':>9} {'max':>9}")
+    rows = []
+    for name, preload, level, folder in configs:
+        samples = []
+        for _ in range(args.repeat):
+            shutil.rmtree(folder, ignore_errors=True)
+            env = env_with(LD_PRELOAD=preload, FLASHINFER_LOGLEVEL=level, FLASHINFER_LOGDEST="/dev/null",
+                           FLASHLOG_DUMP_DIR=folder, FLASHINFER_DUMP_MAX_COUNT=calls + 1)
+            samples.append(parse(run([driver, "bench", module_dir, calls], env), "median_ns_per_call") / 1e3)
+        shutil.rmtree(folder.parent if folder.parent.parent == Path("/dev/shm") else folder, ignore_errors=True)
+        rows.append((name, statistics.median(samples)))
+        print(f"  {name:30} {statistics.median(samples):9.1f} {min(samples):9.1f} {max(samples):9.1f}")
+    bench = args.fixdir / "bench/stats_bench"
+    module = args.fixdir / "cache/flashinfer/0.6.0/90a/cached_ops/statsops/statsops.so"
+    n_bytes = 2 * (args.mib << 20)
+    print(f"\nLevel-10 dump of a {args.mib} MiB float32 host tensor (inputs + outputs = {n_bytes >> 20} MiB written; "
+          "median of 3 calls, level 10 minus level 5; the plain write: the same files, same folder, same run):")
+    print(f"  {'folder':22} {'dump GB/s':>10} {'plain write GB/s':>17} {'dump/plain':>11} {'added peak MiB':>15}")
+    folders = [tmp] + ([Path(tempfile.mkdtemp(dir="/dev/shm"))] if Path("/dev/shm").is_dir() else [])
+    for folder in folders:
+        dumps = folder / "dumps"
+        out = {}
+        for level in ("5", "10"):
+            env = env_with(LD_PRELOAD=lib, FLASHINFER_LOGLEVEL=level, FLASHINFER_LOGDEST="/dev/null",
+                           FLASHLOG_DUMP_DIR=dumps)
+            out[level] = run([bench, module, "float32", args.mib, 3], env)
+            shutil.rmtree(dumps, ignore_errors=True)
+        seconds = (parse(out["10"], "median_ns_per_call") - parse(out["5"], "median_ns_per_call")) / 1e9
+        dump_gbps = n_bytes / seconds / 1e9
+        plain_gbps = n_bytes / plain_write_seconds(folder, args.mib << 20, 2) / 1e9
+        added = (parse(out["10"], "vmhwm_after_kib") - parse(out["10"], "vmhwm_before_kib")) / 1024
+        name = str(folder)[:19] + ("..." if len(str(folder)) > 19 else "")
+        print(f"  {name:22} {dump_gbps:10.2f} {plain_gbps:17.2f} {dump_gbps / plain_gbps:11.2f} {added:15.1f}")
+        if folder != tmp:
+            shutil.rmtree(folder, ignore_errors=True)
+    return rows, dump_gbps, plain_gbps, added
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lib", type=Path, default=Path("target/release/libflashlog.so"))
@@ -290,6 +366,8 @@ def main():
     stats_throughput(args)
     with tempfile.TemporaryDirectory() as tmp:
         graph_rows(args, Path(tmp))
+    with tempfile.TemporaryDirectory(dir=os.environ.get("FLASHLOG_BENCH_DUMP_DIR")) as tmp:
+        dump_rows(args, Path(tmp))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@
 # the graph replays correctly, and nothing failed. Then (issue 10) with FLASHLOG_GRAPH_STATS=1: the call captured
 # once in torch.cuda.graph and replayed three times with new data: one replay record per replay whose statistics
 # equal torch's own min/max/mean/isnan; with FLASHLOG_WATCH=nonfinite only the replay whose input holds a NaN.
+# Then level 10: the device tensors are dumped with the right bytes, nothing is copied during the capture,
+# and the eager call replays identical on the device.
 #   scripts/gpu-check.sh [WHEEL_DIR]   (WHEEL_DIR: where an apache-tvm-ffi wheel was carried, if not installed)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,7 +50,39 @@ check(shim_out == torch.get("out"), f"device statistics of the output equal torc
 captured = records[1] if len(records) > 1 else ""
 check(captured.count("[statistics skipped: CUDA graph capture in progress]") == 4, "captured call: 4 skip lines")
 check("statistics error" not in log, "no statistics error")
-print("gpu-check:", "FAILED" if fail else "all checks passed")
+print("gpu-check level 5:", "FAILED" if fail else "all checks passed")
+sys.exit(1 if fail else 0)
+PY
+
+# Level 10 (issue 9): the same program dumps every tensor; the eager call is replayed on the device.
+dumps="$work/dumps"
+FLASHLOG_LEVEL=10 FLASHLOG_DEST=/dev/null FLASHLOG_DUMP_DIR="$dumps" LD_PRELOAD="$lib" \
+  python3 scripts/gpu-check/check.py "$work/flashinfer/gpucheck/gpucheck.so" >/dev/null
+PYTHONPATH="$PWD/python${PYTHONPATH:+:$PYTHONPATH}" python3 - "$dumps" <<'PY'
+import json, sys, subprocess
+from pathlib import Path
+import numpy as np
+from flashlog.replay import read_safetensors
+calls = sorted(p for p in Path(sys.argv[1]).iterdir() if p.is_dir())
+fail = []
+def check(ok, what):
+    print(("PASS " if ok else "FAIL ") + what)
+    ok or fail.append(what)
+check(len(calls) == 2, f"two scale2 calls dumped (found {len(calls)})")
+eager, captured = calls[0], calls[-1]
+l1 = [json.loads(l) for l in (eager / "metadata.jsonl").read_text().splitlines()]
+check([l["execution_status"] for l in l1] == ["inputs_saved", "completed"], "eager call: both lines")
+check(l1[0]["arguments"][1]["device"] == "cuda:0", "tensors recorded on cuda:0")
+x = np.arange(1, 4097, dtype=np.float32) / 64
+i, o = read_safetensors(eager / "inputs.safetensors"), read_safetensors(eager / "outputs.safetensors")
+check(i["arg_1"][2] == x.tobytes(), "device input dumped with the right bytes")
+check(o["arg_0"][2] == (2 * x).tobytes(), "device output dumped with the right bytes")
+c1 = json.loads((captured / "metadata.jsonl").read_text().splitlines()[0])
+check(all(a["dumped"] is False for a in c1["arguments"][:2]) and c1["graph_capture"], "captured call: nothing copied")
+r = subprocess.run([sys.executable, "-m", "flashlog", "replay", str(eager)], capture_output=True, text=True)
+print(r.stdout, end="")
+check(r.returncode == 0 and ": identical" in r.stdout, "replay of the eager call on the device: identical")
+print("gpu-check level 10:", "FAILED" if fail else "all checks passed")
 sys.exit(1 if fail else 0)
 PY
 

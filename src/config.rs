@@ -55,6 +55,14 @@ pub struct Config {
     /// `FLASHLOG_STATS_MAX_MB`: tensors whose statistics would read more than this many MiB get a skip line
     /// instead (0: no limit; default `stats::DEFAULT_STATS_MAX_MB`).
     pub stats_max_mb: u64,
+    /// Level-10 dump folder template (`FLASHLOG_DUMP_DIR`, else `FLASHINFER_DUMP_DIR`, else
+    /// `flashinfer_dumps`); every `%i` becomes the pid.
+    pub dump_dir: String,
+    /// `FLASHINFER_DUMP_MAX_SIZE_GB` (default 20) in bytes (1 GB = 2^30 bytes): inputs and outputs of every
+    /// dumped call of the process together.
+    pub dump_max_bytes: u64,
+    /// `FLASHINFER_DUMP_MAX_COUNT` (default 1000): calls dumped per process.
+    pub dump_max_count: u64,
     /// One line each for stderr, printed when the shim first has something to log about (so a process that
     /// never touches FlashInfer prints nothing).
     pub warnings: Vec<String>,
@@ -78,6 +86,8 @@ pub const LEVEL_DETAILED: u8 = 3;
 pub const LEVEL_STATS: u8 = 5;
 /// The largest level; a larger value means this one (as FlashInfer's logger reads it).
 pub const MAX_LEVEL: u8 = 10;
+/// The level at and above which every tensor of a call is dumped to disk (level 10, `DUMPS.md`).
+pub const LEVEL_DUMP: u8 = 10;
 
 impl Config {
     /// Builds the configuration from a variable lookup. `FLASHLOG_LEVEL` / `FLASHLOG_DEST` take precedence
@@ -105,8 +115,23 @@ impl Config {
             None => ModuleFilter::PathContainsFlashinfer,
         };
         let kernels = GlobSet::parse(&get("FLASHLOG_KERNELS").unwrap_or_else(|| "*flashinfer*".to_string()));
+        // Level-10 dumps (DUMPS.md).
+        let (_, dump_dir) = first_set(&get, "FLASHLOG_DUMP_DIR", "FLASHINFER_DUMP_DIR");
+        let dump_dir = dump_dir.unwrap_or_else(|| "flashinfer_dumps".to_string());
+        let mut number = |name: &str, default: f64| match get(name) {
+            None => default,
+            Some(v) => v.trim().parse::<f64>().ok().filter(|x| *x >= 0.0).unwrap_or_else(|| {
+                warnings.push(format!("flashlog: {name}='{v}' is not a number; using {default}"));
+                default
+            }),
+        };
+        let dump_max_bytes = (number("FLASHINFER_DUMP_MAX_SIZE_GB", 20.0) * (1u64 << 30) as f64) as u64;
+        let dump_max_count = number("FLASHINFER_DUMP_MAX_COUNT", 1000.0) as u64;
         Config {
             level,
+            dump_dir,
+            dump_max_bytes,
+            dump_max_count,
             dest,
             modules,
             kernels,
@@ -295,6 +320,7 @@ mod tests {
         assert_eq!(cfg(&[("FLASHINFER_LOGLEVEL", " 1 ")]).level, 1);
         assert_eq!(cfg(&[("FLASHINFER_LOGLEVEL", "-1")]).level, 0);
         assert_eq!(cfg(&[("FLASHINFER_LOGLEVEL", "99")]).level, MAX_LEVEL);
+        assert_eq!(cfg(&[("FLASHINFER_LOGLEVEL", "7")]).level, 7);
         assert!(cfg(&[("FLASHINFER_LOGLEVEL", "-1")]).warnings.is_empty());
     }
 
@@ -446,6 +472,23 @@ mod tests {
         assert_eq!(cfg(&[]).stats_max_mb, crate::stats::DEFAULT_STATS_MAX_MB);
         assert_eq!(cfg(&[("FLASHLOG_STATS_MAX_MB", " 10 ")]).stats_max_mb, 10);
         assert_eq!(cfg(&[("FLASHLOG_STATS_MAX_MB", "x")]).stats_max_mb, crate::stats::DEFAULT_STATS_MAX_MB);
+    }
+
+    #[test]
+    fn dump_variables() {
+        let c = cfg(&[]);
+        assert_eq!((c.dump_dir.as_str(), c.dump_max_bytes, c.dump_max_count), ("flashinfer_dumps", 20 << 30, 1000));
+        let c = cfg(&[
+            ("FLASHLOG_DUMP_DIR", "mine_%i"),
+            ("FLASHINFER_DUMP_DIR", "theirs"),
+            ("FLASHINFER_DUMP_MAX_SIZE_GB", "0.5"),
+            ("FLASHINFER_DUMP_MAX_COUNT", "3"),
+        ]);
+        assert_eq!((c.dump_dir.as_str(), c.dump_max_bytes, c.dump_max_count), ("mine_%i", 1 << 29, 3));
+        assert_eq!(cfg(&[("FLASHINFER_DUMP_DIR", "theirs")]).dump_dir, "theirs");
+        let c = cfg(&[("FLASHINFER_DUMP_MAX_COUNT", "many")]);
+        assert_eq!(c.dump_max_count, 1000);
+        assert_eq!(c.warnings, ["flashlog: FLASHINFER_DUMP_MAX_COUNT='many' is not a number; using 1000"]);
     }
 
     #[test]

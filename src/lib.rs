@@ -8,11 +8,14 @@
 //! - [`intercept`]: the one exported symbol (`dlsym`), the wrappers, and the GOT rewrite of the PLT route;
 //! - [`record`]: the text of every record (pure);
 //! - [`stats`]: level-5 tensor statistics;
+//! - [`dump`]: level-10 dumps of every tensor of a call;
 //! - [`config`], [`glob`]: the environment, read once;
 //! - [`sink`], [`buffers`], [`clock`]: where and how records are written;
 //! - [`correlation`]: call numbers and threads, for records that interleave;
 //! - [`capture`]: which CUDA graph captures are running;
 //! - [`graph`]: statistics at CUDA graph replay and the NaN watch;
+//! - [`dump`]: level 10, every tensor of a call saved for `flashlog replay`;
+//! - [`forkgen`]: per-process slots, so a forked child never waits on a lock its parent held;
 //! - [`state`]: process-wide switches.
 
 pub mod abi;
@@ -22,6 +25,8 @@ pub mod capture;
 pub mod clock;
 pub mod config;
 pub mod correlation;
+pub mod dump;
+pub mod forkgen;
 pub mod glob;
 pub mod graph;
 pub mod intercept;

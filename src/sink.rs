@@ -201,9 +201,9 @@ fn open_destination() -> u8 {
     }
 }
 
-/// The file a template names in this process (the same on every call unless the host changes its launcher
-/// variables meanwhile).
-fn file_path(template: &str) -> String {
+/// The path a template names in this process (`%i`, `%r`, `%l`, `%%`; the same on every call unless the host
+/// changes its launcher variables meanwhile). Used for the log file and the level-10 dump folder.
+pub fn file_path(template: &str) -> String {
     let ids = ProcessIds { pid: sys::pid(), launcher: LauncherIds::from_lookup(getenv) };
     expand_path_template(template, &ids)
 }

@@ -1,5 +1,7 @@
 """``python -m flashlog ARGS...``: runs the ``flashlog`` launcher that this package's wheel installed, with
-the same arguments, replacing this process (``os.execv``), so exit codes and signals are the command's own."""
+the same arguments, replacing this process (``os.execv``), so exit codes and signals are the command's own.
+``python -m flashlog replay DIR ...`` runs the replay here, in Python (the launcher's ``replay`` runs this
+module, so the two never call each other)."""
 
 import os
 import shutil
@@ -45,8 +47,12 @@ def launcher_path():
 
 
 def main():
-    """Execs the launcher with this process's arguments; returns 1 (with one line on stderr) when the
-    launcher cannot be found or run."""
+    """Runs a replay, or execs the launcher with this process's arguments; returns 1 (with one line on
+    stderr) when the launcher cannot be found or run."""
+    if sys.argv[1:2] == ["replay"]:
+        from .replay import main as replay_main
+
+        return replay_main(sys.argv[1:])
     path = launcher_path()
     if path is None:
         print("flashlog: the flashlog launcher is not installed beside this package", file=sys.stderr)

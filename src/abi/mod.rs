@@ -5,6 +5,7 @@ pub mod cuda_driver;
 pub mod dl;
 pub mod dlpack;
 pub mod ffi;
+pub mod fsio;
 pub mod got;
 pub mod mem;
 pub mod pinned;

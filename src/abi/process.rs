@@ -20,6 +20,8 @@ pub struct ProcessPage {
     pid: AtomicI32,
     staging_lock: AtomicU32,
     staging_owner: AtomicUsize,
+    /// This process's generation plus one (0: not assigned yet), see [`generation`].
+    generation: AtomicUsize,
 }
 
 /// [`ProcessPage::setup`]: nothing done yet in this process.
@@ -40,6 +42,7 @@ static STATIC_PAGE: ProcessPage = ProcessPage {
     pid: AtomicI32::new(0),
     staging_lock: AtomicU32::new(0),
     staging_owner: AtomicUsize::new(0),
+    generation: AtomicUsize::new(0),
 };
 
 /// This process's page. Allocation-free and lock-free; the first call maps it.
@@ -112,7 +115,27 @@ extern "C" fn zero_page_in_child() {
     page.staging_owner.store(0, Ordering::Relaxed);
     page.staging_lock.store(0, Ordering::Relaxed);
     page.setup_owner.store(0, Ordering::Relaxed);
+    page.generation.store(0, Ordering::Relaxed);
     page.setup.store(SETUP_NEW, Ordering::Release);
+}
+
+/// Generations handed out in this address space; a child inherits the count, so its first
+/// [`generation`] differs from its parent's (and from every ancestor's, up to the slots of `forkgen`).
+static GENERATIONS: AtomicUsize = AtomicUsize::new(0);
+
+/// This process's generation: the same number for every call in one process, a different one in a child
+/// made by any kind of fork (its page reads zero there).
+pub fn generation() -> usize {
+    let page = page();
+    let known = page.generation.load(Ordering::Acquire);
+    if known != 0 {
+        return known - 1;
+    }
+    let mine = GENERATIONS.fetch_add(1, Ordering::AcqRel) + 1;
+    match page.generation.compare_exchange(0, mine, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => mine - 1,
+        Err(theirs) => theirs - 1,
+    }
 }
 
 /// `FLASHLOG_TEST_NO_WIPEONFORK` (fault injection for the tests): behave as on a kernel that refuses
@@ -131,6 +154,7 @@ fn claim_static_page(page: &ProcessPage) {
         page.staging_owner.store(0, Ordering::Relaxed);
         page.staging_lock.store(0, Ordering::Release);
         page.setup_owner.store(0, Ordering::Relaxed);
+        page.generation.store(0, Ordering::Relaxed);
         page.setup.store(SETUP_NEW, Ordering::Release);
     }
 }

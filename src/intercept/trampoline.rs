@@ -90,9 +90,14 @@ pub fn wrap_module_export(handle: usize, export: &[u8], real: usize) -> usize {
     let real_fn: SafeCallFn = unsafe { std::mem::transmute::<usize, SafeCallFn>(real) };
     let detailed_allowed = state::config().dump_allows(&name);
     let name: &'static str = Box::leak(name.into_boxed_str());
-    let function = Box::leak(Box::new(WrappedFunction { real: real_fn, name, detailed_allowed }));
+    let function = Box::leak(Box::new(WrappedFunction::new(real_fn, name, path_static(&path), detailed_allowed)));
     SLOTS[slot].store(function, Ordering::Release);
     stub_address(slot)
+}
+
+/// The module's path, kept for the life of the process (level-10 dumps name it for replay).
+fn path_static(path: &str) -> &'static str {
+    Box::leak(path.to_string().into_boxed_str())
 }
 
 /// A module's name: its file name without directory and last extension (Python's `Path(path).stem`).

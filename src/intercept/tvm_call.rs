@@ -5,14 +5,15 @@ use crate::abi::dlpack::{Prefetch, TensorDesc};
 use crate::abi::ffi::{FfiAny, SafeCallFn};
 use crate::abi::sys;
 use crate::abi::tvm_runtime;
-use crate::config::{LEVEL_DETAILED, LEVEL_STATS};
+use crate::config::{LEVEL_DETAILED, LEVEL_DUMP, LEVEL_STATS};
 use crate::record::call::{push_call_line, push_inputs_record, push_outputs_record, Outcome};
 use crate::record::push_indent;
 use crate::record::tensor::StatsSource;
 use crate::record::value::{start_record, ValueContext};
-use crate::{buffers, clock, correlation, graph, sink, state, stats};
+use crate::{buffers, clock, correlation, dump, graph, sink, state, stats};
 use std::ffi::c_void;
 use std::mem::ManuallyDrop;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// A wrapped export: its real address and its call name `<module>.<export>`.
 pub struct WrappedFunction {
@@ -22,6 +23,17 @@ pub struct WrappedFunction {
     pub name: &'static str,
     /// Whether `FLASHINFER_DUMP_INCLUDE` / `_EXCLUDE` let this call have level-3 records (decided once).
     pub detailed_allowed: bool,
+    /// The module's path (level-10 dumps name it for replay).
+    pub library: &'static str,
+    /// Calls dumped so far at level 10 (the `call<NNNN>` of folder names).
+    pub dump_calls: AtomicU32,
+}
+
+impl WrappedFunction {
+    /// A wrapper for `real`, named `name`, from the module at `library`.
+    pub fn new(real: SafeCallFn, name: &'static str, library: &'static str, detailed_allowed: bool) -> Self {
+        WrappedFunction { real, name, detailed_allowed, library, dump_calls: AtomicU32::new(0) }
+    }
 }
 
 /// The real function with the unwinding ABI: `pthread_cancel` of a thread blocked inside it unwinds (forced
@@ -116,11 +128,24 @@ pub unsafe fn call(
             }
         })
         .is_some();
+    // Level 10: the inputs are saved before the call (nothing of it may be dropped while the real function runs:
+    // a thread cancelled inside it leaves the folder at `inputs_saved`, as a crash would).
+    let dumping = ManuallyDrop::new(if level >= LEVEL_DUMP && detailed && state::level() > 0 {
+        state::guarded(|| dump::before_call(&dump_target(f), arg_slice, prefetch.as_ref())).flatten()
+    } else {
+        None
+    });
     drop(section);
     sys::set_errno(saved_errno);
     // SAFETY: as documented.
     let rc = unsafe { call_real(f, this, args, num_args, result) };
     let errno_after = sys::errno();
+    if let Some(pending) = ManuallyDrop::into_inner(dumping) {
+        let _section = state::ShimSection::enter();
+        // SAFETY: `result` is the host's result slot, valid for the call; we only read it.
+        let value = (rc == 0 && !result.is_null()).then(|| unsafe { *result });
+        state::guarded(|| dump::after_call(pending, rc, value.as_ref()));
+    }
     // No outputs record without its inputs record (a panic there turned logging off).
     if detailed && logged_inputs && state::level() > 0 {
         let _section = state::ShimSection::enter();
@@ -204,8 +229,9 @@ impl StatsSource for SkippedStats {
     }
 }
 
-/// The context one record is built in (each record has its own budget of container items). A call re-entered from a signal handler never asks the host's runtime
-/// for type names (the interrupted code may hold the runtime's own lock): its objects print by type index.
+/// The context one record is built in (each record has its own budget of container items). A call re-entered
+/// from a signal handler never asks the host's runtime for type names (the interrupted code may hold the
+/// runtime's own lock): its objects print by type index.
 fn context<'a>(
     stats: Option<&'a mut dyn StatsSource>,
     prefetch: Option<&'a Prefetch>,
@@ -215,4 +241,9 @@ fn context<'a>(
     let type_key: &'a dyn Fn(i32, &mut Vec<u8>) -> bool =
         if reentered { &|_, _| false } else { &tvm_runtime::type_key };
     ValueContext { type_key, stats, prefetch }
+}
+
+/// What a dump of this call is filed under: its name, library and per-function call number.
+fn dump_target(f: &WrappedFunction) -> dump::Target<'_> {
+    dump::Target { name: f.name, library: f.library, sequence: f.dump_calls.fetch_add(1, Ordering::Relaxed) + 1 }
 }

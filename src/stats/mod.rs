@@ -269,6 +269,14 @@ enum Skip {
 /// Sentinel error: the call's stream is capturing.
 const SKIPPED: &str = "\0skipped";
 
+/// Runs `f` with the shared staging buffer (level-10 dumps copy through it too, so the memory the shim adds
+/// stays [`STAGING_BYTES`] whatever the tensor size).
+/// Err when this thread already holds it (a signal handler that interrupted the shim's own reads).
+pub fn with_staging<R>(f: impl FnOnce(&mut [u8]) -> R) -> Result<R, &'static str> {
+    let mut staging = crate::abi::process::Staging::lock().ok_or("re-entered from a signal handler")?;
+    Ok(f(&mut staging))
+}
+
 fn walk(
     src: &mut dyn ByteSource,
     desc: &TensorDesc,

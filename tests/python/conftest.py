@@ -1,9 +1,12 @@
 """Shared helpers for the integration tests: where the library and fixtures are, and how to run a program
 under the shim and read its log."""
 
+import atexit
 import os
 import re
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -20,7 +23,11 @@ STAMP = r"\[\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\]"
 SHIM_VARS = (
     "FLASHINFER_LOGLEVEL", "FLASHINFER_LOGDEST", "FLASHLOG_LEVEL", "FLASHLOG_DEST", "FLASHLOG_MODULES",
     "FLASHLOG_KERNELS", "FLASHINFER_DUMP_INCLUDE", "FLASHINFER_DUMP_EXCLUDE", "LD_PRELOAD",
+    "FLASHLOG_DUMP_DIR", "FLASHINFER_DUMP_DIR", "FLASHINFER_DUMP_MAX_SIZE_GB", "FLASHINFER_DUMP_MAX_COUNT",
 )
+# Level-10 dumps of any test that does not choose a folder go here, never into the working directory.
+DEFAULT_DUMP_DIR = Path(tempfile.mkdtemp(prefix="flashlog-test-dumps-"))
+atexit.register(shutil.rmtree, DEFAULT_DUMP_DIR, True)
 
 
 def clean_env(**extra):
@@ -33,6 +40,7 @@ def clean_env(**extra):
 def run(cmd, *, level=None, dest=None, preload=True, env=None, timeout=120, cwd=None, check=False):
     """Runs `cmd` (a list) with the shim preloaded at `level` writing to `dest`; returns CompletedProcess."""
     extra = dict(env or {})
+    extra.setdefault("FLASHLOG_DUMP_DIR", DEFAULT_DUMP_DIR)
     if preload:
         extra["LD_PRELOAD"] = str(LIB) + ((" " + str(extra["LD_PRELOAD"])) if "LD_PRELOAD" in extra else "")
     if level is not None:

@@ -2,10 +2,12 @@
 //!
 //! - `flashlog [-l LEVEL] [-o DEST] [--modules GLOBS] [--kernels GLOBS] [--with-python-logger] [--] COMMAND
 //!   [ARGS...]` runs COMMAND with the library preloaded and the shim's variables set (see [`launcher`]);
-//! - `flashlog summary LOG...` reads logs and prints a table per call name (see [`summary`]).
+//! - `flashlog summary LOG...` reads logs and prints a table per call name (see [`summary`]);
+//! - `flashlog replay DIR` runs calls dumped at level 10 again (see [`replay`]).
 
 mod launcher;
 mod locate;
+mod replay;
 mod summary;
 
 use std::process::ExitCode;
@@ -17,6 +19,7 @@ flashlog: log FlashInfer calls, CUDA graph captures and kernel launches of any p
 Usage:
   flashlog [OPTIONS] [--] COMMAND [ARGS...]
   flashlog summary LOG...
+  flashlog replay DIR [--device DEV] [--filter GLOB] [--rtol R] [--atol A]
   flashlog --help | --version
 
 Runs COMMAND with libflashlog.so first in LD_PRELOAD (what LD_PRELOAD held is kept after it) and execs it, so
@@ -24,8 +27,8 @@ its exit code and signals are its own. The library is found in $FLASHLOG_LIB, be
 ../lib beside it, or in the flashlog Python package that `pip install` put beside it.
 
 Options (each also as --name=VALUE, and -lN, -oFILE for the short ones):
-  -l, --level LEVEL     0 off, 1 names, 3 inputs and outputs, 5 statistics (FLASHLOG_LEVEL; default: FLASHLOG_LEVEL,
-                        else FLASHINFER_LOGLEVEL, else 1)
+  -l, --level LEVEL     0 off, 1 names, 3 inputs and outputs, 5 statistics, 10 dumps (FLASHLOG_LEVEL; default:
+                        FLASHLOG_LEVEL, else FLASHINFER_LOGLEVEL, else 1)
   -o, --output DEST     stdout, stderr or a file, appended to; %i becomes the process id, one file per process
                         (FLASHLOG_DEST; default: FLASHINFER_LOGDEST, else stdout)
   --modules GLOBS       which TVM-FFI modules to wrap, globs on the path (FLASHLOG_MODULES; default *flashinfer*)
@@ -62,6 +65,8 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
         Some("summary") => summary::main(&args[1..]),
+        // Level-10 dumps run again (python/flashlog/replay.py).
+        Some("replay") => replay::main(&args[1..]),
         Some(_) => launcher::main(&args),
     }
 }

@@ -1,0 +1,242 @@
+//! What replay needs to know about a call's arguments: each argument as a JSON entry with its kind and value
+//! (`arguments` of `metadata.jsonl`), and the list of tensors to dump with their keys (`arg_<i>`, items of
+//! arrays `arg_<i>__<j>`). Every pointer is read through the fault-tolerant readers of `abi`.
+
+use super::json::{push_float, push_int, push_ints, push_key, push_str};
+use super::source::{capture_blocks, CAPTURE_REASON};
+use super::tensors::{push_tensor_fields, DumpTensor};
+use crate::abi::dlpack::{DataType, Device, Prefetch};
+use crate::abi::ffi::{self, type_index as ti, ByteArray, FfiAny, SeqPayload};
+use crate::abi::{mem, tvm_runtime};
+use crate::record::names::torch_dtype_name;
+use crate::record::value::{tensor_source, TensorSource};
+
+/// Longest string argument kept whole (longer ones are marked not replayable).
+const MAX_TEXT: usize = 1 << 16;
+/// Most items of an array described.
+const MAX_ITEMS: usize = 4096;
+/// Deepest nesting of arrays described.
+const MAX_DEPTH: usize = 8;
+
+/// Appends the JSON list of `args` to `out` and the tensors among them to `tensors`. A tensor whose key is in
+/// `left_out` is listed as not dumped, with the reason given there (found while its file was written).
+pub fn describe_args(
+    out: &mut Vec<u8>,
+    args: &[FfiAny],
+    tensors: &mut Vec<DumpTensor>,
+    left_out: &[(String, &'static str)],
+    prefetch: Option<&Prefetch>,
+) {
+    out.push(b'[');
+    for (i, a) in args.iter().enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b", ");
+        }
+        describe(out, a, &format!("arg_{i}"), tensors, 0, left_out, prefetch);
+    }
+    out.push(b']');
+}
+
+/// Appends the JSON entry of one value; tensors get `key`.
+pub fn describe(
+    out: &mut Vec<u8>,
+    v: &FfiAny,
+    key: &str,
+    tensors: &mut Vec<DumpTensor>,
+    depth: usize,
+    left_out: &[(String, &'static str)],
+    prefetch: Option<&Prefetch>,
+) {
+    if let Some(source) = tensor_source(v) {
+        let mut t = DumpTensor::read(key, source, matches!(source, TensorSource::Object(_)), prefetch);
+        if t.not_dumped.is_none() && t.desc.as_ref().is_ok_and(|d| capture_blocks(d.device)) {
+            t.not_dumped = Some(CAPTURE_REASON);
+        }
+        if let Some((_, reason)) = left_out.iter().find(|(k, _)| k == key) {
+            t.not_dumped = Some(reason);
+        }
+        push_tensor_fields(out, &t);
+        tensors.push(t);
+        return;
+    }
+    match v.type_index {
+        ti::NONE => out.extend_from_slice(b"null"),
+        ti::INT => simple(out, "int", |o| push_int(o, v.as_i64())),
+        ti::BOOL => out.extend_from_slice(if v.payload != 0 { b"true" } else { b"false" }),
+        ti::FLOAT => simple(out, "float", |o| push_float(o, v.as_f64())),
+        ti::OPAQUE_PTR if v.payload == 0 => out.extend_from_slice(b"null"),
+        ti::OPAQUE_PTR => not_replayable(out, "opaque_ptr", &format!("0x{:x}", v.payload)),
+        ti::DATA_TYPE => {
+            let b = v.inline_bytes();
+            let dt = DataType { code: b[0], bits: b[1], lanes: u16::from_le_bytes([b[2], b[3]]) };
+            out.extend_from_slice(b"{\"kind\": \"dtype\", ");
+            push_key(out, "value");
+            push_str(out, dtype_text(dt).as_bytes());
+            out.extend_from_slice(b", ");
+            push_key(out, "dlpack");
+            push_ints(out, &[dt.code as i64, dt.bits as i64, dt.lanes as i64]);
+            out.push(b'}');
+        }
+        ti::DEVICE => {
+            let b = v.inline_bytes();
+            let d = Device {
+                device_type: i32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+                device_id: i32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+            };
+            out.extend_from_slice(b"{\"kind\": \"device\", ");
+            push_key(out, "device_type");
+            push_int(out, d.device_type);
+            out.extend_from_slice(b", ");
+            push_key(out, "device_id");
+            push_int(out, d.device_id);
+            out.extend_from_slice(b", ");
+            push_key(out, "value");
+            push_str(out, device_text(d).as_bytes());
+            out.push(b'}');
+        }
+        ti::RAW_STR => {
+            let mut text = Vec::new();
+            match mem::read_c_str(v.as_addr(), MAX_TEXT, &mut text) {
+                Ok(false) => text_value(out, "str", &text),
+                _ => not_replayable(out, "str", "unreadable or too long"),
+            }
+        }
+        ti::BYTE_ARRAY_PTR => match mem::read_pod::<ByteArray>(v.as_addr()) {
+            Ok(b) => byte_array(out, "bytes", b),
+            Err(_) => not_replayable(out, "bytes", "unreadable"),
+        },
+        ti::SMALL_STR | ti::SMALL_BYTES => {
+            let bytes = v.inline_bytes();
+            let len = (v.small_len as usize).min(7);
+            text_value(out, if v.type_index == ti::SMALL_STR { "str" } else { "bytes" }, &bytes[..len]);
+        }
+        t if t < ti::STATIC_OBJECT_BEGIN && t != ti::OBJECT_RVALUE_REF => {
+            not_replayable(out, "unknown", &format!("type_index={t}"))
+        }
+        _ => object(out, v, key, tensors, depth, left_out, prefetch),
+    }
+}
+
+fn simple(out: &mut Vec<u8>, kind: &str, value: impl FnOnce(&mut Vec<u8>)) {
+    out.extend_from_slice(b"{\"kind\": ");
+    push_str(out, kind.as_bytes());
+    out.extend_from_slice(b", \"value\": ");
+    value(out);
+    out.push(b'}');
+}
+
+/// A string (`str`) or byte string (`bytes`, written as a list of byte values).
+fn text_value(out: &mut Vec<u8>, kind: &str, text: &[u8]) {
+    if kind == "str" && std::str::from_utf8(text).is_ok() {
+        simple(out, "str", |o| push_str(o, text));
+    } else {
+        simple(out, kind, |o| push_ints(o, &text.iter().map(|&b| b as i64).collect::<Vec<_>>()));
+    }
+}
+
+fn byte_array(out: &mut Vec<u8>, kind: &str, b: ByteArray) {
+    if b.size > MAX_TEXT {
+        return not_replayable(out, kind, "too long");
+    }
+    let mut text = vec![0u8; b.size];
+    match mem::read_bytes(b.data, &mut text) {
+        Ok(()) => text_value(out, kind, &text),
+        Err(_) => not_replayable(out, kind, "unreadable"),
+    }
+}
+
+fn not_replayable(out: &mut Vec<u8>, kind: &str, what: &str) {
+    out.extend_from_slice(b"{\"kind\": ");
+    push_str(out, kind.as_bytes());
+    out.extend_from_slice(b", \"value\": ");
+    push_str(out, what.as_bytes());
+    out.extend_from_slice(b", \"replayable\": false}");
+}
+
+/// The object an argument refers to and its type index (ObjectRValueRef through one indirection).
+fn object_of(v: &FfiAny) -> Option<(usize, i32)> {
+    match v.type_index {
+        t if t >= ti::STATIC_OBJECT_BEGIN => Some((v.as_addr(), t)),
+        ti::OBJECT_RVALUE_REF => {
+            let obj: usize = mem::read_pod(v.as_addr()).ok()?;
+            Some((obj, ffi::read_object_header(obj).ok()?.type_index))
+        }
+        _ => None,
+    }
+}
+
+fn object(
+    out: &mut Vec<u8>,
+    v: &FfiAny,
+    key: &str,
+    tensors: &mut Vec<DumpTensor>,
+    depth: usize,
+    left_out: &[(String, &'static str)],
+    prefetch: Option<&Prefetch>,
+) {
+    let Some((obj, t)) = object_of(v).filter(|&(obj, _)| obj != 0) else {
+        return not_replayable(out, "object", "unreadable");
+    };
+    match t {
+        ti::STR | ti::BYTES => match ffi::read_object_payload::<ByteArray>(obj) {
+            Ok(b) => byte_array(out, if t == ti::STR { "str" } else { "bytes" }, b),
+            Err(_) => not_replayable(out, "object", "unreadable"),
+        },
+        ti::SHAPE => match ffi::read_object_payload::<ByteArray>(obj) {
+            Ok(s) if s.size <= 64 => {
+                let mut dims = [0i64; 64];
+                match mem::read_i64s(s.data, &mut dims[..s.size]) {
+                    Ok(()) => simple(out, "shape", |o| push_ints(o, &dims[..s.size])),
+                    Err(_) => not_replayable(out, "shape", "unreadable"),
+                }
+            }
+            _ => not_replayable(out, "shape", "unreadable"),
+        },
+        ti::ARRAY | ti::LIST if depth < MAX_DEPTH => match ffi::read_object_payload::<SeqPayload>(obj) {
+            Ok(seq) if seq.size >= 0 && (seq.size as usize) <= MAX_ITEMS => {
+                out.extend_from_slice(b"{\"kind\": ");
+                push_str(out, if t == ti::ARRAY { b"array" } else { b"list" });
+                out.extend_from_slice(b", \"items\": [");
+                for j in 0..seq.size as usize {
+                    if j > 0 {
+                        out.extend_from_slice(b", ");
+                    }
+                    match ffi::read_any_at(seq.data, j) {
+                        Ok(item) => {
+                            describe(out, &item, &format!("{key}__{j}"), tensors, depth + 1, left_out, prefetch)
+                        }
+                        Err(_) => not_replayable(out, "object", "unreadable item"),
+                    }
+                }
+                out.extend_from_slice(b"]}");
+            }
+            _ => not_replayable(out, "array", "unreadable or too long"),
+        },
+        t => {
+            let mut type_key = Vec::new();
+            // Only the static indices are asked about (the runtime exits on an unregistered index).
+            if !((64..=78).contains(&t) && tvm_runtime::type_key(t, &mut type_key)) {
+                type_key = format!("type_index={t}").into_bytes();
+            }
+            out.extend_from_slice(b"{\"kind\": \"object\", ");
+            push_key(out, "type_key");
+            push_str(out, &type_key);
+            out.extend_from_slice(b", \"replayable\": false}");
+        }
+    }
+}
+
+/// tvm-ffi's text of a dtype (`float16`, `bfloat16`, `float8_e4m3fn`...), or `dlpack(code,bits,lanes)`.
+pub fn dtype_text(dt: DataType) -> String {
+    match torch_dtype_name(dt) {
+        Some(n) => n.to_string(),
+        None => format!("dlpack({},{},{})", dt.code, dt.bits, dt.lanes),
+    }
+}
+
+/// torch's text of a device (`cpu`, `cuda:0`).
+pub fn device_text(d: Device) -> String {
+    let mut out = Vec::new();
+    crate::record::names::push_device(&mut out, d);
+    String::from_utf8_lossy(&out).into_owned()
+}

@@ -1,0 +1,132 @@
+//! Where dumps go: the session folder (`FLASHLOG_DUMP_DIR` / `FLASHINFER_DUMP_DIR`, `%i` = pid, made once per
+//! process), the call folders `<YYYYmmdd_HHMMSS_mmm>_pid<PID>_<name>_call<NNNN>`, the lines of
+//! `metadata.jsonl` and `session.jsonl` (each one `write(2)` in append mode), and the one stderr line that
+//! stops dumping after a write error.
+
+use super::Target;
+use crate::abi::fsio::{self, File};
+use crate::abi::sys;
+use crate::forkgen;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+struct Session {
+    pid: i32,
+    dir: String,
+    file: Option<File>,
+}
+
+/// The session state, one slot per fork generation (`crate::forkgen`): a forked child never locks the one a
+/// thread of its parent may have held at the fork.
+static SESSIONS: [Mutex<Option<Session>>; forkgen::SLOTS] = [const { Mutex::new(None) }; forkgen::SLOTS];
+static STOPPED: AtomicBool = AtomicBool::new(false);
+
+/// Prints one line on stderr, prefixed `flashlog: `.
+pub fn say(line: &str) {
+    sys::write_all(2, format!("flashlog: {line}\n").as_bytes());
+}
+
+/// Stops dumping for the rest of the process, saying why once.
+pub fn stop(why: &str) {
+    if !STOPPED.swap(true, Ordering::SeqCst) {
+        say(&format!("level-10 dumps stopped: {why}; logging goes on"));
+    }
+}
+
+/// This process's session state.
+fn session() -> &'static Mutex<Option<Session>> {
+    &SESSIONS[forkgen::slot()]
+}
+
+/// This process's dump folder, made on first use; None once dumping stopped.
+pub fn session_dir() -> Option<String> {
+    if STOPPED.load(Ordering::Relaxed) {
+        return None;
+    }
+    let pid = sys::pid();
+    let mut s = session().lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(s) = s.as_ref().filter(|s| s.pid == pid) {
+        return Some(s.dir.clone());
+    }
+    let dir = crate::sink::file_path(&crate::state::config().dump_dir);
+    let dir = if dir.is_empty() { ".".to_string() } else { dir.trim_end_matches('/').to_string() };
+    if let Err(e) = fsio::mkdir_all(&dir) {
+        drop(s);
+        stop(&format!("cannot create dump folder {dir}: {e}"));
+        return None;
+    }
+    *s = Some(Session { pid, dir: dir.clone(), file: None });
+    Some(dir)
+}
+
+/// `YYYYmmdd_HHMMSS_mmm`, local time.
+pub fn stamp() -> String {
+    let (y, mo, d, h, mi, s, ms) = fsio::local_time_millis();
+    format!("{y:04}{mo:02}{d:02}_{h:02}{mi:02}{s:02}_{ms:03}")
+}
+
+/// Makes the folder of one call; None (dumping stopped) when it cannot be made.
+pub fn make_call_folder(dir: &str, stamp: &str, t: &Target) -> Option<String> {
+    let name: String = t.name.chars().map(|c| if c == '/' || c.is_control() { '_' } else { c }).collect();
+    let path = format!("{dir}/{stamp}_pid{}_{name}_call{:04}", sys::pid(), t.sequence);
+    match fsio::mkdir_new(&path) {
+        Ok(()) => Some(path),
+        Err(e) => {
+            stop(&format!("cannot create {path}: {e}"));
+            None
+        }
+    }
+}
+
+/// Removes what a call folder holds after a failed dump (so no half-dumped call is left to replay).
+pub fn remove_call_folder(path: &str) {
+    for f in ["inputs.safetensors", "inputs.safetensors.tmp", "metadata.jsonl"] {
+        fsio::unlink(&format!("{path}/{f}"));
+    }
+    fsio::rmdir(path);
+}
+
+/// Appends `line` (one JSON object and its newline) to the call's `metadata.jsonl` (opened on the first line
+/// and kept in `meta` for the second) and to `session.jsonl`, one `write(2)` each; false (dumping stopped) on
+/// an error.
+pub fn write_lines(call_dir: &str, meta: &mut Option<File>, line: &[u8]) -> bool {
+    let written = match meta {
+        Some(f) => f.append_whole(line),
+        None => File::append(&format!("{call_dir}/metadata.jsonl")).and_then(|mut f| {
+            f.append_whole(line)?;
+            *meta = Some(f);
+            Ok(())
+        }),
+    };
+    if let Err(e) = written {
+        stop(&format!("cannot write {call_dir}/metadata.jsonl: {e}"));
+        return false;
+    }
+    let pid = sys::pid();
+    let mut s = session().lock().unwrap_or_else(|p| p.into_inner());
+    let Some(session) = s.as_mut().filter(|s| s.pid == pid) else {
+        return true;
+    };
+    let path = format!("{}/session.jsonl", session.dir);
+    if session.file.is_none() {
+        match File::append(&path) {
+            Ok(f) => session.file = Some(f),
+            Err(e) => {
+                drop(s);
+                stop(&format!("cannot open {path}: {e}"));
+                return false;
+            }
+        }
+    }
+    if let Err(e) = session.file.as_mut().map_or(Ok(()), |f| f.append_whole(line)) {
+        drop(s);
+        stop(&format!("cannot write {path}: {e}"));
+        return false;
+    }
+    true
+}
+
+/// The calling thread's id.
+pub fn thread_id() -> i32 {
+    fsio::thread_id()
+}

@@ -1,0 +1,95 @@
+//! Where a dumped tensor's bytes come from: host memory through the fault-tolerant copy, device memory
+//! through the host program's own CUDA driver after synchronising the call's stream (once per phase, as the
+//! level-5 statistics do), and never anything while a CUDA graph capture runs.
+
+use super::copy::CopyError;
+use crate::abi::cuda_driver::{self, Driver};
+use crate::abi::dlpack::{device_type, Device, TensorDesc};
+use crate::abi::{mem, tvm_runtime};
+use crate::capture;
+use crate::stats::walk::ByteSource;
+
+/// The reason a tensor listed during a capture has no bytes.
+pub const CAPTURE_REASON: &str = "CUDA graph capture in progress";
+
+/// The reader of one phase (before or after the call): remembers which streams it synchronised.
+#[derive(Default)]
+pub struct Reader {
+    synced: Vec<(i32, usize)>,
+}
+
+fn is_host(d: Device) -> bool {
+    matches!(
+        d.device_type,
+        device_type::CPU | device_type::CUDA_HOST | device_type::CUDA_MANAGED | device_type::ROCM_HOST
+    )
+}
+
+/// Whether reading `d` now could disturb a CUDA graph capture (any capture known to run, or the call's
+/// stream on that device capturing).
+pub fn capture_blocks(d: Device) -> bool {
+    if capture::any_active() {
+        return true;
+    }
+    if d.device_type == device_type::CPU {
+        return false;
+    }
+    match cuda_driver::driver() {
+        Some(driver) => {
+            let stream = tvm_runtime::env_stream(device_type::CUDA, d.device_id).unwrap_or(0);
+            driver.stream_is_capturing(stream)
+        }
+        None => false,
+    }
+}
+
+impl Reader {
+    /// Runs `f` with the byte source for `d` and the staging buffer; synchronises the stream first.
+    pub fn with_source<R>(
+        &mut self,
+        d: &TensorDesc,
+        f: impl FnOnce(&mut dyn ByteSource, &mut [u8]) -> Result<R, CopyError>,
+    ) -> Result<R, CopyError> {
+        let dev = d.device;
+        if capture_blocks(dev) {
+            return Err(CopyError::Read(CAPTURE_REASON));
+        }
+        if dev.device_type != device_type::CPU {
+            let driver = cuda_driver::driver();
+            if !is_host(dev) && dev.device_type != device_type::CUDA {
+                return Err(CopyError::Read("no reader for this device type"));
+            }
+            if let Some(driver) = driver {
+                let stream = tvm_runtime::env_stream(device_type::CUDA, dev.device_id).unwrap_or(0);
+                if !self.synced.contains(&(dev.device_id, stream)) {
+                    if driver.synchronize(stream).is_err() && !is_host(dev) {
+                        return Err(CopyError::Read("cuStreamSynchronize failed"));
+                    }
+                    self.synced.push((dev.device_id, stream));
+                }
+            }
+            if !is_host(dev) {
+                let driver = driver.ok_or(CopyError::Read("CUDA driver not loaded"))?;
+                return crate::stats::with_staging(|staging| f(&mut DeviceMemory(driver), staging))
+                    .map_err(CopyError::Read)?;
+            }
+        }
+        crate::stats::with_staging(|staging| f(&mut HostMemory, staging)).map_err(CopyError::Read)?
+    }
+}
+
+struct HostMemory;
+
+impl ByteSource for HostMemory {
+    fn read(&mut self, addr: u64, dst: &mut [u8]) -> Result<(), &'static str> {
+        mem::read_bytes(addr as usize, dst).map_err(|_| "host memory not readable")
+    }
+}
+
+struct DeviceMemory(&'static Driver);
+
+impl ByteSource for DeviceMemory {
+    fn read(&mut self, addr: u64, dst: &mut [u8]) -> Result<(), &'static str> {
+        self.0.copy_to_host(addr, dst).map_err(|_| "device memory copy failed (cuMemcpyDtoH_v2)")
+    }
+}
