@@ -54,7 +54,11 @@ def test_threads_write_whole_records(tmp_path):
     for log in (native_log, arm_log):
         assert log.count("FlashInfer API Call:") == threads * calls
         assert log.count("Output value:") == threads * calls
-    assert sorted(arm_log.splitlines()) == sorted(native_log.splitlines())
+    # Which calls carry a correlation line depends on when the second thread first logged: compare the rest.
+    def uncorrelated(log):
+        return sorted(line for line in log.splitlines() if line != "[call norm.rmsnorm #N thread T]")
+
+    assert uncorrelated(arm_log) == uncorrelated(native_log)
 
 
 def test_fork_child_writes_its_own_file(tmp_path):
