@@ -1,5 +1,5 @@
 //! The environment, turned into a [`Config`] once. Pure: it reads variables through a closure, so tests need
-//! no process environment. The rules are those of `LOG-FORMAT.md` ("Levels", "Variables of the shim's own",
+//! no process environment. The rules are those of `docs/log-format.md` ("Levels", "Variables",
 //! "Destination").
 
 use crate::glob::GlobSet;
@@ -66,7 +66,7 @@ pub struct Config {
     /// One line each for stderr, printed when the shim first has something to log about (so a process that
     /// never touches FlashInfer prints nothing).
     pub warnings: Vec<String>,
-    // ---- statistics at CUDA graph replay and the NaN watch (level 5 and above; `LOG-FORMAT.md`)
+    // ---- statistics at CUDA graph replay and the NaN watch (level 5 and above; `docs/log-format.md`)
     /// `FLASHLOG_GRAPH_STATS=1`: calls captured into a CUDA graph get their statistics at every replay.
     pub graph_stats: bool,
     /// `FLASHLOG_GRAPH_STATS_MB` (default 64): size of the page-locked pool the captured copies go to.
@@ -86,7 +86,7 @@ pub const LEVEL_DETAILED: u8 = 3;
 pub const LEVEL_STATS: u8 = 5;
 /// The largest level; a larger value means this one (as FlashInfer's logger reads it).
 pub const MAX_LEVEL: u8 = 10;
-/// The level at and above which every tensor of a call is dumped to disk (level 10, `DUMPS.md`).
+/// The level at and above which every tensor of a call is dumped to disk (level 10, the README's "Level 10").
 pub const LEVEL_DUMP: u8 = 10;
 
 impl Config {
@@ -115,7 +115,7 @@ impl Config {
             None => ModuleFilter::PathContainsFlashinfer,
         };
         let kernels = GlobSet::parse(&get("FLASHLOG_KERNELS").unwrap_or_else(|| "*flashinfer*".to_string()));
-        // Level-10 dumps (DUMPS.md).
+        // Level-10 dumps (the README's "Level 10").
         let (_, dump_dir) = first_set(&get, "FLASHLOG_DUMP_DIR", "FLASHINFER_DUMP_DIR");
         let dump_dir = dump_dir.unwrap_or_else(|| "flashinfer_dumps".to_string());
         let mut number = |name: &str, default: f64| match get(name) {

@@ -1,6 +1,6 @@
 //! flashlog: an `LD_PRELOAD` library that logs FlashInfer's compiled calls (the `__tvm_ffi_<name>` entry
 //! points of its TVM-FFI modules), CUDA graph captures and kernel launches, in the record format of
-//! FlashInfer's own Python API logger. See `README.md` for use and `../shared/design/` for the ABI facts.
+//! FlashInfer's own Python API logger. See `README.md` for use and `docs/log-format.md` for the records.
 //!
 //! Module map:
 //! - [`abi`]: `#[repr(C)]` mirrors of foreign types and the only raw-pointer readers;

@@ -1,5 +1,5 @@
 //! The dynamic loader, seen from a preloaded library: the real `dlsym`, and which loaded object a handle or
-//! an address belongs to. `ABI-FACTS.md` section 5 explains why the shim never calls plain `dlsym` itself.
+//! an address belongs to. The shim never calls plain `dlsym` itself: inside a preloaded library that is the shim's own `dlsym`, and `RTLD_NEXT` / `RTLD_DEFAULT` resolve relative to the caller (see `intercept::dlsym`).
 
 use std::ffi::{c_char, c_void, CStr};
 use std::sync::atomic::{AtomicUsize, Ordering};

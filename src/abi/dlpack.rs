@@ -1,5 +1,5 @@
 //! Mirrors of DLPack's `DLTensor`, `DLDataType` and `DLDevice`, and the safe reader that turns a host
-//! `DLTensor*` into a [`TensorDesc`]. See `ABI-FACTS.md` section 3.
+//! `DLTensor*` into a [`TensorDesc`]. The layout is `dlpack/dlpack.h`'s (DLPack 1.x), checked by the tests below.
 
 use super::mem::{read_i64s, read_pod, ReadError};
 

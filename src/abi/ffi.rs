@@ -1,5 +1,5 @@
 //! Mirrors of the TVM-FFI C ABI (`tvm/ffi/c_api.h`, stable from 0.1.0 to 0.1.16) and safe readers for the
-//! values a safe call receives. See `ABI-FACTS.md` section 2.
+//! values a safe call receives. The layouts are those of TVM-FFI's `tvm/ffi/c_api.h` (stable from 0.1.0 on), checked by the tests below.
 
 use super::mem::{read_pod, ReadError};
 use std::ffi::c_void;

@@ -1,5 +1,5 @@
 //! Statistics at CUDA graph replay (`FLASHLOG_GRAPH_STATS=1`) and the NaN watch (`FLASHLOG_WATCH=nonfinite`),
-//! both at level 5 and above (`LOG-FORMAT.md`, "Statistics at graph replay" and "NaN watch").
+//! both at level 5 and above (`docs/log-format.md`, "Statistics at graph replay" and "NaN watch").
 //!
 //! A call made while its stream is being captured cannot have statistics then (its kernels have not run, and
 //! synchronising would invalidate the capture). Instead, for each tensor argument, the shim adds to the

@@ -1,4 +1,4 @@
-//! The text of every record the shim writes (`LOG-FORMAT.md`). Pure apart from the fault-tolerant reads of
+//! The text of every record the shim writes (`docs/log-format.md`). Pure apart from the fault-tolerant reads of
 //! values: each function appends to a caller-provided buffer that the sink then writes with one `write(2)`.
 
 pub mod call;

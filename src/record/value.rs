@@ -1,4 +1,4 @@
-//! The text of one TVM-FFI value (`LOG-FORMAT.md`, "Values"): one small printer per kind; [`write_value`]
+//! The text of one TVM-FFI value (`docs/log-format.md`, "Values"): one small printer per kind; [`write_value`]
 //! only dispatches. Every pointer inside a value is read through the fault-tolerant readers of `abi`.
 
 use super::names::{push_device, push_dtype};

@@ -958,7 +958,7 @@ fn exact_micros(v: f64) -> Option<u64> {
     Some(if frac > 0.5 { floor as u64 + 1 } else { floor as u64 })
 }
 
-/// Append the statistics lines of LOG-FORMAT.md ("Level 5") to `out`, each as `indent` +
+/// Append the statistics lines of `docs/log-format.md` ("Level 5") to `out`, each as `indent` +
 /// `name=value` + `\n`: floats get min, max, mean, nan_count, inf_count; integers and bools
 /// min, max (as integers) and mean; [`Stats::Empty`] gets no lines.
 pub fn write_stats_lines(out: &mut Vec<u8>, indent: &str, stats: &Stats) {
