@@ -20,7 +20,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
+try:
+    import numpy as np
+except ImportError:  # a clear line instead of a traceback: replay runs in whichever Python the user chose
+    sys.exit(f"flashlog replay: numpy is not installed in {sys.executable}; run it with the Python that runs "
+             "FlashInfer (FLASHLOG_PYTHON=/path/to/python flashlog replay DIR, or that Python's -m flashlog replay)")
 
 # ---------------------------------------------------------------------------------------------- problems
 
