@@ -248,8 +248,31 @@ fn write_whole(bytes: &[u8]) {
             Err(libc::EPIPE) => return reader_gone(),
             // Closed between the check and the write: check again (and reopen) once.
             Err(libc::EBADF) if attempt == 0 => continue,
-            Err(_) => return,
+            Err(e) => return write_failed(e),
         }
+    }
+}
+
+/// A record the destination did not take (a full disk, a file size limit, an I/O error): said once per
+/// process on stderr; later records are still tried (space may come back), and the host goes on.
+fn write_failed(errno: i32) {
+    static REPORTED_BY: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+    let me = sys::pid();
+    if REPORTED_BY.swap(me, Ordering::AcqRel) == me {
+        return;
+    }
+    let name = destination_name();
+    let reason = std::io::Error::from_raw_os_error(errno);
+    let line = format!("flashlog: cannot write to log destination '{name}': {reason}; records are lost until it can\n");
+    sys::write_all(2, line.as_bytes());
+}
+
+/// The destination as the user named it (a file's path expanded for this process).
+fn destination_name() -> String {
+    match &config().dest {
+        Dest::Stdout => "stdout".to_string(),
+        Dest::Stderr => "stderr".to_string(),
+        Dest::File(template) => file_path(template),
     }
 }
 
@@ -336,11 +359,7 @@ fn reader_gone() {
     if STATE.swap(CLOSED, Ordering::AcqRel) == CLOSED {
         return;
     }
-    let name = match &config().dest {
-        Dest::Stdout => "stdout".to_string(),
-        Dest::Stderr => "stderr".to_string(),
-        Dest::File(template) => file_path(template),
-    };
+    let name = destination_name();
     let line = format!("flashlog: the reader of log destination '{name}' went away (Broken pipe); logging stopped\n");
     sys::write_all(2, line.as_bytes());
 }

@@ -202,6 +202,11 @@ thread_local! {
     static SAW_EFBIG: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
+/// Notes that a write of the shim's failed (for [`FsizeGuard`]: `EFBIG` means the kernel raised `SIGXFSZ`).
+pub fn note_write_error() {
+    note_error();
+}
+
 fn note_error() {
     if errno() == libc::EFBIG {
         SAW_EFBIG.with(|c| c.set(true));

@@ -199,10 +199,16 @@ pub fn close(fd: i32) {
 /// (then it is the host's, and it stays). For a socket, `send(MSG_NOSIGNAL)` raises none.
 pub fn write_record_bytes(fd: i32, buf: &[u8], kind: WriteKind) -> Result<(), i32> {
     match kind {
-        WriteKind::Plain => write_loop(buf, |b| {
-            // SAFETY: `b` is a valid slice for its length.
-            unsafe { libc::write(fd, b.as_ptr().cast(), b.len()) }
-        }),
+        WriteKind::Plain => {
+            // A file size limit (RLIMIT_FSIZE) makes the kernel raise SIGXFSZ at a write past it: the shim's
+            // writes then run with that signal blocked and take back the one they caused.
+            let _guard = file_size_limited().then(super::fsio::FsizeGuard::new);
+            write_loop(buf, |b| {
+                // SAFETY: `b` is a valid slice for its length.
+                unsafe { libc::write(fd, b.as_ptr().cast(), b.len()) }
+            })
+            .inspect_err(|_| super::fsio::note_write_error())
+        }
         WriteKind::Socket => write_loop(buf, |b| {
             // SAFETY: as above; MSG_NOSIGNAL only changes how a broken connection is reported.
             unsafe { libc::send(fd, b.as_ptr().cast(), b.len(), libc::MSG_NOSIGNAL) }
@@ -232,6 +238,24 @@ pub fn write_record_bytes(fd: i32, buf: &[u8], kind: WriteKind) -> Result<(), i3
             result
         },
     }
+}
+
+/// Whether this process has a finite `RLIMIT_FSIZE` (asked once per process; unlimited almost always, and
+/// then records are written with no signal-mask calls around them).
+fn file_size_limited() -> bool {
+    use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
+    static ASKED_BY: AtomicI32 = AtomicI32::new(0);
+    static LIMITED: AtomicU8 = AtomicU8::new(0);
+    let me = pid();
+    if ASKED_BY.load(Ordering::Acquire) != me {
+        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: valid out-parameter.
+        let finite =
+            unsafe { libc::getrlimit(libc::RLIMIT_FSIZE, &mut lim) } == 0 && lim.rlim_cur != libc::RLIM_INFINITY;
+        LIMITED.store(finite as u8, Ordering::Relaxed);
+        ASKED_BY.store(me, Ordering::Release);
+    }
+    LIMITED.load(Ordering::Relaxed) == 1
 }
 
 fn write_loop(mut buf: &[u8], mut write: impl FnMut(&[u8]) -> isize) -> Result<(), i32> {

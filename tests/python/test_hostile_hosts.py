@@ -280,3 +280,20 @@ def test_warning_once_at_the_first_flashinfer_lookup(tmp_path):
         log.unlink(missing_ok=True)
         ok = same_as_plain(["calls", HOSTOPS, "1"], level=value, dest=log, timeout=30)
         assert ok.stderr == "" and "hostops.touch" in log.read_text()
+
+
+def test_file_size_limit_never_kills_the_host(tmp_path):
+    """A log file that reaches the host's RLIMIT_FSIZE: the kernel raises SIGXFSZ at the write past it. The
+    shim's writes take that signal back, so the host lives (with the same exit status and output as without
+    the shim) and one line says records are being lost."""
+    driver = require(FIXDIR / "tvm_driver")
+    modules = FIXDIR / "cache/flashinfer/0.6.0/90a/cached_ops"
+    cmd = ["prlimit", "--fsize=3000", driver, "threads", modules, 1, 50]
+    plain = run(cmd, preload=False, timeout=60)
+    log = tmp_path / "big.log"
+    shimmed = run(cmd, level=3, dest=log, timeout=60)
+    assert (shimmed.returncode, shimmed.stdout) == (plain.returncode, plain.stdout) == (0, plain.stdout)
+    assert log.stat().st_size <= 3000
+    lines = [l for l in shimmed.stderr.splitlines() if l.startswith("flashlog:")]
+    assert lines == [f"flashlog: cannot write to log destination '{log}': File too large (os error 27); "
+                     "records are lost until it can"], shimmed.stderr
