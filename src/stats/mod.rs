@@ -4,6 +4,8 @@
 //! CUDA driver after synchronising the call's stream), and writes the lines.
 
 pub mod compute;
+pub mod formats;
+pub mod lines;
 pub mod walk;
 
 use crate::abi::cuda_driver::{self, Driver};
