@@ -1,7 +1,7 @@
 # flashlog: `make` builds the library and the launcher, `make test` runs every test (it creates the Python
 # virtual environment and builds the C fixtures it needs), `make demo` shows real records, `make bench`
 # prints the benchmark table, `make test-flashinfer` runs real FlashInfer modules (downloads several GB),
-# `make wheel` builds dist/flashlog-<version>-py3-none-<manylinux tag>.whl.
+# `make wheel` builds dist/flashlog-<version>-py3-none-<manylinux tag>.whl for x86-64 and for aarch64.
 
 FIXDIR   ?= target/fixtures
 VENV     ?= .venv
@@ -17,7 +17,9 @@ FIXCC    ?= gcc
 # aarch64: Debian's rustc (it has the arm64 standard library) with its own target folder, run under qemu-user.
 AARCH64       := aarch64-unknown-linux-gnu
 AARCH64_DIR   := target/aarch64
-AARCH64_CARGO := RUSTC=/usr/bin/rustc CARGO_TARGET_DIR=$(AARCH64_DIR)/cargo \
+AARCH64_RUSTC := /usr/bin/rustc
+AARCH64_STD   := /usr/lib/rustlib/$(AARCH64)/lib
+AARCH64_CARGO := RUSTC=$(AARCH64_RUSTC) CARGO_TARGET_DIR=$(AARCH64_DIR)/cargo \
 	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
 	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER=qemu-aarch64-static $(CARGO)
 AARCH64_BIN   := $(AARCH64_DIR)/cargo/$(AARCH64)/release
@@ -36,8 +38,28 @@ WHEEL_TARGET := $(WHEEL_ARCH)-unknown-linux-gnu
 WHEEL_LINKER := $(CURDIR)/target/wheel/zig-cc-$(WHEEL_ARCH)-linux-gnu.$(WHEEL_GLIBC)
 WHEEL_ENV    := PATH="$(CURDIR)/$(WHEEL_VENV)/bin:$$PATH" CARGO_TARGET_DIR="$(CURDIR)/target/wheel" \
 	CARGO_TARGET_$(shell echo $(WHEEL_TARGET) | tr a-z- A-Z_)_LINKER="$(WHEEL_LINKER)"
+# The aarch64 wheel: the same zig linking, for aarch64-linux-gnu.$(WHEEL_GLIBC) (2.17 is also aarch64 glibc's
+# first version), with Debian's rustc (the one with an arm64 std), in its own target directory, apart from the
+# x86-64 wheel's (another rustc) and from `make aarch64`'s (another linker). Skipped, saying why, when that
+# rustc or its arm64 std is missing (`make aarch64` installs them).
+WHEEL_ARM        := aarch64
+WHEEL_ARM_DIR    := target/wheel-$(WHEEL_ARM)
+WHEEL_ARM_LINKER := $(CURDIR)/$(WHEEL_ARM_DIR)/zig-cc-$(WHEEL_ARM)-linux-gnu.$(WHEEL_GLIBC)
+WHEEL_ARM_ENV    := PATH="$(CURDIR)/$(WHEEL_VENV)/bin:$$PATH" RUSTC=$(AARCH64_RUSTC) \
+	CARGO_TARGET_DIR="$(CURDIR)/$(WHEEL_ARM_DIR)" CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER="$(WHEEL_ARM_LINKER)"
+# $(call wheel_linker,ARCH): the recipe of the linker script for ARCH.
+wheel_linker = @mkdir -p $(@D) && \
+	printf '\#!/bin/sh\nPATH="%s:$$PATH" exec maturin zig cc -- -g -fno-sanitize=all -target %s "$$@"\n' \
+		"$(CURDIR)/$(WHEEL_VENV)/bin" $(1)-linux-gnu.$(WHEEL_GLIBC) > $@ && chmod +x $@
+# $(call wheel_audit,ARCH): auditwheel must confirm the tag of dist/'s ARCH wheel. maturin audits the launcher
+# it built, not the library copied into the package: auditwheel checks both.
+wheel_audit = w=$$(ls dist/flashlog-$(VERSION)-py3-none-*manylinux_$(subst .,_,$(WHEEL_GLIBC))_$(1).whl) && \
+	$(WHEEL_VENV)/bin/auditwheel show $$w | tr -s ' \n' '  ' | \
+	grep -q 'consistent with the following platform tag: "manylinux_$(subst .,_,$(WHEEL_GLIBC))_$(1)"' && \
+	echo "$$w: auditwheel agrees with the tag" || { $(WHEEL_VENV)/bin/auditwheel show $$w; exit 1; }
 
-.PHONY: all build fixtures venv test unit-test lint demo bench test-flashinfer install clean wheel aarch64 test-aarch64
+.PHONY: all build fixtures venv test unit-test lint demo bench test-flashinfer install clean wheel wheel-aarch64 \
+	aarch64 aarch64-fixtures test-aarch64
 
 all: build
 
@@ -65,11 +87,8 @@ $(WHEEL_VENV)/.installed: scripts/wheel-requirements.txt
 	$(WHEEL_VENV)/bin/pip install --quiet --disable-pip-version-check -r scripts/wheel-requirements.txt
 	touch $@
 
-$(WHEEL_LINKER): $(WHEEL_VENV)/.installed
-	@mkdir -p $(@D)
-	printf '#!/bin/sh\nPATH="%s:$$PATH" exec maturin zig cc -- -g -fno-sanitize=all -target %s "$$@"\n' \
-		"$(CURDIR)/$(WHEEL_VENV)/bin" $(WHEEL_ARCH)-linux-gnu.$(WHEEL_GLIBC) > $@
-	chmod +x $@
+$(WHEEL_LINKER) $(WHEEL_ARM_LINKER): $(WHEEL_VENV)/.installed
+	$(call wheel_linker,$(if $(filter $(WHEEL_ARM_LINKER),$@),$(WHEEL_ARM),$(WHEEL_ARCH)))
 
 wheel: $(WHEEL_LINKER)
 	$(WHEEL_ENV) $(CARGO) build --release --locked --lib --target $(WHEEL_TARGET)
@@ -78,11 +97,24 @@ wheel: $(WHEEL_LINKER)
 	rm -f dist/flashlog-$(VERSION)-*.whl
 	$(WHEEL_ENV) maturin build --quiet --release --target $(WHEEL_TARGET) \
 		--compatibility manylinux_$(subst .,_,$(WHEEL_GLIBC)) --out dist
-	@# maturin audits the launcher it built, not the library copied into the package: auditwheel checks both.
-	@w=$$(ls dist/flashlog-$(VERSION)-py3-none-*manylinux_$(subst .,_,$(WHEEL_GLIBC))_$(WHEEL_ARCH).whl) && \
-	$(WHEEL_VENV)/bin/auditwheel show $$w | tr -s ' \n' '  ' | \
-	grep -q 'consistent with the following platform tag: "manylinux_$(subst .,_,$(WHEEL_GLIBC))_$(WHEEL_ARCH)"' && \
-	echo "$$w: auditwheel agrees with the tag" || { $(WHEEL_VENV)/bin/auditwheel show $$w; exit 1; }
+	@$(call wheel_audit,$(WHEEL_ARCH))
+	@if [ -x $(AARCH64_RUSTC) ] && [ -d $(AARCH64_STD) ]; then $(MAKE) --no-print-directory wheel-aarch64; \
+	else echo "make wheel: no aarch64 wheel: $(AARCH64_RUSTC) or its arm64 std ($(AARCH64_STD)) is missing (make aarch64 installs them)"; fi
+
+# The aarch64 wheel alone (make wheel builds it after the x86-64 one). Its library goes into python/flashlog/lib
+# for maturin, and the x86-64 wheel's goes back there afterwards, also when the build fails: the source tree's
+# library_path() must keep finding a library this machine can load.
+wheel-aarch64: $(WHEEL_ARM_LINKER)
+	$(WHEEL_ARM_ENV) $(CARGO) build --release --locked --lib --target $(AARCH64)
+	rm -f dist/flashlog-$(VERSION)-*_$(WHEEL_ARM).whl
+	install -D -m 0755 $(WHEEL_ARM_DIR)/$(AARCH64)/release/libflashlog.so python/flashlog/lib/libflashlog.so
+	install -D -m 0644 shim.h python/flashlog/include/flashlog.h
+	$(WHEEL_ARM_ENV) maturin build --quiet --release --target $(AARCH64) \
+		--compatibility manylinux_$(subst .,_,$(WHEEL_GLIBC)) --out dist; rc=$$?; \
+	x86=target/wheel/$(WHEEL_TARGET)/release/libflashlog.so; \
+	if [ -f $$x86 ]; then install -m 0755 $$x86 python/flashlog/lib/libflashlog.so; \
+	else rm -f python/flashlog/lib/libflashlog.so; fi; exit $$rc
+	@$(call wheel_audit,$(WHEEL_ARM))
 
 lint:
 	$(CARGO) fmt --check
@@ -91,8 +123,11 @@ lint:
 unit-test:
 	$(CARGO) test --release --locked
 
-test: build fixtures venv lint unit-test wheel
-	FLASHLOG_LIB=$(CURDIR)/$(LIB) FIXDIR=$(CURDIR)/$(FIXDIR) \
+# The aarch64 toolchain and fixtures come first, so that the wheel target builds the aarch64 wheel too and
+# test_wheel.py runs it under qemu.
+test: build fixtures venv lint unit-test aarch64-fixtures
+	$(MAKE) --no-print-directory wheel
+	FLASHLOG_LIB=$(CURDIR)/$(LIB) FIXDIR=$(CURDIR)/$(FIXDIR) AARCH64_FIXDIR=$(CURDIR)/$(AARCH64_DIR)/fixtures \
 		AUDITWHEEL=$(CURDIR)/$(WHEEL_VENV)/bin/auditwheel $(PY) -m pytest -q tests/python
 	$(MAKE) --no-print-directory test-aarch64
 
@@ -101,10 +136,13 @@ aarch64:
 	@bash scripts/aarch64-toolchain.sh
 	$(AARCH64_CARGO) build --release --locked --target $(AARCH64)
 
+# The C fixtures cross-built for aarch64 (after the toolchain).
+aarch64-fixtures: aarch64
+	$(MAKE) --no-print-directory FIXCC=aarch64-linux-gnu-gcc FIXDIR=$(AARCH64_DIR)/fixtures fixtures
+
 # The aarch64 build under qemu-user: the Rust unit tests, then the C fixtures cross-built and run with the aarch64
 # library, their records compared line for line with the x86-64 library's on the same fixtures.
-test-aarch64: aarch64 build fixtures venv
-	$(MAKE) --no-print-directory FIXCC=aarch64-linux-gnu-gcc FIXDIR=$(AARCH64_DIR)/fixtures fixtures
+test-aarch64: aarch64-fixtures build fixtures venv
 	@bash scripts/aarch64-python.sh $(AARCH64_DIR)/python
 	$(AARCH64_CARGO) test --release --locked --target $(AARCH64)
 	FLASHLOG_LIB=$(CURDIR)/$(LIB) FIXDIR=$(CURDIR)/$(FIXDIR) AARCH64_LIB=$(CURDIR)/$(AARCH64_BIN)/libflashlog.so \

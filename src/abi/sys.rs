@@ -357,8 +357,9 @@ pub fn command_name() -> String {
     std::fs::read_to_string("/proc/self/comm").map(|s| s.trim_end().to_string()).unwrap_or_default()
 }
 
-/// The calling thread's kernel thread id (`gettid`), as `ps -L` and debuggers show it.
+/// The calling thread's kernel thread id (`gettid`), as `ps -L` and debuggers show it. By system call, not
+/// glibc's `gettid()` (2.30): the wheel's binaries may import nothing newer than glibc 2.17.
 pub fn kernel_thread_id() -> i32 {
-    // SAFETY: gettid has no preconditions and cannot fail.
-    unsafe { libc::gettid() }
+    // SAFETY: the gettid system call takes no arguments and cannot fail.
+    unsafe { libc::syscall(libc::SYS_gettid) as i32 }
 }
