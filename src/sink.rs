@@ -257,8 +257,7 @@ fn write_whole(bytes: &[u8]) {
 /// process on stderr; later records are still tried (space may come back), and the host goes on.
 fn write_failed(errno: i32) {
     static REPORTED_BY: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
-    let me = sys::pid();
-    if REPORTED_BY.swap(me, Ordering::AcqRel) == me {
+    if !crate::abi::process::claim_for_this_process(&REPORTED_BY) {
         return;
     }
     let name = destination_name();

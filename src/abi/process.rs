@@ -159,6 +159,14 @@ fn claim_static_page(page: &ProcessPage) {
     }
 }
 
+/// Claims `owner` (a process id, 0 at first) for this process: true the first time this process claims it,
+/// so the caller resets the per-process values `owner` guards (counts, a once-per-process message); false
+/// when it already belongs to this process. A child made by any kind of fork sees its parent's pid there.
+pub fn claim_for_this_process(owner: &AtomicI32) -> bool {
+    let me = pid();
+    owner.load(Ordering::Acquire) != me && owner.swap(me, Ordering::AcqRel) != me
+}
+
 /// The process id, without a system call once known (the page forgets it in a child).
 pub fn pid() -> i32 {
     let page = page();

@@ -248,6 +248,7 @@ fn file_size_limited() -> bool {
     static LIMITED: AtomicU8 = AtomicU8::new(0);
     let me = pid();
     if ASKED_BY.load(Ordering::Acquire) != me {
+        // Asked before the owner is stored, so another thread never reads a stale answer.
         let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
         // SAFETY: valid out-parameter.
         let finite =

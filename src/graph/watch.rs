@@ -20,8 +20,7 @@ static OWNER: AtomicI32 = AtomicI32::new(0);
 
 /// Makes the counters this process's own, zeroing them in a new process.
 fn own_counters() {
-    let me = sys::pid();
-    if OWNER.load(Ordering::Acquire) != me && OWNER.swap(me, Ordering::AcqRel) != me {
+    if crate::abi::process::claim_for_this_process(&OWNER) {
         CALLS.store(0, Ordering::Relaxed);
         REPLAYS.store(0, Ordering::Relaxed);
         FLAGGED.store(0, Ordering::Relaxed);
