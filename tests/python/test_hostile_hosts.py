@@ -297,3 +297,22 @@ def test_file_size_limit_never_kills_the_host(tmp_path):
     lines = [l for l in shimmed.stderr.splitlines() if l.startswith("flashlog:")]
     assert lines == [f"flashlog: cannot write to log destination '{log}': File too large (os error 27); "
                      "records are lost until it can"], shimmed.stderr
+
+
+def test_two_copies_of_the_shim_log_each_call_once(tmp_path):
+    """The wheel's library and a build's both preloaded (two files, two copies): each call is logged once
+    (the first copy's lookups reach the second as its next dlsym; what comes back is the second copy's entry
+    point, which is no function symbol, so the first does not wrap it again), with one system information
+    record, and the host sees what it sees without either."""
+    copy = tmp_path / "copy" / "libflashlog.so"
+    copy.parent.mkdir()
+    shutil.copy(LIB, copy)
+    driver = require(FIXDIR / "tvm_driver")
+    modules = FIXDIR / "cache/flashinfer/0.6.0/90a/cached_ops"
+    plain = run([driver, "plan", modules], preload=False)
+    log = tmp_path / "two.log"
+    both = run([driver, "plan", modules], level=1, dest=log, env={"LD_PRELOAD": copy})
+    assert (both.returncode, both.stdout) == (plain.returncode, plain.stdout)
+    calls = [l for l in log.read_text().splitlines() if "FlashInfer API Call:" in l]
+    assert len(calls) == 2 and calls[0] != calls[1], calls
+    assert log.read_text().count("FlashInfer API Logging - System Information") == 1
