@@ -268,10 +268,3 @@ pub fn rmdir(path: &str) {
         unsafe { libc::rmdir(c.as_ptr()) };
     }
 }
-
-/// The calling thread's id (`gettid`). By system call: glibc's `gettid()` is 2.30's, which the wheel's
-/// glibc-2.17 stubs lack, so the link would leave it an unversioned import that older glibcs cannot bind.
-pub fn thread_id() -> i32 {
-    // SAFETY: the gettid system call takes no arguments and cannot fail.
-    unsafe { libc::syscall(libc::SYS_gettid) as i32 }
-}

@@ -242,7 +242,7 @@ pub fn write_record_bytes(fd: i32, buf: &[u8], kind: WriteKind) -> Result<(), i3
 
 /// Whether this process has a finite `RLIMIT_FSIZE` (asked once per process; unlimited almost always, and
 /// then records are written with no signal-mask calls around them).
-fn file_size_limited() -> bool {
+pub fn file_size_limited() -> bool {
     use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
     static ASKED_BY: AtomicI32 = AtomicI32::new(0);
     static LIMITED: AtomicU8 = AtomicU8::new(0);

@@ -128,5 +128,5 @@ pub fn write_lines(call_dir: &str, meta: &mut Option<File>, line: &[u8]) -> bool
 
 /// The calling thread's id.
 pub fn thread_id() -> i32 {
-    fsio::thread_id()
+    crate::abi::sys::kernel_thread_id()
 }

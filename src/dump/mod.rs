@@ -108,7 +108,7 @@ fn tensor_info_fields(prefix: &str, tensors: &[DumpTensor]) -> Vec<u8> {
 /// Dumps the inputs of a call about to run; None when the call is not dumped (limits, a stopped dump, an
 /// error, which printed its one line).
 pub fn before_call(t: &Target, args: &[FfiAny], prefetch: Option<&Prefetch>) -> Option<Pending> {
-    let _fsize = FsizeGuard::new();
+    let _fsize = crate::abi::sys::file_size_limited().then(FsizeGuard::new);
     let dir = folder::session_dir()?;
     let mut arguments = Vec::with_capacity(256);
     let mut tensors = Vec::new();
@@ -161,7 +161,7 @@ fn blocked(x: &DumpTensor) -> bool {
 
 /// Dumps the outputs of a call that returned `rc` with `result`, and writes line 2.
 pub fn after_call(p: Pending, rc: i32, result: Option<&FfiAny>) {
-    let _fsize = FsizeGuard::new();
+    let _fsize = crate::abi::sys::file_size_limited().then(FsizeGuard::new);
     let Pending { folder: call_dir, common, mut tensors, capture, meta: mut meta_file, input_info } = p;
     // The same arguments after the call (their descriptors may not change: the caller owns them).
     for x in tensors.iter_mut() {
