@@ -9,7 +9,7 @@ use crate::abi::dlpack::{DataType, Device, Prefetch};
 use crate::abi::ffi::{self, type_index as ti, ByteArray, FfiAny, SeqPayload};
 use crate::abi::{mem, tvm_runtime};
 use crate::record::names::torch_dtype_name;
-use crate::record::value::{tensor_source, TensorSource};
+use crate::record::value::{object_of, tensor_source, TensorSource};
 
 /// Longest string argument kept whole (longer ones are marked not replayable).
 const MAX_TEXT: usize = 1 << 16;
@@ -151,18 +151,6 @@ fn not_replayable(out: &mut Vec<u8>, kind: &str, what: &str) {
     out.extend_from_slice(b", \"value\": ");
     push_str(out, what.as_bytes());
     out.extend_from_slice(b", \"replayable\": false}");
-}
-
-/// The object an argument refers to and its type index (ObjectRValueRef through one indirection).
-fn object_of(v: &FfiAny) -> Option<(usize, i32)> {
-    match v.type_index {
-        t if t >= ti::STATIC_OBJECT_BEGIN => Some((v.as_addr(), t)),
-        ti::OBJECT_RVALUE_REF => {
-            let obj: usize = mem::read_pod(v.as_addr()).ok()?;
-            Some((obj, ffi::read_object_header(obj).ok()?.type_index))
-        }
-        _ => None,
-    }
 }
 
 fn object(

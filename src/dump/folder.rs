@@ -125,8 +125,3 @@ pub fn write_lines(call_dir: &str, meta: &mut Option<File>, line: &[u8]) -> bool
     }
     true
 }
-
-/// The calling thread's id.
-pub fn thread_id() -> i32 {
-    crate::abi::sys::kernel_thread_id()
-}

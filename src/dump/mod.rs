@@ -61,7 +61,7 @@ fn common_fields(t: &Target, folder: &str, stamp: &str, arguments: &[u8], captur
     o.extend_from_slice(b", \"process_id\": ");
     push_int(&mut o, crate::abi::sys::pid());
     o.extend_from_slice(b", \"thread_id\": ");
-    push_int(&mut o, folder::thread_id());
+    push_int(&mut o, crate::abi::sys::kernel_thread_id());
     o.extend_from_slice(b", \"logger\": \"flashlog\", \"versions\": {\"flashlog\": ");
     push_str(&mut o, env!("CARGO_PKG_VERSION").as_bytes());
     o.push(b'}');

@@ -86,8 +86,8 @@ impl TensorSource {
 }
 
 /// The object an argument refers to, and its type index: objects directly, ObjectRValueRef through one
-/// indirection (the type index then comes from the object's header).
-fn object_of(value: &FfiAny) -> Option<(usize, i32)> {
+/// indirection (the type index then comes from the object's header). Shared with the level-10 dumps.
+pub fn object_of(value: &FfiAny) -> Option<(usize, i32)> {
     match value.type_index {
         t if t >= ti::STATIC_OBJECT_BEGIN => Some((value.as_addr(), t)),
         ti::OBJECT_RVALUE_REF => {
