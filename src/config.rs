@@ -94,14 +94,8 @@ impl Config {
     /// over `FLASHINFER_LOGLEVEL` / `FLASHINFER_LOGDEST`.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Config {
         let mut warnings = Vec::new();
-        let (level_var, level_value) = first_set(&get, "FLASHLOG_LEVEL", "FLASHINFER_LOGLEVEL");
-        let level = match level_value {
-            None => 0,
-            Some(v) => parse_level(&v).unwrap_or_else(|| {
-                warnings.push(format!("flashlog: {level_var}='{v}' is not an integer; logging disabled"));
-                0
-            }),
-        };
+        let (level, level_warning) = level_from_lookup(&get);
+        warnings.extend(level_warning);
         // An empty destination variable is as good as unset: the default (stdout), or the other variable.
         let nonempty = |name: &str| get(name).filter(|v| !v.is_empty());
         let (_, dest_value) = first_set(&nonempty, "FLASHLOG_DEST", "FLASHINFER_LOGDEST");
@@ -163,6 +157,20 @@ impl Config {
         let export = name.rsplit_once('.').map_or(name, |(_, e)| e);
         let hit = |set: &GlobSet| set.matches(name) || set.matches(export);
         (self.dump_include.is_empty() || hit(&self.dump_include)) && !hit(&self.dump_exclude)
+    }
+}
+
+/// The level the variables name (`FLASHLOG_LEVEL`, else `FLASHINFER_LOGLEVEL`; unset: 0), and the warning
+/// for a value that is not an integer (then 0). The one rule for the configuration and for the constructor,
+/// which needs the level before the configuration is built.
+pub fn level_from_lookup(get: &impl Fn(&str) -> Option<String>) -> (u8, Option<String>) {
+    let (var, value) = first_set(get, "FLASHLOG_LEVEL", "FLASHINFER_LOGLEVEL");
+    match value {
+        None => (0, None),
+        Some(v) => match parse_level(&v) {
+            Some(level) => (level, None),
+            None => (0, Some(format!("flashlog: {var}='{v}' is not an integer; logging disabled"))),
+        },
     }
 }
 

@@ -53,8 +53,8 @@ fn quiet_level() -> u8 {
     if sys::is_secure_execution() {
         return 0;
     }
-    let value = sys::getenv(c"FLASHLOG_LEVEL").or_else(|| sys::getenv(c"FLASHINFER_LOGLEVEL"));
-    value.and_then(|v| config::parse_level(&v)).unwrap_or(0)
+    let getenv = |name: &str| sys::getenv(&std::ffi::CString::new(name).ok()?);
+    config::level_from_lookup(&getenv).0
 }
 
 /// Scans what was loaded since the last scan, if anything was: one `dl_iterate_phdr` step when nothing
