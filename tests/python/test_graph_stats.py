@@ -71,10 +71,21 @@ def stats(a):
             f"inf_count={int(np.isinf(v).sum())}"]
 
 
+def replay_record_texts(log):
+    """The text of every replay record, found by its header line (each is written whole, with one write, but
+    between other threads' inputs and outputs records, which split_records pairs by position): from the `=`
+    line before the header to the blank line after its closing `=` line."""
+    lines = log.split("\n")
+    for i, line in enumerate(lines):
+        if re.fullmatch(rf"{STAMP} FlashInfer Graph Replay: .*", line):
+            end = next(j for j in range(i + 2, len(lines) - 1) if lines[j] == EQ and lines[j + 1] == "")
+            yield "\n".join(lines[i - 1:end + 2])
+
+
 def replay_records(log, name):
     """{(id, replay): {("before"|"after", arg): [lines]}} of the replay records of `name`, checking their frame."""
     found = {}
-    for rec in split_records(log):
+    for rec in replay_record_texts(log):
         m = re.search(rf"^{STAMP} FlashInfer Graph Replay: {re.escape(name)} \(id=(\d+), replay (\d+)\)$", rec, re.M)
         if not m:
             continue
