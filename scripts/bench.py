@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""`make bench`: every figure of the README's benchmark table, measured in one run, side by side.
+"""`make bench`: every figure of docs/benchmark.md's table, measured in one run, side by side.
 
 1. Per-call cost: the fixture driver calls `norm.rmsnorm` (3 tensors, a float, a bool) in a tight loop and
    prints the median ns per call over 21 batches. Each configuration runs in its own process, REPEAT times;

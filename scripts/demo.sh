@@ -43,4 +43,4 @@ step "6. Kernel launches: one record per launch of a kernel whose demangled name
 "$bin" -l 3 -o "$out/launch.log" -- "$fixdir/cuda/launch_driver" >/dev/null
 grep -m1 -A4 'Kernel Launch' "$out/launch.log"
 
-printf '\nLogs are in %s/. Next: README.md, "First use".\n' "$out"
+printf '\nLogs are in %s/. Next: README.md, "Recipes".\n' "$out"

@@ -86,7 +86,7 @@ pub const LEVEL_DETAILED: u8 = 3;
 pub const LEVEL_STATS: u8 = 5;
 /// The largest level; a larger value means this one (as FlashInfer's logger reads it).
 pub const MAX_LEVEL: u8 = 10;
-/// The level at and above which every tensor of a call is dumped to disk (level 10, the README's "Level 10").
+/// The level at and above which every tensor of a call is dumped to disk (level 10, docs/dumps-and-replay.md).
 pub const LEVEL_DUMP: u8 = 10;
 
 impl Config {
@@ -109,7 +109,7 @@ impl Config {
             None => ModuleFilter::PathContainsFlashinfer,
         };
         let kernels = GlobSet::parse(&get("FLASHLOG_KERNELS").unwrap_or_else(|| "*flashinfer*".to_string()));
-        // Level-10 dumps (the README's "Level 10").
+        // Level-10 dumps (docs/dumps-and-replay.md).
         let (_, dump_dir) = first_set(&get, "FLASHLOG_DUMP_DIR", "FLASHINFER_DUMP_DIR");
         let dump_dir = dump_dir.unwrap_or_else(|| "flashinfer_dumps".to_string());
         let mut number = |name: &str, default: f64| match get(name) {

@@ -1,4 +1,4 @@
-"""Replay of calls dumped at level 10 (the README's "Level 10: dumps and replay").
+"""Replay of calls dumped at level 10 (docs/dumps-and-replay.md).
 
 Each call folder holds `metadata.jsonl` (line 1 before the call, line 2 after it), `inputs.safetensors` and
 `outputs.safetensors`. Replay loads the module with the real `tvm_ffi` loader, rebuilds every argument (tensors

@@ -1,4 +1,4 @@
-//! Level 10: every tensor of a call saved before and after it (the README's "Level 10: dumps and replay").
+//! Level 10: every tensor of a call saved before and after it (docs/dumps-and-replay.md).
 //! [`before_call`] checks the limits, makes the call's folder, writes `inputs.safetensors` and line 1 of
 //! `metadata.jsonl`; [`after_call`] writes `outputs.safetensors` and line 2. The pieces: [`args`] (what replay
 //! needs to know of each argument), [`tensors`], [`safetensors`] (the streaming writer), [`copy`] (logical

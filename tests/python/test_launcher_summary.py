@@ -78,13 +78,13 @@ def test_python_logger_stays_off(tmp_path):
     assert "FLASHINFER_LOGDEST" not in env
 
 
-def test_help_and_readme_list_the_same_things():
+def test_help_and_usage_doc_list_the_same_things():
     helptext = launch(["--help"]).stdout
     options = set(re.findall(r"^  (?:(-\w), )?(--[\w-]+)", helptext, re.M))
     flat = {o for pair in options for o in pair if o}
     assert flat >= {"-l", "--level", "-o", "--output", "--modules", "--kernels", "--with-python-logger"}
-    readme = (REPO / "README.md").read_text()
-    section = readme[readme.index("### Launcher options"):]
+    usage = (REPO / "docs/usage.md").read_text()
+    section = usage[usage.index("### Launcher options"):]
     section = section[: section.index("\n## ")]
     in_readme = set(re.findall(r"^\| `(--?[\w-]+)`(?:, `(--?[\w-]+)`)?", section, re.M))
     assert {o for pair in in_readme for o in pair if o} == flat

@@ -1,4 +1,4 @@
-"""The README's multi-rank example as written: `flashlog -l 5 -o 'logs/rank_%r.log' -- torchrun
+"""The multi-rank example of docs/usage.md as written: `flashlog -l 5 -o 'logs/rank_%r.log' -- torchrun
 --nproc_per_node=2 ...` with the gloo backend, each rank calling a fixture module through tvm_ffi. Needs a
 Python with torch: `$FLASHLOG_TORCH_PYTHON`, else the FlashInfer environment of scripts/flashinfer-env.sh."""
 

@@ -1,7 +1,7 @@
 //! `flashlog summary LOG...`: one pass over each log, bounded memory (counters and first occurrences per call
 //! name, the open calls of the current run, at most [`LIST_CAP`] listed calls of each kind), then a table.
 //!
-//! It reads the records of the README's format section, the shim's and FlashInfer's own Python logger's alike (both
+//! It reads the records of docs/log-format.md, the shim's and FlashInfer's own Python logger's alike (both
 //! loggers in one file too). A call is counted at its level-1 line or at the start of its inputs record. A NaN
 //! or Inf is a `nan_count=N` or `inf_count=N` line with N > 0: in an inputs record (an input), or in an outputs
 //! record (an output: under `Tensor arguments after the call:` for the shim, in the `Output value:` tensors for
