@@ -3,8 +3,9 @@
 //! and looked up in it with the real `dlsym`. The shim never loads a driver and never calls `cuInit`.
 
 use super::dl::{loaded_object, real_dlsym};
-use cudarc::driver::sys::{CUresult, CUstreamCaptureStatus};
+use cudarc::driver::sys::CUresult;
 use std::ffi::{c_char, c_void, CStr};
+use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::OnceLock;
 
 /// `CUDA_SUCCESS` as the plain integer the wrappers pass around.
@@ -24,6 +25,8 @@ type MemcpyDtoHAsyncFn = unsafe extern "C" fn(*mut c_void, u64, usize, usize) ->
 /// `CUhostFn`: a host function the driver calls on its own thread.
 pub type HostFn = unsafe extern "C" fn(*mut c_void);
 type LaunchHostFuncFn = unsafe extern "C" fn(usize, HostFn, *mut c_void) -> i32;
+type ExchangeCaptureModeFn = unsafe extern "C" fn(*mut i32) -> i32;
+type GetErrorNameFn = unsafe extern "C" fn(i32, *mut *const c_char) -> i32;
 
 /// The driver functions, all from one libcuda.
 pub struct Driver {
@@ -43,6 +46,9 @@ pub struct Driver {
     launch_host_func: Option<LaunchHostFuncFn>,
     launch_host_func_ptsz: Option<LaunchHostFuncFn>,
     stream_is_capturing_ptsz: Option<StreamIsCapturingFn>,
+    // ---- the capture gate (`crate::stats::gate`)
+    exchange_capture_mode: Option<ExchangeCaptureModeFn>,
+    get_error_name: Option<GetErrorNameFn>,
 }
 
 static DRIVER: OnceLock<Driver> = OnceLock::new();
@@ -73,6 +79,8 @@ pub fn driver() -> Option<&'static Driver> {
             launch_host_func: cast(lookup(c"cuLaunchHostFunc")),
             launch_host_func_ptsz: cast(lookup(c"cuLaunchHostFunc_ptsz")),
             stream_is_capturing_ptsz: cast(lookup(c"cuStreamIsCapturing_ptsz")),
+            exchange_capture_mode: cast(lookup(c"cuThreadExchangeStreamCaptureMode")),
+            get_error_name: cast(lookup(c"cuGetErrorName")),
         }
     };
     Some(DRIVER.get_or_init(|| d))
@@ -126,18 +134,6 @@ impl Driver {
         }
     }
 
-    /// Whether `stream` is capturing (`cuStreamIsCapturing`, legal during any capture). Unknown counts as
-    /// capturing: when in doubt the shim stays away.
-    pub fn stream_is_capturing(&self, stream: usize) -> bool {
-        let Some(f) = self.stream_is_capturing else {
-            return false;
-        };
-        let mut status = 0i32;
-        // SAFETY: valid out-parameter.
-        let rc = unsafe { f(stream, &mut status) };
-        rc != SUCCESS || status != CUstreamCaptureStatus::CU_STREAM_CAPTURE_STATUS_NONE as i32
-    }
-
     /// `cuStreamSynchronize`; Err(code) on failure.
     pub fn synchronize(&self, stream: usize) -> Result<(), i32> {
         let f = self.stream_synchronize.ok_or(-1)?;
@@ -178,6 +174,79 @@ impl Driver {
         let mut status = 0i32;
         // SAFETY: valid out-parameter.
         (unsafe { f(stream, &mut status) } == SUCCESS).then_some(status)
+    }
+
+    /// The capture status of `stream` with the driver's own return code: `Ok(status)`, or `Err(rc)` (906,
+    /// `CUDA_ERROR_STREAM_CAPTURE_IMPLICIT`, when `stream` is the legacy stream and a blocking stream is
+    /// capturing; -1 when the driver lacks the function). Legal during any capture; changes nothing.
+    pub fn query_capture(&self, stream: usize, per_thread: bool) -> Result<i32, i32> {
+        let f = if per_thread { self.stream_is_capturing_ptsz } else { self.stream_is_capturing }.ok_or(-1)?;
+        let mut status = 0i32;
+        // SAFETY: valid out-parameter.
+        match unsafe { f(stream, &mut status) } {
+            SUCCESS => Ok(status),
+            rc => Err(rc),
+        }
+    }
+
+    /// `cuThreadExchangeStreamCaptureMode`: sets the calling thread's capture interaction mode to `mode` and
+    /// returns the one it had; Err(rc) (-1 when the driver lacks the function). Thread-local, legal during
+    /// any capture.
+    pub fn exchange_capture_mode(&self, mode: i32) -> Result<i32, i32> {
+        let f = self.exchange_capture_mode.ok_or(-1)?;
+        let mut inout = mode;
+        // SAFETY: valid in-out parameter.
+        match unsafe { f(&mut inout) } {
+            SUCCESS => Ok(inout),
+            rc => Err(rc),
+        }
+    }
+
+    /// The driver's name of an error code (`cuGetErrorName`), copied; None for a code it does not know.
+    pub fn error_name(&self, rc: i32) -> Option<String> {
+        let f = self.get_error_name?;
+        let mut name: *const c_char = std::ptr::null();
+        // SAFETY: valid out-parameter; the driver returns a pointer to its own static string.
+        if unsafe { f(rc, &mut name) } != SUCCESS || name.is_null() {
+            return None;
+        }
+        // SAFETY: a NUL-terminated string owned by the driver, copied at once.
+        Some(unsafe { CStr::from_ptr(name) }.to_string_lossy().into_owned())
+    }
+
+    /// `capture status unknown (<function>: <error name>)` for a driver query `what` that failed with `rc`,
+    /// kept for the rest of the process (dump records hold `&'static str` reasons): at most [`KEPT`] distinct
+    /// texts are made, later ones share a generic text. The error's number when the driver has no name for it.
+    pub fn failure_text(&self, what: &'static str, rc: i32) -> &'static str {
+        let known = |p: *mut Reason| -> Option<&'static str> {
+            // SAFETY: every non-null slot holds a leaked `Reason` that is never freed or changed.
+            let r: &'static Reason = unsafe { p.as_ref() }?;
+            (r.what == what && r.rc == rc).then_some(r.text.as_str())
+        };
+        if let Some(text) = REASONS.iter().find_map(|s| known(s.load(Ordering::Acquire))) {
+            return text;
+        }
+        let name =
+            if rc == -1 { "not in this driver".to_string() } else { self.error_name(rc).unwrap_or(rc.to_string()) };
+        let fresh =
+            Box::into_raw(Box::new(Reason { what, rc, text: format!("capture status unknown ({what}: {name})") }));
+        for slot in &REASONS {
+            match slot.compare_exchange(std::ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
+                // SAFETY: `fresh` is now in a slot for the rest of the process.
+                Ok(_) => return unsafe { (*fresh).text.as_str() },
+                Err(other) => {
+                    if let Some(text) = known(other) {
+                        // Another thread made the same text first.
+                        // SAFETY: `fresh` was never published.
+                        drop(unsafe { Box::from_raw(fresh) });
+                        return text;
+                    }
+                }
+            }
+        }
+        // SAFETY: `fresh` was never published.
+        drop(unsafe { Box::from_raw(fresh) });
+        "capture status unknown (a driver query failed)"
     }
 
     /// `cuMemcpyDtoHAsync_v2` (or `_ptsz`) of `len` bytes at device address `src` into page-locked host memory
@@ -230,3 +299,14 @@ impl Driver {
         Some(unsafe { CStr::from_ptr(name) }.to_string_lossy().into_owned())
     }
 }
+
+/// A failed driver query's reason text (see [`Driver::failure_text`]).
+struct Reason {
+    what: &'static str,
+    rc: i32,
+    text: String,
+}
+
+/// Most distinct reason texts kept.
+const KEPT: usize = 16;
+static REASONS: [AtomicPtr<Reason>; KEPT] = [const { AtomicPtr::new(std::ptr::null_mut()) }; KEPT];

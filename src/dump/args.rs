@@ -3,7 +3,7 @@
 //! arrays `arg_<i>__<j>`). Every pointer is read through the fault-tolerant readers of `abi`.
 
 use super::json::{push_float, push_int, push_ints, push_key, push_str};
-use super::source::{capture_blocks, CAPTURE_REASON};
+use super::source::capture_blocks;
 use super::tensors::{push_tensor_fields, DumpTensor};
 use crate::abi::dlpack::{DataType, Device, Prefetch};
 use crate::abi::ffi::{self, type_index as ti, ByteArray, FfiAny, SeqPayload};
@@ -49,8 +49,8 @@ pub fn describe(
 ) {
     if let Some(source) = tensor_source(v) {
         let mut t = DumpTensor::read(key, source, matches!(source, TensorSource::Object(_)), prefetch);
-        if t.not_dumped.is_none() && t.desc.as_ref().is_ok_and(|d| capture_blocks(d.device)) {
-            t.not_dumped = Some(CAPTURE_REASON);
+        if t.not_dumped.is_none() {
+            t.not_dumped = t.desc.as_ref().ok().and_then(|d| capture_blocks(d.device));
         }
         if let Some((_, reason)) = left_out.iter().find(|(k, _)| k == key) {
             t.not_dumped = Some(reason);

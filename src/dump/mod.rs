@@ -154,9 +154,9 @@ pub fn before_call(t: &Target, args: &[FfiAny], prefetch: Option<&Prefetch>) -> 
     Some(Pending { folder: call_dir, common, tensors, capture, meta, input_info })
 }
 
-/// Whether reading this tensor now could disturb a capture.
-fn blocked(x: &DumpTensor) -> bool {
-    x.desc.as_ref().is_ok_and(|d| capture_blocks(d.device))
+/// Why reading this tensor now could disturb a capture (or the driver could not say), if it could.
+fn blocked(x: &DumpTensor) -> Option<&'static str> {
+    x.desc.as_ref().ok().and_then(|d| capture_blocks(d.device))
 }
 
 /// Dumps the outputs of a call that returned `rc` with `result`, and writes line 2.
@@ -165,8 +165,8 @@ pub fn after_call(p: Pending, rc: i32, result: Option<&FfiAny>) {
     let Pending { folder: call_dir, common, mut tensors, capture, meta: mut meta_file, input_info } = p;
     // The same arguments after the call (their descriptors may not change: the caller owns them).
     for x in tensors.iter_mut() {
-        if x.not_dumped.is_none() && blocked(x) {
-            x.not_dumped = Some(CAPTURE_REASON);
+        if x.not_dumped.is_none() {
+            x.not_dumped = blocked(x);
         }
     }
     let mut result_json = Vec::new();
@@ -174,8 +174,8 @@ pub fn after_call(p: Pending, rc: i32, result: Option<&FfiAny>) {
         let mut found = Vec::new();
         args::describe(&mut result_json, r, "result", &mut found, 0, &[], None);
         for mut x in found {
-            if x.not_dumped.is_none() && (capture || blocked(&x)) {
-                x.not_dumped = Some(CAPTURE_REASON);
+            if x.not_dumped.is_none() {
+                x.not_dumped = if capture { Some(CAPTURE_REASON) } else { blocked(&x) };
             }
             if x.not_dumped.is_none() && !limits::reserve_more(x.nbytes()) {
                 x.not_dumped = Some("FLASHINFER_DUMP_MAX_SIZE_GB reached");

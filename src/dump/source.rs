@@ -7,6 +7,7 @@ use crate::abi::cuda_driver::{self, Driver};
 use crate::abi::dlpack::{device_type, Device, TensorDesc};
 use crate::abi::{mem, tvm_runtime};
 use crate::capture;
+use crate::stats::gate::{self, Blocked};
 use crate::stats::walk::ByteSource;
 
 /// The reason a tensor listed during a capture has no bytes.
@@ -25,51 +26,60 @@ fn is_host(d: Device) -> bool {
     )
 }
 
-/// Whether reading `d` now could disturb a CUDA graph capture (any capture known to run, or the call's
-/// stream on that device capturing).
-pub fn capture_blocks(d: Device) -> bool {
+/// Whether reading `d` now could disturb a CUDA graph capture (any capture known to run, or the driver saying
+/// that the call's stream, or a blocking stream, is capturing), or the driver could not say: the reason the
+/// tensor is not dumped.
+pub fn capture_blocks(d: Device) -> Option<&'static str> {
     if capture::any_active() {
-        return true;
+        return Some(CAPTURE_REASON);
     }
     if d.device_type == device_type::CPU {
-        return false;
+        return None;
     }
-    match cuda_driver::driver() {
-        Some(driver) => {
-            let stream = tvm_runtime::env_stream(device_type::CUDA, d.device_id).unwrap_or(0);
-            driver.stream_is_capturing(stream)
-        }
-        None => false,
+    let driver = cuda_driver::driver()?;
+    let stream = tvm_runtime::env_stream(device_type::CUDA, d.device_id).unwrap_or(0);
+    gate::query(driver, stream).err().map(blocked_reason)
+}
+
+fn blocked_reason(b: Blocked) -> &'static str {
+    match b {
+        Blocked::Capturing => CAPTURE_REASON,
+        Blocked::Unknown(reason) => reason,
     }
 }
 
 impl Reader {
-    /// Runs `f` with the byte source for `d` and the staging buffer; synchronises the stream first.
+    /// Runs `f` with the byte source for `d` and the staging buffer; synchronises the stream first (under the
+    /// capture gate, which holds for the copies too).
     pub fn with_source<R>(
         &mut self,
         d: &TensorDesc,
         f: impl FnOnce(&mut dyn ByteSource, &mut [u8]) -> Result<R, CopyError>,
     ) -> Result<R, CopyError> {
         let dev = d.device;
-        if capture_blocks(dev) {
+        if capture::any_active() {
             return Err(CopyError::Read(CAPTURE_REASON));
         }
         if dev.device_type != device_type::CPU {
-            let driver = cuda_driver::driver();
             if !is_host(dev) && dev.device_type != device_type::CUDA {
                 return Err(CopyError::Read("no reader for this device type"));
             }
-            if let Some(driver) = driver {
-                let stream = tvm_runtime::env_stream(device_type::CUDA, dev.device_id).unwrap_or(0);
-                if !self.synced.contains(&(dev.device_id, stream)) {
-                    if driver.synchronize(stream).is_err() && !is_host(dev) {
-                        return Err(CopyError::Read("cuStreamSynchronize failed"));
-                    }
-                    self.synced.push((dev.device_id, stream));
+            let Some(driver) = cuda_driver::driver() else {
+                if is_host(dev) {
+                    return crate::stats::with_staging(|staging| f(&mut HostMemory, staging))
+                        .map_err(CopyError::Read)?;
                 }
+                return Err(CopyError::Read("CUDA driver not loaded"));
+            };
+            let stream = tvm_runtime::env_stream(device_type::CUDA, dev.device_id).unwrap_or(0);
+            let _relaxed = gate::enter(driver, stream).map_err(|b| CopyError::Read(blocked_reason(b)))?;
+            if !self.synced.contains(&(dev.device_id, stream)) {
+                if driver.synchronize(stream).is_err() && !is_host(dev) {
+                    return Err(CopyError::Read("cuStreamSynchronize failed"));
+                }
+                self.synced.push((dev.device_id, stream));
             }
             if !is_host(dev) {
-                let driver = driver.ok_or(CopyError::Read("CUDA driver not loaded"))?;
                 return crate::stats::with_staging(|staging| f(&mut DeviceMemory(driver), staging))
                     .map_err(CopyError::Read)?;
             }

@@ -5,6 +5,7 @@
 
 pub mod compute;
 pub mod formats;
+pub mod gate;
 pub mod lines;
 pub mod walk;
 
@@ -211,7 +212,7 @@ impl LiveStats {
         Ok(None)
     }
 
-    fn compute(&mut self, desc: &TensorDesc, kind: ElemKind) -> Result<compute::Stats, &'static str> {
+    fn compute(&mut self, desc: &TensorDesc, kind: ElemKind) -> Result<compute::Stats, Failure> {
         let dev = desc.device;
         let host_memory = matches!(
             dev.device_type,
@@ -220,9 +221,11 @@ impl LiveStats {
         let mut acc = Accumulator::new(kind);
         if host_memory {
             if dev.device_type != device_type::CPU {
-                // Pinned or managed memory may still be written by a kernel: wait for the call's stream.
+                // Pinned or managed memory may still be written by a kernel: wait for the call's stream, when
+                // the driver says no capture could be disturbed by it.
                 if let Some(driver) = cuda_driver::driver() {
                     let stream = tvm_runtime::env_stream(device_type::CUDA, dev.device_id).unwrap_or(0);
+                    let _relaxed = gate::enter(driver, stream)?;
                     let _ = self.sync_once(driver, dev.device_id, stream);
                 }
             }
@@ -231,15 +234,33 @@ impl LiveStats {
         } else if dev.device_type == device_type::CUDA {
             let driver = cuda_driver::driver().ok_or("CUDA driver not loaded")?;
             let stream = tvm_runtime::env_stream(device_type::CUDA, dev.device_id).unwrap_or(0);
-            if driver.stream_is_capturing(stream) {
-                return Err(SKIPPED);
-            }
+            let _relaxed = gate::enter(driver, stream)?;
             self.sync_once(driver, dev.device_id, stream)?;
             walk(&mut DeviceMemory(driver), desc, kind, &mut acc)?;
         } else {
-            return Err("no reader for this device type");
+            return Err("no reader for this device type".into());
         }
         Ok(acc.finish())
+    }
+}
+
+/// Why a tensor of a call got no statistics.
+enum Failure {
+    /// The capture gate refused (a capture runs, or the driver could not say).
+    Blocked(gate::Blocked),
+    /// Anything else: the `[statistics error: ...]` reason.
+    Error(&'static str),
+}
+
+impl From<&'static str> for Failure {
+    fn from(reason: &'static str) -> Self {
+        Failure::Error(reason)
+    }
+}
+
+impl From<gate::Blocked> for Failure {
+    fn from(b: gate::Blocked) -> Self {
+        Failure::Blocked(b)
     }
 }
 
@@ -267,9 +288,6 @@ enum Skip {
     /// The bytes to read exceed `FLASHLOG_STATS_MAX_MB`.
     OverCap { bytes: u128, cap_mb: u64 },
 }
-
-/// Sentinel error: the call's stream is capturing.
-const SKIPPED: &str = "\0skipped";
 
 /// Runs `f` with the shared staging buffer (level-10 dumps copy through it too, so the memory the shim adds
 /// stays [`STAGING_BYTES`] whatever the tensor size).
@@ -316,8 +334,12 @@ impl StatsSource for LiveStats {
                 self.nonfinite |= crate::graph::replay::is_nonfinite(&stats);
                 write_stats_lines(out, &SPACES[..indent.min(SPACES.len())], &stats)
             }
-            Err(SKIPPED) => self.capture_line(desc, out, indent),
-            Err(reason) => push_error(out, indent, reason),
+            Err(Failure::Blocked(gate::Blocked::Capturing)) => self.capture_line(desc, out, indent),
+            Err(Failure::Blocked(gate::Blocked::Unknown(reason))) => {
+                self.during_capture = true;
+                crate::graph::replay::push_line(out, indent, "[statistics skipped: ", reason);
+            }
+            Err(Failure::Error(reason)) => push_error(out, indent, reason),
         }
     }
 }
