@@ -460,6 +460,34 @@ pub fn read_pod<T: Copy>(addr: usize) -> Result<T, ReadError> {
     Ok(unsafe { value.assume_init() })
 }
 
+/// Reads the longest readable prefix of `out.len()` consecutive values of type `T` at `addr` into `out` and
+/// returns how many whole values it holds (0 for a null address): a host array whose claimed length runs
+/// past mapped memory gives what is mapped, never a fault. One system call when the range lies in at most
+/// two pages; `T` must be a `#[repr(C)]` plain-old-data type whose every bit pattern is valid.
+pub fn read_pod_prefix<T: Copy>(addr: usize, out: &mut [T]) -> usize {
+    const PAGE: usize = 4096;
+    let len = std::mem::size_of_val(out);
+    if addr == 0 || len == 0 {
+        return 0;
+    }
+    let Some(end) = addr.checked_add(len) else { return 0 };
+    // SAFETY: reinterpreting a `[T]` we own as bytes; every `T` used here accepts any byte pattern.
+    let bytes = unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<u8>(), len) };
+    // One piece per page: the first unreadable page ends the prefix.
+    let mut pieces = [Piece::default(); 64];
+    let mut ok = [false; 64];
+    let (mut at, mut n) = (addr, 0);
+    while at < end && n < pieces.len() {
+        let stop = (at / PAGE + 1).saturating_mul(PAGE).min(end);
+        pieces[n] = Piece { addr: at, off: at - addr, len: stop - at };
+        n += 1;
+        at = stop;
+    }
+    read_scatter(bytes, &pieces[..n], &mut ok[..n]);
+    let readable: usize = pieces[..n].iter().zip(&ok[..n]).take_while(|(_, &ok)| ok).map(|(p, _)| p.len).sum();
+    readable / std::mem::size_of::<T>().max(1)
+}
+
 /// Reads `out.len()` consecutive `i64` values (a shape or strides array) at `addr`.
 pub fn read_i64s(addr: usize, out: &mut [i64]) -> Result<(), ReadError> {
     // SAFETY: reinterpreting an `[i64]` we own as bytes; any byte pattern is a valid i64.
@@ -511,6 +539,32 @@ mod tests {
         let mut dst = [0u8; 4];
         read_bytes(src.as_ptr() as usize, &mut dst).unwrap();
         assert_eq!(dst, src);
+    }
+
+    #[test]
+    fn prefix_stops_at_the_first_unmapped_page() {
+        // SAFETY: a private anonymous mapping of two pages, the second made inaccessible, unmapped at the end.
+        unsafe {
+            let base = libc::mmap(
+                std::ptr::null_mut(),
+                8192,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            ) as usize;
+            assert_ne!(base as *mut libc::c_void, libc::MAP_FAILED);
+            libc::mprotect((base + 4096) as *mut libc::c_void, 4096, libc::PROT_NONE);
+            let first = base + 4096 - 3 * 16;
+            std::slice::from_raw_parts_mut(first as *mut u64, 6).copy_from_slice(&[1, 2, 3, 4, 5, 6]);
+            let mut out = [[0u64; 2]; 10];
+            assert_eq!(read_pod_prefix(first, &mut out), 3);
+            assert_eq!(&out[..3], &[[1, 2], [3, 4], [5, 6]]);
+            assert_eq!(read_pod_prefix(first, &mut out[..2]), 2);
+            assert_eq!(read_pod_prefix(base + 4096, &mut out), 0);
+            assert_eq!(read_pod_prefix(0, &mut out), 0);
+            libc::munmap(base as *mut libc::c_void, 8192);
+        }
     }
 
     #[test]

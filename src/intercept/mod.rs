@@ -2,6 +2,7 @@
 //! driver wrappers and the GOT rewrite that routes PLT calls to them. With `abi`, the only code that deals
 //! in raw host pointers.
 
+pub mod args_copy;
 pub mod cuda;
 pub mod dlsym;
 pub mod host_fn;

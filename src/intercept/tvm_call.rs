@@ -1,6 +1,7 @@
 //! The wrapper around one TVM-FFI safe call: records before, the real call, records after. The host sees
 //! the real function's return code, `result`, arguments and `errno`, whatever happens in the shim.
 
+use super::args_copy::CopiedArgs;
 use crate::abi::dlpack::{Prefetch, TensorDesc};
 use crate::abi::ffi::{FfiAny, SafeCallFn};
 use crate::abi::sys;
@@ -78,12 +79,10 @@ pub unsafe fn call(
     }
     let reentered = state::inside_shim();
     let detailed = level >= LEVEL_DETAILED && f.detailed_allowed;
-    let arg_slice: &[FfiAny] = if args.is_null() || num_args <= 0 {
-        &[]
-    } else {
-        // SAFETY: the host passes `num_args` valid values at `args` (the callee reads them the same way).
-        unsafe { std::slice::from_raw_parts(args, num_args as usize) }
-    };
+    // The argument array is copied with the fault-tolerant read (a C host may claim more than it passes); only
+    // records above level 1 read it.
+    let copied = ManuallyDrop::new(if detailed { state::guarded(|| CopiedArgs::read(args, num_args)) } else { None });
+    let arg_slice: &[FfiAny] = copied.as_ref().map_or(&[], |c| c.as_slice());
     let mut stats = ManuallyDrop::new((level >= LEVEL_STATS && !reentered).then(stats::LiveStats::new));
     let mut skipped = (level >= LEVEL_STATS && reentered).then_some(SkippedStats(REENTERED_LINE));
     let section = state::ShimSection::enter();
@@ -115,6 +114,9 @@ pub unsafe fn call(
                 let mut ctx = context(source, prefetch.as_ref(), reentered);
                 let line = this_call.correlated.then_some(&this_call);
                 push_inputs_record(&mut out, &stamp, f.name, line, arg_slice, &mut ctx);
+                if let Some(c) = copied.as_ref() {
+                    c.push_shortfall_line(&mut out);
+                }
                 if let Some(s) = stats.as_mut() {
                     s.end_phase();
                 }
@@ -159,8 +161,9 @@ pub unsafe fn call(
             let mut out = buffers::take();
             let mut kind = Vec::new();
             let mut message = Vec::new();
-            // SAFETY: `result` is the host's result slot, valid for the call; we only read it.
-            let result_value = if result.is_null() { FfiAny::default() } else { unsafe { *result } };
+            // SAFETY: `result` is the host's result slot, which the real function filled when it returned 0; we
+            // only read it. On failure it may be anything (a callee rejecting bad arguments writes nothing).
+            let result_value = if rc != 0 || result.is_null() { FfiAny::default() } else { unsafe { *result } };
             let outcome = match rc {
                 0 => Outcome::Returned(&result_value),
                 -1 if tvm_runtime::peek_raised_error(&mut kind, &mut message) => {
@@ -196,6 +199,7 @@ pub unsafe fn call(
     let _ = ManuallyDrop::into_inner(held);
     let _ = ManuallyDrop::into_inner(prefetch);
     let _ = ManuallyDrop::into_inner(stats);
+    let _ = ManuallyDrop::into_inner(copied);
     sys::set_errno(errno_after);
     rc
 }
