@@ -193,7 +193,7 @@ fn open_destination() -> u8 {
         Dest::Stderr => publish(2, false, None),
         Dest::File(template) => {
             let path = file_path(template);
-            match open_file(&path) {
+            match open_file(&anchored(&path)) {
                 Ok(fd) => publish(fd, true, sys::mark_own_file(fd)),
                 Err(reason) => fall_back(&path, &reason),
             }
@@ -206,6 +206,12 @@ fn open_destination() -> u8 {
 pub fn file_path(template: &str) -> String {
     let ids = ProcessIds { pid: sys::pid(), launcher: LauncherIds::from_lookup(getenv) };
     expand_path_template(template, &ids)
+}
+
+/// `path` against the working folder of the first open (a relative log file reopened after a host's `chdir`
+/// is still the same file); unchanged when the working folder cannot be known.
+fn anchored(path: &str) -> String {
+    crate::abi::fsio::anchored(path).unwrap_or_else(|_| path.to_string())
 }
 
 fn getenv(name: &str) -> Option<String> {
@@ -311,7 +317,7 @@ fn reclaim() -> u8 {
     match &config().dest {
         Dest::File(template) => {
             let path = file_path(template);
-            match open_file(&path) {
+            match open_file(&anchored(&path)) {
                 Ok(fd) => {
                     if first {
                         let line = format!(

@@ -2,8 +2,9 @@
 //! millisecond local time of folder names, and the `SIGXFSZ` guard. Every failure comes back as the `errno`
 //! text; nothing here can stop the host.
 
-use super::sys::errno;
+use super::sys::{describe_fd, errno, FileId};
 use std::ffi::CString;
+use std::sync::atomic::{AtomicI32, AtomicPtr, Ordering};
 
 /// The `errno` text of the last failed call.
 fn last_error() -> String {
@@ -12,6 +13,46 @@ fn last_error() -> String {
 
 fn c_path(path: &str) -> Result<CString, String> {
     CString::new(path).map_err(|_| "path contains a NUL byte".to_string())
+}
+
+/// The working folder when the shim first resolved a path of its own files (see [`anchored`]); set once.
+static ANCHOR: AtomicPtr<String> = AtomicPtr::new(std::ptr::null_mut());
+
+/// `path` made absolute against the working folder the process had when the shim first resolved one of its
+/// paths (the first record's log file, the first dump), so a later `chdir` by the host changes nothing: dumps
+/// keep going to the same folder, a log file reopened after the host closed it is the same file. An absolute
+/// `path` comes back unchanged. Err when the working folder cannot be known (it was removed).
+pub fn anchored(path: &str) -> Result<String, String> {
+    if path.starts_with('/') {
+        return Ok(path.to_string());
+    }
+    let base = anchor()?;
+    let rel = path.trim_start_matches("./");
+    Ok(match rel {
+        "" | "." => base.to_string(),
+        _ if base.ends_with('/') => format!("{base}{rel}"),
+        _ => format!("{base}/{rel}"),
+    })
+}
+
+fn anchor() -> Result<&'static str, String> {
+    let known = ANCHOR.load(Ordering::Acquire);
+    if !known.is_null() {
+        // SAFETY: a published anchor is a leaked `String`, never freed or changed.
+        return Ok(unsafe { &*known });
+    }
+    let cwd = std::env::current_dir().map_err(|e| format!("cannot tell the current folder: {e}"))?;
+    let cwd = cwd.into_os_string().into_string().map_err(|_| "the current folder is not UTF-8".to_string())?;
+    let fresh = Box::into_raw(Box::new(cwd));
+    match ANCHOR.compare_exchange(std::ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
+        // SAFETY: `fresh` is published for the rest of the process.
+        Ok(_) => Ok(unsafe { &*fresh }),
+        Err(first) => {
+            // SAFETY: `fresh` was never published; `first` is a published anchor (as above).
+            drop(unsafe { Box::from_raw(fresh) });
+            Ok(unsafe { &*first })
+        }
+    }
 }
 
 /// Creates `path` and every missing parent (mode 0755); an existing folder is fine.
@@ -42,42 +83,99 @@ pub fn mkdir_new(path: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A file of ours being written: closed on drop.
-pub struct File(i32);
+/// A file of ours being written: closed on drop. It remembers the identity of what it opened and the path:
+/// before each write (and before closing) it checks that its descriptor number still names that file, and
+/// when the host closed the number (and perhaps reused it for a file of its own, as a host that closes every
+/// descriptor and opens its own files does), it opens its file again by path instead of writing to, or
+/// closing, the host's descriptor.
+pub struct File {
+    /// The descriptor; -1 once it was found to be the host's and could not be replaced.
+    fd: i32,
+    id: Option<FileId>,
+    path: String,
+}
 
 impl File {
-    /// Creates `path` for writing (`O_EXCL`: a temporary name is never shared).
-    pub fn create_new(path: &str) -> Result<File, String> {
+    fn open_as(path: &str, flags: i32) -> Result<File, String> {
         let c = c_path(path)?;
-        let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC;
         // SAFETY: NUL-terminated path.
         let fd = unsafe { libc::open(c.as_ptr(), flags, 0o644) };
         if fd < 0 {
             return Err(last_error());
         }
-        Ok(File(fd))
+        let id = describe_fd(fd).map(|(id, _)| id);
+        Ok(File { fd, id, path: path.to_string() })
+    }
+
+    /// Creates `path` for writing (`O_EXCL`: a temporary name is never shared).
+    pub fn create_new(path: &str) -> Result<File, String> {
+        File::open_as(path, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC)
     }
 
     /// Opens `path` for appending, creating it (`O_APPEND`: each write lands whole at the end).
     pub fn append(path: &str) -> Result<File, String> {
-        let c = c_path(path)?;
-        let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND | libc::O_CLOEXEC;
-        // SAFETY: NUL-terminated path.
-        let fd = unsafe { libc::open(c.as_ptr(), flags, 0o644) };
-        if fd < 0 {
-            return Err(last_error());
+        File::open_as(path, libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND | libc::O_CLOEXEC)
+    }
+
+    /// Whether the descriptor still names the file this `File` opened (one `fstat`).
+    fn still_own(&self) -> bool {
+        self.fd >= 0 && self.id.is_some() && describe_fd(self.fd).map(|(id, _)| id) == self.id
+    }
+
+    /// Makes sure the descriptor is still this file's: when the host closed (or took) the number, the file is
+    /// opened again by path, appending (every file here is written in order, so its end is where the next
+    /// byte goes), and must be the same file; the old number is left alone. Says so once per process.
+    fn ensure_own(&mut self) -> Result<(), String> {
+        if self.still_own() {
+            return Ok(());
         }
-        Ok(File(fd))
+        if self.id.is_none() {
+            // Never identified (fstat failed at open): nothing to compare with; write as before.
+            return if self.fd >= 0 { Ok(()) } else { Err(self.lost("closed by the program")) };
+        }
+        self.fd = -1;
+        let c = c_path(&self.path)?;
+        // SAFETY: NUL-terminated path.
+        let fd = unsafe { libc::open(c.as_ptr(), libc::O_WRONLY | libc::O_APPEND | libc::O_CLOEXEC) };
+        if fd < 0 {
+            return Err(self.lost(&format!("closed by the program and not reopened: {}", last_error())));
+        }
+        if describe_fd(fd).map(|(id, _)| id) != self.id {
+            // SAFETY: closing the descriptor just opened here.
+            unsafe { libc::close(fd) };
+            return Err(self.lost("closed by the program and replaced by another file"));
+        }
+        self.fd = fd;
+        static REPORTED: AtomicI32 = AtomicI32::new(0);
+        if super::process::claim_for_this_process(&REPORTED) {
+            let line =
+                format!("flashlog: the dump file '{}' was closed or replaced by the program; reopened it\n", self.path);
+            super::sys::write_all(2, line.as_bytes());
+        }
+        Ok(())
+    }
+
+    fn lost(&self, why: &str) -> String {
+        format!("{} was {why}", self.path)
     }
 
     /// Writes all of `buf` (one `write(2)` for a regular file unless the disk fills), retrying on `EINTR`.
     pub fn write_all(&mut self, mut buf: &[u8]) -> Result<(), String> {
+        self.ensure_own()?;
+        let mut reopened = false;
         while !buf.is_empty() {
-            // SAFETY: `buf` is valid for its length; the descriptor is ours.
-            let n = unsafe { libc::write(self.0, buf.as_ptr().cast(), buf.len()) };
+            // SAFETY: `buf` is valid for its length; the descriptor is ours (checked above).
+            let n = unsafe { libc::write(self.fd, buf.as_ptr().cast(), buf.len()) };
             if n < 0 {
-                if errno() == libc::EINTR {
-                    continue;
+                match errno() {
+                    libc::EINTR => continue,
+                    // Closed by the host between the check and the write: once more, reopened.
+                    libc::EBADF if !reopened => {
+                        reopened = true;
+                        self.ensure_own()?;
+                        continue;
+                    }
+                    _ => {}
                 }
                 note_error();
                 return Err(last_error());
@@ -96,15 +194,22 @@ impl File {
     /// written is cut off again, so a JSON-lines file never ends in half a line. No extra system call when the
     /// write succeeds.
     pub fn append_whole(&mut self, buf: &[u8]) -> Result<(), String> {
+        self.ensure_own()?;
         let mut done = 0usize;
+        let mut reopened = false;
         while done < buf.len() {
-            // SAFETY: the slice is valid for its length; the descriptor is ours.
-            let n = unsafe { libc::write(self.0, buf[done..].as_ptr().cast(), buf.len() - done) };
+            // SAFETY: the slice is valid for its length; the descriptor is ours (checked above).
+            let n = unsafe { libc::write(self.fd, buf[done..].as_ptr().cast(), buf.len() - done) };
             if n > 0 {
                 done += n as usize;
                 continue;
             }
             if n < 0 && errno() == libc::EINTR {
+                continue;
+            }
+            if n < 0 && errno() == libc::EBADF && done == 0 && !reopened {
+                reopened = true;
+                self.ensure_own()?;
                 continue;
             }
             note_error();
@@ -113,8 +218,8 @@ impl File {
                 // SAFETY: `st` is a valid out-parameter; shrinking our own file by what this call added.
                 unsafe {
                     let mut st: libc::stat = std::mem::zeroed();
-                    if libc::fstat(self.0, &mut st) == 0 && st.st_size as u64 >= done as u64 {
-                        libc::ftruncate(self.0, st.st_size - done as libc::off_t);
+                    if libc::fstat(self.fd, &mut st) == 0 && st.st_size as u64 >= done as u64 {
+                        libc::ftruncate(self.fd, st.st_size - done as libc::off_t);
                     }
                 }
             }
@@ -143,17 +248,18 @@ impl File {
         }
         let mut done = 0usize;
         while done < len {
+            self.ensure_own().map_err(DirectError::Write)?;
             let chunk = (len - done).min(4 << 20);
             // SAFETY: the kernel only reads [addr + done, + chunk) and checks it (EFAULT when unmapped); the
-            // host's memory is never dereferenced in user space.
-            let n = unsafe { libc::write(self.0, (addr + done) as *const libc::c_void, chunk) };
+            // host's memory is never dereferenced in user space. The descriptor is ours (checked above).
+            let n = unsafe { libc::write(self.fd, (addr + done) as *const libc::c_void, chunk) };
             if n > 0 {
                 done += n as usize;
                 continue;
             }
             note_error();
             match errno() {
-                libc::EINTR if n < 0 => continue,
+                libc::EINTR | libc::EBADF if n < 0 => continue,
                 libc::EFAULT if n < 0 => return Err(DirectError::Unreadable),
                 _ if n == 0 => return Err(DirectError::Write("write returned 0".to_string())),
                 _ => return Err(DirectError::Write(last_error())),
@@ -165,8 +271,11 @@ impl File {
 
 impl Drop for File {
     fn drop(&mut self) {
-        // SAFETY: closing the descriptor we opened.
-        unsafe { libc::close(self.0) };
+        // Only a descriptor that still names this file is closed: a number the host took is the host's.
+        if self.still_own() || (self.id.is_none() && self.fd >= 0) {
+            // SAFETY: closing the descriptor we opened.
+            unsafe { libc::close(self.fd) };
+        }
     }
 }
 

@@ -1,5 +1,5 @@
 //! Where dumps go: the session folder (`FLASHLOG_DUMP_DIR` / `FLASHINFER_DUMP_DIR`, `%i` = pid, made once per
-//! process), the call folders `<YYYYmmdd_HHMMSS_mmm>_pid<PID>_<name>_call<NNNN>`, the lines of
+//! process, a relative one resolved against the working folder when dumping started), the call folders `<YYYYmmdd_HHMMSS_mmm>_pid<PID>_<name>_call<NNNN>`, the lines of
 //! `metadata.jsonl` and `session.jsonl` (each one `write(2)` in append mode), and the one stderr line that
 //! stops dumping after a write error.
 
@@ -48,8 +48,17 @@ pub fn session_dir() -> Option<String> {
     if let Some(s) = s.as_ref().filter(|s| s.pid == pid) {
         return Some(s.dir.clone());
     }
-    let dir = crate::sink::file_path(&crate::state::config().dump_dir);
-    let dir = if dir.is_empty() { ".".to_string() } else { dir.trim_end_matches('/').to_string() };
+    // Resolved to an absolute path now: a later `chdir` by the host changes nothing.
+    let named = crate::sink::file_path(&crate::state::config().dump_dir);
+    let dir = match fsio::anchored(if named.is_empty() { "." } else { &named }) {
+        Ok(dir) if dir.len() > 1 => dir.trim_end_matches('/').to_string(),
+        Ok(dir) => dir,
+        Err(e) => {
+            drop(s);
+            stop(&format!("cannot resolve dump folder {named}: {e}"));
+            return None;
+        }
+    };
     if let Err(e) = fsio::mkdir_all(&dir) {
         drop(s);
         stop(&format!("cannot create dump folder {dir}: {e}"));
