@@ -72,8 +72,9 @@ include tests/fixtures/stats.mk
 include tests/fixtures/host.mk
 include tests/fixtures/hostile.mk
 include tests/fixtures/reads.mk
+include tests/fixtures/hoststate.mk
 
-fixtures: tvm-fixtures cuda-fixtures stats-fixtures host-fixtures hostile-fixtures reads-fixtures
+fixtures: tvm-fixtures cuda-fixtures stats-fixtures host-fixtures hostile-fixtures reads-fixtures hoststate-fixtures
 
 $(VENV)/.installed: tests/python/requirements.txt
 	$(PYTHON) -m venv $(VENV)
