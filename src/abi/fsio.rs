@@ -247,6 +247,7 @@ impl File {
             return Err(DirectError::Unreadable);
         }
         let mut done = 0usize;
+        let mut reopened = false;
         while done < len {
             self.ensure_own().map_err(DirectError::Write)?;
             let chunk = (len - done).min(4 << 20);
@@ -259,7 +260,12 @@ impl File {
             }
             note_error();
             match errno() {
-                libc::EINTR | libc::EBADF if n < 0 => continue,
+                libc::EINTR if n < 0 => continue,
+                // Closed by the host between the check and the write: once more, reopened.
+                libc::EBADF if n < 0 && !reopened => {
+                    reopened = true;
+                    continue;
+                }
                 libc::EFAULT if n < 0 => return Err(DirectError::Unreadable),
                 _ if n == 0 => return Err(DirectError::Write("write returned 0".to_string())),
                 _ => return Err(DirectError::Write(last_error())),

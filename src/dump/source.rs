@@ -38,7 +38,7 @@ pub fn capture_blocks(d: Device) -> Option<&'static str> {
     }
     let driver = cuda_driver::driver()?;
     let stream = tvm_runtime::env_stream(device_type::CUDA, d.device_id).unwrap_or(0);
-    gate::query(driver, stream).err().map(blocked_reason)
+    gate::query(driver, stream, !is_host(d)).err().map(blocked_reason)
 }
 
 fn blocked_reason(b: Blocked) -> &'static str {
@@ -72,7 +72,8 @@ impl Reader {
                 return Err(CopyError::Read("CUDA driver not loaded"));
             };
             let stream = tvm_runtime::env_stream(device_type::CUDA, dev.device_id).unwrap_or(0);
-            let _relaxed = gate::enter(driver, stream).map_err(|b| CopyError::Read(blocked_reason(b)))?;
+            let _relaxed =
+                gate::enter(driver, stream, !is_host(dev)).map_err(|b| CopyError::Read(blocked_reason(b)))?;
             if !self.synced.contains(&(dev.device_id, stream)) {
                 if driver.synchronize(stream).is_err() && !is_host(dev) {
                     return Err(CopyError::Read("cuStreamSynchronize failed"));

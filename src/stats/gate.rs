@@ -4,9 +4,10 @@
 //! through `RTLD_DEFAULT`, a plugin's PLT the GOT scan has not reached yet):
 //!
 //! 1. `cuStreamIsCapturing` on the call's stream (and, for stream 0, on the per-thread default stream too);
-//! 2. `cuStreamIsCapturing` on the legacy stream: `CUDA_ERROR_STREAM_CAPTURE_IMPLICIT` (906) means a blocking
-//!    stream of the context is capturing, and the synchronous copy the shim makes (legacy-stream work) would
-//!    join it;
+//! 2. before copying device memory, `cuStreamIsCapturing` on the legacy stream: `CUDA_ERROR_STREAM_CAPTURE_IMPLICIT`
+//!    (906) means a blocking stream of the context is capturing, and the synchronous copy the shim makes
+//!    (legacy-stream work) would join it (host memory is read by the CPU after synchronising the call's stream
+//!    alone, which joins nothing);
 //! 3. for a capture on another stream (or thread) that nothing can be asked about, the shim's own calls run with
 //!    the thread's capture interaction mode exchanged to RELAXED (`cuThreadExchangeStreamCaptureMode`, what
 //!    PyTorch does around its allocations during a capture): a GLOBAL-mode capture begun elsewhere then does
@@ -47,34 +48,36 @@ impl Drop for Relaxed<'_> {
     }
 }
 
-/// Whether touching `stream` (synchronising it, copying through the legacy stream) could disturb a capture the
-/// driver can be asked about (steps 1 and 2 of the module comment). Changes nothing.
-pub fn query(driver: &Driver, stream: usize) -> Result<(), Blocked> {
-    ask_stream(driver, stream, false)?;
+/// Whether synchronising `stream` (and, with `legacy_copies`, copying device memory with the synchronous copy, which
+/// is legacy-stream work) could disturb a capture the driver can be asked about (steps 1 and 2 of the module
+/// comment). Changes nothing.
+pub fn query(driver: &Driver, stream: usize, legacy_copies: bool) -> Result<(), Blocked> {
+    judge(driver, "cuStreamIsCapturing", driver.query_capture(stream, false))?;
     if stream == 0 {
         // Stream 0 is the legacy stream (asked above) or, for code built for per-thread default streams, the
         // per-thread stream: ask about both. A driver without the `_ptsz` query has no per-thread streams.
-        if driver.query_capture(0, true) != Err(-1) {
-            ask_stream(driver, 0, true)?;
+        match driver.query_capture(0, true) {
+            Err(-1) => {}
+            answer => judge(driver, "cuStreamIsCapturing_ptsz", answer)?,
         }
-    } else if stream != STREAM_LEGACY {
-        ask_stream(driver, STREAM_LEGACY, false)?;
+    } else if legacy_copies && stream != STREAM_LEGACY {
+        judge(driver, "cuStreamIsCapturing", driver.query_capture(STREAM_LEGACY, false))?;
     }
     Ok(())
 }
 
 /// [`query`], then the RELAXED guard under which the shim's own calls may run (step 3).
-pub fn enter(driver: &Driver, stream: usize) -> Result<Relaxed<'_>, Blocked> {
-    query(driver, stream)?;
+pub fn enter(driver: &Driver, stream: usize, legacy_copies: bool) -> Result<Relaxed<'_>, Blocked> {
+    query(driver, stream, legacy_copies)?;
     match driver.exchange_capture_mode(MODE_RELAXED) {
         Ok(previous) => Ok(Relaxed { driver, previous }),
         Err(rc) => Err(Blocked::Unknown(reason(driver, "cuThreadExchangeStreamCaptureMode", rc))),
     }
 }
 
-fn ask_stream(driver: &Driver, stream: usize, per_thread: bool) -> Result<(), Blocked> {
-    let what = if per_thread { "cuStreamIsCapturing_ptsz" } else { "cuStreamIsCapturing" };
-    match driver.query_capture(stream, per_thread) {
+/// What one capture query's answer means for the shim.
+fn judge(driver: &Driver, what: &'static str, answer: Result<i32, i32>) -> Result<(), Blocked> {
+    match answer {
         Ok(STATUS_NONE) => Ok(()),
         Ok(_) | Err(CAPTURE_IMPLICIT) => Err(Blocked::Capturing),
         Err(rc) => Err(Blocked::Unknown(reason(driver, what, rc))),

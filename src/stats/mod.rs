@@ -225,7 +225,7 @@ impl LiveStats {
                 // the driver says no capture could be disturbed by it.
                 if let Some(driver) = cuda_driver::driver() {
                     let stream = tvm_runtime::env_stream(device_type::CUDA, dev.device_id).unwrap_or(0);
-                    let _relaxed = gate::enter(driver, stream)?;
+                    let _relaxed = gate::enter(driver, stream, false)?;
                     let _ = self.sync_once(driver, dev.device_id, stream);
                 }
             }
@@ -234,7 +234,7 @@ impl LiveStats {
         } else if dev.device_type == device_type::CUDA {
             let driver = cuda_driver::driver().ok_or("CUDA driver not loaded")?;
             let stream = tvm_runtime::env_stream(device_type::CUDA, dev.device_id).unwrap_or(0);
-            let _relaxed = gate::enter(driver, stream)?;
+            let _relaxed = gate::enter(driver, stream, true)?;
             self.sync_once(driver, dev.device_id, stream)?;
             walk(&mut DeviceMemory(driver), desc, kind, &mut acc)?;
         } else {
