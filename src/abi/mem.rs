@@ -545,25 +545,27 @@ mod tests {
     fn prefix_stops_at_the_first_unmapped_page() {
         // SAFETY: a private anonymous mapping of two pages, the second made inaccessible, unmapped at the end.
         unsafe {
+            let page = libc::sysconf(libc::_SC_PAGESIZE) as usize;
             let base = libc::mmap(
                 std::ptr::null_mut(),
-                8192,
+                2 * page,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
                 -1,
                 0,
-            ) as usize;
-            assert_ne!(base as *mut libc::c_void, libc::MAP_FAILED);
-            libc::mprotect((base + 4096) as *mut libc::c_void, 4096, libc::PROT_NONE);
-            let first = base + 4096 - 3 * 16;
+            );
+            assert_ne!(base, libc::MAP_FAILED);
+            let base = base as usize;
+            assert_eq!(libc::mprotect((base + page) as *mut libc::c_void, page, libc::PROT_NONE), 0);
+            let first = base + page - 3 * 16;
             std::slice::from_raw_parts_mut(first as *mut u64, 6).copy_from_slice(&[1, 2, 3, 4, 5, 6]);
             let mut out = [[0u64; 2]; 10];
             assert_eq!(read_pod_prefix(first, &mut out), 3);
             assert_eq!(&out[..3], &[[1, 2], [3, 4], [5, 6]]);
             assert_eq!(read_pod_prefix(first, &mut out[..2]), 2);
-            assert_eq!(read_pod_prefix(base + 4096, &mut out), 0);
+            assert_eq!(read_pod_prefix(base + page, &mut out), 0);
             assert_eq!(read_pod_prefix(0, &mut out), 0);
-            libc::munmap(base as *mut libc::c_void, 8192);
+            libc::munmap(base as *mut libc::c_void, 2 * page);
         }
     }
 
