@@ -13,7 +13,28 @@ use std::sync::Mutex;
 struct Session {
     pid: i32,
     dir: String,
+    named: String,
     file: Option<File>,
+}
+
+/// The session folder: where files go (absolute), and the folder as the user named it (what the metadata's
+/// `dump_dir` shows, as FlashInfer's own logger does).
+#[derive(Clone)]
+pub struct SessionDir {
+    /// Absolute path, resolved when dumping started.
+    pub dir: String,
+    /// The configured folder (`%i` and the ranks expanded), relative when it was given relative.
+    pub named: String,
+}
+
+impl SessionDir {
+    /// `path` (inside [`SessionDir::dir`]) as the metadata shows it: under the folder as named.
+    pub fn shown(&self, path: &str) -> String {
+        match path.strip_prefix(self.dir.as_str()) {
+            Some(rest) => format!("{}{rest}", self.named),
+            None => path.to_string(),
+        }
+    }
 }
 
 /// The session state, one slot per fork generation (`crate::forkgen`): a forked child never locks the one a
@@ -39,18 +60,19 @@ fn session() -> &'static Mutex<Option<Session>> {
 }
 
 /// This process's dump folder, made on first use; None once dumping stopped.
-pub fn session_dir() -> Option<String> {
+pub fn session_dir() -> Option<SessionDir> {
     if STOPPED.load(Ordering::Relaxed) {
         return None;
     }
     let pid = sys::pid();
     let mut s = session().lock().unwrap_or_else(|p| p.into_inner());
     if let Some(s) = s.as_ref().filter(|s| s.pid == pid) {
-        return Some(s.dir.clone());
+        return Some(SessionDir { dir: s.dir.clone(), named: s.named.clone() });
     }
-    // Resolved to an absolute path now: a later `chdir` by the host changes nothing.
     let named = crate::sink::file_path(&crate::state::config().dump_dir);
-    let dir = match fsio::anchored(if named.is_empty() { "." } else { &named }) {
+    let named = if named.is_empty() { ".".to_string() } else { named };
+    // Resolved to an absolute path now: a later `chdir` by the host changes nothing.
+    let dir = match fsio::anchored(&named) {
         Ok(dir) if dir.len() > 1 => dir.trim_end_matches('/').to_string(),
         Ok(dir) => dir,
         Err(e) => {
@@ -59,13 +81,14 @@ pub fn session_dir() -> Option<String> {
             return None;
         }
     };
+    let named = if named.len() > 1 { named.trim_end_matches('/').to_string() } else { named };
     if let Err(e) = fsio::mkdir_all(&dir) {
         drop(s);
         stop(&format!("cannot create dump folder {dir}: {e}"));
         return None;
     }
-    *s = Some(Session { pid, dir: dir.clone(), file: None });
-    Some(dir)
+    *s = Some(Session { pid, dir: dir.clone(), named: named.clone(), file: None });
+    Some(SessionDir { dir, named })
 }
 
 /// `YYYYmmdd_HHMMSS_mmm`, local time.

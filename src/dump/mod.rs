@@ -120,7 +120,7 @@ pub fn before_call(t: &Target, args: &[FfiAny], prefetch: Option<&Prefetch>) -> 
         return None;
     }
     let stamp = folder::stamp();
-    let call_dir = folder::make_call_folder(&dir, &stamp, t)?;
+    let call_dir = folder::make_call_folder(&dir.dir, &stamp, t)?;
     let mut reader = Reader::default();
     let meta = [("format", "flashlog"), ("phase", "inputs"), ("function_name", t.name)];
     if let Err(safetensors::FileError::Write(e)) =
@@ -137,7 +137,7 @@ pub fn before_call(t: &Target, args: &[FfiAny], prefetch: Option<&Prefetch>) -> 
         arguments.clear();
         args::describe_args(&mut arguments, args, &mut Vec::new(), &found_unreadable, prefetch);
     }
-    let common = common_fields(t, &call_dir, &stamp, &arguments, capture);
+    let common = common_fields(t, &dir.shown(&call_dir), &stamp, &arguments, capture);
     let mut line = common.clone();
     line.extend_from_slice(b", \"execution_status\": \"inputs_saved\"");
     let input_info = tensor_info_fields("input", &tensors);
