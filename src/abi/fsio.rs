@@ -383,3 +383,69 @@ pub fn rmdir(path: &str) {
         unsafe { libc::rmdir(c.as_ptr()) };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp(name: &str) -> String {
+        let dir = std::env::temp_dir().join(format!("flashlog-fsio-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_file(&dir);
+        dir.to_str().unwrap().to_string()
+    }
+
+    #[test]
+    fn a_number_the_host_took_is_neither_written_nor_closed() {
+        let (ours, theirs) = (temp("ours"), temp("theirs"));
+        let mut f = File::append(&ours).unwrap();
+        f.append_whole(b"one\n").unwrap();
+        // The host puts its own file under the number (dup2 closes ours and reuses it at once).
+        // SAFETY: opening, duplicating and closing descriptors of this test.
+        let host_fd = unsafe {
+            let c = CString::new(theirs.as_str()).unwrap();
+            let fd = libc::open(c.as_ptr(), libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC, 0o644);
+            assert!(fd >= 0);
+            assert_eq!(libc::dup2(fd, f.fd), f.fd);
+            libc::close(fd);
+            f.fd
+        };
+        f.append_whole(b"two\n").unwrap();
+        assert_ne!(f.fd, host_fd);
+        drop(f);
+        // The host's descriptor is still open (not closed by the drop) and its file holds only its own bytes.
+        // SAFETY: writing and closing the host's descriptor of this test.
+        unsafe {
+            assert_eq!(libc::write(host_fd, b"host\n".as_ptr().cast(), 5), 5);
+            assert_eq!(libc::close(host_fd), 0);
+        }
+        assert_eq!(std::fs::read_to_string(&ours).unwrap(), "one\ntwo\n");
+        assert_eq!(std::fs::read_to_string(&theirs).unwrap(), "host\n");
+        let _ = (std::fs::remove_file(&ours), std::fs::remove_file(&theirs));
+    }
+
+    #[test]
+    fn a_replaced_file_is_not_written() {
+        let path = temp("replaced");
+        let mut f = File::create_new(&path).unwrap();
+        f.write_all(b"abc").unwrap();
+        // SAFETY: closing this test's descriptor behind the File's back.
+        unsafe { libc::close(f.fd) };
+        // Moved away (kept, so its inode number cannot be reused) and another file made under the name.
+        std::fs::rename(&path, format!("{path}.old")).unwrap();
+        std::fs::write(&path, b"other").unwrap();
+        let err = f.write_all(b"def").unwrap_err();
+        assert!(err.ends_with("was closed by the program and replaced by another file"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"other");
+        assert_eq!(std::fs::read(format!("{path}.old")).unwrap(), b"abc");
+        drop(f);
+        let _ = (std::fs::remove_file(&path), std::fs::remove_file(format!("{path}.old")));
+    }
+
+    #[test]
+    fn anchored_paths() {
+        assert_eq!(anchored("/abs/dir").unwrap(), "/abs/dir");
+        let base = anchored(".").unwrap();
+        assert!(base.starts_with('/'));
+        assert_eq!(anchored("./x/y").unwrap(), format!("{}/x/y", base.trim_end_matches('/')));
+    }
+}
