@@ -79,13 +79,13 @@ pub unsafe fn call(
     }
     let reentered = state::inside_shim();
     let detailed = level >= LEVEL_DETAILED && f.detailed_allowed;
+    let mut stats = ManuallyDrop::new((level >= LEVEL_STATS && !reentered).then(stats::LiveStats::new));
+    let mut skipped = (level >= LEVEL_STATS && reentered).then_some(SkippedStats(REENTERED_LINE));
+    let section = state::ShimSection::enter();
     // The argument array is copied with the fault-tolerant read (a C host may claim more than it passes); only
     // records above level 1 read it.
     let copied = ManuallyDrop::new(if detailed { state::guarded(|| CopiedArgs::read(args, num_args)) } else { None });
     let arg_slice: &[FfiAny] = copied.as_ref().map_or(&[], |c| c.as_slice());
-    let mut stats = ManuallyDrop::new((level >= LEVEL_STATS && !reentered).then(stats::LiveStats::new));
-    let mut skipped = (level >= LEVEL_STATS && reentered).then_some(SkippedStats(REENTERED_LINE));
-    let section = state::ShimSection::enter();
     // Every piece of shim logic runs under the panic guard: a panic must never unwind into the host.
     let prefetch = ManuallyDrop::new(if detailed { state::guarded(|| Prefetch::read_args(arg_slice)) } else { None });
     // Level 5: the data of small host tensors, one batch before the inputs record (and one after the call).
