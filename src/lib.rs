@@ -30,6 +30,7 @@ pub mod forkgen;
 pub mod glob;
 pub mod graph;
 pub mod intercept;
+pub mod log;
 pub mod record;
 pub mod sink;
 pub mod state;

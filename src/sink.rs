@@ -46,15 +46,16 @@ const SYSINFO_DONE: u8 = 2;
 static SYSINFO: AtomicU8 = AtomicU8::new(SYSINFO_NONE);
 static SYSINFO_WRITER: AtomicUsize = AtomicUsize::new(0);
 
-/// Writes one whole record. The system information record goes first if this process has not written it.
+/// Writes one whole record. The record `first` builds (the system information) goes first if this process
+/// has not written it: the caller passes the builder, so the transport never reaches up to what gathers it.
 /// A record that would make this thread wait for its own unfinished work (a signal handler that interrupted
 /// the opening of the destination or the system information record) is dropped.
-pub fn write_record(record: &[u8]) {
+pub fn write_record(record: &[u8], first: fn(&mut Vec<u8>)) {
     let _section = state::ShimSection::enter();
     if !REGISTERED.load(Ordering::Relaxed) && !REGISTERED.swap(true, Ordering::Relaxed) {
         state::on_new_process(reset_in_new_process);
     }
-    if !state::enter_process() || destination().is_none() || !ensure_system_info() {
+    if !state::enter_process() || destination().is_none() || !ensure_system_info(first) {
         return;
     }
     write_whole(record);
@@ -64,7 +65,7 @@ pub fn write_record(record: &[u8]) {
 /// another one writing it waits until it is out; the thread writing it (re-entered) gets `false`. The
 /// writer's word is the claim itself, so a signal handler can never see the record claimed by its own
 /// thread without knowing it.
-fn ensure_system_info() -> bool {
+fn ensure_system_info(build: fn(&mut Vec<u8>)) -> bool {
     let me = sys::thread_id();
     loop {
         if SYSINFO.load(Ordering::Acquire) == SYSINFO_DONE {
@@ -75,7 +76,7 @@ fn ensure_system_info() -> bool {
                 if SYSINFO.load(Ordering::Acquire) != SYSINFO_DONE {
                     let mut info = crate::buffers::take();
                     // A panic here must not leave other threads waiting forever.
-                    let built = state::guarded(|| crate::intercept::system_info_record(&mut info));
+                    let built = state::guarded(|| build(&mut info));
                     if built.is_some() {
                         write_whole(&info);
                     }

@@ -5,6 +5,7 @@
 //! `cuLaunchHostFunc` on the capturing stream itself; no synchronisation, no allocation of device or
 //! page-locked memory.
 
+use super::callbacks;
 use super::replay::{host_readable, push_line, view_span, Entry, Phase, Shared, Source};
 use super::{enabled, pool};
 use crate::abi::cuda_driver;
@@ -13,9 +14,9 @@ use crate::abi::ffi::FfiAny;
 use crate::abi::prefetch::Prefetch;
 use crate::abi::{pinned, tvm_runtime};
 use crate::capture;
-use crate::intercept::host_fn;
 use crate::record::value::tensor_source;
 use crate::stats::compute::ElemKind;
+use crate::stats::CaptureDeferral;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// `CU_STREAM_CAPTURE_STATUS_ACTIVE`.
@@ -96,33 +97,6 @@ fn same_view(a: &TensorDesc, b: &TensorDesc) -> bool {
 }
 
 impl CallState {
-    /// Before the inputs record of a call: when replay statistics are on and a capture is known to run,
-    /// notes the call's top-level tensor arguments and its stream.
-    pub fn begin_call(&mut self, name: &'static str, args: &[FfiAny], prefetch: Option<&Prefetch>) {
-        if !enabled() || !capture::any_active() {
-            return;
-        }
-        self.active = true;
-        self.name = name;
-        for (i, arg) in args.iter().enumerate() {
-            if let Some(desc) = tensor_source(arg).and_then(|s| s.read(prefetch).ok()) {
-                self.expected.push((i, desc));
-            }
-        }
-        let device = self
-            .expected
-            .iter()
-            .find(|(_, d)| d.device.device_type == device_type::CUDA)
-            .map_or(0, |(_, d)| d.device.device_id);
-        self.stream = tvm_runtime::env_stream(device_type::CUDA, device);
-    }
-
-    /// The real function ran: the next tensors are the after-the-call ones.
-    pub fn after_call(&mut self) {
-        self.after = true;
-        self.cursor = 0;
-    }
-
     fn verdict(&mut self) -> Verdict {
         if let Verdict::Unknown = self.verdict {
             self.verdict = self.judge();
@@ -153,11 +127,40 @@ impl CallState {
         }
         Verdict::Covered(Target { stream, per_thread })
     }
+}
+
+impl CaptureDeferral for CallState {
+    /// Before the inputs record of a call: when replay statistics are on and a capture is known to run,
+    /// notes the call's top-level tensor arguments and its stream.
+    fn begin_call(&mut self, name: &'static str, args: &[FfiAny], prefetch: Option<&Prefetch>) {
+        if !enabled() || !capture::any_active() {
+            return;
+        }
+        self.active = true;
+        self.name = name;
+        for (i, arg) in args.iter().enumerate() {
+            if let Some(desc) = tensor_source(arg).and_then(|s| s.read(prefetch).ok()) {
+                self.expected.push((i, desc));
+            }
+        }
+        let device = self
+            .expected
+            .iter()
+            .find(|(_, d)| d.device.device_type == device_type::CUDA)
+            .map_or(0, |(_, d)| d.device.device_id);
+        self.stream = tvm_runtime::env_stream(device_type::CUDA, device);
+    }
+
+    /// The real function ran: the next tensors are the after-the-call ones.
+    fn after_call(&mut self) {
+        self.after = true;
+        self.cursor = 0;
+    }
 
     /// In place of the statistics of `desc` while its call's stream is capturing: adds what the replay needs
     /// and writes the deferred line (or the skip line with its reason). Returns false when replay statistics
     /// are off or the call's stream is not the capturing one: the caller then writes the ordinary skip line.
-    pub fn defer(&mut self, desc: &TensorDesc, out: &mut Vec<u8>, indent: usize) -> bool {
+    fn defer(&mut self, desc: &TensorDesc, out: &mut Vec<u8>, indent: usize) -> bool {
         if !enabled() {
             return false;
         }
@@ -204,7 +207,7 @@ impl CallState {
 
     /// At the end of a phase (the inputs record built, or the outputs record): adds the phase's host function
     /// to the capture.
-    pub fn end_phase(&mut self) {
+    fn end_phase(&mut self) {
         let (Some(shared), Verdict::Covered(target)) = (self.shared, self.verdict) else {
             return;
         };
@@ -216,7 +219,7 @@ impl CallState {
         };
         // The system information record must not be written by a host function (it asks the driver about
         // the devices, and no CUDA call is allowed there): make sure it is out before any host function runs.
-        crate::sink::write_record(&[]);
+        crate::log::write_record(&[]);
         let starts = !self.after || !shared.has_before.load(Ordering::Acquire);
         let phase: &'static Phase = Box::leak(Box::new(Phase {
             shared,
@@ -224,7 +227,7 @@ impl CallState {
             starts,
             entries: std::mem::take(&mut self.entries),
         }));
-        if host_fn::launch(driver, target.stream, target.per_thread, phase).is_ok() {
+        if callbacks::launch(driver, target.stream, target.per_thread, phase).is_ok() {
             let flag = if self.after { &shared.has_after } else { &shared.has_before };
             flag.store(true, Ordering::Release);
         }

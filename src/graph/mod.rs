@@ -7,11 +7,13 @@
 //! call and phase, one host function (a host node). At every replay the host function computes the
 //! statistics of the copied bytes with the level-5 code and writes one replay record.
 //!
+//! - [`callbacks`]: the C-ABI adapters the driver calls (`cuLaunchHostFunc` host functions) and the exit handler;
 //! - [`pool`]: the page-locked pool, allocated by the capture-begin wrappers before a capture starts;
 //! - [`defer`]: what a captured call adds to the capture (the copies, the host functions, the lines);
 //! - [`replay`]: the host functions and the replay records;
 //! - [`watch`]: the NaN watch's counters and its line at exit.
 
+pub mod callbacks;
 pub mod defer;
 pub mod pool;
 pub mod replay;

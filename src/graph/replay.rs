@@ -3,17 +3,17 @@
 //! the after one adds the tensors after the call and writes the record, whole, with one write. Runs on the
 //! driver's thread: no CUDA call here, ever (the driver refuses them, and the bytes are already copied).
 
+use super::callbacks::DriverCallback;
 use super::watch;
 use crate::abi::dlpack::{device_type, TensorDesc};
 use crate::abi::{mem, pinned};
-use crate::intercept::host_fn::HostCallback;
 use crate::record::pyrepr::push_int;
 use crate::record::tensor::is_contiguous;
 use crate::record::{push_indent, DASH_LINE, EQUALS_LINE};
 use crate::stats::compute::{write_stats_lines, Accumulator, ElemKind, Stats};
 use crate::stats::walk::{walk_tensor, ByteSource};
 use crate::stats::STAGING_BYTES;
-use crate::{buffers, clock, sink, state};
+use crate::{buffers, clock, log, state};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
@@ -90,7 +90,7 @@ pub struct Phase {
     pub entries: Vec<Entry>,
 }
 
-impl HostCallback for Phase {
+impl DriverCallback for Phase {
     fn run(&'static self) {
         if state::level() == 0 {
             return;
@@ -130,7 +130,7 @@ impl HostCallback for Phase {
         }
         let mut out = buffers::take();
         push_replay_record(&mut out, &clock::now().0, shared.name, shared.id, *replay, body);
-        sink::write_record(&out);
+        log::write_record(&out);
     }
 }
 
@@ -168,18 +168,13 @@ fn write_entry(out: &mut Vec<u8>, source: &Source, indent: usize) -> bool {
     match result {
         Ok(stats) => {
             write_stats_lines(out, &SPACES[..indent.min(SPACES.len())], &stats);
-            is_nonfinite(&stats)
+            stats.is_nonfinite()
         }
         Err(reason) => {
             push_line(out, indent, "[statistics error: ", reason);
             false
         }
     }
-}
-
-/// Whether finished statistics count a NaN or an infinity.
-pub fn is_nonfinite(stats: &Stats) -> bool {
-    matches!(stats, Stats::Float { nan_count, inf_count, .. } if nan_count + inf_count > 0)
 }
 
 /// Appends `<indent>[prefix reason]`.
@@ -321,7 +316,7 @@ mod tests {
         let fast = pinned_stats(data, 0x10000, &d, ElemKind::F32).unwrap();
         let walked = stats_of(&mut PinnedSource { lo: 0x10000, bytes: data }, &d, ElemKind::F32).unwrap();
         assert_eq!(format!("{fast:?}"), format!("{walked:?}"));
-        assert!(is_nonfinite(&fast));
+        assert!(fast.is_nonfinite());
         // A transposed view of the same span goes through the walker and agrees too.
         let t = desc(0x10000, &[64, 64], &[1, 64]);
         assert_eq!(format!("{:?}", pinned_stats(data, 0x10000, &t, ElemKind::F32).unwrap()), format!("{walked:?}"));

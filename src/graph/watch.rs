@@ -4,11 +4,11 @@
 //! `[ts] flashlog watch: N calls and M graph replays checked, K with NaN or Inf` — only in a process that
 //! watched something (a forked child counts from zero; a process that never logged prints nothing).
 
+use super::callbacks;
 use crate::abi::sys;
 use crate::config::LEVEL_STATS;
-use crate::intercept::host_fn;
 use crate::record::pyrepr::push_int;
-use crate::{buffers, clock, sink, state};
+use crate::{buffers, clock, log, state};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 
 static CALLS: AtomicU64 = AtomicU64::new(0);
@@ -56,7 +56,7 @@ fn register_once() {
     if REGISTERED.swap(true, Ordering::AcqRel) {
         return;
     }
-    host_fn::at_exit(at_exit);
+    callbacks::at_exit(at_exit);
 }
 
 /// The exit handler: the summary line, when anything was watched and logging is still on.
@@ -73,7 +73,7 @@ extern "C" fn at_exit() {
         }
         let mut out = buffers::take();
         push_summary(&mut out, &clock::now().0, calls, replays, FLAGGED.load(Ordering::Relaxed));
-        sink::write_record(&out);
+        log::write_record(&out);
     });
 }
 

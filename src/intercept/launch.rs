@@ -9,7 +9,7 @@
 use crate::abi::cuda_driver;
 use crate::abi::sys::ErrnoGuard;
 use crate::record::launch::{push_launch_record, Launch};
-use crate::{buffers, clock, config::LEVEL_DETAILED, sink, state};
+use crate::{buffers, clock, config::LEVEL_DETAILED, log, state};
 use std::ptr::null_mut;
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
@@ -41,7 +41,7 @@ pub fn log_launch(kernel: usize, launch: impl FnOnce() -> Launch) {
         }
         let mut out = buffers::take();
         push_launch_record(&mut out, &clock::now(), &name.name, &launch(), level >= LEVEL_DETAILED);
-        sink::write_record(&out);
+        log::write_record(&out);
     });
 }
 

@@ -11,7 +11,7 @@ use crate::record::call::{push_call_line, push_inputs_record, push_outputs_recor
 use crate::record::push_indent;
 use crate::record::tensor::StatsSource;
 use crate::record::value::{start_record, ValueContext};
-use crate::{buffers, clock, correlation, dump, graph, sink, state, stats};
+use crate::{buffers, clock, correlation, dump, graph, log, state, stats};
 use std::ffi::c_void;
 use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -79,7 +79,7 @@ pub unsafe fn call(
     }
     let reentered = state::inside_shim();
     let detailed = level >= LEVEL_DETAILED && f.detailed_allowed;
-    let mut stats = ManuallyDrop::new((level >= LEVEL_STATS && !reentered).then(stats::LiveStats::new));
+    let mut stats = ManuallyDrop::new((level >= LEVEL_STATS && !reentered).then(CallStats::new));
     let mut skipped = (level >= LEVEL_STATS && reentered).then_some(SkippedStats(REENTERED_LINE));
     let section = state::ShimSection::enter();
     // The argument array is copied with the fault-tolerant read (a C host may claim more than it passes); only
@@ -126,7 +126,7 @@ pub unsafe fn call(
             if watch {
                 *held = Some(out);
             } else {
-                sink::write_record(&out);
+                log::write_record(&out);
             }
         })
         .is_some();
@@ -176,7 +176,7 @@ pub unsafe fn call(
             let line = tag.as_ref().filter(|t| t.outputs_correlated()).map(|t| (f.name, t));
             push_outputs_record(&mut out, line, outcome, arg_slice, &mut ctx);
             let Some(s) = stats.as_mut() else {
-                sink::write_record(&out);
+                log::write_record(&out);
                 return;
             };
             s.end_phase();
@@ -187,10 +187,10 @@ pub unsafe fn call(
                     }
                     if s.saw_nonfinite() {
                         inputs.extend_from_slice(&out);
-                        sink::write_record(&inputs);
+                        log::write_record(&inputs);
                     }
                 }
-                None => sink::write_record(&out),
+                None => log::write_record(&out),
             }
         });
     }
@@ -204,12 +204,15 @@ pub unsafe fn call(
     rc
 }
 
+/// The level-5 statistics of a call, with the graph layer's replay statistics for calls made during a capture.
+type CallStats = stats::LiveStats<crate::graph::defer::CallState>;
+
 /// The reason line of a call re-entered from a signal handler.
 const REENTERED_LINE: &str = "[statistics skipped: re-entered from a signal handler]";
 
 /// The statistics source of a record: live statistics, the skip line, or none (below level 5).
 fn stats_source<'a>(
-    live: &'a mut Option<stats::LiveStats>,
+    live: &'a mut Option<CallStats>,
     skipped: &'a mut Option<SkippedStats>,
 ) -> Option<&'a mut dyn StatsSource> {
     match (live.as_mut(), skipped.as_mut()) {

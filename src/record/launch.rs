@@ -1,7 +1,7 @@
 //! Kernel-launch records: `[ts] FlashInfer Kernel Launch: <name>` and, at level 3, the launch geometry.
 
 use super::pyrepr::{push_hex, push_int};
-use super::Stamp;
+use crate::clock::Stamp;
 
 /// A kernel launch as the wrappers see it.
 #[derive(Clone, Copy, Debug)]

@@ -1,7 +1,8 @@
 //! The system information record, written once per process before its first call record.
 
 use super::pyrepr::push_int;
-use super::{Stamp, EQUALS_LINE};
+use super::EQUALS_LINE;
+use crate::clock::Stamp;
 use crate::config::LauncherIds;
 
 /// One GPU as the driver describes it.

@@ -50,6 +50,13 @@ pub enum Stats {
     },
 }
 
+impl Stats {
+    /// Whether these statistics count a NaN or an infinity (the NaN watch).
+    pub fn is_nonfinite(&self) -> bool {
+        matches!(self, Stats::Float { nan_count, inf_count, .. } if nan_count + inf_count > 0)
+    }
+}
+
 /// Elements per inner block: keeps every per-lane `u32` counter and `i64` sum from overflowing.
 const BLOCK: usize = 1 << 24;
 /// Independent accumulators in the vectorized loops (two SSE registers of f32).

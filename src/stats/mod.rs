@@ -24,9 +24,23 @@ use walk::{extent, walk_tensor, ByteSource};
 /// with tensor size.
 pub const STAGING_BYTES: usize = crate::abi::process::STAGING_BYTES;
 
+/// What a call made during a CUDA graph capture does in place of statistics (the graph layer's replay
+/// statistics implement it); kept as a parameter so this layer never reaches up to the graph layer.
+pub trait CaptureDeferral: Default {
+    /// Before the inputs record: notes the call's tensor arguments when a capture is known to run.
+    fn begin_call(&mut self, name: &'static str, args: &[crate::abi::ffi::FfiAny], prefetch: Option<&Prefetch>);
+    /// The real function ran: the next tensors are the after-the-call ones.
+    fn after_call(&mut self);
+    /// After each record of the call: closes the phase (adds its work to the capture, if any).
+    fn end_phase(&mut self);
+    /// Writes the deferred line for a tensor seen during a capture; `false` when it cannot be deferred
+    /// (the caller then writes the skip line).
+    fn defer(&mut self, desc: &TensorDesc, out: &mut Vec<u8>, indent: usize) -> bool;
+}
+
 /// The statistics source of one call: it synchronises each device stream once before the call's inputs
 /// are read and once more after the call, before its outputs are read.
-pub struct LiveStats {
+pub struct LiveStats<D: CaptureDeferral> {
     /// (device, stream) pairs synchronised in this phase; a call touches few devices.
     synced: [(i32, usize); 8],
     n_synced: usize,
@@ -35,7 +49,7 @@ pub struct LiveStats {
     /// Whether statistics were skipped or deferred because of a capture.
     during_capture: bool,
     /// What a captured call adds to the capture when replay statistics are on.
-    graph: crate::graph::defer::CallState,
+    graph: D,
     /// The data of the phase's small host tensors, read in one batch (see [`LiveStats::prefetch_data`]).
     cache: Option<Lease<DataCache, 16>>,
 }
@@ -87,13 +101,13 @@ impl DataCache {
     }
 }
 
-impl Default for LiveStats {
+impl<D: CaptureDeferral> Default for LiveStats<D> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl LiveStats {
+impl<D: CaptureDeferral> LiveStats<D> {
     /// A source for a new call.
     pub fn new() -> Self {
         LiveStats {
@@ -267,14 +281,6 @@ impl From<gate::Blocked> for Failure {
 /// Indentation source for statistics lines (no allocation per tensor).
 const SPACES: &str = "                ";
 
-/// Default of `FLASHLOG_STATS_MAX_MB`: tensors larger than this many MiB get no statistics.
-///
-/// Chosen from a measurement: the statistics of host memory run at about 1.8-3 GB/s here (`make bench`,
-/// float32, bfloat16 and float8 through the shim), and each level-5 call reads a tensor twice (inputs and
-/// after the call); 256 MiB is then about 0.1-0.3 s per call for the largest tensor that still gets
-/// statistics, while a 40 GiB KV cache (13-22 s per pass) is skipped with its reason line.
-pub const DEFAULT_STATS_MAX_MB: u64 = 256;
-
 /// Views whose visited elements exceed the bytes they span by more than this are not walked (see
 /// [`Skip::Overlapping`]): small overlapping views keep exact statistics.
 const OVERLAP_SLACK_BYTES: u128 = STAGING_BYTES as u128;
@@ -311,7 +317,7 @@ fn walk(
     walk_tensor(src, desc.first_element() as u64, desc.shape(), desc.strides(), kind, &mut staging, acc)
 }
 
-impl StatsSource for LiveStats {
+impl<D: CaptureDeferral> StatsSource for LiveStats<D> {
     fn write_stats(&mut self, desc: &TensorDesc, out: &mut Vec<u8>, indent: usize) {
         if desc.numel() == 0 {
             return;
@@ -331,7 +337,7 @@ impl StatsSource for LiveStats {
         }
         match self.compute(desc, kind) {
             Ok(stats) => {
-                self.nonfinite |= crate::graph::replay::is_nonfinite(&stats);
+                self.nonfinite |= stats.is_nonfinite();
                 write_stats_lines(out, &SPACES[..indent.min(SPACES.len())], &stats)
             }
             Err(Failure::Blocked(gate::Blocked::Capturing)) => self.capture_line(desc, out, indent),

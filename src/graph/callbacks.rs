@@ -1,4 +1,4 @@
-//! Entry points the shim hands to others rather than exports: the host functions the CUDA driver calls on
+//! Driver callbacks: entry points the shim hands to others rather than exports: the host functions the CUDA driver calls on
 //! its own thread at every graph replay (`cuLaunchHostFunc`), and the process-exit handler of the NaN watch.
 //! Both keep `errno` and run under the panic guard; a host function never calls the driver.
 
@@ -9,12 +9,12 @@ use std::ffi::c_void;
 
 /// Work a host function does: `run` is called by the driver's thread, once per enqueue (for a captured node:
 /// once per replay). It must make no CUDA call (the driver refuses them there) and write whole records.
-pub trait HostCallback: Sync + 'static {
+pub trait DriverCallback: Sync + 'static {
     /// The work.
     fn run(&'static self);
 }
 
-unsafe extern "C" fn trampoline<T: HostCallback>(user: *mut c_void) {
+unsafe extern "C" fn trampoline<T: DriverCallback>(user: *mut c_void) {
     let _errno = ErrnoGuard::save();
     // SAFETY: `user` is the `&'static T` that `launch` passed with this very instantiation.
     let callback: &'static T = unsafe { &*(user as *const T) };
@@ -23,7 +23,7 @@ unsafe extern "C" fn trampoline<T: HostCallback>(user: *mut c_void) {
 
 /// Enqueues `callback` on `stream` (`cuLaunchHostFunc`, or `_ptsz` for the per-thread default stream); on a
 /// capturing stream it becomes a host node run at every replay.
-pub fn launch<T: HostCallback>(
+pub fn launch<T: DriverCallback>(
     driver: &Driver,
     stream: usize,
     per_thread: bool,
