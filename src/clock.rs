@@ -1,7 +1,7 @@
 //! Timestamps for records (`[%Y-%m-%d %H:%M:%S]`, local time). The formatted text is cached per thread and
 //! recomputed only when the second changes, so a record costs one vDSO clock read.
 
-use crate::abi::sys;
+use crate::os::sys;
 use std::cell::Cell;
 
 thread_local! {

@@ -13,7 +13,7 @@
 //!
 //! Atomics and one thread-local `Cell` without a destructor: no lock, no allocation.
 
-use crate::abi::sys;
+use crate::os::sys;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 

@@ -2,7 +2,8 @@
 //! this layer gathers (the driver's devices, the launcher's ids) and `record::sysinfo` prints. Everything that
 //! writes records calls [`write_record`]; the sink below it only transports bytes.
 
-use crate::abi::{cuda_driver, sys};
+use crate::abi::cuda_driver;
+use crate::os::sys;
 use crate::record::sysinfo::{push_system_info, Gpu, SystemInfo};
 use crate::{capture, clock};
 

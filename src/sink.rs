@@ -9,8 +9,8 @@
 //! destination reopened), a new process (any fork) starts with its own file and system information
 //! record, and a thread never waits for work that it itself left unfinished (a signal handler re-entering).
 
-use crate::abi::sys::{self, FileId, OpenError, WriteKind};
 use crate::config::{expand_path_template, Dest, LauncherIds, ProcessIds};
+use crate::os::sys::{self, FileId, OpenError, WriteKind};
 use crate::state::{self, config};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
@@ -212,7 +212,7 @@ pub fn file_path(template: &str) -> String {
 /// `path` against the working folder of the first open (a relative log file reopened after a host's `chdir`
 /// is still the same file); unchanged when the working folder cannot be known.
 fn anchored(path: &str) -> String {
-    crate::abi::fsio::anchored(path).unwrap_or_else(|_| path.to_string())
+    crate::os::fsio::anchored(path).unwrap_or_else(|_| path.to_string())
 }
 
 fn getenv(name: &str) -> Option<String> {
@@ -264,7 +264,7 @@ fn write_whole(bytes: &[u8]) {
 /// process on stderr; later records are still tried (space may come back), and the host goes on.
 fn write_failed(errno: i32) {
     static REPORTED_BY: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
-    if !crate::abi::process::claim_for_this_process(&REPORTED_BY) {
+    if !crate::os::process::claim_for_this_process(&REPORTED_BY) {
         return;
     }
     let name = destination_name();

@@ -3,9 +3,9 @@
 //! after an internal error, what must start fresh in a new process (after any kind of fork), and the
 //! per-thread marker of "inside the shim's own work" that keeps signal handlers and cancellation safe.
 
-use crate::abi::process::{self, SETUP_NEW, SETUP_READY, SETUP_RUNNING};
-use crate::abi::sys;
 use crate::config::Config;
+use crate::os::process::{self, SETUP_NEW, SETUP_READY, SETUP_RUNNING};
+use crate::os::sys;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;

@@ -3,6 +3,7 @@
 //! and looked up in it with the real `dlsym`. The shim never loads a driver and never calls `cuInit`.
 
 use super::dl::{loaded_object, real_dlsym};
+use crate::os::pinned::Span;
 use cudarc::driver::sys::CUresult;
 use std::ffi::{c_char, c_void, CStr};
 use std::sync::atomic::{AtomicPtr, Ordering};
@@ -249,21 +250,13 @@ impl Driver {
         "capture status unknown (a driver query failed)"
     }
 
-    /// `cuMemcpyDtoHAsync_v2` (or `_ptsz`) of `len` bytes at device address `src` into page-locked host memory
-    /// at `dst` on `stream`: on a capturing stream, a memcpy node of the graph.
-    ///
-    /// # Safety
-    /// `dst` must be page-locked memory valid for `len` bytes for as long as the copy (or the graph) may run.
-    pub unsafe fn copy_to_pinned_async(
-        &self,
-        dst: usize,
-        src: u64,
-        len: usize,
-        stream: usize,
-        per_thread: bool,
-    ) -> Result<(), i32> {
+    /// Enqueues on `stream` the copy of `span.len()` bytes of device memory at `src` into the page-locked
+    /// `span` (`cuMemcpyDtoHAsync_v2` or `_ptsz`): on a capturing stream, a memcpy node of the graph.
+    pub fn copy_into_span(&self, span: &Span, src: u64, stream: usize, per_thread: bool) -> Result<(), i32> {
         let f = if per_thread { self.memcpy_dtoh_async_ptsz } else { self.memcpy_dtoh_async }.ok_or(-1)?;
-        match f(dst as *mut c_void, src, len, stream) {
+        // SAFETY: the span is page-locked memory valid for `span.len()` bytes for the rest of the process
+        // (the pinned block is never freed), so the copy, or the graph's node, may run at any later time.
+        match unsafe { f(span.addr() as *mut c_void, src, span.len(), stream) } {
             SUCCESS => Ok(()),
             rc => Err(rc),
         }

@@ -1,7 +1,7 @@
 //! Mirrors of DLPack's `DLTensor`, `DLDataType` and `DLDevice`, and the safe reader that turns a host
 //! `DLTensor*` into a [`TensorDesc`]. The layout is `dlpack/dlpack.h`'s (DLPack 1.x), checked by the tests below.
 
-use super::mem::{read_i64s, read_pod, ReadError};
+use crate::os::mem::{read_i64s, read_pod, ReadError};
 
 /// Largest `ndim` the shim accepts; larger descriptors are reported as invalid, never read.
 pub const MAX_NDIM: usize = 64;

@@ -1,7 +1,7 @@
 //! Mirrors of the TVM-FFI C ABI (`tvm/ffi/c_api.h`, stable from 0.1.0 to 0.1.16) and safe readers for the
 //! values a safe call receives. The layouts are those of TVM-FFI's `tvm/ffi/c_api.h` (stable from 0.1.0 on), checked by the tests below.
 
-use super::mem::{read_pod, ReadError};
+use crate::os::mem::{read_pod, ReadError};
 use std::ffi::c_void;
 
 /// A TVM-FFI safe-call function: `int f(void* self, const TVMFFIAny* args, int32_t num_args, TVMFFIAny* result)`.

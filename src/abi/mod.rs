@@ -1,17 +1,12 @@
-//! The ABI layer: `#[repr(C)]` mirrors of TVM-FFI, DLPack and dynamic-loader types, and the only code that
-//! reads raw pointers handed over by the host. Everything above this module works on the safe views it returns.
+//! The ABI layer: foreign layouts and functions only: `#[repr(C)]` mirrors of TVM-FFI, DLPack, CUDA and ELF
+//! types, the dynamic loader, the driver and TVM-FFI runtime functions the shim calls, and the readers that turn
+//! host pointers into safe views (through `os::mem`'s fault-tolerant reads). Everything above this module works
+//! on the safe views it returns; the library's own OS services are in `os`, below it.
 
 pub mod cuda_driver;
 pub mod dl;
 pub mod dlpack;
 pub mod ffi;
-pub mod fsio;
 pub mod got;
-pub mod mem;
-pub mod pinned;
-pub mod pipe;
-pub mod pool;
 pub mod prefetch;
-pub mod process;
-pub mod sys;
 pub mod tvm_runtime;

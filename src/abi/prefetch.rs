@@ -19,8 +19,8 @@
 
 use super::dlpack::{desc_from_raw, desc_with_dims, read_tensor, RawDlTensor, TensorDesc, MAX_NDIM};
 use super::ffi::{type_index as ti, FfiAny, SeqPayload, OBJECT_HEADER_SIZE};
-use super::mem::{read_scatter, Piece, ReadError};
-use super::pool::{Lease, Pool, Reset};
+use crate::os::mem::{read_scatter, Piece, ReadError};
+use crate::os::pool::{Lease, Pool, Reset};
 use std::cell::Cell;
 use std::mem::size_of;
 

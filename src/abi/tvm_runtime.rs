@@ -5,7 +5,7 @@
 
 use super::dl::{real_dlsym, RTLD_DEFAULT};
 use super::ffi::{read_object_header, read_object_payload, type_index, ByteArray, ErrorCell, TypeInfoHead};
-use super::mem::{read_bytes, read_pod};
+use crate::os::mem::{read_bytes, read_pod};
 use std::ffi::{c_void, CStr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -7,7 +7,8 @@ use super::source::capture_blocks;
 use super::tensors::{push_tensor_fields, DumpTensor};
 use crate::abi::dlpack::{DataType, Device, Prefetch};
 use crate::abi::ffi::{self, type_index as ti, ByteArray, FfiAny, SeqPayload};
-use crate::abi::{mem, tvm_runtime};
+use crate::abi::tvm_runtime;
+use crate::os::mem;
 use crate::record::names::torch_dtype_name;
 use crate::record::value::{object_of, tensor_source, TensorSource};
 

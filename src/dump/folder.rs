@@ -4,9 +4,9 @@
 //! stops dumping after a write error.
 
 use super::Target;
-use crate::abi::fsio::{self, File};
-use crate::abi::sys;
-use crate::forkgen;
+use crate::os::forkgen;
+use crate::os::fsio::{self, File};
+use crate::os::sys;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
@@ -37,7 +37,7 @@ impl SessionDir {
     }
 }
 
-/// The session state, one slot per fork generation (`crate::forkgen`): a forked child never locks the one a
+/// The session state, one slot per fork generation (`crate::os::forkgen`): a forked child never locks the one a
 /// thread of its parent may have held at the fork.
 static SESSIONS: [Mutex<Option<Session>>; forkgen::SLOTS] = [const { Mutex::new(None) }; forkgen::SLOTS];
 static STOPPED: AtomicBool = AtomicBool::new(false);

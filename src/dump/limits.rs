@@ -12,7 +12,7 @@ static OWNER: AtomicI32 = AtomicI32::new(0);
 
 /// Makes the counts this process's own, zeroing them in a new process.
 fn own_counts() {
-    if crate::abi::process::claim_for_this_process(&OWNER) {
+    if crate::os::process::claim_for_this_process(&OWNER) {
         COUNT.store(0, Ordering::SeqCst);
         BYTES.store(0, Ordering::SeqCst);
         REPORTED.store(false, Ordering::Relaxed);

@@ -16,8 +16,8 @@ pub mod tensors;
 
 use crate::abi::dlpack::Prefetch;
 use crate::abi::ffi::FfiAny;
-use crate::abi::fsio::FsizeGuard;
 use crate::abi::tvm_runtime;
+use crate::os::fsio::FsizeGuard;
 use json::{push_int, push_key, push_str};
 use source::{capture_blocks, Reader, CAPTURE_REASON};
 use tensors::DumpTensor;
@@ -38,7 +38,7 @@ pub struct Pending {
     common: Vec<u8>,
     tensors: Vec<DumpTensor>,
     capture: bool,
-    meta: Option<crate::abi::fsio::File>,
+    meta: Option<crate::os::fsio::File>,
     input_info: Vec<u8>,
 }
 
@@ -59,9 +59,9 @@ fn common_fields(t: &Target, folder: &str, stamp: &str, arguments: &[u8], captur
     o.extend_from_slice(b", \"timestamp\": ");
     push_str(&mut o, stamp.as_bytes());
     o.extend_from_slice(b", \"process_id\": ");
-    push_int(&mut o, crate::abi::sys::pid());
+    push_int(&mut o, crate::os::sys::pid());
     o.extend_from_slice(b", \"thread_id\": ");
-    push_int(&mut o, crate::abi::sys::kernel_thread_id());
+    push_int(&mut o, crate::os::sys::kernel_thread_id());
     o.extend_from_slice(b", \"logger\": \"flashlog\", \"versions\": {\"flashlog\": ");
     push_str(&mut o, env!("CARGO_PKG_VERSION").as_bytes());
     o.push(b'}');
@@ -108,7 +108,7 @@ fn tensor_info_fields(prefix: &str, tensors: &[DumpTensor]) -> Vec<u8> {
 /// Dumps the inputs of a call about to run; None when the call is not dumped (limits, a stopped dump, an
 /// error, which printed its one line).
 pub fn before_call(t: &Target, args: &[FfiAny], prefetch: Option<&Prefetch>) -> Option<Pending> {
-    let _fsize = crate::abi::sys::file_size_limited().then(FsizeGuard::new);
+    let _fsize = crate::os::sys::file_size_limited().then(FsizeGuard::new);
     let dir = folder::session_dir()?;
     let mut arguments = Vec::with_capacity(256);
     let mut tensors = Vec::new();
@@ -161,7 +161,7 @@ fn blocked(x: &DumpTensor) -> Option<&'static str> {
 
 /// Dumps the outputs of a call that returned `rc` with `result`, and writes line 2.
 pub fn after_call(p: Pending, rc: i32, result: Option<&FfiAny>) {
-    let _fsize = crate::abi::sys::file_size_limited().then(FsizeGuard::new);
+    let _fsize = crate::os::sys::file_size_limited().then(FsizeGuard::new);
     let Pending { folder: call_dir, common, mut tensors, capture, meta: mut meta_file, input_info } = p;
     // The same arguments after the call (their descriptors may not change: the caller owns them).
     for x in tensors.iter_mut() {

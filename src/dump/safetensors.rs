@@ -8,7 +8,7 @@ use super::json::{push_int, push_ints, push_key, push_str};
 use super::source::Reader;
 use super::tensors::{st_dtype, st_shape, DumpTensor};
 use crate::abi::dlpack::{device_type, TensorDesc};
-use crate::abi::fsio::{self, DirectError, File};
+use crate::os::fsio::{self, DirectError, File};
 
 /// Files up to this size (header and tensors) are assembled in memory and written with one `write(2)`.
 const SMALL_FILE_BYTES: u64 = 64 * 1024;

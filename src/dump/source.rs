@@ -5,8 +5,9 @@
 use super::copy::CopyError;
 use crate::abi::cuda_driver::{self, Driver};
 use crate::abi::dlpack::{device_type, Device, TensorDesc};
-use crate::abi::{mem, tvm_runtime};
+use crate::abi::tvm_runtime;
 use crate::capture;
+use crate::os::mem;
 use crate::stats::gate::{self, Blocked};
 use crate::stats::walk::ByteSource;
 

@@ -3,7 +3,7 @@
 //! Both keep `errno` and run under the panic guard; a host function never calls the driver.
 
 use crate::abi::cuda_driver::Driver;
-use crate::abi::sys::ErrnoGuard;
+use crate::os::sys::ErrnoGuard;
 use crate::state;
 use std::ffi::c_void;
 

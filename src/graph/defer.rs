@@ -12,8 +12,9 @@ use crate::abi::cuda_driver;
 use crate::abi::dlpack::{device_type, TensorDesc};
 use crate::abi::ffi::FfiAny;
 use crate::abi::prefetch::Prefetch;
-use crate::abi::{pinned, tvm_runtime};
+use crate::abi::tvm_runtime;
 use crate::capture;
+use crate::os::pinned;
 use crate::record::value::tensor_source;
 use crate::stats::compute::ElemKind;
 use crate::stats::CaptureDeferral;
@@ -256,7 +257,7 @@ fn source_for(desc: &TensorDesc, target: Target) -> Source {
     let Some(driver) = cuda_driver::driver() else {
         return Source::Error("CUDA driver not loaded");
     };
-    match span.enqueue_copy_from(driver, lo, target.stream, target.per_thread) {
+    match driver.copy_into_span(&span, lo, target.stream, target.per_thread) {
         Ok(()) => Source::Device { desc: desc.clone(), kind, span, lo },
         Err(_) => Source::Error("cuMemcpyDtoHAsync_v2 failed during the capture"),
     }

@@ -19,8 +19,8 @@ pub mod pool;
 pub mod replay;
 pub mod watch;
 
-use crate::abi::sys::ErrnoGuard;
 use crate::config::LEVEL_STATS;
+use crate::os::sys::ErrnoGuard;
 use crate::state;
 
 /// Whether replay statistics are on (level 5 and above with `FLASHLOG_GRAPH_STATS=1`).

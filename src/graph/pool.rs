@@ -1,9 +1,10 @@
 //! The page-locked pool of replay statistics: `FLASHLOG_GRAPH_STATS_MB` MiB (default 64) from
 //! `cuMemAllocHost_v2`, allocated once, outside any capture, by the first capture-begin wrapper that finds
 //! the driver ready; never freed (graphs may be replayed until the process exits). Spans are handed out by
-//! [`crate::abi::pinned::reserve`]; once the pool is spent, further captured tensors get the skip line.
+//! [`crate::os::pinned::reserve`]; once the pool is spent, further captured tensors get the skip line.
 
-use crate::abi::{cuda_driver, pinned};
+use crate::abi::cuda_driver;
+use crate::os::pinned;
 use crate::{capture, state};
 use std::sync::atomic::{AtomicU8, Ordering};
 

@@ -6,7 +6,7 @@
 use super::callbacks::DriverCallback;
 use super::watch;
 use crate::abi::dlpack::{device_type, TensorDesc};
-use crate::abi::{mem, pinned};
+use crate::os::{mem, pinned};
 use crate::record::pyrepr::push_int;
 use crate::record::tensor::is_contiguous;
 use crate::record::{push_indent, DASH_LINE, EQUALS_LINE};

@@ -5,8 +5,8 @@
 //! watched something (a forked child counts from zero; a process that never logged prints nothing).
 
 use super::callbacks;
-use crate::abi::sys;
 use crate::config::LEVEL_STATS;
+use crate::os::sys;
 use crate::record::pyrepr::push_int;
 use crate::{buffers, clock, log, state};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
@@ -20,7 +20,7 @@ static OWNER: AtomicI32 = AtomicI32::new(0);
 
 /// Makes the counters this process's own, zeroing them in a new process.
 fn own_counters() {
-    if crate::abi::process::claim_for_this_process(&OWNER) {
+    if crate::os::process::claim_for_this_process(&OWNER) {
         CALLS.store(0, Ordering::Relaxed);
         REPLAYS.store(0, Ordering::Relaxed);
         FLAGGED.store(0, Ordering::Relaxed);

@@ -6,8 +6,8 @@
 //! pointer and count.
 
 use crate::abi::ffi::FfiAny;
-use crate::abi::mem;
-use crate::abi::pool::{Lease, Pool, Reset};
+use crate::os::mem;
+use crate::os::pool::{Lease, Pool, Reset};
 use crate::record::pyrepr::push_int;
 
 /// Most arguments of one call that are logged (FlashInfer's widest exports take about 40).

@@ -19,8 +19,9 @@
 
 use super::launch;
 use super::plt;
-use crate::abi::{dl, sys::ErrnoGuard};
+use crate::abi::dl;
 use crate::capture;
+use crate::os::sys::ErrnoGuard;
 use crate::record::launch::Launch;
 use crate::state;
 use std::ffi::{c_char, c_void, CStr};
@@ -431,7 +432,7 @@ macro_rules! launch_kernel_ex_wrapper {
             let Some(f) = real::<LaunchKernelExFn>(Entry::$entry as usize, K) else {
                 return NOT_FOUND;
             };
-            if let Ok(c) = crate::abi::mem::read_pod::<LaunchConfig>(config as usize) {
+            if let Ok(c) = crate::os::mem::read_pod::<LaunchConfig>(config as usize) {
                 launch::log_launch(function, || Launch {
                     grid: c.grid,
                     block: c.block,

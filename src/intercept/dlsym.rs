@@ -72,7 +72,7 @@ extern "C" fn dlsym_hooked(handle: *mut c_void, name: *const c_char) -> *mut c_v
     if found == 0 {
         return std::ptr::null_mut();
     }
-    let _errno = crate::abi::sys::ErrnoGuard::save();
+    let _errno = crate::os::sys::ErrnoGuard::save();
     // SAFETY: as above.
     let name = unsafe { CStr::from_ptr(name) }.to_bytes();
     state::guarded(|| wrap_found(handle as usize, name, found)).unwrap_or(found) as *mut c_void

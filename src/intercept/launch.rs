@@ -7,7 +7,7 @@
 //! usual.
 
 use crate::abi::cuda_driver;
-use crate::abi::sys::ErrnoGuard;
+use crate::os::sys::ErrnoGuard;
 use crate::record::launch::{push_launch_record, Launch};
 use crate::{buffers, clock, config::LEVEL_DETAILED, log, state};
 use std::ptr::null_mut;

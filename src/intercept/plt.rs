@@ -18,8 +18,9 @@
 //! then seen too, which matters for a capture that begins with it.
 
 use super::cuda;
+use crate::abi::dl;
 use crate::abi::got::{self, LoadedObject, Maps, SlotKind};
-use crate::abi::{dl, sys};
+use crate::os::sys;
 use crate::{config, state};
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};

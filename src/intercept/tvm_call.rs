@@ -4,9 +4,9 @@
 use super::args_copy::CopiedArgs;
 use crate::abi::dlpack::{Prefetch, TensorDesc};
 use crate::abi::ffi::{FfiAny, SafeCallFn};
-use crate::abi::sys;
 use crate::abi::tvm_runtime;
 use crate::config::{LEVEL_DETAILED, LEVEL_DUMP, LEVEL_STATS};
+use crate::os::sys;
 use crate::record::call::{push_call_line, push_inputs_record, push_outputs_record, Outcome};
 use crate::record::push_indent;
 use crate::record::tensor::StatsSource;

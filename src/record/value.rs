@@ -7,7 +7,7 @@ use super::pyrepr::{push_bytes_repr, push_float_repr, push_hex, push_int, push_s
 use super::tensor::{write_tensor_block, StatsSource};
 use crate::abi::dlpack::{self, DataType, Device, Prefetch, TensorDesc};
 use crate::abi::ffi::{self, type_index as ti, ByteArray, FfiAny, SeqPayload};
-use crate::abi::mem;
+use crate::os::mem;
 use std::cell::Cell;
 
 /// Longest string or byte sequence printed; longer ones end with `...` inside the quotes.

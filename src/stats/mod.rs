@@ -11,10 +11,11 @@ pub mod walk;
 
 use crate::abi::cuda_driver::{self, Driver};
 use crate::abi::dlpack::{device_type, TensorDesc};
-use crate::abi::pool::{Lease, Pool, Reset};
 use crate::abi::prefetch::Prefetch;
-use crate::abi::{mem, tvm_runtime};
+use crate::abi::tvm_runtime;
 use crate::capture;
+use crate::os::mem;
+use crate::os::pool::{Lease, Pool, Reset};
 use crate::record::push_indent;
 use crate::record::tensor::StatsSource;
 use compute::{write_stats_lines, Accumulator, ElemKind};
@@ -22,7 +23,7 @@ use walk::{extent, walk_tensor, ByteSource};
 
 /// Size of the one staging buffer that every read goes through: the memory the shim adds never grows
 /// with tensor size.
-pub const STAGING_BYTES: usize = crate::abi::process::STAGING_BYTES;
+pub const STAGING_BYTES: usize = crate::os::process::STAGING_BYTES;
 
 /// What a call made during a CUDA graph capture does in place of statistics (the graph layer's replay
 /// statistics implement it); kept as a parameter so this layer never reaches up to the graph layer.
@@ -299,7 +300,7 @@ enum Skip {
 /// stays [`STAGING_BYTES`] whatever the tensor size).
 /// Err when this thread already holds it (a signal handler that interrupted the shim's own reads).
 pub fn with_staging<R>(f: impl FnOnce(&mut [u8]) -> R) -> Result<R, &'static str> {
-    let mut staging = crate::abi::process::Staging::lock().ok_or("re-entered from a signal handler")?;
+    let mut staging = crate::os::process::Staging::lock().ok_or("re-entered from a signal handler")?;
     Ok(f(&mut staging))
 }
 
@@ -311,7 +312,7 @@ fn walk(
 ) -> Result<(), &'static str> {
     // The lock's word lives in the page a fork wipes (a child never inherits it held); the thread holding
     // it already is a signal handler that interrupted this thread's statistics, and must not wait.
-    let Some(mut staging) = crate::abi::process::Staging::lock() else {
+    let Some(mut staging) = crate::os::process::Staging::lock() else {
         return Err("re-entered from a signal handler");
     };
     walk_tensor(src, desc.first_element() as u64, desc.shape(), desc.strides(), kind, &mut staging, acc)

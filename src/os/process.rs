@@ -198,7 +198,7 @@ impl Staging {
     /// thread holds it already: a signal handler that interrupted this thread's statistics.
     pub fn lock() -> Option<Staging> {
         let page = page();
-        let me = crate::abi::sys::thread_id();
+        let me = crate::os::sys::thread_id();
         if page.staging_owner.load(Ordering::Relaxed) == me {
             return None;
         }

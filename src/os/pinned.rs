@@ -1,8 +1,8 @@
 //! The page-locked host memory of the graph statistics pool: one `cuMemAllocHost_v2` block, handed out in
 //! spans that are never given back (a captured graph may be replayed until the process exits). The only
-//! code that turns the block's address into Rust slices.
+//! code that turns the block's address into Rust slices. The block itself comes from the driver
+//! (`graph::pool`), and the copies into a span are enqueued by `abi::cuda_driver::Driver::copy_into_span`.
 
-use super::cuda_driver::Driver;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
@@ -69,10 +69,8 @@ impl Span {
         unsafe { std::slice::from_raw_parts(self.addr as *const u8, self.len) }
     }
 
-    /// Enqueues on `stream` the copy of `self.len()` bytes of device memory at `src` into the span
-    /// (`cuMemcpyDtoHAsync_v2`, a memcpy node when the stream is capturing).
-    pub fn enqueue_copy_from(&self, driver: &Driver, src: u64, stream: usize, per_thread: bool) -> Result<(), i32> {
-        // SAFETY: the span is page-locked memory valid for `len` bytes for the rest of the process.
-        unsafe { driver.copy_to_pinned_async(self.addr, src, self.len, stream, per_thread) }
+    /// The span's first address (page-locked memory valid for `len()` bytes until the process exits).
+    pub fn addr(&self) -> usize {
+        self.addr
     }
 }
