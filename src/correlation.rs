@@ -49,7 +49,7 @@ impl CallTag {
     /// Whether the outputs record carries the line: when the inputs record did, or when a second thread has
     /// logged since (its records may come between this call's two records).
     pub fn outputs_correlated(&self) -> bool {
-        self.correlated || MULTI_THREAD_PID.load(Ordering::Relaxed) == sys::pid()
+        self.correlated || MULTI_THREAD_PID.load(Ordering::Relaxed) == crate::os::process::pid()
     }
 }
 
@@ -110,7 +110,7 @@ fn several_threads(pid: i32, me: u64) -> bool {
 
 /// Starts a logged call: numbers it and says whether its records carry the correlation line.
 pub fn begin_call() -> CallTag {
-    let pid = sys::pid();
+    let pid = crate::os::process::pid();
     let me = this_thread(pid);
     let correlated = several_threads(pid, me);
     CallTag { number: next_number(&CALLS, pid), thread: me as u32, correlated }

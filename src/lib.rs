@@ -45,5 +45,5 @@ pub mod stats;
 unsafe fn on_load() {
     abi::dl::real_dlsym_addr();
     abi::dl::own_range();
-    intercept::plt::at_startup();
+    intercept::plt::at_startup(&intercept::cuda::GOT_WRAPPERS);
 }

@@ -20,7 +20,7 @@ fn system_info_record(out: &mut Vec<u8>) {
     };
     let getenv = |name: &str| sys::getenv(&std::ffi::CString::new(name).ok()?);
     let info = SystemInfo {
-        pid: sys::pid(),
+        pid: crate::os::process::pid(),
         command: sys::command_name(),
         launcher: crate::config::LauncherIds::from_lookup(getenv),
         cuda_visible_devices: getenv("CUDA_VISIBLE_DEVICES"),

@@ -205,7 +205,7 @@ fn open_destination() -> u8 {
 /// The path a template names in this process (`%i`, `%r`, `%l`, `%%`; the same on every call unless the host
 /// changes its launcher variables meanwhile). Used for the log file and the level-10 dump folder.
 pub fn file_path(template: &str) -> String {
-    let ids = ProcessIds { pid: sys::pid(), launcher: LauncherIds::from_lookup(getenv) };
+    let ids = ProcessIds { pid: crate::os::process::pid(), launcher: LauncherIds::from_lookup(getenv) };
     expand_path_template(template, &ids)
 }
 
@@ -242,7 +242,7 @@ fn open_file(path: &str) -> Result<i32, String> {
 
 fn fall_back(name: &str, reason: &str) -> u8 {
     let line = format!("flashlog: cannot open log destination '{name}': {reason}; writing to stderr\n");
-    sys::write_all(2, line.as_bytes());
+    crate::os::signals::write_all(2, line.as_bytes());
     publish(2, false, None)
 }
 
@@ -250,7 +250,7 @@ fn fall_back(name: &str, reason: &str) -> u8 {
 fn write_whole(bytes: &[u8]) {
     for attempt in 0..2 {
         let Some((fd, kind)) = checked_destination() else { return };
-        match sys::write_record_bytes(fd, bytes, kind) {
+        match crate::os::signals::write_record_bytes(fd, bytes, kind) {
             Ok(()) => return,
             Err(libc::EPIPE) => return reader_gone(),
             // Closed between the check and the write: check again (and reopen) once.
@@ -270,7 +270,7 @@ fn write_failed(errno: i32) {
     let name = destination_name();
     let reason = std::io::Error::from_raw_os_error(errno);
     let line = format!("flashlog: cannot write to log destination '{name}': {reason}; records are lost until it can\n");
-    sys::write_all(2, line.as_bytes());
+    crate::os::signals::write_all(2, line.as_bytes());
 }
 
 /// The destination as the user named it (a file's path expanded for this process).
@@ -324,7 +324,7 @@ fn reclaim() -> u8 {
                         let line = format!(
                             "flashlog: the log file '{path}' was closed or replaced by the program; reopened it\n"
                         );
-                        sys::write_all(2, line.as_bytes());
+                        crate::os::signals::write_all(2, line.as_bytes());
                     }
                     publish(fd, true, sys::mark_own_file(fd))
                 }
@@ -337,7 +337,7 @@ fn reclaim() -> u8 {
             match sys::dup_high(1) {
                 Ok(fd) if same => {
                     if first {
-                        sys::write_all(
+                        crate::os::signals::write_all(
                             2,
                             b"flashlog: the shim's copy of stdout was closed or replaced by the program; copied stdout again\n",
                         );
@@ -348,7 +348,7 @@ fn reclaim() -> u8 {
                     if let Ok(fd) = other {
                         sys::close(fd);
                     }
-                    sys::write_all(
+                    crate::os::signals::write_all(
                         2,
                         b"flashlog: the shim's copy of stdout was closed by the program and stdout is no longer the same; logging stopped\n",
                     );
@@ -367,7 +367,7 @@ fn reader_gone() {
     }
     let name = destination_name();
     let line = format!("flashlog: the reader of log destination '{name}' went away (Broken pipe); logging stopped\n");
-    sys::write_all(2, line.as_bytes());
+    crate::os::signals::write_all(2, line.as_bytes());
 }
 
 /// New-process hook (the first process, and every forked child before its first record): the child

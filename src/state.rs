@@ -45,7 +45,7 @@ pub fn warn_once() {
     for line in &config().warnings {
         let mut text = line.clone().into_bytes();
         text.push(b'\n');
-        sys::write_all(2, &text);
+        crate::os::signals::write_all(2, &text);
     }
 }
 
@@ -77,7 +77,7 @@ fn install_panic_hook() {
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_default();
         let line = format!("flashlog: internal error at {location}: {message}; logging disabled\n");
-        sys::write_all(2, line.as_bytes());
+        crate::os::signals::write_all(2, line.as_bytes());
     }));
 }
 

@@ -220,8 +220,6 @@ pub fn fill_compact_strides(shape: &[i64], strides: &mut [i64]) {
     }
 }
 
-pub use super::prefetch::Prefetch;
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

@@ -5,11 +5,12 @@
 use super::json::{push_float, push_int, push_ints, push_key, push_str};
 use super::source::capture_blocks;
 use super::tensors::{push_tensor_fields, DumpTensor};
-use crate::abi::dlpack::{DataType, Device, Prefetch};
+use crate::abi::dlpack::{DataType, Device};
 use crate::abi::ffi::{self, type_index as ti, ByteArray, FfiAny, SeqPayload};
+use crate::abi::prefetch::Prefetch;
 use crate::abi::tvm_runtime;
 use crate::os::mem;
-use crate::record::names::torch_dtype_name;
+use crate::record::names::{device_text, dtype_text};
 use crate::record::value::{object_of, tensor_source, TensorSource};
 
 /// Longest string argument kept whole (longer ones are marked not replayable).
@@ -213,19 +214,4 @@ fn object(
             out.extend_from_slice(b", \"replayable\": false}");
         }
     }
-}
-
-/// tvm-ffi's text of a dtype (`float16`, `bfloat16`, `float8_e4m3fn`...), or `dlpack(code,bits,lanes)`.
-pub fn dtype_text(dt: DataType) -> String {
-    match torch_dtype_name(dt) {
-        Some(n) => n.to_string(),
-        None => format!("dlpack({},{},{})", dt.code, dt.bits, dt.lanes),
-    }
-}
-
-/// torch's text of a device (`cpu`, `cuda:0`).
-pub fn device_text(d: Device) -> String {
-    let mut out = Vec::new();
-    crate::record::names::push_device(&mut out, d);
-    String::from_utf8_lossy(&out).into_owned()
 }

@@ -6,7 +6,6 @@
 use super::Target;
 use crate::os::forkgen;
 use crate::os::fsio::{self, File};
-use crate::os::sys;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
@@ -44,7 +43,7 @@ static STOPPED: AtomicBool = AtomicBool::new(false);
 
 /// Prints one line on stderr, prefixed `flashlog: `.
 pub fn say(line: &str) {
-    sys::write_all(2, format!("flashlog: {line}\n").as_bytes());
+    crate::os::signals::write_all(2, format!("flashlog: {line}\n").as_bytes());
 }
 
 /// Stops dumping for the rest of the process, saying why once.
@@ -64,7 +63,7 @@ pub fn session_dir() -> Option<SessionDir> {
     if STOPPED.load(Ordering::Relaxed) {
         return None;
     }
-    let pid = sys::pid();
+    let pid = crate::os::process::pid();
     let mut s = session().lock().unwrap_or_else(|p| p.into_inner());
     if let Some(s) = s.as_ref().filter(|s| s.pid == pid) {
         return Some(SessionDir { dir: s.dir.clone(), named: s.named.clone() });
@@ -100,7 +99,7 @@ pub fn stamp() -> String {
 /// Makes the folder of one call; None (dumping stopped) when it cannot be made.
 pub fn make_call_folder(dir: &str, stamp: &str, t: &Target) -> Option<String> {
     let name: String = t.name.chars().map(|c| if c == '/' || c.is_control() { '_' } else { c }).collect();
-    let path = format!("{dir}/{stamp}_pid{}_{name}_call{:04}", sys::pid(), t.sequence);
+    let path = format!("{dir}/{stamp}_pid{}_{name}_call{:04}", crate::os::process::pid(), t.sequence);
     match fsio::mkdir_new(&path) {
         Ok(()) => Some(path),
         Err(e) => {
@@ -134,7 +133,7 @@ pub fn write_lines(call_dir: &str, meta: &mut Option<File>, line: &[u8]) -> bool
         stop(&format!("cannot write {call_dir}/metadata.jsonl: {e}"));
         return false;
     }
-    let pid = sys::pid();
+    let pid = crate::os::process::pid();
     let mut s = session().lock().unwrap_or_else(|p| p.into_inner());
     let Some(session) = s.as_mut().filter(|s| s.pid == pid) else {
         return true;

@@ -14,10 +14,10 @@ pub mod safetensors;
 pub mod source;
 pub mod tensors;
 
-use crate::abi::dlpack::Prefetch;
 use crate::abi::ffi::FfiAny;
+use crate::abi::prefetch::Prefetch;
 use crate::abi::tvm_runtime;
-use crate::os::fsio::FsizeGuard;
+use crate::os::signals::FsizeGuard;
 use json::{push_int, push_key, push_str};
 use source::{capture_blocks, Reader, CAPTURE_REASON};
 use tensors::DumpTensor;
@@ -59,7 +59,7 @@ fn common_fields(t: &Target, folder: &str, stamp: &str, arguments: &[u8], captur
     o.extend_from_slice(b", \"timestamp\": ");
     push_str(&mut o, stamp.as_bytes());
     o.extend_from_slice(b", \"process_id\": ");
-    push_int(&mut o, crate::os::sys::pid());
+    push_int(&mut o, crate::os::process::pid());
     o.extend_from_slice(b", \"thread_id\": ");
     push_int(&mut o, crate::os::sys::kernel_thread_id());
     o.extend_from_slice(b", \"logger\": \"flashlog\", \"versions\": {\"flashlog\": ");
@@ -108,7 +108,7 @@ fn tensor_info_fields(prefix: &str, tensors: &[DumpTensor]) -> Vec<u8> {
 /// Dumps the inputs of a call about to run; None when the call is not dumped (limits, a stopped dump, an
 /// error, which printed its one line).
 pub fn before_call(t: &Target, args: &[FfiAny], prefetch: Option<&Prefetch>) -> Option<Pending> {
-    let _fsize = crate::os::sys::file_size_limited().then(FsizeGuard::new);
+    let _fsize = crate::os::signals::file_size_limited().then(FsizeGuard::new);
     let dir = folder::session_dir()?;
     let mut arguments = Vec::with_capacity(256);
     let mut tensors = Vec::new();
@@ -161,7 +161,7 @@ fn blocked(x: &DumpTensor) -> Option<&'static str> {
 
 /// Dumps the outputs of a call that returned `rc` with `result`, and writes line 2.
 pub fn after_call(p: Pending, rc: i32, result: Option<&FfiAny>) {
-    let _fsize = crate::os::sys::file_size_limited().then(FsizeGuard::new);
+    let _fsize = crate::os::signals::file_size_limited().then(FsizeGuard::new);
     let Pending { folder: call_dir, common, mut tensors, capture, meta: mut meta_file, input_info } = p;
     // The same arguments after the call (their descriptors may not change: the caller owns them).
     for x in tensors.iter_mut() {

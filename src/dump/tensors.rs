@@ -2,7 +2,9 @@
 //! and the JSON fields that describe it (the `arguments` entry and `tensor_details`).
 
 use super::json::{push_int, push_ints, push_key, push_str};
-use crate::abi::dlpack::{DataType, Prefetch, TensorDesc};
+use crate::abi::dlpack::{DataType, TensorDesc};
+use crate::abi::prefetch::Prefetch;
+use crate::record::names::{device_text, dtype_text};
 use crate::record::value::TensorSource;
 
 /// A tensor argument (or a returned tensor) of a dumped call.
@@ -91,7 +93,7 @@ pub fn push_tensor_fields(out: &mut Vec<u8>, t: &DumpTensor) {
         out.extend_from_slice(b", \"stride\": ");
         push_ints(out, d.strides());
         out.extend_from_slice(b", \"dtype\": ");
-        push_str(out, format!("torch.{}", super::args::dtype_text(d.dtype)).as_bytes());
+        push_str(out, format!("torch.{}", dtype_text(d.dtype)).as_bytes());
         out.extend_from_slice(b", \"dlpack_dtype\": ");
         push_ints(out, &[d.dtype.code as i64, d.dtype.bits as i64, d.dtype.lanes as i64]);
         if let Some((name, _)) = st_dtype(d.dtype) {
@@ -99,7 +101,7 @@ pub fn push_tensor_fields(out: &mut Vec<u8>, t: &DumpTensor) {
             push_str(out, name.as_bytes());
         }
         out.extend_from_slice(b", \"device\": ");
-        push_str(out, super::args::device_text(d.device).as_bytes());
+        push_str(out, device_text(d.device).as_bytes());
         out.extend_from_slice(b", \"device_type\": ");
         push_int(out, d.device.device_type);
         out.extend_from_slice(b", \"device_id\": ");

@@ -64,7 +64,7 @@ extern "C" fn at_exit() {
     let _errno = sys::ErrnoGuard::save();
     state::guarded(|| {
         // A forked child that checked nothing itself still holds its parent's counts: nothing to say.
-        if OWNER.load(Ordering::Acquire) != sys::pid() {
+        if OWNER.load(Ordering::Acquire) != crate::os::process::pid() {
             return;
         }
         let (calls, replays) = (CALLS.load(Ordering::Relaxed), REPLAYS.load(Ordering::Relaxed));

@@ -120,6 +120,12 @@ pub fn entry_by_symbol(name: &[u8]) -> Option<Entry> {
     ENTRIES.iter().find(|e| e.symbol.to_bytes() == name).map(|e| e.entry)
 }
 
+/// The driver wrappers as the GOT rewrite of the PLT route sees them.
+pub const GOT_WRAPPERS: plt::Wrappers = plt::Wrappers {
+    tracks: |name| entry_by_symbol(name).is_some(),
+    wrapper: |name, real| wrapper_for(entry_by_symbol(name)?, real),
+};
+
 /// The real function bound to copy `k` of `entry`, as a typed function pointer.
 ///
 /// # Safety
@@ -269,7 +275,7 @@ pub unsafe extern "C" fn cuGetProcAddress<const K: usize>(
     version: i32,
     flags: u64,
 ) -> i32 {
-    plt::refresh();
+    plt::refresh(&GOT_WRAPPERS);
     let Some(f) = real::<GetProcAddressFn>(Entry::GetProcAddress as usize, K) else {
         return NOT_FOUND;
     };
@@ -289,7 +295,7 @@ pub unsafe extern "C" fn cuGetProcAddress_v2<const K: usize>(
     flags: u64,
     status: *mut i32,
 ) -> i32 {
-    plt::refresh();
+    plt::refresh(&GOT_WRAPPERS);
     let Some(f) = real::<GetProcAddressV2Fn>(Entry::GetProcAddressV2 as usize, K) else {
         return NOT_FOUND;
     };
@@ -306,7 +312,7 @@ macro_rules! begin_capture_wrapper {
         /// # Safety
         /// Called by the host with the driver's contract.
         pub unsafe extern "C" fn $name<const K: usize>(stream: Stream $(, $arg: $ty)*) -> i32 {
-            plt::refresh();
+            plt::refresh(&GOT_WRAPPERS);
             crate::graph::prepare_before_capture();
             let Some(f) = real::<unsafe extern "C" fn(Stream $(, $ty)*) -> i32>(Entry::$entry as usize, K) else {
                 return NOT_FOUND;
@@ -343,7 +349,7 @@ macro_rules! end_capture_wrapper {
         /// # Safety
         /// Called by the host with the driver's contract.
         pub unsafe extern "C" fn $name<const K: usize>(stream: Stream, graph: *mut usize) -> i32 {
-            plt::refresh();
+            plt::refresh(&GOT_WRAPPERS);
             let Some(f) = real::<unsafe extern "C" fn(Stream, *mut usize) -> i32>(Entry::$entry as usize, K) else {
                 return NOT_FOUND;
             };
@@ -383,7 +389,7 @@ macro_rules! launch_kernel_wrapper {
             params: *mut *mut c_void,
             extra: *mut *mut c_void,
         ) -> i32 {
-            plt::refresh();
+            plt::refresh(&GOT_WRAPPERS);
             let Some(f) = real::<LaunchKernelFn>(Entry::$entry as usize, K) else {
                 return NOT_FOUND;
             };
@@ -428,7 +434,7 @@ macro_rules! launch_kernel_ex_wrapper {
             params: *mut *mut c_void,
             extra: *mut *mut c_void,
         ) -> i32 {
-            plt::refresh();
+            plt::refresh(&GOT_WRAPPERS);
             let Some(f) = real::<LaunchKernelExFn>(Entry::$entry as usize, K) else {
                 return NOT_FOUND;
             };

@@ -93,7 +93,7 @@ fn wrap_found(handle: usize, name: &[u8], found: usize) -> usize {
         }
         if state::level() > 0 {
             // A module looked up for the first time may be new: its GOT slots are rewritten before it is called.
-            super::plt::refresh();
+            super::plt::refresh(&super::cuda::GOT_WRAPPERS);
         }
         return super::trampoline::wrap_module_export(handle, export, found);
     }
@@ -101,7 +101,7 @@ fn wrap_found(handle: usize, name: &[u8], found: usize) -> usize {
         return found;
     }
     // A driver object loaded since the last scan may be new: its GOT slots are rewritten before it is called.
-    super::plt::refresh();
+    super::plt::refresh(&super::cuda::GOT_WRAPPERS);
     super::cuda::wrap_driver_lookup(name, found)
 }
 

@@ -1,7 +1,7 @@
 //! The PLT route: calls that programs and modules linked with `-lcuda` make through their GOT. The shim
 //! exports no CUDA name, so to see those calls it rewrites GOT slots: for every loaded object that is not a
 //! libcuda and not the shim, each jump slot and data slot whose symbol is a tracked driver name
-//! (`cuda::ENTRIES`) and whose value resolves into a libcuda, to a function symbol there, gets the wrapper
+//! (the [`Wrappers`] the caller passes: `cuda::GOT_WRAPPERS`) and whose value resolves into a libcuda, to a function symbol there, gets the wrapper
 //! bound to that value. Nothing else is ever written: a slot that resolves anywhere else (a library's own
 //! `cuLaunchKernel`, a data object of that name), libcuda's own GOT, and at level 0 nothing at all.
 //!
@@ -17,7 +17,6 @@
 //! `dlsym`) and, when that lands on a libcuda function, writes the wrapper bound to it: the first call is
 //! then seen too, which matters for a capture that begins with it.
 
-use super::cuda;
 use crate::abi::dl;
 use crate::abi::got::{self, LoadedObject, Maps, SlotKind};
 use crate::os::sys;
@@ -39,13 +38,21 @@ struct Processed(UnsafeCell<Vec<(usize, u64)>>);
 unsafe impl Sync for Processed {}
 static PROCESSED: Processed = Processed(UnsafeCell::new(Vec::new()));
 
+/// What the rewrite asks of the driver wrappers, passed in so this module never reaches up to them.
+pub struct Wrappers {
+    /// Whether `name` is a driver entry point the shim wraps.
+    pub tracks: fn(name: &[u8]) -> bool,
+    /// The wrapper to write in a slot of tracked `name` that is bound to `real` (None: leave the slot).
+    pub wrapper: fn(name: &[u8], real: usize) -> Option<usize>,
+}
+
 /// The constructor's part: scan the objects present at start-up when logging is on. The level is read
 /// without building the configuration (which prints its warnings): a warning belongs to the first FlashInfer
 /// lookup, not to every process that inherits `LD_PRELOAD`.
-pub fn at_startup() {
+pub fn at_startup(wrappers: &Wrappers) {
     if quiet_level() > 0 {
         let _errno = sys::ErrnoGuard::save();
-        let _ = state::guarded(scan);
+        let _ = state::guarded(|| scan(wrappers));
     }
 }
 
@@ -60,7 +67,7 @@ fn quiet_level() -> u8 {
 
 /// Scans what was loaded since the last scan, if anything was: one `dl_iterate_phdr` step when nothing
 /// changed. Does nothing at level 0.
-pub fn refresh() {
+pub fn refresh(wrappers: &Wrappers) {
     if state::level() == 0 {
         return;
     }
@@ -69,11 +76,11 @@ pub fn refresh() {
         return;
     }
     let _errno = sys::ErrnoGuard::save();
-    let _ = state::guarded(scan);
+    let _ = state::guarded(|| scan(wrappers));
 }
 
 /// One scan of every loaded object not processed yet.
-fn scan() {
+fn scan(wrappers: &Wrappers) {
     // SAFETY: getpid has no preconditions (not the cached pid: this must be right in a forked child).
     let me = unsafe { libc::getpid() };
     let held = SCANNER.load(Ordering::Acquire);
@@ -107,7 +114,7 @@ fn scan() {
             let Some(handle) = dl::hold_loaded(&obj.name, obj.base) else {
                 continue;
             };
-            rewrite_object(obj, handle, &drivers, &mut maps);
+            rewrite_object(obj, handle, &drivers, &mut maps, wrappers);
             dl::release(handle);
             processed.push(key);
         }
@@ -128,14 +135,14 @@ fn hash(bytes: &[u8]) -> u64 {
 }
 
 /// Rewrites the slots of `obj` (held loaded by `handle`) that reach a tracked libcuda function.
-fn rewrite_object(obj: &LoadedObject, handle: usize, drivers: &[&LoadedObject], maps: &mut Maps) {
+fn rewrite_object(obj: &LoadedObject, handle: usize, drivers: &[&LoadedObject], maps: &mut Maps, wrappers: &Wrappers) {
     let in_driver = |addr: usize| drivers.iter().any(|d| d.contains(addr));
     // SAFETY: `handle` keeps `obj` loaded while its relocations are read and its slots written.
     unsafe {
         got::for_each_slot(obj, b"cu", |name, _, slot, kind| {
-            let Some(entry) = cuda::entry_by_symbol(name.to_bytes()) else {
+            if !(wrappers.tracks)(name.to_bytes()) {
                 return;
-            };
+            }
             let current = got::read_slot(slot);
             let target = if in_driver(current) {
                 current
@@ -151,7 +158,7 @@ fn rewrite_object(obj: &LoadedObject, handle: usize, drivers: &[&LoadedObject], 
             if !in_driver(target) || dl::is_own(target) || !got::is_function_at(target) {
                 return;
             }
-            let Some(wrapper) = cuda::wrapper_for(entry, target) else {
+            let Some(wrapper) = (wrappers.wrapper)(name.to_bytes(), target) else {
                 return;
             };
             got::write_slot(obj, slot, wrapper, maps);

@@ -82,7 +82,7 @@ pub fn wrap_module_export(handle: usize, export: &[u8], real: usize) -> usize {
     if slot >= POOL_SIZE {
         if !POOL_SPENT_REPORTED.swap(true, Ordering::Relaxed) {
             let line = format!("flashlog: all {POOL_SIZE} wrapper entry points are in use; {name} and later functions are not logged\n");
-            crate::os::sys::write_all(2, line.as_bytes());
+            crate::os::signals::write_all(2, line.as_bytes());
         }
         return real;
     }

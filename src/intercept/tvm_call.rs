@@ -2,8 +2,9 @@
 //! the real function's return code, `result`, arguments and `errno`, whatever happens in the shim.
 
 use super::args_copy::CopiedArgs;
-use crate::abi::dlpack::{Prefetch, TensorDesc};
+use crate::abi::dlpack::TensorDesc;
 use crate::abi::ffi::{FfiAny, SafeCallFn};
+use crate::abi::prefetch::Prefetch;
 use crate::abi::tvm_runtime;
 use crate::config::{LEVEL_DETAILED, LEVEL_DUMP, LEVEL_STATS};
 use crate::os::sys;

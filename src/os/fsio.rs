@@ -150,7 +150,7 @@ impl File {
         if super::process::claim_for_this_process(&REPORTED) {
             let line =
                 format!("flashlog: the dump file '{}' was closed or replaced by the program; reopened it\n", self.path);
-            super::sys::write_all(2, line.as_bytes());
+            super::signals::write_all(2, line.as_bytes());
         }
         Ok(())
     }
@@ -177,7 +177,7 @@ impl File {
                     }
                     _ => {}
                 }
-                note_error();
+                super::signals::note_write_error();
                 return Err(last_error());
             }
             if n == 0 {
@@ -212,7 +212,7 @@ impl File {
                 self.ensure_own()?;
                 continue;
             }
-            note_error();
+            super::signals::note_write_error();
             let error = if n == 0 { "write returned 0".to_string() } else { last_error() };
             if done > 0 {
                 // SAFETY: `st` is a valid out-parameter; shrinking our own file by what this call added.
@@ -258,7 +258,7 @@ impl File {
                 done += n as usize;
                 continue;
             }
-            note_error();
+            super::signals::note_write_error();
             match errno() {
                 libc::EINTR if n < 0 => continue,
                 // Closed by the host between the check and the write: once more, reopened.
@@ -310,70 +310,6 @@ pub fn local_time_millis() -> (i32, u32, u32, u32, u32, u32, u32) {
     unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
     let (y, mo, d, h, mi, s) = super::sys::local_time(ts.tv_sec);
     (y, mo, d, h, mi, s, (ts.tv_nsec / 1_000_000) as u32)
-}
-
-thread_local! {
-    /// Set when a write of ours failed with `EFBIG` (the kernel then raised `SIGXFSZ` at this thread).
-    static SAW_EFBIG: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Notes that a write of the shim's failed (for [`FsizeGuard`]: `EFBIG` means the kernel raised `SIGXFSZ`).
-pub fn note_write_error() {
-    note_error();
-}
-
-fn note_error() {
-    if errno() == libc::EFBIG {
-        SAW_EFBIG.with(|c| c.set(true));
-    }
-}
-
-/// While alive, `SIGXFSZ` is blocked in this thread; a `SIGXFSZ` raised by the shim's own writes (a file
-/// size limit, `RLIMIT_FSIZE`) is taken back on drop, so the host never dies of a signal it did not cause
-/// (its own writes get `EFBIG` as before). When the host already blocks `SIGXFSZ` nothing is taken back.
-/// Two system calls when no write failed.
-pub struct FsizeGuard {
-    old: libc::sigset_t,
-}
-
-impl FsizeGuard {
-    /// Blocks `SIGXFSZ` in the calling thread.
-    pub fn new() -> FsizeGuard {
-        SAW_EFBIG.with(|c| c.set(false));
-        // SAFETY: plain signal-mask calls on sets we own.
-        unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, libc::SIGXFSZ);
-            let mut old: libc::sigset_t = std::mem::zeroed();
-            libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
-            FsizeGuard { old }
-        }
-    }
-}
-
-impl Default for FsizeGuard {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Drop for FsizeGuard {
-    fn drop(&mut self) {
-        let saved = errno();
-        // SAFETY: signal calls on sets we own; the zero timeout never waits.
-        unsafe {
-            if SAW_EFBIG.with(|c| c.get()) && libc::sigismember(&self.old, libc::SIGXFSZ) == 0 {
-                let mut set: libc::sigset_t = std::mem::zeroed();
-                libc::sigemptyset(&mut set);
-                libc::sigaddset(&mut set, libc::SIGXFSZ);
-                let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-                while libc::sigtimedwait(&set, std::ptr::null_mut(), &zero) == libc::SIGXFSZ {}
-            }
-            libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut());
-        }
-        super::sys::set_errno(saved);
-    }
 }
 
 /// Removes the empty folder `path`, ignoring errors.

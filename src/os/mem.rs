@@ -202,7 +202,9 @@ fn vm_batch(dst: &mut [u8], pieces: &[Piece], ok: &mut [bool]) -> bool {
         // SAFETY: each local iovec covers a piece of `dst`, which we own and borrow mutably; the kernel checks
         // the remote ones and stops at the first unreadable one. errno is saved and restored by the callers'
         // wrappers.
-        let got = unsafe { libc::process_vm_readv(sys::pid(), local.as_ptr(), idx as _, remote.as_ptr(), idx as _, 0) };
+        let got = unsafe {
+            libc::process_vm_readv(crate::os::process::pid(), local.as_ptr(), idx as _, remote.as_ptr(), idx as _, 0)
+        };
         if got < 0 && refused(sys::errno()) {
             note_vm_readv_refused(sys::errno());
             return false;
@@ -394,7 +396,7 @@ fn vm_readv_allowed() -> bool {
             let remote = libc::iovec { iov_base: (&probe as *const u8 as *mut u8).cast(), iov_len: 1 };
             count_calls(1);
             // SAFETY: both iovecs describe one byte on our own stack.
-            let n = unsafe { libc::process_vm_readv(sys::pid(), &local, 1, &remote, 1, 0) };
+            let n = unsafe { libc::process_vm_readv(crate::os::process::pid(), &local, 1, &remote, 1, 0) };
             if n < 0 && refused(sys::errno()) {
                 note_vm_readv_refused(sys::errno());
                 return false;
@@ -413,7 +415,7 @@ fn note_vm_readv_refused(errno: i32) {
         } else {
             b"flashlog: process_vm_readv is refused here (EPERM); reading host memory through a pipe instead\n"
         };
-        sys::write_all(2, line);
+        super::signals::write_all(2, line);
     }
 }
 
@@ -445,7 +447,7 @@ extern "C" fn print_count() {
     let mut line = b"flashlog: read system calls: ".to_vec();
     line.extend_from_slice(CALLS.load(Ordering::Relaxed).to_string().as_bytes());
     line.push(b'\n');
-    sys::write_all(2, &line);
+    super::signals::write_all(2, &line);
 }
 
 /// Reads one plain-old-data value of type `T` at `addr` (for `#[repr(C)]` mirrors of foreign structs whose

@@ -10,4 +10,5 @@ pub mod pinned;
 pub mod pipe;
 pub mod pool;
 pub mod process;
+pub mod signals;
 pub mod sys;

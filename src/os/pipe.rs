@@ -11,7 +11,7 @@
 //!   descriptor is checked with `fstat` (a FIFO whose inode is the pipe's), so host memory is never written
 //!   into a host file; a descriptor that fails the check is abandoned, never closed (it is not ours now);
 //! - a forked child shares the parent's pipes: the pool remembers the pid that made its pipes and a process
-//!   with another pid (`sys::pid()`) closes the inherited ones (after the same check) and makes its own;
+//!   with another pid (`crate::os::process::pid()`) closes the inherited ones (after the same check) and makes its own;
 //! - checkout is lock-free (a state byte per slot); a thread that finds every slot busy uses another route.
 
 use super::sys;
@@ -81,7 +81,7 @@ pub fn checkout(count: &mut dyn FnMut(u64)) -> Option<Checkout> {
     if !available() {
         return None;
     }
-    let pid = sys::pid();
+    let pid = crate::os::process::pid();
     if OWNER.load(Ordering::Acquire) != pid && !adopt(pid, count) {
         return None;
     }

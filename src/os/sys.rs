@@ -41,12 +41,6 @@ pub fn set_errno(value: i32) {
     unsafe { *libc::__errno_location() = value }
 }
 
-/// Writes all of `buf` to `fd` (a stderr line of the shim's own), never raising `SIGPIPE` (see
-/// [`write_record_bytes`]). Errors are dropped: logging never stops the host.
-pub fn write_all(fd: i32, buf: &[u8]) -> bool {
-    write_record_bytes(fd, buf, WriteKind::Pipe).is_ok()
-}
-
 /// How records must be written to a descriptor so that the host never gets a signal it did not cause.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WriteKind {
@@ -193,73 +187,8 @@ pub fn close(fd: i32) {
     unsafe { libc::close(fd) };
 }
 
-/// Writes one whole record to `fd` the way `kind` requires; `Err(errno)` on failure (`EPIPE`: the reader
-/// went away). For a pipe, `SIGPIPE` is blocked on this thread around the write, and the `SIGPIPE` the
-/// kernel raised for a failed write is consumed before the mask is restored, unless one was pending before
-/// (then it is the host's, and it stays). For a socket, `send(MSG_NOSIGNAL)` raises none.
-pub fn write_record_bytes(fd: i32, buf: &[u8], kind: WriteKind) -> Result<(), i32> {
-    match kind {
-        WriteKind::Plain => {
-            // A file size limit (RLIMIT_FSIZE) makes the kernel raise SIGXFSZ at a write past it: the shim's
-            // writes then run with that signal blocked and take back the one they caused.
-            let _guard = file_size_limited().then(super::fsio::FsizeGuard::new);
-            write_loop(buf, |b| {
-                // SAFETY: `b` is a valid slice for its length.
-                unsafe { libc::write(fd, b.as_ptr().cast(), b.len()) }
-            })
-            .inspect_err(|_| super::fsio::note_write_error())
-        }
-        WriteKind::Socket => write_loop(buf, |b| {
-            // SAFETY: as above; MSG_NOSIGNAL only changes how a broken connection is reported.
-            unsafe { libc::send(fd, b.as_ptr().cast(), b.len(), libc::MSG_NOSIGNAL) }
-        }),
-        // SAFETY: sigset operations on local sets; pthread_sigmask changes only this thread's mask, and the
-        // old mask is restored before returning.
-        WriteKind::Pipe => unsafe {
-            let mut pipe_set: libc::sigset_t = std::mem::zeroed();
-            let mut old: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut pipe_set);
-            libc::sigaddset(&mut pipe_set, libc::SIGPIPE);
-            libc::pthread_sigmask(libc::SIG_BLOCK, &pipe_set, &mut old);
-            // Only when the host itself blocks SIGPIPE can one be pending already (it would have been
-            // delivered otherwise); then look, so as never to consume the host's.
-            let mut pending_before = false;
-            if libc::sigismember(&old, libc::SIGPIPE) == 1 {
-                let mut pending: libc::sigset_t = std::mem::zeroed();
-                libc::sigpending(&mut pending);
-                pending_before = libc::sigismember(&pending, libc::SIGPIPE) == 1;
-            }
-            let result = write_loop(buf, |b| libc::write(fd, b.as_ptr().cast(), b.len()));
-            if result == Err(libc::EPIPE) && !pending_before {
-                let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-                libc::sigtimedwait(&pipe_set, std::ptr::null_mut(), &zero);
-            }
-            libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-            result
-        },
-    }
-}
-
-/// Whether this process has a finite `RLIMIT_FSIZE` (asked once per process; unlimited almost always, and
-/// then records are written with no signal-mask calls around them).
-pub fn file_size_limited() -> bool {
-    use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
-    static ASKED_BY: AtomicI32 = AtomicI32::new(0);
-    static LIMITED: AtomicU8 = AtomicU8::new(0);
-    let me = pid();
-    if ASKED_BY.load(Ordering::Acquire) != me {
-        // Asked before the owner is stored, so another thread never reads a stale answer.
-        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-        // SAFETY: valid out-parameter.
-        let finite =
-            unsafe { libc::getrlimit(libc::RLIMIT_FSIZE, &mut lim) } == 0 && lim.rlim_cur != libc::RLIM_INFINITY;
-        LIMITED.store(finite as u8, Ordering::Relaxed);
-        ASKED_BY.store(me, Ordering::Release);
-    }
-    LIMITED.load(Ordering::Relaxed) == 1
-}
-
-fn write_loop(mut buf: &[u8], mut write: impl FnMut(&[u8]) -> isize) -> Result<(), i32> {
+/// Calls `write` until all of `buf` is written, retrying on `EINTR`; `Err(errno)` on failure.
+pub fn write_loop(mut buf: &[u8], mut write: impl FnMut(&[u8]) -> isize) -> Result<(), i32> {
     while !buf.is_empty() {
         let n = write(buf);
         if n < 0 {
@@ -304,11 +233,6 @@ pub fn restore_cancel_state(old: i32) {
     let mut ignored = 0;
     // SAFETY: as above.
     unsafe { pthread_setcancelstate(old, &mut ignored) };
-}
-
-/// The process id: [`super::process::pid`] (kept in the page that a fork wipes).
-pub fn pid() -> i32 {
-    super::process::pid()
 }
 
 /// Whether the process runs with AT_SECURE (setuid/setgid): then environment-named files are never opened.

@@ -84,6 +84,21 @@ pub fn push_device(out: &mut Vec<u8>, dev: Device) {
     super::pyrepr::push_int(out, dev.device_id);
 }
 
+/// tvm-ffi's text of a dtype (`float16`, `bfloat16`, `float8_e4m3fn`...), or `dlpack(code,bits,lanes)`.
+pub fn dtype_text(dt: DataType) -> String {
+    match torch_dtype_name(dt) {
+        Some(n) => n.to_string(),
+        None => format!("dlpack({},{},{})", dt.code, dt.bits, dt.lanes),
+    }
+}
+
+/// torch's text of a device (`cpu`, `cuda:0`).
+pub fn device_text(d: Device) -> String {
+    let mut out = Vec::new();
+    push_device(&mut out, d);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

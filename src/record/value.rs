@@ -5,8 +5,9 @@ use super::names::{push_device, push_dtype};
 use super::push_indent;
 use super::pyrepr::{push_bytes_repr, push_float_repr, push_hex, push_int, push_str_repr, push_tuple};
 use super::tensor::{write_tensor_block, StatsSource};
-use crate::abi::dlpack::{self, DataType, Device, Prefetch, TensorDesc};
+use crate::abi::dlpack::{self, DataType, Device, TensorDesc};
 use crate::abi::ffi::{self, type_index as ti, ByteArray, FfiAny, SeqPayload};
+use crate::abi::prefetch::Prefetch;
 use crate::os::mem;
 use std::cell::Cell;
 

@@ -18,9 +18,8 @@
 #![forbid(unsafe_code)]
 
 pub use super::formats::*;
-pub use super::lines::write_stats_lines;
 
-/// Finished statistics of a tensor, ready for [`write_stats_lines`].
+/// Finished statistics of a tensor, ready for `lines::write_stats_lines`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Stats {
     /// No elements: no statistics lines are written.
@@ -691,7 +690,7 @@ mod bench {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::lines::write_f6;
+    use crate::stats::lines::{write_f6, write_stats_lines};
 
     /// Little deterministic generator for test data (xorshift64*).
     fn rng(seed: u64) -> impl FnMut() -> u64 {

@@ -18,7 +18,8 @@ use crate::os::mem;
 use crate::os::pool::{Lease, Pool, Reset};
 use crate::record::push_indent;
 use crate::record::tensor::StatsSource;
-use compute::{write_stats_lines, Accumulator, ElemKind};
+use compute::{Accumulator, ElemKind};
+use lines::write_stats_lines;
 use walk::{extent, walk_tensor, ByteSource};
 
 /// Size of the one staging buffer that every read goes through: the memory the shim adds never grows
