@@ -18,6 +18,9 @@
 //! - [`forkgen`]: per-process slots, so a forked child never waits on a lock its parent held;
 //! - [`state`]: process-wide switches.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 pub mod abi;
 pub mod arch;
 pub mod buffers;

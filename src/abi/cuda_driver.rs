@@ -90,7 +90,8 @@ pub fn driver() -> Option<&'static Driver> {
 /// # Safety
 /// `addr` must be 0 or the address of a function of type `F`.
 unsafe fn cast<F: Copy>(addr: usize) -> Option<F> {
-    (addr != 0).then(|| std::mem::transmute_copy::<usize, F>(&addr))
+    // SAFETY: `addr` is a function of type `F` (the caller's contract), and `F` is a function pointer type.
+    (addr != 0).then(|| unsafe { std::mem::transmute_copy::<usize, F>(&addr) })
 }
 
 impl Driver {
@@ -275,7 +276,8 @@ impl Driver {
         per_thread: bool,
     ) -> Result<(), i32> {
         let launch = if per_thread { self.launch_host_func_ptsz } else { self.launch_host_func }.ok_or(-1)?;
-        match launch(stream, f, user) {
+        // SAFETY: the real `cuLaunchHostFunc`; `user` outlives every call of `f` (the caller's contract).
+        match unsafe { launch(stream, f, user) } {
             SUCCESS => Ok(()),
             rc => Err(rc),
         }
@@ -289,6 +291,7 @@ impl Driver {
         if unsafe { f(&mut name, function) } != SUCCESS || name.is_null() {
             return None;
         }
+        // SAFETY: as above.
         Some(unsafe { CStr::from_ptr(name) }.to_string_lossy().into_owned())
     }
 }

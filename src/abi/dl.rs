@@ -57,6 +57,7 @@ pub fn real_dlsym(handle: usize, name: &CStr) -> usize {
     }
     // SAFETY: `f` is glibc's dlsym; `name` is NUL-terminated.
     let real: DlsymFn = unsafe { std::mem::transmute::<usize, DlsymFn>(f) };
+    // SAFETY: as above.
     unsafe { real(handle as *mut c_void, name.as_ptr()) as usize }
 }
 
@@ -93,12 +94,14 @@ pub struct AddrInfo {
 pub fn addr_info(addr: usize) -> Option<AddrInfo> {
     // SAFETY: dladdr fills `info` for an address inside a loaded object and returns 0 otherwise.
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
     if unsafe { libc::dladdr(addr as *const c_void, &mut info) } == 0 || info.dli_fname.is_null() {
         return None;
     }
     // SAFETY: strings owned by the loader, NUL-terminated.
     let object = unsafe { CStr::from_ptr(info.dli_fname) }.to_string_lossy().into_owned();
     let exact_symbol = if !info.dli_sname.is_null() && info.dli_saddr as usize == addr {
+        // SAFETY: as above.
         Some(unsafe { CStr::from_ptr(info.dli_sname) }.to_string_lossy().into_owned())
     } else {
         None
@@ -126,10 +129,12 @@ pub fn loaded_object_path(prefix: &str) -> Option<String> {
     extern "C" fn visit(info: *mut libc::dl_phdr_info, _size: usize, data: *mut c_void) -> i32 {
         // SAFETY: `data` is the `Search` passed below; `info` is valid during the callback.
         let search = unsafe { &mut *(data as *mut Search) };
+        // SAFETY: as above.
         let name = unsafe { (*info).dlpi_name };
         if name.is_null() {
             return 0;
         }
+        // SAFETY: as above.
         let path = unsafe { CStr::from_ptr(name) }.to_string_lossy();
         let file = path.rsplit('/').next().unwrap_or("");
         if file.starts_with(search.prefix) {

@@ -185,7 +185,9 @@ unsafe fn tables(obj: &LoadedObject) -> Option<Tables> {
     };
     let mut d = obj.dynamic as *const Dyn;
     for _ in 0..4096 {
-        let Dyn { tag, val } = std::ptr::read(d);
+        // SAFETY: `obj` is loaded, and its dynamic section runs from `obj.dynamic` to its `DT_NULL` entry
+        // (bounded by 4096 entries); the loop stops at that entry.
+        let Dyn { tag, val } = unsafe { std::ptr::read(d) };
         match tag {
             DT_NULL => break,
             DT_SYMTAB => t.symtab = absolute(obj.base, val),
@@ -199,7 +201,8 @@ unsafe fn tables(obj: &LoadedObject) -> Option<Tables> {
             DT_RELACOUNT => t.relative_count = val as usize,
             _ => {}
         }
-        d = d.add(1);
+        // SAFETY: `d` was not the `DT_NULL` entry, so the next entry is still inside the section.
+        d = unsafe { d.add(1) };
     }
     (t.symtab != 0 && t.strtab != 0 && t.pltrel_is_rela).then_some(t)
 }
@@ -211,14 +214,16 @@ unsafe fn tables(obj: &LoadedObject) -> Option<Tables> {
 /// # Safety
 /// `obj` must be loaded while this runs (the caller holds a reference to it).
 pub unsafe fn for_each_slot(obj: &LoadedObject, prefix: &[u8], mut f: impl FnMut(&CStr, u8, usize, SlotKind)) {
-    let Some(t) = tables(obj) else {
+    // SAFETY: `obj` is loaded while this runs (the caller's contract).
+    let Some(t) = (unsafe { tables(obj) }) else {
         return;
     };
     for (start, bytes, skip) in [(t.jmprel.0, t.jmprel.1, 0), (t.rela.0, t.rela.1, t.relative_count)] {
         if start == 0 || bytes == 0 {
             continue;
         }
-        let relocs = std::slice::from_raw_parts(start as *const Rela, bytes / std::mem::size_of::<Rela>());
+        // SAFETY: `DT_JMPREL`/`DT_RELA` with their sizes describe arrays of `Rela` inside the loaded object.
+        let relocs = unsafe { std::slice::from_raw_parts(start as *const Rela, bytes / std::mem::size_of::<Rela>()) };
         for r in relocs.iter().skip(skip) {
             let kind = match (r.info & 0xffff_ffff) as u32 {
                 arch::JUMP_SLOT => SlotKind::Jump,
@@ -229,16 +234,20 @@ pub unsafe fn for_each_slot(obj: &LoadedObject, prefix: &[u8], mut f: impl FnMut
             if index == 0 {
                 continue;
             }
-            let sym = &*((t.symtab as *const Sym).add(index));
+            // SAFETY: a relocation's symbol index names an entry of the object's own `DT_SYMTAB`.
+            let sym = unsafe { &*((t.symtab as *const Sym).add(index)) };
             if t.strsz != 0 && sym.name as usize >= t.strsz {
                 continue;
             }
             let name = (t.strtab + sym.name as usize) as *const u8;
             // A NUL in the name ends the comparison with a mismatch: no read past the string.
-            if (0..prefix.len()).any(|i| *name.add(i) != prefix[i]) {
+            // SAFETY: `name` is inside `DT_STRTAB` (checked against `DT_STRSZ` when known) and NUL-terminated;
+            // the comparison stops at the first mismatch, a NUL included.
+            if (0..prefix.len()).any(|i| unsafe { *name.add(i) } != prefix[i]) {
                 continue;
             }
-            let name = CStr::from_ptr(name.cast());
+            // SAFETY: as above: a NUL-terminated string of the object's string table.
+            let name = unsafe { CStr::from_ptr(name.cast()) };
             f(name, sym.info & 0xf, obj.base.wrapping_add(r.offset as usize), kind);
         }
     }
@@ -249,7 +258,9 @@ pub unsafe fn for_each_slot(obj: &LoadedObject, prefix: &[u8], mut f: impl FnMut
 /// # Safety
 /// `slot` must be a GOT slot of a loaded object (8-byte aligned, mapped readable).
 pub unsafe fn read_slot(slot: usize) -> usize {
-    AtomicUsize::from_ptr(slot as *mut usize).load(Ordering::Acquire)
+    // SAFETY: `slot` is an aligned, readable GOT slot (the caller's contract); other threads only ever write
+    // it atomically (the loader's lazy binding stores a whole word).
+    unsafe { AtomicUsize::from_ptr(slot as *mut usize) }.load(Ordering::Acquire)
 }
 
 /// The protection of the page holding `addr` (from `/proc/self/maps`, read once per [`Maps`]).
@@ -308,18 +319,23 @@ pub unsafe fn write_slot(obj: &LoadedObject, slot: usize, value: usize, maps: &m
         None if !maps.readable() && obj.contains(slot) => libc::PROT_READ | libc::PROT_WRITE,
         None => return false,
     };
-    let slot_ref = AtomicUsize::from_ptr(slot as *mut usize);
+    // SAFETY: `slot` is an aligned GOT slot of the loaded `obj` (the caller's contract).
+    let slot_ref = unsafe { AtomicUsize::from_ptr(slot as *mut usize) };
     if prot & libc::PROT_WRITE != 0 {
         slot_ref.store(value, Ordering::Release);
         return true;
     }
-    let page_size = libc::sysconf(libc::_SC_PAGESIZE).max(4096) as usize;
+    // SAFETY: sysconf has no preconditions.
+    let page_size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as usize;
     let page = (slot & !(page_size - 1)) as *mut c_void;
-    if libc::mprotect(page, page_size, prot | libc::PROT_READ | libc::PROT_WRITE) != 0 {
+    // SAFETY: the page holds the slot of a loaded object; only its protection changes, for the one write,
+    // and the protection read above is given back right after.
+    if unsafe { libc::mprotect(page, page_size, prot | libc::PROT_READ | libc::PROT_WRITE) } != 0 {
         return false;
     }
     slot_ref.store(value, Ordering::Release);
-    libc::mprotect(page, page_size, prot);
+    // SAFETY: as above: the page's own protection restored.
+    unsafe { libc::mprotect(page, page_size, prot) };
     true
 }
 

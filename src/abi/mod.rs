@@ -4,6 +4,7 @@
 //! on the safe views it returns; the library's own OS services are in `os`, below it.
 
 pub mod cuda_driver;
+pub mod cuda_types;
 pub mod dl;
 pub mod dlpack;
 pub mod ffi;

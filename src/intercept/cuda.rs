@@ -19,6 +19,7 @@
 
 use super::launch;
 use super::plt;
+use crate::abi::cuda_types::LaunchConfig;
 use crate::abi::dl;
 use crate::capture;
 use crate::os::sys::ErrnoGuard;
@@ -36,88 +37,72 @@ const PER_THREAD_FLAG: u64 = 2;
 /// front of it, an exported and an internal address of the same function). A further one passes unwrapped.
 pub const INSTANCES: usize = 4;
 
-/// The wrapped driver entry points; the discriminant indexes [`REAL`] and [`ENTRIES`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(usize)]
-pub enum Entry {
-    /// `cuStreamBeginCapture(CUstream)`.
-    BeginCapture,
-    /// Per-thread-stream variant.
-    BeginCapturePtsz,
-    /// `cuStreamBeginCapture_v2(CUstream, CUstreamCaptureMode)`.
-    BeginCaptureV2,
-    /// Per-thread-stream variant.
-    BeginCaptureV2Ptsz,
-    /// `cuStreamBeginCaptureToGraph(CUstream, CUgraph, deps, edge data, n, mode)`.
-    BeginCaptureToGraph,
-    /// Per-thread-stream variant.
-    BeginCaptureToGraphPtsz,
-    /// `cuStreamEndCapture(CUstream, CUgraph*)`.
-    EndCapture,
-    /// Per-thread-stream variant.
-    EndCapturePtsz,
-    /// `cuLaunchKernel`.
-    LaunchKernel,
-    /// Per-thread-stream variant.
-    LaunchKernelPtsz,
-    /// `cuLaunchKernelEx(const CUlaunchConfig*, CUfunction, void**, void**)`.
-    LaunchKernelEx,
-    /// Per-thread-stream variant.
-    LaunchKernelExPtsz,
-    /// `cuGetProcAddress` (4 arguments, CUDA 11.3).
-    GetProcAddress,
-    /// `cuGetProcAddress_v2` (5 arguments, CUDA 12.0).
-    GetProcAddressV2,
-}
-
-/// One row of the table: the driver's symbol, its base name (what `cuGetProcAddress` is asked for), and
-/// whether it is the per-thread-default-stream variant.
+/// One row of the table: the driver's symbol, its base name (what `cuGetProcAddress` is asked for), whether
+/// it is the per-thread-default-stream variant, and the first driver API version that maps the base name to
+/// it (for `cuGetProcAddress` answers whose symbol cannot be read back from the address).
 pub struct EntryInfo {
     /// Exported symbol in libcuda.
-    pub symbol: &'static CStr,
+    pub symbol: &'static str,
     /// The name `cuGetProcAddress` callers ask for.
     pub base: &'static str,
     /// Per-thread default stream (`_ptsz`).
     pub per_thread: bool,
+    /// The driver returns this variant for `base` from this API version on (CUDA 12.x mapping).
+    pub since: i32,
     /// Which entry.
     pub entry: Entry,
 }
 
-macro_rules! row {
-    ($sym:literal, $base:literal, $pt:literal, $e:ident) => {
-        EntryInfo { symbol: $sym, base: $base, per_thread: $pt, entry: Entry::$e }
+/// Generates everything that names a driver entry point from the one table below ([`driver_entries!`]'s
+/// invocation): the [`Entry`] enum, the [`ENTRIES`] rows, the [`REAL`] slots, the wrapper functions (by the
+/// row's wrapper kind) and [`wrapper_addr`].
+macro_rules! driver_entries {
+    ($( $(#[$doc:meta])* $entry:ident = $sym:ident, base $base:literal, ptsz $pt:literal, since $since:literal,
+        $kind:ident ($($args:tt)*); )*) => {
+        /// The wrapped driver entry points; the discriminant indexes [`REAL`] and [`ENTRIES`].
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        #[repr(usize)]
+        pub enum Entry {
+            $( $(#[$doc])* $entry, )*
+        }
+
+        /// Every wrapped driver entry point, in the order of [`Entry`].
+        pub const ENTRIES: [EntryInfo; COUNT] = [
+            $( EntryInfo {
+                symbol: stringify!($sym),
+                base: $base,
+                per_thread: $pt,
+                since: $since,
+                entry: Entry::$entry,
+            }, )*
+        ];
+
+        /// How many entry points the table has.
+        const COUNT: usize = [$(stringify!($entry)),*].len();
+
+        $( $kind!($sym, $entry, ($($args)*)); )*
+
+        /// The address of copy `k` of the shim's wrapper for `entry`.
+        fn wrapper_addr(entry: Entry, k: usize) -> usize {
+            let all = match entry {
+                $( Entry::$entry => copies!($sym), )*
+            };
+            all[k]
+        }
     };
 }
 
-/// Every wrapped driver entry point.
-pub const ENTRIES: [EntryInfo; 14] = [
-    row!(c"cuStreamBeginCapture", "cuStreamBeginCapture", false, BeginCapture),
-    row!(c"cuStreamBeginCapture_ptsz", "cuStreamBeginCapture", true, BeginCapturePtsz),
-    row!(c"cuStreamBeginCapture_v2", "cuStreamBeginCapture", false, BeginCaptureV2),
-    row!(c"cuStreamBeginCapture_v2_ptsz", "cuStreamBeginCapture", true, BeginCaptureV2Ptsz),
-    row!(c"cuStreamBeginCaptureToGraph", "cuStreamBeginCaptureToGraph", false, BeginCaptureToGraph),
-    row!(c"cuStreamBeginCaptureToGraph_ptsz", "cuStreamBeginCaptureToGraph", true, BeginCaptureToGraphPtsz),
-    row!(c"cuStreamEndCapture", "cuStreamEndCapture", false, EndCapture),
-    row!(c"cuStreamEndCapture_ptsz", "cuStreamEndCapture", true, EndCapturePtsz),
-    row!(c"cuLaunchKernel", "cuLaunchKernel", false, LaunchKernel),
-    row!(c"cuLaunchKernel_ptsz", "cuLaunchKernel", true, LaunchKernelPtsz),
-    row!(c"cuLaunchKernelEx", "cuLaunchKernelEx", false, LaunchKernelEx),
-    row!(c"cuLaunchKernelEx_ptsz", "cuLaunchKernelEx", true, LaunchKernelExPtsz),
-    row!(c"cuGetProcAddress", "cuGetProcAddress", false, GetProcAddress),
-    row!(c"cuGetProcAddress_v2", "cuGetProcAddress", false, GetProcAddressV2),
-];
-
 /// The real driver function behind each wrapper copy (0 = copy not bound yet).
-static REAL: [[AtomicUsize; INSTANCES]; 14] = [const { [const { AtomicUsize::new(0) }; INSTANCES] }; 14];
+static REAL: [[AtomicUsize; INSTANCES]; COUNT] = [const { [const { AtomicUsize::new(0) }; INSTANCES] }; COUNT];
 
 /// Whether `name` is one of the wrapped driver symbols (decides whether `dlsym` hooks the lookup).
 pub fn is_tracked_driver_name(name: &[u8]) -> bool {
-    ENTRIES.iter().any(|e| e.symbol.to_bytes() == name)
+    ENTRIES.iter().any(|e| e.symbol.as_bytes() == name)
 }
 
 /// The entry whose exported driver symbol is `name`.
 pub fn entry_by_symbol(name: &[u8]) -> Option<Entry> {
-    ENTRIES.iter().find(|e| e.symbol.to_bytes() == name).map(|e| e.entry)
+    ENTRIES.iter().find(|e| e.symbol.as_bytes() == name).map(|e| e.entry)
 }
 
 /// The driver wrappers as the GOT rewrite of the PLT route sees them.
@@ -132,7 +117,9 @@ pub const GOT_WRAPPERS: plt::Wrappers = plt::Wrappers {
 /// `F` must be the C signature of entry `e`.
 unsafe fn real<F: Copy>(e: usize, k: usize) -> Option<F> {
     let addr = REAL[e][k].load(Ordering::Acquire);
-    (addr != 0).then(|| std::mem::transmute_copy::<usize, F>(&addr))
+    // SAFETY: a bound slot holds the real driver function of entry `e`, whose C signature is `F` (the
+    // caller's contract); `F` is a function pointer type of the same size as `usize`.
+    (addr != 0).then(|| unsafe { std::mem::transmute_copy::<usize, F>(&addr) })
 }
 
 /// The wrapper copy of `entry` bound to `real`: the copy already bound to it, else a free copy bound now.
@@ -167,27 +154,6 @@ macro_rules! copies {
     };
 }
 
-/// The address of copy `k` of the shim's wrapper for `entry`.
-fn wrapper_addr(entry: Entry, k: usize) -> usize {
-    let all = match entry {
-        Entry::BeginCapture => copies!(cuStreamBeginCapture),
-        Entry::BeginCapturePtsz => copies!(cuStreamBeginCapture_ptsz),
-        Entry::BeginCaptureV2 => copies!(cuStreamBeginCapture_v2),
-        Entry::BeginCaptureV2Ptsz => copies!(cuStreamBeginCapture_v2_ptsz),
-        Entry::BeginCaptureToGraph => copies!(cuStreamBeginCaptureToGraph),
-        Entry::BeginCaptureToGraphPtsz => copies!(cuStreamBeginCaptureToGraph_ptsz),
-        Entry::EndCapture => copies!(cuStreamEndCapture),
-        Entry::EndCapturePtsz => copies!(cuStreamEndCapture_ptsz),
-        Entry::LaunchKernel => copies!(cuLaunchKernel),
-        Entry::LaunchKernelPtsz => copies!(cuLaunchKernel_ptsz),
-        Entry::LaunchKernelEx => copies!(cuLaunchKernelEx),
-        Entry::LaunchKernelExPtsz => copies!(cuLaunchKernelEx_ptsz),
-        Entry::GetProcAddress => copies!(cuGetProcAddress),
-        Entry::GetProcAddressV2 => copies!(cuGetProcAddress_v2),
-    };
-    all[k]
-}
-
 /// Route 2: `dlsym(handle, name)` found `found`. When it lies in a libcuda, remember it as the real
 /// function and hand out the wrapper; anything else is returned as found.
 pub fn wrap_driver_lookup(name: &[u8], found: usize) -> usize {
@@ -215,34 +181,27 @@ fn wrap_proc_address(symbol: &[u8], found: usize, version: i32, flags: u64) -> u
     }
     let by_address = dl::addr_info(found)
         .and_then(|i| i.exact_symbol)
-        .and_then(|s| ENTRIES.iter().find(|e| e.symbol.to_bytes() == s.as_bytes()))
+        .and_then(|s| ENTRIES.iter().find(|e| e.symbol == s))
         .filter(|e| e.base == base)
         .map(|e| e.entry);
-    let entry = by_address.unwrap_or_else(|| infer_variant(base, version, flags & PER_THREAD_FLAG != 0));
+    let Some(entry) = by_address.or_else(|| infer_variant(base, version, flags & PER_THREAD_FLAG != 0)) else {
+        return found;
+    };
     // The driver's answer is the real function wherever it lies (a forwarding driver may hand out its own
     // functions or the vendor's); only an address of the shim itself is passed back untouched.
     wrapper_for(entry, found).unwrap_or(found)
 }
 
-/// The variant the driver returns for `base` at `version`, per-thread or not (CUDA 12.x mapping).
-pub fn infer_variant(base: &str, version: i32, per_thread: bool) -> Entry {
-    use Entry::*;
-    match (base, per_thread) {
-        ("cuStreamBeginCapture", false) if version >= 10010 => BeginCaptureV2,
-        ("cuStreamBeginCapture", true) if version >= 10010 => BeginCaptureV2Ptsz,
-        ("cuStreamBeginCapture", false) => BeginCapture,
-        ("cuStreamBeginCapture", true) => BeginCapturePtsz,
-        ("cuStreamBeginCaptureToGraph", false) => BeginCaptureToGraph,
-        ("cuStreamBeginCaptureToGraph", true) => BeginCaptureToGraphPtsz,
-        ("cuStreamEndCapture", false) => EndCapture,
-        ("cuStreamEndCapture", true) => EndCapturePtsz,
-        ("cuLaunchKernel", false) => LaunchKernel,
-        ("cuLaunchKernel", true) => LaunchKernelPtsz,
-        ("cuLaunchKernelEx", false) => LaunchKernelEx,
-        ("cuLaunchKernelEx", true) => LaunchKernelExPtsz,
-        ("cuGetProcAddress", _) if version >= 12000 => GetProcAddressV2,
-        _ => GetProcAddress,
-    }
+/// The variant the driver returns for `base` at `version`, per-thread or not: of the rows of `base` (of the
+/// same per-thread kind, when `base` has per-thread variants), the one with the latest `since` not after
+/// `version`. None for a base the table does not have.
+pub fn infer_variant(base: &str, version: i32, per_thread: bool) -> Option<Entry> {
+    let has_ptsz = ENTRIES.iter().any(|e| e.base == base && e.per_thread);
+    ENTRIES
+        .iter()
+        .filter(|e| e.base == base && (!has_ptsz || e.per_thread == per_thread) && e.since <= version)
+        .max_by_key(|e| e.since)
+        .map(|e| e.entry)
 }
 
 /// Replaces `*pfn` with a wrapper when the lookup succeeded and names a wrapped entry point.
@@ -250,14 +209,18 @@ pub fn infer_variant(base: &str, version: i32, per_thread: bool) -> Entry {
 /// # Safety
 /// `symbol` and `pfn` are the host's arguments to a `cuGetProcAddress*` call that returned `rc`.
 unsafe fn after_proc_address(rc: i32, symbol: *const c_char, pfn: *mut usize, version: i32, flags: u64) {
-    if rc != 0 || symbol.is_null() || pfn.is_null() || *pfn == 0 {
+    // SAFETY: the driver wrote `*pfn` for a successful lookup (the caller's contract), and `pfn` is not null.
+    if rc != 0 || symbol.is_null() || pfn.is_null() || unsafe { *pfn } == 0 {
         return;
     }
     let _errno = ErrnoGuard::save();
-    let name = CStr::from_ptr(symbol).to_bytes();
-    let found = *pfn;
+    // SAFETY: the driver just looked `symbol` up: a NUL-terminated string the host passed.
+    let name = unsafe { CStr::from_ptr(symbol) }.to_bytes();
+    // SAFETY: as above.
+    let found = unsafe { *pfn };
     if let Some(w) = state::guarded(|| wrap_proc_address(name, found, version, flags)) {
-        *pfn = w;
+        // SAFETY: `pfn` is the host's out-parameter, written by the driver a moment ago.
+        unsafe { *pfn = w };
     }
 }
 
@@ -276,11 +239,14 @@ pub unsafe extern "C" fn cuGetProcAddress<const K: usize>(
     flags: u64,
 ) -> i32 {
     plt::refresh(&GOT_WRAPPERS);
-    let Some(f) = real::<GetProcAddressFn>(Entry::GetProcAddress as usize, K) else {
+    // SAFETY: the table row of this entry gives this wrapper its C signature, the type `real` is asked for.
+    let Some(f) = (unsafe { real::<GetProcAddressFn>(Entry::GetProcAddress as usize, K) }) else {
         return NOT_FOUND;
     };
-    let rc = f(symbol, pfn, version, flags);
-    after_proc_address(rc, symbol, pfn, version, flags);
+    // SAFETY: the real driver function, called with the host's own arguments under the driver's contract.
+    let rc = unsafe { f(symbol, pfn, version, flags) };
+    // SAFETY: the host's own arguments to this lookup, which returned `rc`.
+    unsafe { after_proc_address(rc, symbol, pfn, version, flags) };
     rc
 }
 
@@ -296,11 +262,14 @@ pub unsafe extern "C" fn cuGetProcAddress_v2<const K: usize>(
     status: *mut i32,
 ) -> i32 {
     plt::refresh(&GOT_WRAPPERS);
-    let Some(f) = real::<GetProcAddressV2Fn>(Entry::GetProcAddressV2 as usize, K) else {
+    // SAFETY: the table row of this entry gives this wrapper its C signature, the type `real` is asked for.
+    let Some(f) = (unsafe { real::<GetProcAddressV2Fn>(Entry::GetProcAddressV2 as usize, K) }) else {
         return NOT_FOUND;
     };
-    let rc = f(symbol, pfn, version, flags, status);
-    after_proc_address(rc, symbol, pfn, version, flags);
+    // SAFETY: the real driver function, called with the host's own arguments under the driver's contract.
+    let rc = unsafe { f(symbol, pfn, version, flags, status) };
+    // SAFETY: the host's own arguments to this lookup, which returned `rc`.
+    unsafe { after_proc_address(rc, symbol, pfn, version, flags) };
     rc
 }
 
@@ -314,10 +283,12 @@ macro_rules! begin_capture_wrapper {
         pub unsafe extern "C" fn $name<const K: usize>(stream: Stream $(, $arg: $ty)*) -> i32 {
             plt::refresh(&GOT_WRAPPERS);
             crate::graph::prepare_before_capture();
-            let Some(f) = real::<unsafe extern "C" fn(Stream $(, $ty)*) -> i32>(Entry::$entry as usize, K) else {
+            // SAFETY: the table row of this entry gives this wrapper its C signature, the type `real` is asked for.
+            let Some(f) = (unsafe { real::<unsafe extern "C" fn(Stream $(, $ty)*) -> i32>(Entry::$entry as usize, K) }) else {
                 return NOT_FOUND;
             };
-            let rc = f(stream $(, $arg)*);
+            // SAFETY: the real driver function, called with the host's own arguments under the driver's contract.
+            let rc = unsafe { f(stream $(, $arg)*) };
             if rc == 0 {
                 capture::began(stream);
             }
@@ -326,34 +297,23 @@ macro_rules! begin_capture_wrapper {
     };
 }
 
-begin_capture_wrapper!(cuStreamBeginCapture, BeginCapture, ());
-begin_capture_wrapper!(cuStreamBeginCapture_ptsz, BeginCapturePtsz, ());
-begin_capture_wrapper!(cuStreamBeginCapture_v2, BeginCaptureV2, (mode: i32));
-begin_capture_wrapper!(cuStreamBeginCapture_v2_ptsz, BeginCaptureV2Ptsz, (mode: i32));
-begin_capture_wrapper!(
-    cuStreamBeginCaptureToGraph,
-    BeginCaptureToGraph,
-    (graph: usize, deps: *const c_void, edge_data: *const c_void, num_deps: usize, mode: i32)
-);
-begin_capture_wrapper!(
-    cuStreamBeginCaptureToGraph_ptsz,
-    BeginCaptureToGraphPtsz,
-    (graph: usize, deps: *const c_void, edge_data: *const c_void, num_deps: usize, mode: i32)
-);
-
 /// Defines an EndCapture wrapper: call the real function, then record the end of the capture.
 macro_rules! end_capture_wrapper {
-    ($name:ident, $entry:ident) => {
+    ($name:ident, $entry:ident, ()) => {
         /// Wrapper of the driver function of the same name: records the end of the capture.
         ///
         /// # Safety
         /// Called by the host with the driver's contract.
         pub unsafe extern "C" fn $name<const K: usize>(stream: Stream, graph: *mut usize) -> i32 {
             plt::refresh(&GOT_WRAPPERS);
-            let Some(f) = real::<unsafe extern "C" fn(Stream, *mut usize) -> i32>(Entry::$entry as usize, K) else {
+            // SAFETY: the table row of this entry gives this wrapper its C signature, the type `real` is asked for.
+            let Some(f) =
+                (unsafe { real::<unsafe extern "C" fn(Stream, *mut usize) -> i32>(Entry::$entry as usize, K) })
+            else {
                 return NOT_FOUND;
             };
-            let rc = f(stream, graph);
+            // SAFETY: the real driver function, called with the host's own arguments under the driver's contract.
+            let rc = unsafe { f(stream, graph) };
             if capture::end_result_ends_capture(rc) {
                 capture::ended(stream);
             }
@@ -362,15 +322,12 @@ macro_rules! end_capture_wrapper {
     };
 }
 
-end_capture_wrapper!(cuStreamEndCapture, EndCapture);
-end_capture_wrapper!(cuStreamEndCapture_ptsz, EndCapturePtsz);
-
 type LaunchKernelFn =
     unsafe extern "C" fn(usize, u32, u32, u32, u32, u32, u32, u32, Stream, *mut *mut c_void, *mut *mut c_void) -> i32;
 
 /// Defines a `cuLaunchKernel` wrapper: log the launch (never synchronising), then call the real function.
 macro_rules! launch_kernel_wrapper {
-    ($name:ident, $entry:ident) => {
+    ($name:ident, $entry:ident, ()) => {
         /// Wrapper of the driver function of the same name: logs matching kernel launches.
         ///
         /// # Safety
@@ -390,7 +347,8 @@ macro_rules! launch_kernel_wrapper {
             extra: *mut *mut c_void,
         ) -> i32 {
             plt::refresh(&GOT_WRAPPERS);
-            let Some(f) = real::<LaunchKernelFn>(Entry::$entry as usize, K) else {
+            // SAFETY: the table row of this entry gives this wrapper its C signature, the type `real` is asked for.
+            let Some(f) = (unsafe { real::<LaunchKernelFn>(Entry::$entry as usize, K) }) else {
                 return NOT_FOUND;
             };
             launch::log_launch(function, || Launch {
@@ -399,31 +357,17 @@ macro_rules! launch_kernel_wrapper {
                 shared_mem: shared_mem as u64,
                 stream,
             });
-            f(function, gx, gy, gz, bx, by, bz, shared_mem, stream, params, extra)
+            // SAFETY: the real driver function, called with the host's own arguments under the driver's contract.
+            unsafe { f(function, gx, gy, gz, bx, by, bz, shared_mem, stream, params, extra) }
         }
     };
-}
-
-launch_kernel_wrapper!(cuLaunchKernel, LaunchKernel);
-launch_kernel_wrapper!(cuLaunchKernel_ptsz, LaunchKernelPtsz);
-
-/// `CUlaunchConfig` (cuda.h 12.x): grid, block, shared memory, stream, attributes.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct LaunchConfig {
-    grid: [u32; 3],
-    block: [u32; 3],
-    shared_mem: u32,
-    stream: Stream,
-    attrs: *mut c_void,
-    num_attrs: u32,
 }
 
 type LaunchKernelExFn = unsafe extern "C" fn(*const LaunchConfig, usize, *mut *mut c_void, *mut *mut c_void) -> i32;
 
 /// Defines a `cuLaunchKernelEx` wrapper.
 macro_rules! launch_kernel_ex_wrapper {
-    ($name:ident, $entry:ident) => {
+    ($name:ident, $entry:ident, ()) => {
         /// Wrapper of the driver function of the same name: logs matching kernel launches.
         ///
         /// # Safety
@@ -435,7 +379,8 @@ macro_rules! launch_kernel_ex_wrapper {
             extra: *mut *mut c_void,
         ) -> i32 {
             plt::refresh(&GOT_WRAPPERS);
-            let Some(f) = real::<LaunchKernelExFn>(Entry::$entry as usize, K) else {
+            // SAFETY: the table row of this entry gives this wrapper its C signature, the type `real` is asked for.
+            let Some(f) = (unsafe { real::<LaunchKernelExFn>(Entry::$entry as usize, K) }) else {
                 return NOT_FOUND;
             };
             if let Ok(c) = crate::os::mem::read_pod::<LaunchConfig>(config as usize) {
@@ -446,18 +391,64 @@ macro_rules! launch_kernel_ex_wrapper {
                     stream: c.stream,
                 });
             }
-            f(config, function, params, extra)
+            // SAFETY: the real driver function, called with the host's own arguments under the driver's contract.
+            unsafe { f(config, function, params, extra) }
         }
     };
 }
 
-launch_kernel_ex_wrapper!(cuLaunchKernelEx, LaunchKernelEx);
-launch_kernel_ex_wrapper!(cuLaunchKernelEx_ptsz, LaunchKernelExPtsz);
+/// A wrapper written out by hand above (the `cuGetProcAddress*` pair): the table generates nothing for it.
+macro_rules! by_hand {
+    ($name:ident, $entry:ident, ()) => {};
+}
+
+// The one table of the wrapped driver entry points: the variant, the driver's symbol (the wrapper's name), the
+// base name `cuGetProcAddress` is asked for, per-thread stream or not, the first API version the driver maps the
+// base name to this variant, and the wrapper kind with its extra arguments.
+driver_entries! {
+    /// `cuStreamBeginCapture(CUstream)`.
+    BeginCapture = cuStreamBeginCapture, base "cuStreamBeginCapture", ptsz false, since 0,
+        begin_capture_wrapper ();
+    /// Per-thread-stream variant.
+    BeginCapturePtsz = cuStreamBeginCapture_ptsz, base "cuStreamBeginCapture", ptsz true, since 0,
+        begin_capture_wrapper ();
+    /// `cuStreamBeginCapture_v2(CUstream, CUstreamCaptureMode)`.
+    BeginCaptureV2 = cuStreamBeginCapture_v2, base "cuStreamBeginCapture", ptsz false, since 10010,
+        begin_capture_wrapper (mode: i32);
+    /// Per-thread-stream variant.
+    BeginCaptureV2Ptsz = cuStreamBeginCapture_v2_ptsz, base "cuStreamBeginCapture", ptsz true, since 10010,
+        begin_capture_wrapper (mode: i32);
+    /// `cuStreamBeginCaptureToGraph(CUstream, CUgraph, deps, edge data, n, mode)`.
+    BeginCaptureToGraph = cuStreamBeginCaptureToGraph, base "cuStreamBeginCaptureToGraph", ptsz false, since 0,
+        begin_capture_wrapper
+        (graph: usize, deps: *const c_void, edge_data: *const c_void, num_deps: usize, mode: i32);
+    /// Per-thread-stream variant.
+    BeginCaptureToGraphPtsz = cuStreamBeginCaptureToGraph_ptsz, base "cuStreamBeginCaptureToGraph", ptsz true,
+        since 0, begin_capture_wrapper
+        (graph: usize, deps: *const c_void, edge_data: *const c_void, num_deps: usize, mode: i32);
+    /// `cuStreamEndCapture(CUstream, CUgraph*)`.
+    EndCapture = cuStreamEndCapture, base "cuStreamEndCapture", ptsz false, since 0, end_capture_wrapper ();
+    /// Per-thread-stream variant.
+    EndCapturePtsz = cuStreamEndCapture_ptsz, base "cuStreamEndCapture", ptsz true, since 0,
+        end_capture_wrapper ();
+    /// `cuLaunchKernel`.
+    LaunchKernel = cuLaunchKernel, base "cuLaunchKernel", ptsz false, since 0, launch_kernel_wrapper ();
+    /// Per-thread-stream variant.
+    LaunchKernelPtsz = cuLaunchKernel_ptsz, base "cuLaunchKernel", ptsz true, since 0, launch_kernel_wrapper ();
+    /// `cuLaunchKernelEx(const CUlaunchConfig*, CUfunction, void**, void**)`.
+    LaunchKernelEx = cuLaunchKernelEx, base "cuLaunchKernelEx", ptsz false, since 0, launch_kernel_ex_wrapper ();
+    /// Per-thread-stream variant.
+    LaunchKernelExPtsz = cuLaunchKernelEx_ptsz, base "cuLaunchKernelEx", ptsz true, since 0,
+        launch_kernel_ex_wrapper ();
+    /// `cuGetProcAddress` (4 arguments, CUDA 11.3).
+    GetProcAddress = cuGetProcAddress, base "cuGetProcAddress", ptsz false, since 0, by_hand ();
+    /// `cuGetProcAddress_v2` (5 arguments, CUDA 12.0).
+    GetProcAddressV2 = cuGetProcAddress_v2, base "cuGetProcAddress", ptsz false, since 12000, by_hand ();
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::mem::{offset_of, size_of};
 
     #[test]
     fn table_is_indexed_by_entry() {
@@ -468,13 +459,16 @@ mod tests {
 
     #[test]
     fn variants_follow_the_driver_mapping() {
-        assert_eq!(infer_variant("cuStreamBeginCapture", 10000, false), Entry::BeginCapture);
-        assert_eq!(infer_variant("cuStreamBeginCapture", 10010, false), Entry::BeginCaptureV2);
-        assert_eq!(infer_variant("cuStreamBeginCapture", 10010, true), Entry::BeginCaptureV2Ptsz);
-        assert_eq!(infer_variant("cuStreamBeginCapture", 10000, true), Entry::BeginCapturePtsz);
-        assert_eq!(infer_variant("cuStreamEndCapture", 10000, true), Entry::EndCapturePtsz);
-        assert_eq!(infer_variant("cuGetProcAddress", 11030, false), Entry::GetProcAddress);
-        assert_eq!(infer_variant("cuGetProcAddress", 12000, false), Entry::GetProcAddressV2);
+        assert_eq!(infer_variant("cuGetProcAddress", 12000, true), Some(Entry::GetProcAddressV2));
+        assert_eq!(infer_variant("cuLaunchKernel", 12000, true), Some(Entry::LaunchKernelPtsz));
+        assert_eq!(infer_variant("cuMemAlloc", 12000, false), None);
+        assert_eq!(infer_variant("cuStreamBeginCapture", 10000, false), Some(Entry::BeginCapture));
+        assert_eq!(infer_variant("cuStreamBeginCapture", 10010, false), Some(Entry::BeginCaptureV2));
+        assert_eq!(infer_variant("cuStreamBeginCapture", 10010, true), Some(Entry::BeginCaptureV2Ptsz));
+        assert_eq!(infer_variant("cuStreamBeginCapture", 10000, true), Some(Entry::BeginCapturePtsz));
+        assert_eq!(infer_variant("cuStreamEndCapture", 10000, true), Some(Entry::EndCapturePtsz));
+        assert_eq!(infer_variant("cuGetProcAddress", 11030, false), Some(Entry::GetProcAddress));
+        assert_eq!(infer_variant("cuGetProcAddress", 12000, false), Some(Entry::GetProcAddressV2));
     }
 
     #[test]
@@ -491,13 +485,5 @@ mod tests {
         assert!(wrapper_for(e, 0x3000).is_some() && wrapper_for(e, 0x4000).is_some());
         assert_eq!(wrapper_for(e, 0x5000), None, "all copies bound: pass unwrapped");
         assert_eq!(wrapper_for(e, b), Some(wb));
-    }
-
-    #[test]
-    fn launch_config_layout() {
-        assert_eq!(offset_of!(LaunchConfig, shared_mem), 24);
-        assert_eq!(offset_of!(LaunchConfig, stream), 32);
-        assert_eq!(offset_of!(LaunchConfig, num_attrs), 48);
-        assert_eq!(size_of::<LaunchConfig>(), 56);
     }
 }

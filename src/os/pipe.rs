@@ -161,6 +161,7 @@ fn is_our_pipe(fd: i32, ino: u64) -> bool {
     // SAFETY: fstat writes only into `st`, which we own; a closed or foreign descriptor just fails or
     // describes another file.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
     let rc = unsafe { libc::fstat(fd, &mut st) };
     rc == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFIFO && st.st_ino == ino
 }
@@ -168,8 +169,8 @@ fn is_our_pipe(fd: i32, ino: u64) -> bool {
 /// Makes a non-blocking, close-on-exec pipe above [`FD_FLOOR`]: (read fd, write fd, inode).
 fn make_pipe(count: &mut dyn FnMut(u64)) -> Option<(i32, i32, u64)> {
     let mut fds = [0i32; 2];
-    // SAFETY: pipe2 writes two descriptors into `fds`.
     count(1);
+    // SAFETY: pipe2 writes two descriptors into `fds`.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
         if matches!(sys::errno(), libc::ENOSYS | libc::EPERM) {
             UNAVAILABLE.store(true, Ordering::Relaxed);
@@ -204,6 +205,7 @@ fn make_pipe(count: &mut dyn FnMut(u64)) -> Option<(i32, i32, u64)> {
     count(1);
     // SAFETY: as in `is_our_pipe`.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
     if unsafe { libc::fstat(w, &mut st) } != 0 {
         close_pair(r, w);
         return None;

@@ -66,6 +66,7 @@ pub struct FileId {
 pub fn describe_fd(fd: i32) -> Option<(FileId, WriteKind)> {
     // SAFETY: `st` is a valid out-parameter; fstat fails harmlessly (EBADF) on a closed descriptor.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
     if unsafe { libc::syscall(libc::SYS_fstat, fd, &mut st as *mut libc::stat) } != 0 {
         return None;
     }
@@ -140,6 +141,7 @@ pub fn open_append(path: &CStr) -> Result<i32, OpenError> {
 fn is_fifo(path: &CStr) -> bool {
     // SAFETY: `st` is a valid out-parameter and `path` is NUL-terminated.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
     unsafe { libc::stat(path.as_ptr(), &mut st) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFIFO }
 }
 
@@ -254,6 +256,7 @@ pub fn local_time(secs: i64) -> (i32, u32, u32, u32, u32, u32) {
     // SAFETY: `tm` is a valid out-parameter; localtime_r is thread-safe.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
     let t: libc::time_t = secs;
+    // SAFETY: as above.
     unsafe { libc::localtime_r(&t, &mut tm) };
     (
         tm.tm_year + 1900,
