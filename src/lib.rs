@@ -2,42 +2,68 @@
 //! points of its TVM-FFI modules), CUDA graph captures and kernel launches, in the record format of
 //! FlashInfer's own Python API logger. See `README.md` for use and `docs/log-format.md` for the records.
 //!
-//! Module map:
-//! - [`abi`]: `#[repr(C)]` mirrors of foreign types and the only raw-pointer readers;
-//! - [`arch`]: the assembly of each processor (the `dlsym` entry, the trampoline pool, relocation types);
-//! - [`intercept`]: the one exported symbol (`dlsym`), the wrappers, and the GOT rewrite of the PLT route;
-//! - [`record`]: the text of every record (pure);
-//! - [`stats`]: level-5 tensor statistics;
-//! - [`dump`]: level-10 dumps of every tensor of a call;
-//! - [`config`], [`glob`]: the environment, read once;
-//! - [`sink`], [`buffers`], [`clock`]: where and how records are written;
-//! - [`correlation`]: call numbers and threads, for records that interleave;
-//! - [`capture`]: which CUDA graph captures are running;
-//! - [`graph`]: statistics at CUDA graph replay and the NaN watch;
-//! - [`dump`]: level 10, every tensor of a call saved for `flashlog replay`;
-//! - [`forkgen`]: per-process slots, so a forked child never waits on a lock its parent held;
-//! - [`state`]: process-wide switches.
+//! Module map, in layers: each module uses only modules of the layers below its own, never one above
+//! (`docs/architecture.md` explains the rule and how a call flows through them).
+//! 1. [`intercept`]: how calls arrive: the one exported symbol (`dlsym`), the trampolines and the frame of a
+//!    TVM-FFI call, the driver wrappers generated from one table, and the GOT rewrite of the PLT route;
+//! 2. [`graph`]: statistics at CUDA graph replay and the NaN watch, with the driver callbacks they need;
+//!    [`dump`]: level 10, every tensor of a call saved for `flashlog replay`;
+//! 3. [`stats`]: level-5 tensor statistics (the numbers, the byte sources, the walk);
+//! 4. [`log`]: a record out: this process's system information first, then the record, through the sink;
+//! 5. [`record`]: the text of every record (pure);
+//! 6. [`sink`]: where records go and how they are written (transport only);
+//! 7. [`state`]: process-wide switches, the panic guard, the hooks run in a new process;
+//!    [`config`], [`glob`]: the environment, read once, with every default;
+//!    [`capture`]: which CUDA graph captures are running; [`correlation`]: call numbers and threads;
+//!    [`clock`]: record time stamps; [`buffers`]: the reusable record buffers;
+//! 8. [`abi`]: foreign layouts and functions only (TVM-FFI, DLPack, CUDA, ELF, the dynamic loader);
+//! 9. [`os`]: the library's own OS services (system calls and signal guards, files, process and fork state,
+//!    fault-tolerant reads, pipes, pools, the pinned arena); [`arch`]: the assembly of each processor.
+//!
+//! The modules are private: the library exports `dlsym` and nothing else. `make lint` also checks with the
+//! modules public (`--cfg flashlog_check_docs`) so that `missing_docs` sees every `pub` item.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
+#![cfg_attr(flashlog_check_docs, deny(missing_docs))]
 
-pub mod abi;
+/// Declares the modules: private, or public under `--cfg flashlog_check_docs` (only for the docs check).
+macro_rules! modules {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[cfg(not(flashlog_check_docs))]
+            mod $name;
+            #[cfg(flashlog_check_docs)]
+            pub mod $name;
+        )*
+    };
+}
+
+modules!(
+    intercept,
+    graph,
+    dump,
+    stats,
+    log,
+    record,
+    sink,
+    state,
+    config,
+    glob,
+    capture,
+    correlation,
+    clock,
+    buffers,
+    abi,
+    os,
+);
+
+// Not through `modules!`: its `macro_export` assembly macros are used by path, which a module declared by a
+// macro does not allow.
+#[cfg(not(flashlog_check_docs))]
+mod arch;
+#[cfg(flashlog_check_docs)]
 pub mod arch;
-pub mod buffers;
-pub mod capture;
-pub mod clock;
-pub mod config;
-pub mod correlation;
-pub mod dump;
-pub mod glob;
-pub mod graph;
-pub mod intercept;
-pub mod log;
-pub mod os;
-pub mod record;
-pub mod sink;
-pub mod state;
-pub mod stats;
 
 /// Resolves the real `dlsym` as soon as the library is loaded, so the first host lookup pays nothing extra,
 /// and, when logging is on, rewrites the GOT slots of the objects already loaded that call the driver (the

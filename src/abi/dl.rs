@@ -81,11 +81,8 @@ pub fn handle_path(handle: usize, out: &mut Vec<u8>) -> bool {
     true
 }
 
-/// What `dladdr` knows of a code address: the object's path and, when `addr` is exactly an exported
-/// symbol, that symbol's name.
+/// What `dladdr` knows of a code address: when `addr` is exactly an exported symbol, that symbol's name.
 pub struct AddrInfo {
-    /// Path of the object containing the address.
-    pub object: String,
     /// The exported symbol at exactly this address, if any.
     pub exact_symbol: Option<String>,
 }
@@ -98,15 +95,13 @@ pub fn addr_info(addr: usize) -> Option<AddrInfo> {
     if unsafe { libc::dladdr(addr as *const c_void, &mut info) } == 0 || info.dli_fname.is_null() {
         return None;
     }
-    // SAFETY: strings owned by the loader, NUL-terminated.
-    let object = unsafe { CStr::from_ptr(info.dli_fname) }.to_string_lossy().into_owned();
     let exact_symbol = if !info.dli_sname.is_null() && info.dli_saddr as usize == addr {
-        // SAFETY: as above.
+        // SAFETY: a string owned by the loader, NUL-terminated.
         Some(unsafe { CStr::from_ptr(info.dli_sname) }.to_string_lossy().into_owned())
     } else {
         None
     };
-    Some(AddrInfo { object, exact_symbol })
+    Some(AddrInfo { exact_symbol })
 }
 
 /// A handle to an already-loaded object whose file name starts with `prefix` (e.g. `libcuda.so`), taken

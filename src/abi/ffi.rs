@@ -38,9 +38,10 @@ impl FfiAny {
     }
 }
 
-/// The type indices of `TVMFFITypeIndex`.
+/// The type indices of `TVMFFITypeIndex`: the whole enum, as the ABI defines it, though the shim names only
+/// some of them.
 pub mod type_index {
-    #![allow(missing_docs)]
+    #![allow(missing_docs, dead_code)]
     pub const NONE: i32 = 0;
     pub const INT: i32 = 1;
     pub const BOOL: i32 = 2;
@@ -97,9 +98,6 @@ pub struct ByteArray {
     /// Number of bytes.
     pub size: usize,
 }
-
-/// The payload of a Shape object: `{const int64_t* data; size_t size}`.
-pub type ShapePayload = ByteArray;
 
 /// The payload of Array and List objects: `{TVMFFIAny* data; int64 size; int64 capacity; deleter}`.
 #[repr(C)]

@@ -100,7 +100,9 @@ const ZERO_RAW: RawDlTensor = RawDlTensor {
 const ZERO_SEQ: SeqPayload = SeqPayload { data: 0, size: 0, capacity: 0 };
 
 impl Prefetch {
-    /// Reads the `DLTensor`s at `addrs`, then their shapes and strides.
+    /// Reads the `DLTensor`s at `addrs`, then their shapes and strides (the tests' entry; calls go through
+    /// [`Prefetch::read_args`]).
+    #[cfg(test)]
     pub fn read(addrs: impl Iterator<Item = usize>) -> Prefetch {
         let mut p = Prefetch { s: SCRATCH.take(), cursor: Cell::new(0), top_level: 0 };
         for a in addrs {

@@ -71,4 +71,5 @@ macro_rules! trampoline_pool_asm {
 }
 
 /// The first bytes of stub 1 (`bti c; movz w9, #1`, little-endian), for the layout test.
+#[cfg(test)]
 pub const STUB1_PREFIX: &[u8] = &[0x5f, 0x24, 0x03, 0xd5, 0x29, 0x00, 0x80, 0x52];

@@ -69,4 +69,5 @@ macro_rules! trampoline_pool_asm {
 }
 
 /// The first bytes of stub 1 (`mov $1, %eax`), for the layout test.
+#[cfg(test)]
 pub const STUB1_PREFIX: &[u8] = &[0xb8, 1, 0, 0, 0];

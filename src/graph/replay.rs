@@ -62,9 +62,23 @@ impl Shared {
 pub enum Source {
     /// A device tensor: the copy of its span in the page-locked pool; `lo` is the device address of the
     /// span's first byte (the view's lowest element).
-    Device { desc: TensorDesc, kind: ElemKind, span: pinned::Span, lo: u64 },
+    Device {
+        /// The view, as the call saw it.
+        desc: TensorDesc,
+        /// Its element kind.
+        kind: ElemKind,
+        /// Where the copy of its span lands.
+        span: pinned::Span,
+        /// The device address of the span's first byte.
+        lo: u64,
+    },
     /// A host tensor, read by the host function itself.
-    Host { desc: TensorDesc, kind: ElemKind },
+    Host {
+        /// The view, as the call saw it.
+        desc: TensorDesc,
+        /// Its element kind.
+        kind: ElemKind,
+    },
     /// Not covered: the skip line's reason.
     Skipped(String),
     /// Not covered: the error line's reason.

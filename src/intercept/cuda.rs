@@ -306,10 +306,9 @@ macro_rules! end_capture_wrapper {
         /// Called by the host with the driver's contract.
         pub unsafe extern "C" fn $name<const K: usize>(stream: Stream, graph: *mut usize) -> i32 {
             plt::refresh(&GOT_WRAPPERS);
+            type EndCaptureFn = unsafe extern "C" fn(Stream, *mut usize) -> i32;
             // SAFETY: the table row of this entry gives this wrapper its C signature, the type `real` is asked for.
-            let Some(f) =
-                (unsafe { real::<unsafe extern "C" fn(Stream, *mut usize) -> i32>(Entry::$entry as usize, K) })
-            else {
+            let Some(f) = (unsafe { real::<EndCaptureFn>(Entry::$entry as usize, K) }) else {
                 return NOT_FOUND;
             };
             // SAFETY: the real driver function, called with the host's own arguments under the driver's contract.

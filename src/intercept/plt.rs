@@ -49,6 +49,7 @@ pub struct Wrappers {
 /// The constructor's part: scan the objects present at start-up when logging is on. The level is read
 /// without building the configuration (which prints its warnings): a warning belongs to the first FlashInfer
 /// lookup, not to every process that inherits `LD_PRELOAD`.
+#[cfg_attr(test, allow(dead_code))]
 pub fn at_startup(wrappers: &Wrappers) {
     if quiet_level() > 0 {
         let _errno = sys::ErrnoGuard::save();
@@ -57,6 +58,7 @@ pub fn at_startup(wrappers: &Wrappers) {
 }
 
 /// The level as the configuration will read it, without its warnings (an invalid value counts as 0).
+#[cfg_attr(test, allow(dead_code))]
 fn quiet_level() -> u8 {
     if sys::is_secure_execution() {
         return 0;

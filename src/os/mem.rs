@@ -65,44 +65,6 @@ pub fn read_bytes(addr: usize, dst: &mut [u8]) -> Result<(), ReadError> {
     }
 }
 
-/// Most ranges [`read_batch`] reads with one system call.
-pub const BATCH_MAX: usize = IOV_MAX;
-
-/// Reads several ranges with as few system calls as possible: `ok[i]` tells whether `ranges[i]` was read.
-/// A system call costs far more than the copy, and a level-3 record needs a descriptor, a shape and strides
-/// per tensor, so batching is what keeps the record cheap. At most 32 ranges per call of this function
-/// (callers with more use [`read_scatter`]); the rest are reported unread.
-pub fn read_batch(ranges: &mut [(usize, &mut [u8])], ok: &mut [bool]) {
-    const N: usize = 32;
-    let n = ranges.len().min(ok.len()).min(N);
-    let mut total = 0usize;
-    for (_, dst) in ranges[..n].iter() {
-        total += dst.len();
-    }
-    ok.iter_mut().for_each(|o| *o = false);
-    if total > 4096 {
-        // Rare (large ranges): one by one.
-        for (i, (addr, dst)) in ranges[..n].iter_mut().enumerate() {
-            ok[i] = read_bytes(*addr, dst).is_ok();
-        }
-        return;
-    }
-    let mut scratch = [0u8; 4096];
-    let mut pieces = [Piece::default(); N];
-    let mut off = 0;
-    for (i, (addr, dst)) in ranges[..n].iter().enumerate() {
-        pieces[i] = Piece { addr: *addr, off, len: dst.len() };
-        off += dst.len();
-    }
-    read_scatter(&mut scratch[..off], &pieces[..n], &mut ok[..n]);
-    for (i, (_, dst)) in ranges[..n].iter_mut().enumerate() {
-        if ok[i] {
-            let p = pieces[i];
-            dst.copy_from_slice(&scratch[p.off..p.off + p.len]);
-        }
-    }
-}
-
 /// Reads every piece into `dst` with as few system calls as the kernel allows: `ok[i]` tells whether
 /// `pieces[i]` was read whole. A piece outside `dst`, a null address or a range that wraps the address space
 /// is reported unread, never read.
@@ -576,19 +538,6 @@ mod tests {
         let mut dst = [0u8; 8];
         assert_eq!(read_bytes(0, &mut dst), Err("null pointer"));
         assert_eq!(read_bytes(8, &mut dst), Err(UNREADABLE));
-    }
-
-    #[test]
-    fn batch_reads_around_failures() {
-        let a = [1u8; 8];
-        let b = [2u8; 8];
-        let (mut x, mut y, mut z) = ([0u8; 8], [0u8; 8], [0u8; 8]);
-        let mut ranges: [(usize, &mut [u8]); 3] =
-            [(a.as_ptr() as usize, &mut x), (8, &mut y), (b.as_ptr() as usize, &mut z)];
-        let mut ok = [false; 3];
-        read_batch(&mut ranges, &mut ok);
-        assert_eq!(ok, [true, false, true]);
-        assert_eq!((x, z), ([1u8; 8], [2u8; 8]));
     }
 
     /// Three pages with the middle one unreadable, filled with a pattern.

@@ -56,11 +56,6 @@ impl Span {
         self.len
     }
 
-    /// Whether the span is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// The bytes the last copy into the span left there.
     pub fn bytes(&self) -> &'static [u8] {
         // SAFETY: the span lies inside the page-locked block, which is never freed; the driver writes it only

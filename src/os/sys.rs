@@ -13,14 +13,6 @@ impl ErrnoGuard {
     pub fn save() -> Self {
         ErrnoGuard(errno())
     }
-    /// The value that will be restored.
-    pub fn saved(&self) -> i32 {
-        self.0
-    }
-    /// Replaces the value to restore (used after the real function ran: its `errno` is what the host sees).
-    pub fn capture_now(&mut self) {
-        self.0 = errno();
-    }
 }
 
 impl Drop for ErrnoGuard {

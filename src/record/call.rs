@@ -68,7 +68,12 @@ pub enum Outcome<'a> {
     /// Return code 0: the value left in `result`.
     Returned(&'a FfiAny),
     /// Non-zero return code with the error object's kind and message (read without consuming it).
-    Failed { kind: &'a [u8], message: &'a [u8] },
+    Failed {
+        /// The error's kind (`ValueError`, ...).
+        kind: &'a [u8],
+        /// The error's message.
+        message: &'a [u8],
+    },
     /// Non-zero return code and no error object (modules built with old headers return -2 this way).
     FailedWithoutError(i32),
 }

@@ -82,23 +82,6 @@ pub fn push_float_repr(out: &mut Vec<u8>, x: f64) {
     }
 }
 
-/// Appends C's `%.6f` of `x`, with `nan`, `inf` and `-inf` as C prints them.
-pub fn push_fixed6(out: &mut Vec<u8>, x: f64) {
-    if x.is_nan() {
-        out.extend_from_slice(b"nan");
-    } else if x.is_infinite() {
-        out.extend_from_slice(if x > 0.0 { b"inf" } else { b"-inf" });
-    } else {
-        let mut text = StackText { buf: [0; 64], len: 0 };
-        if write!(text, "{x:.6}").is_ok() {
-            out.extend_from_slice(&text.buf[..text.len]);
-        } else {
-            // Wider than 64 characters (|x| > 1e56): let the heap take it; never on a hot path.
-            out.extend_from_slice(format!("{x:.6}").as_bytes());
-        }
-    }
-}
-
 /// Appends a decimal integer.
 pub fn push_int(out: &mut Vec<u8>, v: impl itoa::Integer) {
     out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
@@ -258,20 +241,6 @@ mod tests {
         for &(x, want) in cases {
             assert_eq!(float(x), want, "repr of {x:e}");
         }
-    }
-
-    #[test]
-    fn fixed6_like_printf() {
-        let f = |x: f64| {
-            let mut v = Vec::new();
-            push_fixed6(&mut v, x);
-            String::from_utf8(v).unwrap()
-        };
-        assert_eq!(f(-1.25), "-1.250000");
-        assert_eq!(f(0.03125), "0.031250");
-        assert_eq!(f(f64::NAN), "nan");
-        assert_eq!(f(f64::NEG_INFINITY), "-inf");
-        assert!(f(1e60).ends_with(".000000") && f(1e60).len() > 60);
     }
 
     fn s(bytes: &[u8]) -> String {

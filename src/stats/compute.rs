@@ -431,6 +431,7 @@ impl Accumulator {
     }
 
     /// The element kind this accumulator was made for.
+    #[cfg(test)]
     pub fn kind(&self) -> ElemKind {
         self.kind
     }
