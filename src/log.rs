@@ -18,12 +18,11 @@ fn system_info_record(out: &mut Vec<u8>) {
         }
         _ => None,
     };
-    let getenv = |name: &str| sys::getenv(&std::ffi::CString::new(name).ok()?);
     let info = SystemInfo {
         pid: crate::os::process::pid(),
         command: sys::command_name(),
-        launcher: crate::config::LauncherIds::from_lookup(getenv),
-        cuda_visible_devices: getenv("CUDA_VISIBLE_DEVICES"),
+        launcher: crate::config::LauncherIds::from_lookup(sys::env),
+        cuda_visible_devices: sys::env("CUDA_VISIBLE_DEVICES"),
         driver_version,
         gpus,
     };

@@ -205,7 +205,7 @@ fn open_destination() -> u8 {
 /// The path a template names in this process (`%i`, `%r`, `%l`, `%%`; the same on every call unless the host
 /// changes its launcher variables meanwhile). Used for the log file and the level-10 dump folder.
 pub fn file_path(template: &str) -> String {
-    let ids = ProcessIds { pid: crate::os::process::pid(), launcher: LauncherIds::from_lookup(getenv) };
+    let ids = ProcessIds { pid: crate::os::process::pid(), launcher: LauncherIds::from_lookup(sys::env) };
     expand_path_template(template, &ids)
 }
 
@@ -213,10 +213,6 @@ pub fn file_path(template: &str) -> String {
 /// is still the same file); unchanged when the working folder cannot be known.
 fn anchored(path: &str) -> String {
     crate::os::fsio::anchored(path).unwrap_or_else(|_| path.to_string())
-}
-
-fn getenv(name: &str) -> Option<String> {
-    sys::getenv(&std::ffi::CString::new(name).ok()?)
 }
 
 /// Opens `path` for appending, creating its missing folders (with their parents, as `mkdir -p` does,

@@ -18,10 +18,7 @@ static WARNED: AtomicBool = AtomicBool::new(false);
 /// (other code paths may read the configuration in a process that never logs: see [`warn_once`]).
 pub fn config() -> &'static Config {
     CONFIG.get_or_init(|| {
-        let mut config = Config::from_lookup(|name| {
-            let c = std::ffi::CString::new(name).ok()?;
-            sys::getenv(&c)
-        });
+        let mut config = Config::from_lookup(sys::env);
         if sys::is_secure_execution() {
             // A setuid program: never act on environment-named destinations.
             config.level = 0;

@@ -6,7 +6,7 @@
 //! page-locked memory.
 
 use super::callbacks;
-use super::replay::{host_readable, push_line, view_span, Entry, Phase, Shared, Source};
+use super::replay::{push_line, view_span, ReplayTensor, Phase, CapturedCall, ReplaySource};
 use super::{enabled, pool};
 use crate::abi::cuda_driver;
 use crate::abi::dlpack::{device_type, TensorDesc};
@@ -17,7 +17,7 @@ use crate::capture;
 use crate::os::pinned;
 use crate::record::value::tensor_source;
 use crate::stats::compute::ElemKind;
-use crate::stats::CaptureDeferral;
+use crate::stats::{host_readable, CaptureDeferral};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// `CU_STREAM_CAPTURE_STATUS_ACTIVE`.
@@ -38,7 +38,7 @@ pub const NESTED: &str = "tensor inside a container argument: not covered at gra
 
 /// The capturing stream the call's copies and host functions go to.
 #[derive(Clone, Copy)]
-struct Target {
+struct CaptureStream {
     stream: usize,
     per_thread: bool,
 }
@@ -53,7 +53,7 @@ enum Verdict {
     /// Capturing, but not coverable: this reason.
     Uncovered(&'static str),
     /// Capturing and covered.
-    Covered(Target),
+    Covered(CaptureStream),
 }
 
 /// The capture-time state of one call (part of its level-5 statistics source). Empty and allocation-free
@@ -69,8 +69,8 @@ pub struct CallState {
     stream: Option<usize>,
     verdict: Verdict,
     after: bool,
-    shared: Option<&'static Shared>,
-    entries: Vec<Entry>,
+    shared: Option<&'static CapturedCall>,
+    entries: Vec<ReplayTensor>,
 }
 
 impl Default for CallState {
@@ -126,7 +126,7 @@ impl CallState {
         if !pinned::installed() {
             return Verdict::Uncovered(NO_POOL);
         }
-        Verdict::Covered(Target { stream, per_thread })
+        Verdict::Covered(CaptureStream { stream, per_thread })
     }
 }
 
@@ -189,20 +189,20 @@ impl CaptureDeferral for CallState {
             }
         };
         let shared = *self.shared.get_or_insert_with(|| {
-            Box::leak(Box::new(Shared::new(NEXT_ID.fetch_add(1, Ordering::Relaxed), self.name)))
+            Box::leak(Box::new(CapturedCall::new(NEXT_ID.fetch_add(1, Ordering::Relaxed), self.name)))
         });
         let source = source_for(desc, target);
         match &source {
-            Source::Device { .. } | Source::Host { .. } => {
+            ReplaySource::Device { .. } | ReplaySource::Host { .. } => {
                 crate::record::push_indent(out, indent);
                 out.extend_from_slice(b"[statistics deferred to graph replay: id=");
                 crate::record::pyrepr::push_int(out, shared.id);
                 out.extend_from_slice(b"]\n");
             }
-            Source::Skipped(reason) => push_line(out, indent, "[statistics skipped: ", reason),
-            Source::Error(reason) => push_line(out, indent, "[statistics error: ", reason),
+            ReplaySource::Skipped(reason) => push_line(out, indent, "[statistics skipped: ", reason),
+            ReplaySource::Error(reason) => push_line(out, indent, "[statistics error: ", reason),
         }
-        self.entries.push(Entry { arg, source });
+        self.entries.push(ReplayTensor { arg, source });
         true
     }
 
@@ -236,29 +236,29 @@ impl CaptureDeferral for CallState {
 }
 
 /// Decides how the replay covers one tensor, enqueuing the copy of a device tensor's span.
-fn source_for(desc: &TensorDesc, target: Target) -> Source {
+fn source_for(desc: &TensorDesc, target: CaptureStream) -> ReplaySource {
     let Some(kind) = ElemKind::from_dlpack(desc.dtype.code, desc.dtype.bits, desc.dtype.lanes) else {
-        return Source::Error("unsupported dtype");
+        return ReplaySource::Error("unsupported dtype");
     };
     let dev = desc.device.device_type;
     if host_readable(dev) {
-        return Source::Host { desc: desc.clone(), kind };
+        return ReplaySource::Host { desc: desc.clone(), kind };
     }
     if dev != device_type::CUDA {
-        return Source::Error("no reader for this device type");
+        return ReplaySource::Error("no reader for this device type");
     }
     let (lo, len) = match view_span(desc, kind) {
         Ok(s) => s,
-        Err(reason) => return Source::Error(reason),
+        Err(reason) => return ReplaySource::Error(reason),
     };
     let Some(span) = pinned::reserve(len) else {
-        return Source::Skipped(pool::full_reason());
+        return ReplaySource::Skipped(pool::full_reason());
     };
     let Some(driver) = cuda_driver::driver() else {
-        return Source::Error("CUDA driver not loaded");
+        return ReplaySource::Error("CUDA driver not loaded");
     };
     match driver.copy_into_span(&span, lo, target.stream, target.per_thread) {
-        Ok(()) => Source::Device { desc: desc.clone(), kind, span, lo },
-        Err(_) => Source::Error("cuMemcpyDtoHAsync_v2 failed during the capture"),
+        Ok(()) => ReplaySource::Device { desc: desc.clone(), kind, span, lo },
+        Err(_) => ReplaySource::Error("cuMemcpyDtoHAsync_v2 failed during the capture"),
     }
 }

@@ -5,7 +5,7 @@
 
 use super::callbacks::DriverCallback;
 use super::watch;
-use crate::abi::dlpack::{device_type, TensorDesc};
+use crate::abi::dlpack::TensorDesc;
 use crate::os::{mem, pinned};
 use crate::record::pyrepr::push_int;
 use crate::record::tensor::is_contiguous;
@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 /// One captured call: its id (`[statistics deferred to graph replay: id=N]`), name and replay state.
-pub struct Shared {
+pub struct CapturedCall {
     /// The id, counting from 1 per process.
     pub id: u64,
     /// `<module>.<export>`.
@@ -45,10 +45,10 @@ struct Run {
     nonfinite: bool,
 }
 
-impl Shared {
+impl CapturedCall {
     /// A new captured call.
-    pub fn new(id: u64, name: &'static str) -> Shared {
-        Shared {
+    pub fn new(id: u64, name: &'static str) -> CapturedCall {
+        CapturedCall {
             id,
             name,
             has_after: AtomicBool::new(false),
@@ -59,7 +59,7 @@ impl Shared {
 }
 
 /// Where a tensor's statistics come from at replay.
-pub enum Source {
+pub enum ReplaySource {
     /// A device tensor: the copy of its span in the page-locked pool; `lo` is the device address of the
     /// span's first byte (the view's lowest element).
     Device {
@@ -86,23 +86,23 @@ pub enum Source {
 }
 
 /// One tensor argument of a phase.
-pub struct Entry {
+pub struct ReplayTensor {
     /// The argument's position.
     pub arg: usize,
     /// Where its statistics come from.
-    pub source: Source,
+    pub source: ReplaySource,
 }
 
 /// The host function of one call and phase.
 pub struct Phase {
     /// The call.
-    pub shared: &'static Shared,
+    pub shared: &'static CapturedCall,
     /// The after-the-call phase (else the inputs).
     pub after: bool,
     /// Whether this host function starts a replay (the inputs one, or the after one when there is none).
     pub starts: bool,
     /// The tensors.
-    pub entries: Vec<Entry>,
+    pub entries: Vec<ReplayTensor>,
 }
 
 impl DriverCallback for Phase {
@@ -170,15 +170,15 @@ pub fn push_replay_record(out: &mut Vec<u8>, stamp: &[u8], name: &str, id: u64, 
 const SPACES: &str = "                ";
 
 /// Appends the statistics (or reason) lines of one tensor; true when it holds a NaN or an infinity.
-fn write_entry(out: &mut Vec<u8>, source: &Source, indent: usize) -> bool {
+fn write_entry(out: &mut Vec<u8>, source: &ReplaySource, indent: usize) -> bool {
     let result = match source {
-        Source::Device { desc, kind, span, lo } => pinned_stats(span.bytes(), *lo, desc, *kind),
-        Source::Host { desc, kind } => stats_of(&mut HostSource, desc, *kind),
-        Source::Skipped(reason) => {
+        ReplaySource::Device { desc, kind, span, lo } => pinned_stats(span.bytes(), *lo, desc, *kind),
+        ReplaySource::Host { desc, kind } => stats_of(&mut HostSource, desc, *kind),
+        ReplaySource::Skipped(reason) => {
             push_line(out, indent, "[statistics skipped: ", reason);
             return false;
         }
-        Source::Error(reason) => Err(*reason),
+        ReplaySource::Error(reason) => Err(*reason),
     };
     match result {
         Ok(stats) => {
@@ -251,11 +251,6 @@ impl ByteSource for HostSource {
     fn read(&mut self, addr: u64, dst: &mut [u8]) -> Result<(), &'static str> {
         mem::read_bytes(addr as usize, dst).map_err(|_| "host memory not readable")
     }
-}
-
-/// Whether host functions can read this device type's memory themselves.
-pub fn host_readable(device: i32) -> bool {
-    matches!(device, device_type::CPU | device_type::CUDA_HOST | device_type::CUDA_MANAGED | device_type::ROCM_HOST)
 }
 
 /// The bytes a view covers: (device address of its lowest byte, length). The walker reads exactly inside

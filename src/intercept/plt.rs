@@ -63,8 +63,7 @@ fn quiet_level() -> u8 {
     if sys::is_secure_execution() {
         return 0;
     }
-    let getenv = |name: &str| sys::getenv(&std::ffi::CString::new(name).ok()?);
-    config::level_from_lookup(&getenv).0
+    config::level_from_lookup(&sys::env).0
 }
 
 /// Scans what was loaded since the last scan, if anything was: one `dl_iterate_phdr` step when nothing

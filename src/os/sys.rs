@@ -272,6 +272,12 @@ pub fn getenv(name: &CStr) -> Option<String> {
     Some(unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
 }
 
+/// [`getenv`] by a Rust string name: the one lookup the configuration, the sink and the system information
+/// use (None for an unset variable, or a name with a NUL).
+pub fn env(name: &str) -> Option<String> {
+    getenv(&std::ffi::CString::new(name).ok()?)
+}
+
 /// The process's short command name (`/proc/self/comm`).
 pub fn command_name() -> String {
     std::fs::read_to_string("/proc/self/comm").map(|s| s.trim_end().to_string()).unwrap_or_default()

@@ -230,10 +230,7 @@ impl<D: CaptureDeferral> LiveStats<D> {
 
     fn compute(&mut self, desc: &TensorDesc, kind: ElemKind) -> Result<compute::Stats, Failure> {
         let dev = desc.device;
-        let host_memory = matches!(
-            dev.device_type,
-            device_type::CPU | device_type::CUDA_HOST | device_type::CUDA_MANAGED | device_type::ROCM_HOST
-        );
+        let host_memory = host_readable(dev.device_type);
         let mut acc = Accumulator::new(kind);
         if host_memory {
             if dev.device_type != device_type::CPU {
@@ -278,6 +275,12 @@ impl From<gate::Blocked> for Failure {
     fn from(b: gate::Blocked) -> Self {
         Failure::Blocked(b)
     }
+}
+
+/// Whether this device type's memory is host memory, readable by the host's own threads (the statistics of
+/// a call, and the host functions of graph replay).
+pub fn host_readable(device: i32) -> bool {
+    matches!(device, device_type::CPU | device_type::CUDA_HOST | device_type::CUDA_MANAGED | device_type::ROCM_HOST)
 }
 
 /// Indentation source for statistics lines (no allocation per tensor).
