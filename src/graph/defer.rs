@@ -6,7 +6,7 @@
 //! page-locked memory.
 
 use super::callbacks;
-use super::replay::{push_line, view_span, ReplayTensor, Phase, CapturedCall, ReplaySource};
+use super::replay::{view_span, ReplayTensor, Phase, CapturedCall, ReplaySource};
 use super::{enabled, pool};
 use crate::abi::cuda_driver;
 use crate::abi::dlpack::{device_type, TensorDesc};
@@ -17,6 +17,7 @@ use crate::capture;
 use crate::os::pinned;
 use crate::record::value::tensor_source;
 use crate::stats::compute::ElemKind;
+use crate::record::push_line;
 use crate::stats::{host_readable, CaptureDeferral};
 use std::sync::atomic::{AtomicU64, Ordering};
 

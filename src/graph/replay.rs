@@ -9,7 +9,7 @@ use crate::abi::dlpack::TensorDesc;
 use crate::os::{mem, pinned};
 use crate::record::pyrepr::push_int;
 use crate::record::tensor::is_contiguous;
-use crate::record::{push_indent, DASH_LINE, EQUALS_LINE};
+use crate::record::{push_line, DASH_LINE, EQUALS_LINE};
 use crate::stats::compute::{Accumulator, ElemKind, Stats};
 use crate::stats::lines::write_stats_lines;
 use crate::stats::walk::{walk_tensor, ByteSource};
@@ -190,14 +190,6 @@ fn write_entry(out: &mut Vec<u8>, source: &ReplaySource, indent: usize) -> bool 
             false
         }
     }
-}
-
-/// Appends `<indent>[prefix reason]`.
-pub fn push_line(out: &mut Vec<u8>, indent: usize, prefix: &str, reason: &str) {
-    push_indent(out, indent);
-    out.extend_from_slice(prefix.as_bytes());
-    out.extend_from_slice(reason.as_bytes());
-    out.extend_from_slice(b"]\n");
 }
 
 /// The staging buffer of the host functions (one driver thread in practice; separate from the eager one so

@@ -14,6 +14,14 @@ pub const EQUALS_LINE: &[u8] = b"===============================================
 /// 80 `-`: the separator between a record's header and its body.
 pub const DASH_LINE: &[u8] = b"--------------------------------------------------------------------------------\n";
 
+/// Appends `<indent>[prefix reason]`.
+pub fn push_line(out: &mut Vec<u8>, indent: usize, prefix: &str, reason: &str) {
+    push_indent(out, indent);
+    out.extend_from_slice(prefix.as_bytes());
+    out.extend_from_slice(reason.as_bytes());
+    out.extend_from_slice(b"]\n");
+}
+
 /// Appends `n` spaces.
 pub fn push_indent(out: &mut Vec<u8>, n: usize) {
     out.extend(std::iter::repeat_n(b' ', n));

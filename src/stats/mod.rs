@@ -348,7 +348,7 @@ impl<D: CaptureDeferral> StatsSource for LiveStats<D> {
             Err(Failure::Blocked(gate::Blocked::Capturing)) => self.capture_line(desc, out, indent),
             Err(Failure::Blocked(gate::Blocked::Unknown(reason))) => {
                 self.during_capture = true;
-                crate::graph::replay::push_line(out, indent, "[statistics skipped: ", reason);
+                crate::record::push_line(out, indent, "[statistics skipped: ", reason);
             }
             Err(Failure::Error(reason)) => push_error(out, indent, reason),
         }
