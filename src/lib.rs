@@ -11,6 +11,7 @@
 //! - [`dump`]: level-10 dumps of every tensor of a call;
 //! - [`config`], [`glob`]: the environment, read once;
 //! - [`sink`], [`buffers`], [`clock`]: where and how records are written;
+//! - [`ring`]: the flight recorder, records in a memory-mapped ring file;
 //! - [`correlation`]: call numbers and threads, for records that interleave;
 //! - [`capture`]: which CUDA graph captures are running;
 //! - [`graph`]: statistics at CUDA graph replay and the NaN watch;
@@ -31,6 +32,7 @@ pub mod glob;
 pub mod graph;
 pub mod intercept;
 pub mod record;
+pub mod ring;
 pub mod sink;
 pub mod state;
 pub mod stats;

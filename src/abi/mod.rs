@@ -13,5 +13,6 @@ pub mod pipe;
 pub mod pool;
 pub mod prefetch;
 pub mod process;
+pub mod ringmap;
 pub mod sys;
 pub mod tvm_runtime;

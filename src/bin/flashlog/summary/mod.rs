@@ -20,8 +20,7 @@ mod runs;
 mod tests;
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::BufRead;
 use std::process::ExitCode;
 
 /// Unparsed lines quoted on stderr.
@@ -171,7 +170,7 @@ pub fn main(paths: &[String]) -> ExitCode {
     let mut summary = Summary::default();
     let mut unusable = false;
     for path in paths {
-        let result = File::open(path).and_then(|f| summary.read(path, BufReader::with_capacity(1 << 20, f)));
+        let result = crate::summary_input::open(path).and_then(|r| summary.read(path, r));
         match result {
             Err(e) => {
                 eprintln!("flashlog summary: {path}: {e}");
