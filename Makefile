@@ -73,8 +73,10 @@ include tests/fixtures/host.mk
 include tests/fixtures/hostile.mk
 include tests/fixtures/reads.mk
 include tests/fixtures/hoststate.mk
+include tests/fixtures/ring.mk
 
-fixtures: tvm-fixtures cuda-fixtures stats-fixtures host-fixtures hostile-fixtures reads-fixtures hoststate-fixtures
+fixtures: tvm-fixtures cuda-fixtures stats-fixtures host-fixtures hostile-fixtures reads-fixtures hoststate-fixtures \
+	ring-fixtures
 
 $(VENV)/.installed: tests/python/requirements.txt
 	$(PYTHON) -m venv $(VENV)

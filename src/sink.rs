@@ -212,7 +212,9 @@ fn open_ring(path: &str, data_bytes: u64) -> u8 {
             sys::write_all(2, line.as_bytes());
             CLOSED
         }
-        Err(crate::ring::OpenError::Failed(reason)) => fall_back(path, &format!("cannot create a ring there: {reason}")),
+        Err(crate::ring::OpenError::Failed(reason)) => {
+            fall_back(path, &format!("cannot create a ring there: {reason}"))
+        }
     }
 }
 

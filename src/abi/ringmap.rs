@@ -100,7 +100,7 @@ impl Mapping {
 
     /// The 64-bit word at `offset` (8-aligned, inside the mapping), as an atomic.
     pub fn word(&self, offset: usize) -> &AtomicU64 {
-        assert!(offset % 8 == 0 && offset + 8 <= self.len, "ring word out of range");
+        assert!(offset.is_multiple_of(8) && offset + 8 <= self.len, "ring word out of range");
         // SAFETY: in range and aligned (the mapping is page-aligned); the memory lives as long as the mapping,
         // which is never unmapped while this process writes records to it.
         unsafe { &*(self.base.add(offset) as *const AtomicU64) }

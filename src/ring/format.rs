@@ -98,7 +98,7 @@ pub fn fixed_header(data_bytes: u64, pid: u64, created_ns: u64) -> [u8; 48] {
 /// [`DATA_ALIGN`]; `None` for a value that is not a positive number or is above 1 TiB.
 pub fn data_bytes_for_mb(mb: &str) -> Option<u64> {
     let v: f64 = mb.trim().parse().ok()?;
-    if !(v > 0.0) || v > (1u64 << 20) as f64 {
+    if v.is_nan() || v <= 0.0 || v > (1u64 << 20) as f64 {
         return None;
     }
     let bytes = (v * (1u64 << 20) as f64).ceil() as u64;

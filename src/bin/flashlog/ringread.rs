@@ -152,7 +152,7 @@ pub fn parse(all: &[u8], head_after: Option<u64>) -> Contents {
     }
     let area = Area { data, size };
     let head = u64_at(all, format::OFF_HEAD).unwrap_or(0);
-    let sane_head = fields.is_some() && head % RECORD_ALIGN == 0 && head < TORN;
+    let sane_head = fields.is_some() && head.is_multiple_of(RECORD_ALIGN) && head < TORN;
     let (start, end) = if sane_head {
         let after = head_after.filter(|h| *h >= head && *h < TORN).unwrap_or(head);
         (after.saturating_sub(size).div_ceil(RECORD_ALIGN) * RECORD_ALIGN, head)
