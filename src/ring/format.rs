@@ -9,7 +9,7 @@
 //! - 16: data size (u64); 24: process id of the writer (u64); 32: creation time (u64, ns since the epoch);
 //! - 40: checksum of bytes 0..40 (u32, [`checksum`] with position 0);
 //! - 64: head (u64): bytes ever reserved in the data area, the position the next record starts at;
-//! - 72: records (u64): records ever reserved; 80: records too large for the ring (u64, never stored);
+//! - 72: records (u64): records ever published; 80: records too large for the ring (u64, never stored);
 //! - 96: the system information record: length (low 32 bits) and checksum (high 32 bits) in one u64, written
 //!   last, the record's bytes at [`SYSINFO_OFFSET`] (it is never overwritten, so every ring names its process).
 //!

@@ -87,7 +87,6 @@ pub fn write(record: &[u8]) -> bool {
         return true;
     }
     let position = m.word(OFF_HEAD).fetch_add(span, Ordering::Relaxed);
-    m.word(OFF_RECORDS).fetch_add(1, Ordering::Relaxed);
     let at = (position % data_bytes) as usize;
     let data = HEADER_BYTES as usize;
     // The record's header never wraps: positions and the area's size are multiples of 16.
@@ -102,6 +101,9 @@ pub fn write(record: &[u8]) -> bool {
     let sum = format::checksum(position, [a, b]);
     m.word(head + 8).store(format::length_word(len as u32, sum), Ordering::Relaxed);
     m.word(head).store(position, Ordering::Release);
+    // Counted once published: a record whose writer died before this is either shown (a count one short, only
+    // in the instant between these two stores) or torn, never counted as overwritten.
+    m.word(OFF_RECORDS).fetch_add(1, Ordering::Relaxed);
     true
 }
 

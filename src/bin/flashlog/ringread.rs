@@ -164,18 +164,21 @@ pub fn parse(all: &[u8], head_after: Option<u64>) -> Contents {
     };
     out.too_large = if fields.is_some() { u64_at(all, format::OFF_TOO_LARGE).unwrap_or(0) } else { 0 };
     let live = pid != 0 && alive(pid);
-    walk(&area, start, end, live, &mut out);
+    let cut_published = walk(&area, start, end, live, &mut out);
     out.overwritten = (fields.is_some() && sane_head).then(|| {
-        let reserved = u64_at(all, format::OFF_RECORDS).unwrap_or(0);
-        reserved.saturating_sub(out.records + out.torn + out.damaged + out.in_flight)
+        // Published records: torn ones were never counted.
+        let published = u64_at(all, format::OFF_RECORDS).unwrap_or(0);
+        published.saturating_sub(out.records + out.damaged + cut_published)
     });
     out
 }
 
-/// The records from position `start` to `end`, oldest first.
-fn walk(area: &Area, start: u64, end: u64, live: bool, out: &mut Contents) {
+/// The records from position `start` to `end`, oldest first. Returns how many published records were left out
+/// after the first one still being written (a live ring).
+fn walk(area: &Area, start: u64, end: u64, live: bool, out: &mut Contents) -> u64 {
     let mut c = start;
     let mut cut = false;
+    let mut cut_published = 0;
     while c < end {
         let slot = area.slot(c);
         let step = match &slot {
@@ -187,7 +190,10 @@ fn walk(area: &Area, start: u64, end: u64, live: bool, out: &mut Contents) {
             break;
         }
         match slot {
-            Slot::Whole(_, _) if cut => out.in_flight += 1,
+            Slot::Whole(_, _) if cut => {
+                out.in_flight += 1;
+                cut_published += 1;
+            }
             Slot::Whole(text, _) => {
                 out.text.extend_from_slice(&text);
                 out.records += 1;
@@ -200,12 +206,14 @@ fn walk(area: &Area, start: u64, end: u64, live: bool, out: &mut Contents) {
             Slot::Damaged if live => {
                 cut = true;
                 out.in_flight += 1;
+                cut_published += 1;
             }
             Slot::Damaged => out.damaged += 1,
             Slot::Nothing => {}
         }
         c += step;
     }
+    cut_published
 }
 
 /// Without a trustworthy head: the window that the newest record found by scanning ends.
