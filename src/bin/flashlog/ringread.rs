@@ -256,3 +256,63 @@ fn push_system_info(all: &[u8], out: &mut Contents) {
 fn alive(pid: u64) -> bool {
     pid > 0 && pid < 1 << 32 && std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A ring of `size` data bytes holding `records` (text, published?) written one after another from position
+    /// `start`, as the writer lays them out.
+    fn ring(size: u64, start: u64, records: &[(&str, bool)]) -> Vec<u8> {
+        let mut all = vec![0u8; (HEADER_BYTES + size) as usize];
+        all[..48].copy_from_slice(&format::fixed_header(size, 0, 0));
+        let mut p = start;
+        let mut published = 0u64;
+        for (text, whole) in records {
+            let at = (HEADER_BYTES + p % size) as usize;
+            let sum = format::checksum(p, [text.as_bytes(), &[]]);
+            for (i, b) in text.bytes().enumerate() {
+                all[(HEADER_BYTES + (p + RECORD_HEADER + i as u64) % size) as usize] = b;
+            }
+            let w0 = if *whole { p } else { p | TORN };
+            all[at..at + 8].copy_from_slice(&w0.to_le_bytes());
+            all[at + 8..at + 16].copy_from_slice(&format::length_word(text.len() as u32, sum).to_le_bytes());
+            published += u64::from(*whole);
+            p += format::record_span(text.len() as u64);
+        }
+        all[format::OFF_HEAD..format::OFF_HEAD + 8].copy_from_slice(&p.to_le_bytes());
+        all[format::OFF_RECORDS..format::OFF_RECORDS + 8].copy_from_slice(&published.to_le_bytes());
+        all
+    }
+
+    #[test]
+    fn wrapped_torn_and_overwritten() {
+        let text: Vec<String> = (0..40).map(|i| format!("record {i:02} {}\n", "x".repeat(i * 7))).collect();
+        let mut records: Vec<(&str, bool)> = text.iter().map(|t| (t.as_str(), true)).collect();
+        records.last_mut().unwrap().1 = false;
+        let all = ring(4096, 0, &records);
+        let c = parse(&all, None);
+        assert!(c.problems.is_empty(), "{:?}", c.problems);
+        assert_eq!((c.torn, c.damaged), (1, 0));
+        let shown = String::from_utf8(c.text).unwrap();
+        assert!(shown.ends_with(&text[38]), "the newest whole record is last");
+        let kept = shown.matches("record ").count() as u64;
+        assert_eq!(c.records, kept);
+        assert_eq!(c.overwritten, Some(39 - kept));
+        let first: usize = shown[7..9].parse().unwrap();
+        assert_eq!(shown, text[first..39].concat(), "a run with no gap, each record whole (some wrap the end)");
+    }
+
+    #[test]
+    fn damaged_bytes_are_left_out_and_a_bad_header_is_scanned() {
+        let records = [("alpha\n", true), ("beta\n", true), ("gamma\n", true)];
+        let mut all = ring(4096, 8192, &records);
+        all[HEADER_BYTES as usize + 16 + 32 + 1] ^= 1;
+        let c = parse(&all, None);
+        assert_eq!((c.text.as_slice(), c.damaged, c.overwritten), (&b"alpha\ngamma\n"[..], 1, Some(0)));
+        all[20] ^= 1;
+        let c = parse(&all, None);
+        assert_eq!(c.text, b"alpha\ngamma\n");
+        assert_eq!((c.overwritten, c.problems.len()), (None, 1));
+    }
+}
