@@ -10,6 +10,7 @@
 //! - 40: checksum of bytes 0..40 (u32, [`checksum`] with position 0);
 //! - 64: head (u64): bytes ever reserved in the data area, the position the next record starts at;
 //! - 72: records (u64): records ever published; 80: records too large for the ring (u64, never stored);
+//! - 88: records dropped (u64): their bytes would have landed on an older record still being written;
 //! - 96: the system information record: length (low 32 bits) and checksum (high 32 bits) in one u64, written
 //!   last, the record's bytes at [`SYSINFO_OFFSET`] (it is never overwritten, so every ring names its process).
 //!
@@ -55,6 +56,8 @@ pub const OFF_HEAD: usize = 64;
 pub const OFF_RECORDS: usize = 72;
 /// Offset of the count of records too large for the ring.
 pub const OFF_TOO_LARGE: usize = 80;
+/// Offset of the count of records dropped rather than written over an unfinished older one.
+pub const OFF_DROPPED: usize = 88;
 /// Offset of the system information record's length and checksum.
 pub const OFF_SYSINFO: usize = 96;
 

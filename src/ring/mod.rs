@@ -14,7 +14,9 @@
 pub mod format;
 
 use crate::abi::ringmap::Mapping;
-use format::{HEADER_BYTES, OFF_HEAD, OFF_RECORDS, OFF_SYSINFO, OFF_TOO_LARGE, RECORD_HEADER, SYSINFO_OFFSET, TORN};
+use format::{
+    HEADER_BYTES, OFF_DROPPED, OFF_HEAD, OFF_RECORDS, OFF_SYSINFO, OFF_TOO_LARGE, RECORD_HEADER, SYSINFO_OFFSET, TORN,
+};
 use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 /// This process's ring mapping (null: none), its length, and its data area's size.
@@ -24,6 +26,17 @@ static DATA_BYTES: AtomicU64 = AtomicU64::new(0);
 /// The path of the ring this process (or, in a child, its parent) writes: leaked once per ring opened, never
 /// freed (a child reads its parent's to recognise the same file).
 static PATH: AtomicPtr<String> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Unfinished records of this process: each slot holds one plus the position its writer reserved, with
+/// [`RESERVED`] set, or, in the instant before that is known, one plus the head just before it reserved (a lower
+/// bound); 0 when free. [`IN_FLIGHT_SPAN`] holds the record's span. A writer whose bytes would land on a previous
+/// lap's record that is still being written (its writer stalled while the others wrote the whole ring) writes
+/// nothing: the record is dropped and counted, and the older record is never mixed with a newer one.
+static IN_FLIGHT: [AtomicU64; IN_FLIGHT_SLOTS] = [const { AtomicU64::new(0) }; IN_FLIGHT_SLOTS];
+static IN_FLIGHT_SPAN: [AtomicU64; IN_FLIGHT_SLOTS] = [const { AtomicU64::new(0) }; IN_FLIGHT_SLOTS];
+const IN_FLIGHT_SLOTS: usize = 16;
+/// In an [`IN_FLIGHT`] slot: the position is the reserved one, not a lower bound.
+const RESERVED: u64 = 1 << 63;
 
 /// Why no ring was opened.
 pub enum OpenError {
@@ -74,6 +87,48 @@ pub fn forget_in_child() {
         LEN.store(0, Ordering::Release);
         m.unmap();
     }
+    // The parent's writers do not exist here.
+    for slot in &IN_FLIGHT {
+        slot.store(0, Ordering::Relaxed);
+    }
+}
+
+/// Claims a free in-flight slot for a record of `span` bytes with `value` (one plus the head); `None` when all
+/// are taken (then as many records as there are slots are being written at once, signal handlers included).
+fn claim_slot(value: u64, span: u64) -> Option<usize> {
+    // Thread identifiers share their low bits (they are aligned addresses): spread them with a multiplicative hash.
+    let start = (crate::abi::sys::thread_id() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60;
+    let start = start as usize % IN_FLIGHT_SLOTS;
+    (0..IN_FLIGHT_SLOTS).map(|k| (start + k) % IN_FLIGHT_SLOTS).find(|&i| {
+        let claimed = IN_FLIGHT[i].compare_exchange(0, value, Ordering::SeqCst, Ordering::Relaxed).is_ok();
+        if claimed {
+            IN_FLIGHT_SPAN[i].store(span, Ordering::SeqCst);
+        }
+        claimed
+    })
+}
+
+/// Whether the bytes of positions `[position, position + span)` lie on a previous lap's record that another
+/// writer may still be writing. A record whose writer never finishes (a signal handler that jumped out of the
+/// shim in the middle of it) costs the records that would overwrite its bytes, about one per lap of the ring.
+fn laps_an_unfinished_record(mine: usize, position: u64, span: u64, data_bytes: u64) -> bool {
+    // This record's bytes are those of positions [position - size, position + span - size) of the previous lap.
+    let Some(limit) = (position + span).checked_sub(data_bytes) else { return false };
+    let lap_start = position.saturating_sub(data_bytes);
+    IN_FLIGHT.iter().enumerate().any(|(i, slot)| {
+        let v = slot.load(Ordering::SeqCst);
+        if i == mine || v == 0 {
+            return false;
+        }
+        let other = (v & !RESERVED) - 1;
+        if v & RESERVED != 0 {
+            return other < limit && other + IN_FLIGHT_SPAN[i].load(Ordering::SeqCst) > lap_start;
+        }
+        // A lower bound only (its writer is between its claim and its reservation): the record may start anywhere
+        // from there. Two laps behind, it is taken to be gone (a signal handler that jumped out of the shim there),
+        // so that it cannot stop every later record.
+        other < limit && other + 2 * data_bytes > position
+    })
 }
 
 /// Writes one record into the ring; `false` when this process has no ring (the caller writes it as usual).
@@ -86,7 +141,19 @@ pub fn write(record: &[u8]) -> bool {
         m.word(OFF_TOO_LARGE).fetch_add(1, Ordering::Relaxed);
         return true;
     }
-    let position = m.word(OFF_HEAD).fetch_add(span, Ordering::Relaxed);
+    // The slot is claimed before the reservation (both sequentially consistent), so a later writer that reserves
+    // bytes on this record's lap always sees it.
+    let Some(slot) = claim_slot(m.word(OFF_HEAD).load(Ordering::SeqCst) + 1, span) else {
+        m.word(OFF_DROPPED).fetch_add(1, Ordering::Relaxed);
+        return true;
+    };
+    let position = m.word(OFF_HEAD).fetch_add(span, Ordering::SeqCst);
+    IN_FLIGHT[slot].store((position + 1) | RESERVED, Ordering::SeqCst);
+    if laps_an_unfinished_record(slot, position, span, data_bytes) {
+        IN_FLIGHT[slot].store(0, Ordering::Release);
+        m.word(OFF_DROPPED).fetch_add(1, Ordering::Relaxed);
+        return true;
+    }
     let at = (position % data_bytes) as usize;
     let data = HEADER_BYTES as usize;
     // The record's header never wraps: positions and the area's size are multiples of 16.
@@ -101,6 +168,7 @@ pub fn write(record: &[u8]) -> bool {
     let sum = format::checksum(position, [a, b]);
     m.word(head + 8).store(format::length_word(len as u32, sum), Ordering::Relaxed);
     m.word(head).store(position, Ordering::Release);
+    IN_FLIGHT[slot].store(0, Ordering::Release);
     // Counted once published: a record whose writer died before this is either shown (a count one short, only
     // in the instant between these two stores) or torn, never counted as overwritten.
     m.word(OFF_RECORDS).fetch_add(1, Ordering::Relaxed);

@@ -26,6 +26,9 @@ pub struct Contents {
     pub in_flight: u64,
     /// Records larger than the whole ring, never stored.
     pub too_large: u64,
+    /// Records dropped by their writer because their bytes would have landed on an older record still being
+    /// written (its writer stalled while the others wrote the whole ring).
+    pub dropped: u64,
     /// Lines about the file itself (a damaged header, a wrong size), each without its file name.
     pub problems: Vec<String>,
 }
@@ -162,7 +165,10 @@ pub fn parse(all: &[u8], head_after: Option<u64>) -> Contents {
         }
         scan_window(&area)
     };
-    out.too_large = if fields.is_some() { u64_at(all, format::OFF_TOO_LARGE).unwrap_or(0) } else { 0 };
+    if fields.is_some() {
+        out.too_large = u64_at(all, format::OFF_TOO_LARGE).unwrap_or(0);
+        out.dropped = u64_at(all, format::OFF_DROPPED).unwrap_or(0);
+    }
     let live = pid != 0 && alive(pid);
     let cut_published = walk(&area, start, end, live, &mut out);
     out.overwritten = (fields.is_some() && sane_head).then(|| {

@@ -30,6 +30,13 @@ pub fn account(path: &str, c: &ringread::Contents) -> String {
     if c.in_flight > 0 {
         line.push_str(&format!(", {} records still being written left out (the process is alive)", c.in_flight));
     }
+    if c.dropped > 0 {
+        line.push_str(&format!(
+            ", {} records dropped by their writers (their bytes would have landed on an older record still being \
+             written)",
+            c.dropped
+        ));
+    }
     if c.too_large > 0 {
         line.push_str(&format!(", {} records larger than the ring never stored", c.too_large));
     }
