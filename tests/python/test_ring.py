@@ -189,6 +189,29 @@ def test_sigkill_while_8_threads_write(tmp_path):
     assert len(re.findall(r"^did not return: ", s.stdout, re.M)) <= 8
 
 
+def test_reading_a_ring_while_4_threads_write_it(tmp_path):
+    """`flashlog show` on a 1 MiB ring that 4 threads overwrite many times a second while it reads: every record
+    shown is whole and the run has no gap (records overwritten during the read are left out at the old end, those
+    still being written at the new end), three times over. (How many records a read keeps depends on how far the
+    writers got meanwhile, so only the shape is checked.)"""
+    ring = tmp_path / "live.ring"
+    proc = subprocess.Popen([str(RING), "live", str(MODULE_DIR), "4", "100"], env=shim_env(3, ring, FLASHLOG_RING_MB=1),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        for _ in range(3):
+            s = show(ring)
+            shown, overwritten, torn, damaged, dropped = account(s.stderr, with_dropped=True)
+            assert (torn, damaged) == (0, 0), s.stderr
+            records = parse_echo_records(split_sysinfo(masked(s.stdout))[1])
+            assert len(records) == shown
+            gaps, _ = per_thread_gaps(records)
+            assert gaps <= dropped
+    finally:
+        proc.kill()
+        proc.communicate(timeout=60)
+
+
 def test_exit_with_threads_writing(tmp_path):
     """_exit(3) from the main thread while 4 threads write: same exit code as without the shim, records whole."""
     ring = tmp_path / "x.ring"

@@ -1,6 +1,7 @@
 //! Reading a flight-recorder ring file (layout: `src/ring/format.rs`), for `flashlog show` and `flashlog summary`.
-//! The file is read with `read(2)`, never mapped (a ring truncated meanwhile cannot hurt the reader), and may be
-//! one a live process is still writing: records overwritten while it was read are dropped, and a ring whose
+//! The file is read with `pread(2)`, never mapped (a ring truncated meanwhile cannot hurt the reader), and may be
+//! one a live process is still writing: it is read newest bytes first, records overwritten while it was read are
+//! dropped, and a ring whose
 //! writer is alive is shown up to its first record still being written, so what is shown is always a run of
 //! consecutive records with no gap. A damaged header is reported and the records are then found by scanning
 //! the data area for records that name their own position.
@@ -51,14 +52,64 @@ fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
 pub fn read(path: &str) -> Result<Contents, String> {
     let mut file = std::fs::File::open(path).map_err(|e| e.to_string())?;
     let mut all = Vec::new();
-    file.read_to_end(&mut all).map_err(|e| e.to_string())?;
+    (&mut file).take(HEADER_BYTES).read_to_end(&mut all).map_err(|e| e.to_string())?;
     if all.len() < 8 || all[..8] != MAGIC {
         return Err("not a flashlog ring".to_string());
     }
-    // The head once more, after the data was read: what was overwritten meanwhile is dropped.
-    let mut head_after = [0u8; 8];
-    let reread = std::os::unix::fs::FileExt::read_exact_at(&file, &mut head_after, format::OFF_HEAD as u64);
-    Ok(parse(&all, reread.ok().map(|()| u64::from_le_bytes(head_after))))
+    let file_len = file.metadata().map_err(|e| e.to_string())?.len();
+    let head = u64_at(&all, format::OFF_HEAD).unwrap_or(0);
+    match header_fields(&all) {
+        Some((size, _)) if file_len == HEADER_BYTES + size && head.is_multiple_of(RECORD_ALIGN) && head < TORN => {
+            // Writers faster than this reader (a small ring, the reader descheduled) may overwrite everything
+            // it read: it tries again, a few times, from a fresh header.
+            for _attempt in 0..8 {
+                use std::os::unix::fs::FileExt;
+                file.read_exact_at(&mut all[..HEADER_BYTES as usize], 0).map_err(|e| e.to_string())?;
+                let head = u64_at(&all, format::OFF_HEAD).unwrap_or(0);
+                let valid_from = read_newest_first(&file, &mut all, size, head).map_err(|e| e.to_string())?;
+                if valid_from + RECORD_ALIGN < head || head == 0 {
+                    return Ok(parse(&all, Some(valid_from + size)));
+                }
+            }
+            Ok(parse(&all, Some(u64_at(&all, format::OFF_HEAD).unwrap_or(0) + size)))
+        }
+        _ => {
+            file.read_to_end(&mut all).map_err(|e| e.to_string())?;
+            let mut head_after = [0u8; 8];
+            let reread = std::os::unix::fs::FileExt::read_exact_at(&file, &mut head_after, format::OFF_HEAD as u64);
+            Ok(parse(&all, reread.ok().map(|()| u64::from_le_bytes(head_after))))
+        }
+    }
+}
+
+/// Reads the data area behind `all` (the header) newest bytes first, in chunks, reading the head again after
+/// each: a live writer overwrites the oldest bytes first, so the reader meets it as late as possible. Returns the
+/// lowest position whose bytes were read before any writer could overwrite them.
+fn read_newest_first(file: &std::fs::File, all: &mut Vec<u8>, size: u64, head: u64) -> std::io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    const CHUNK: u64 = 16 << 10;
+    all.resize((HEADER_BYTES + size) as usize, 0);
+    let oldest = head.saturating_sub(size);
+    let mut hi = head;
+    while hi > oldest {
+        let lo = hi.saturating_sub(CHUNK).max(oldest);
+        let mut p = lo;
+        while p < hi {
+            let at = p % size;
+            let n = (hi - p).min(size - at);
+            let from = (HEADER_BYTES + at) as usize;
+            file.read_exact_at(&mut all[from..from + n as usize], HEADER_BYTES + at)?;
+            p += n;
+        }
+        let mut word = [0u8; 8];
+        file.read_exact_at(&mut word, format::OFF_HEAD as u64)?;
+        let floor = u64::from_le_bytes(word).saturating_sub(size);
+        if floor > lo {
+            return Ok(floor.min(hi));
+        }
+        hi = lo;
+    }
+    Ok(oldest)
 }
 
 /// The header's fixed fields when they are intact: (data bytes, writer's pid).
