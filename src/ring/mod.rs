@@ -1,11 +1,13 @@
 //! The flight recorder: with `FLASHLOG_RING_MB=N` and a file destination, records go into a ring of N MiB in a
 //! memory-mapped file instead of being appended with `write(2)`. Steady state makes no system call and takes no
-//! lock: a writer reserves its bytes with one atomic `fetch_add` on the head word in the file's header, marks the
-//! record as being written, copies its text, and publishes it by storing its length and checksum and then its own
-//! position (release order). When the ring is full the oldest bytes are overwritten. A process that dies in any
-//! way leaves every published record in the kernel's page cache, hence in the file; a record its writer did not
-//! finish is recognisably torn, and one mixed with another (a writer overtaken by a whole lap of the ring while
-//! it copied) fails its checksum. The layout is in [`format`].
+//! lock: a writer notes its record in one of the process's in-flight slots, reserves its bytes with one atomic
+//! `fetch_add` on the head word in the file's header, marks the record as being written, copies its text, and
+//! publishes it by storing its length and checksum and then its own position (release order). When the ring is
+//! full the oldest bytes are overwritten; a record whose bytes would land on an older record still being written
+//! (its writer stalled for a whole lap) is dropped and counted instead, so records are never mixed. A process that
+//! dies in any way leaves every published record in the kernel's page cache, hence in the file; a record its
+//! writer did not finish is recognisably torn, and damaged bytes fail the record's checksum. The layout is in
+//! [`format`].
 //!
 //! One ring per process: a forked child never writes into the mapping it inherited. The sink opens the
 //! destination again in the child; a name that expands to another file (`%i`) gets a ring of its own, the
