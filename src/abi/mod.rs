@@ -8,6 +8,8 @@ pub mod ffi;
 pub mod fsio;
 pub mod got;
 pub mod mem;
+pub mod objects;
+pub mod owned_slot;
 pub mod pinned;
 pub mod pipe;
 pub mod pool;

@@ -206,10 +206,12 @@ fn wrap_proc_address(symbol: &[u8], found: usize, version: i32, flags: u64) -> u
     if !ENTRIES.iter().any(|e| e.base == base) {
         return found;
     }
-    let by_address = dl::addr_info(found)
-        .and_then(|i| i.exact_symbol)
-        .and_then(|s| ENTRIES.iter().find(|e| e.symbol.to_bytes() == s.as_bytes()))
+    // Which exported variant the answer is, from what the scans learnt of the drivers (not `dladdr`, which
+    // waits for the loader lock: this runs in the host's `cuGetProcAddress`).
+    let by_address = ENTRIES
+        .iter()
         .filter(|e| e.base == base)
+        .find(|e| plt::is_known_driver_function(e.entry, found))
         .map(|e| e.entry);
     let entry = by_address.unwrap_or_else(|| infer_variant(base, version, flags & PER_THREAD_FLAG != 0));
     // The driver's answer is the real function wherever it lies (a forwarding driver may hand out its own
@@ -229,6 +231,8 @@ pub fn infer_variant(base: &str, version: i32, per_thread: bool) -> Entry {
         ("cuStreamBeginCaptureToGraph", true) => BeginCaptureToGraphPtsz,
         ("cuStreamEndCapture", false) => EndCapture,
         ("cuStreamEndCapture", true) => EndCapturePtsz,
+        // Per-thread launches exist from 7.0: asked for an older version, both flags get the legacy function.
+        ("cuLaunchKernel", true) if version < 7000 => LaunchKernel,
         ("cuLaunchKernel", false) => LaunchKernel,
         ("cuLaunchKernel", true) => LaunchKernelPtsz,
         ("cuLaunchKernelEx", false) => LaunchKernelEx,
@@ -268,7 +272,7 @@ pub unsafe extern "C" fn cuGetProcAddress<const K: usize>(
     version: i32,
     flags: u64,
 ) -> i32 {
-    plt::refresh();
+    plt::refresh_from_wrapper();
     let Some(f) = real::<GetProcAddressFn>(Entry::GetProcAddress as usize, K) else {
         return NOT_FOUND;
     };
@@ -288,7 +292,7 @@ pub unsafe extern "C" fn cuGetProcAddress_v2<const K: usize>(
     flags: u64,
     status: *mut i32,
 ) -> i32 {
-    plt::refresh();
+    plt::refresh_from_wrapper();
     let Some(f) = real::<GetProcAddressV2Fn>(Entry::GetProcAddressV2 as usize, K) else {
         return NOT_FOUND;
     };
@@ -305,7 +309,7 @@ macro_rules! begin_capture_wrapper {
         /// # Safety
         /// Called by the host with the driver's contract.
         pub unsafe extern "C" fn $name<const K: usize>(stream: Stream $(, $arg: $ty)*) -> i32 {
-            plt::refresh();
+            plt::refresh_from_wrapper();
             crate::graph::prepare_before_capture();
             let Some(f) = real::<unsafe extern "C" fn(Stream $(, $ty)*) -> i32>(Entry::$entry as usize, K) else {
                 return NOT_FOUND;
@@ -342,7 +346,7 @@ macro_rules! end_capture_wrapper {
         /// # Safety
         /// Called by the host with the driver's contract.
         pub unsafe extern "C" fn $name<const K: usize>(stream: Stream, graph: *mut usize) -> i32 {
-            plt::refresh();
+            plt::refresh_from_wrapper();
             let Some(f) = real::<unsafe extern "C" fn(Stream, *mut usize) -> i32>(Entry::$entry as usize, K) else {
                 return NOT_FOUND;
             };
@@ -382,7 +386,7 @@ macro_rules! launch_kernel_wrapper {
             params: *mut *mut c_void,
             extra: *mut *mut c_void,
         ) -> i32 {
-            plt::refresh();
+            plt::refresh_from_wrapper();
             let Some(f) = real::<LaunchKernelFn>(Entry::$entry as usize, K) else {
                 return NOT_FOUND;
             };
@@ -427,7 +431,7 @@ macro_rules! launch_kernel_ex_wrapper {
             params: *mut *mut c_void,
             extra: *mut *mut c_void,
         ) -> i32 {
-            plt::refresh();
+            plt::refresh_from_wrapper();
             let Some(f) = real::<LaunchKernelExFn>(Entry::$entry as usize, K) else {
                 return NOT_FOUND;
             };
@@ -466,6 +470,8 @@ mod tests {
         assert_eq!(infer_variant("cuStreamBeginCapture", 10010, true), Entry::BeginCaptureV2Ptsz);
         assert_eq!(infer_variant("cuStreamBeginCapture", 10000, true), Entry::BeginCapturePtsz);
         assert_eq!(infer_variant("cuStreamEndCapture", 10000, true), Entry::EndCapturePtsz);
+        assert_eq!(infer_variant("cuLaunchKernel", 4000, true), Entry::LaunchKernel);
+        assert_eq!(infer_variant("cuLaunchKernel", 7000, true), Entry::LaunchKernelPtsz);
         assert_eq!(infer_variant("cuGetProcAddress", 11030, false), Entry::GetProcAddress);
         assert_eq!(infer_variant("cuGetProcAddress", 12000, false), Entry::GetProcAddressV2);
     }
