@@ -58,6 +58,8 @@ pub struct LoadedObject {
     pub segments: Vec<(usize, usize)>,
     /// `PT_GNU_RELRO` range, when there is one.
     pub relro: Option<(usize, usize)>,
+    /// The `PT_LOAD` ranges mapped writable (`PF_W`).
+    pub writable: Vec<(usize, usize)>,
 }
 
 impl LoadedObject {
@@ -109,7 +111,8 @@ pub fn loaded_objects() -> (Vec<LoadedObject>, (u64, u64)) {
             // SAFETY: a NUL-terminated string owned by the loader.
             unsafe { CStr::from_ptr(info.dlpi_name) }.to_bytes().to_vec()
         };
-        let mut object = LoadedObject { base, name, dynamic: 0, segments: Vec::new(), relro: None };
+        let mut object =
+            LoadedObject { base, name, dynamic: 0, segments: Vec::new(), relro: None, writable: Vec::new() };
         let headers: &[libc::Elf64_Phdr] = if info.dlpi_phdr.is_null() {
             &[]
         } else {
@@ -120,7 +123,12 @@ pub fn loaded_objects() -> (Vec<LoadedObject>, (u64, u64)) {
             let start = base.wrapping_add(ph.p_vaddr as usize);
             let end = start.wrapping_add(ph.p_memsz as usize);
             match ph.p_type {
-                libc::PT_LOAD => object.segments.push((start, end)),
+                libc::PT_LOAD => {
+                    object.segments.push((start, end));
+                    if ph.p_flags & libc::PF_W != 0 {
+                        object.writable.push((start, end));
+                    }
+                }
                 libc::PT_DYNAMIC => object.dynamic = start,
                 libc::PT_GNU_RELRO => object.relro = Some((start, end)),
                 _ => {}
@@ -323,6 +331,36 @@ pub unsafe fn write_slot(obj: &LoadedObject, slot: usize, value: usize, maps: &m
     true
 }
 
+/// Writes `value` into the GOT slot at `slot` of `obj`, an object the loader has finished relocating, with
+/// the protection the loader gave it (no `/proc/self/maps`, whose size grows with every mapped object): the
+/// pages `PT_GNU_RELRO` covers entirely are read-only (the loader rounds both ends down to a page, so a last
+/// partial page stays writable), made writable for the write and read-only again; a slot elsewhere in a
+/// writable `PT_LOAD` segment is written directly. Any other slot is left to [`write_slot`]. Returns whether
+/// the write happened.
+///
+/// # Safety
+/// As [`write_slot`], and `obj` relocated (its RELRO protection applied).
+pub unsafe fn write_slot_as_loaded(obj: &LoadedObject, slot: usize, value: usize, maps: &mut Maps) -> bool {
+    let page_size = libc::sysconf(libc::_SC_PAGESIZE).max(4096) as usize;
+    let down = |a: usize| a & !(page_size - 1);
+    if let Some((start, end)) = obj.relro {
+        if slot >= down(start) && slot < down(end) {
+            let page = down(slot) as *mut c_void;
+            if libc::mprotect(page, page_size, libc::PROT_READ | libc::PROT_WRITE) != 0 {
+                return false;
+            }
+            AtomicUsize::from_ptr(slot as *mut usize).store(value, Ordering::Release);
+            libc::mprotect(page, page_size, libc::PROT_READ);
+            return true;
+        }
+    }
+    if obj.writable.iter().any(|&(s, e)| slot >= s && slot + 8 <= e) {
+        AtomicUsize::from_ptr(slot as *mut usize).store(value, Ordering::Release);
+        return true;
+    }
+    write_slot(obj, slot, value, maps)
+}
+
 /// The type (`STT_*`) of the dynamic symbol that starts exactly at `addr`, from the defining object's own
 /// symbol table (`dladdr1(RTLD_DL_SYMENT)`); None when no symbol starts there.
 pub fn symbol_type_at(addr: usize) -> Option<u8> {
@@ -394,6 +432,7 @@ mod tests {
                 dynamic: 0,
                 segments: vec![(page as usize, page as usize + 4096)],
                 relro: Some((page as usize, page as usize + 4096)),
+                writable: Vec::new(),
             };
             assert!(write_slot(&obj, slot, 0x1234, &mut Maps::default()));
             assert_eq!(read_slot(slot), 0x1234);

@@ -46,13 +46,24 @@ impl ObjectView<'_> {
 
     /// A copy that outlives the callback.
     pub fn to_owned(&self) -> LoadedObject {
-        let mut object =
-            LoadedObject { base: self.base, name: self.name.to_vec(), dynamic: 0, segments: Vec::new(), relro: None };
+        let mut object = LoadedObject {
+            base: self.base,
+            name: self.name.to_vec(),
+            dynamic: 0,
+            segments: Vec::new(),
+            relro: None,
+            writable: Vec::new(),
+        };
         for ph in self.headers {
             let start = self.base.wrapping_add(ph.p_vaddr as usize);
             let end = start.wrapping_add(ph.p_memsz as usize);
             match ph.p_type {
-                libc::PT_LOAD => object.segments.push((start, end)),
+                libc::PT_LOAD => {
+                    object.segments.push((start, end));
+                    if ph.p_flags & libc::PF_W != 0 {
+                        object.writable.push((start, end));
+                    }
+                }
                 libc::PT_DYNAMIC => object.dynamic = start,
                 libc::PT_GNU_RELRO => object.relro = Some((start, end)),
                 _ => {}

@@ -58,7 +58,7 @@ static KNOWN: [[AtomicUsize; INSTANCES]; ENTRIES.len()] =
 /// function (0 otherwise): the lock-free scan's answer for a lazy slot not bound yet.
 static GLOBAL_DEF: [AtomicUsize; ENTRIES.len()] = [const { AtomicUsize::new(0) }; ENTRIES.len()];
 
-/// Objects scans have processed, and how many each scan looked at (for the tests' counters).
+/// Objects scans have processed.
 #[derive(Default)]
 struct Registry {
     /// (load bias, hash of the path) -> what was done.
@@ -79,9 +79,6 @@ struct Processed(UnsafeCell<Option<Registry>>);
 // SAFETY: every access happens while holding `SCANNER`, so by one thread at a time.
 unsafe impl Sync for Processed {}
 static PROCESSED: Processed = Processed(UnsafeCell::new(None));
-
-/// Objects rewritten by every scan so far (fresh objects only: what a rescan costs in rewrites).
-static OBJECTS_REWRITTEN: AtomicU64 = AtomicU64::new(0);
 
 /// The constructor's part: scan the objects present at start-up when logging is on. The level is read
 /// without building the configuration (which prints its warnings): a warning belongs to the first FlashInfer
@@ -263,7 +260,6 @@ fn clear_pending() {
 }
 
 fn record(registry: &mut Registry, obj: &LoadedObject, outcome: Outcome, generation: u64) {
-    OBJECTS_REWRITTEN.fetch_add(1, Ordering::Relaxed);
     let done = Done { generation, probe: outcome.probe, partial: outcome.unresolved };
     registry.done.insert(key(obj.base, &obj.name), done);
 }
@@ -280,12 +276,6 @@ fn same_load(done: &Done, v: &ObjectView) -> bool {
 
 fn key(base: usize, name: &[u8]) -> (usize, u64) {
     (base, hash(name))
-}
-
-/// How many objects the scans have rewritten since the process started (each fresh object counts once per
-/// scan that processed it): what a rescan costs, for tests and benchmarks.
-pub fn objects_rewritten() -> u64 {
-    OBJECTS_REWRITTEN.load(Ordering::Relaxed)
 }
 
 /// The waiting scan's part for the drivers: the functions each exports under a tracked name, what the global
@@ -394,7 +384,7 @@ fn rewrite_object(obj: &LoadedObject, resolve: Resolve, drivers: &[LoadedObject]
             let Some(wrapper) = cuda::wrapper_for(entry, target) else {
                 return;
             };
-            if got::write_slot(obj, slot, wrapper, maps) && outcome.probe.is_none() {
+            if got::write_slot_as_loaded(obj, slot, wrapper, maps) && outcome.probe.is_none() {
                 outcome.probe = Some((slot, wrapper));
             }
         });
