@@ -29,6 +29,8 @@
    level-10 call writes a folder of three files); one level-10 call on a 256 MiB float32 host tensor minus the
    same call at level 5 (inputs and outputs: 512 MiB written) against a plain sequential write of the same
    bytes to the same file system in the same run, and the peak memory the shim adds at level 10.
+6. Loader (`loader_rows`): a load/unload/launch round with 1,000 objects loaded, with the library at level 1
+   and without it (the floor), side by side.
 """
 
 import argparse
@@ -290,6 +292,34 @@ def graph_rows(args, tmp):
     return rows
 
 
+def loader_rows(args, tmp):
+    """A load/unload/launch round with 1,000 objects loaded (`loader_host objects`: dlopen a -lcuda plugin,
+    launch, dlclose, launch), with the library at level 1 next to its floor, the same round without it."""
+    prog, tiny = args.fixdir / "loader/loader_host", args.fixdir / "loader/libtiny.so"
+    plugin = (args.fixdir / "loader/libplugin.so").resolve()
+    objects = tmp / "objects"
+    objects.mkdir()
+    for i in range(1000):
+        shutil.copyfile(tiny, objects / f"libobj{i}.so")
+    med = {}
+    for name, preload in (("without the library", None), ("level 1", args.lib.resolve())):
+        samples = []
+        for _ in range(args.repeat):
+            env = env_with(LD_PRELOAD=preload, FLASHINFER_LOGLEVEL=1 if preload else None,
+                           FLASHINFER_LOGDEST="/dev/null" if preload else None)
+            p = subprocess.run([str(prog), "objects", str(objects), "1000", "400", str(plugin)], env=env,
+                               capture_output=True, text=True, timeout=600, check=True)
+            samples.append(parse(p.stderr, "round_ns"))
+        med[name] = statistics.median(samples)
+    floor = med["without the library"]
+    print(f"\nLoad/unload/launch round with 1,000 objects loaded (median of {args.repeat} processes' medians of "
+          "400 rounds; target: 20x the floor + 0.2 ms):")
+    print(f"  {'configuration':22} {'us/round':>9} {'x floor':>8}")
+    for name, value in med.items():
+        print(f"  {name:22} {value / 1000:9.1f} {value / floor:8.2f}")
+    return med
+
+
 def plain_write_seconds(folder, file_bytes, files, rounds=3):
     """Median seconds of a plain sequential write of `files` files of `file_bytes` each (4 MiB writes from one
     buffer, then a rename), as one level-10 call writes them; every file is kept until all rounds are done,
@@ -388,6 +418,8 @@ def main():
     stats_throughput(args)
     with tempfile.TemporaryDirectory() as tmp:
         graph_rows(args, Path(tmp))
+    with tempfile.TemporaryDirectory() as tmp:
+        loader_rows(args, Path(tmp))
     with tempfile.TemporaryDirectory(dir=os.environ.get("FLASHLOG_BENCH_DUMP_DIR")) as tmp:
         dump_rows(args, Path(tmp))
 
