@@ -106,15 +106,16 @@ pub fn refresh() {
     if state::level() == 0 {
         return;
     }
-    if !counters_moved() && !ANY_PARTIAL.load(Ordering::Acquire) {
+    if !counters_moved() && !WAITING_SCAN_WANTED.load(Ordering::Acquire) {
         return;
     }
     let _errno = sys::ErrnoGuard::save();
     let _ = state::guarded(|| scan(Mode::Waiting));
 }
 
-/// Set while some processed object has a slot that only a waiting scan can resolve.
-static ANY_PARTIAL: AtomicBool = AtomicBool::new(false);
+/// Set when a lock-free scan left work that only a waiting scan can do: an object with a slot it could not
+/// resolve, or one whose relocation it could not judge (glibc without `_dl_find_object`).
+static WAITING_SCAN_WANTED: AtomicBool = AtomicBool::new(false);
 
 /// From a driver wrapper: the same, without ever taking the loader's load lock (never waits for another
 /// thread's `dlopen` or its constructors). One list-lock step when nothing changed.
@@ -205,7 +206,7 @@ fn scan(mode: Mode) {
                     record(registry, obj, outcome, generation);
                 }
                 clear_pending();
-                ANY_PARTIAL.store(registry.done.values().any(|d| d.partial), Ordering::Release);
+                WAITING_SCAN_WANTED.store(registry.done.values().any(|d| d.partial), Ordering::Release);
             }
             Mode::LockFree => rewrite_listed(registry, &fresh, &drivers, generation),
         }
@@ -227,14 +228,22 @@ fn rewrite_listed(registry: &mut Registry, fresh: &[LoadedObject], drivers: &[Lo
     let mut maps = Maps::default();
     let mut pending: Vec<(usize, usize)> = Vec::new();
     let mut outcomes: Vec<(usize, Outcome)> = Vec::new();
+    let mut unjudged = false;
     objects::walk(|v| {
         let Some(&i) = wanted.get(&key(v.base, v.name)) else {
             return;
         };
         let first = v.first_segment();
-        if objects::is_relocated(first, v.base) != Some(true) {
-            pending.push((first, v.base));
-            return;
+        match objects::is_relocated(first, v.base) {
+            Some(true) => {}
+            Some(false) => {
+                pending.push((first, v.base));
+                return;
+            }
+            None => {
+                unjudged = true;
+                return;
+            }
         }
         outcomes.push((i, rewrite_object(&v.to_owned(), Resolve::Known, drivers, &mut maps)));
     });
@@ -247,8 +256,8 @@ fn rewrite_listed(registry: &mut Registry, fresh: &[LoadedObject], drivers: &[Lo
         slot[0].store(*addr, Ordering::Release);
     }
     ANY_PENDING.store(!pending.is_empty(), Ordering::Release);
-    if registry.done.values().any(|d| d.partial) {
-        ANY_PARTIAL.store(true, Ordering::Release);
+    if unjudged || registry.done.values().any(|d| d.partial) {
+        WAITING_SCAN_WANTED.store(true, Ordering::Release);
     }
 }
 
