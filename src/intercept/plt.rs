@@ -197,11 +197,12 @@ fn scan(mode: Mode) {
         match mode {
             Mode::Waiting => {
                 learn_drivers(&drivers);
+                let mut maps = Maps::default();
                 for obj in &fresh {
                     let Some(handle) = dl::hold_loaded(&obj.name, obj.base) else {
                         continue;
                     };
-                    let outcome = rewrite_object(obj, Resolve::Loader(handle), &drivers, &mut Maps::default());
+                    let outcome = rewrite_object(obj, Resolve::Loader(handle), &drivers, &mut maps);
                     dl::release(handle);
                     record(registry, obj, outcome, generation);
                 }
