@@ -35,7 +35,10 @@ pub fn find_mapping(maps: &str, addr: usize) -> Option<ModuleFile> {
         let (major, minor) = dev.split_once(':')?;
         let (major, minor) = (u64::from_str_radix(major, 16).ok()?, u64::from_str_radix(minor, 16).ok()?);
         let inode = inode.parse().ok()?;
-        return Some(ModuleFile { path: path.to_string(), dev_ino: (libc::makedev(major as u32, minor as u32), inode) });
+        return Some(ModuleFile {
+            path: path.to_string(),
+            dev_ino: (libc::makedev(major as u32, minor as u32), inode),
+        });
     }
     None
 }
