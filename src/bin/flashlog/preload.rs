@@ -142,12 +142,12 @@ mod tests {
     fn sanitizers_first_then_the_library() {
         let lib = "/opt/flashlog/lib/libflashlog.so";
         assert_eq!(value(lib, None), lib);
-        assert_eq!(value(lib, Some("/a.so /b.so")), format!("{lib}:/a.so:/b.so"));
-        assert_eq!(value(lib, Some(&format!("{lib}:/a.so"))), format!("{lib}:/a.so"));
-        assert_eq!(value(lib, Some("libasan.so")), format!("libasan.so:{lib}"));
+        assert_eq!(value(lib, Some("/a.so /b.so")), OsString::from(format!("{lib}:/a.so:/b.so")));
+        assert_eq!(value(lib, Some(&format!("{lib}:/a.so"))), OsString::from(format!("{lib}:/a.so")));
+        assert_eq!(value(lib, Some("libasan.so")), OsString::from(format!("libasan.so:{lib}")));
         assert_eq!(
             value(lib, Some("/a.so:/u/libasan.so.8 /b.so:libubsan.so.1")),
-            format!("/u/libasan.so.8:libubsan.so.1:{lib}:/a.so:/b.so")
+            OsString::from(format!("/u/libasan.so.8:libubsan.so.1:{lib}:/a.so:/b.so"))
         );
     }
 
