@@ -426,16 +426,7 @@ for i in range(20):
         x = np.ones(4, np.float32); o = np.zeros_like(x)
         ops.scale(T(o), T(x), 3.0)
         os._exit(0 if o[0] == 3.0 else 1)
-    deadline = time.time() + 20
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            statuses.append(status)
-            break
-        if time.time() > deadline:
-            os.kill(pid, 9); os.waitpid(pid, 0); statuses.append("hung")
-            break
-        time.sleep(0.005)
+    statuses.append(os.waitpid(pid, 0)[1])  # a hung child hangs the host: the test's timeout says so
 stop = True
 for t in threads: t.join()
 print("children:", sorted(set(map(str, statuses))))
