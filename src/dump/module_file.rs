@@ -91,7 +91,7 @@ mod tests {
     #[test]
     fn this_test_binary_is_found_with_its_size() {
         let mut o = Vec::new();
-        push_fields(&mut o, this_test_binary_is_found_with_its_size as usize);
+        push_fields(&mut o, this_test_binary_is_found_with_its_size as *const () as usize);
         let text = String::from_utf8(o).unwrap();
         let exe = std::env::current_exe().unwrap();
         let size = std::fs::metadata(&exe).unwrap().size();
