@@ -7,7 +7,7 @@ any strides work), calls the export and compares: every tensor argument after th
 dumped outputs (`identical` bit for bit, `close` within --rtol/--atol with NaN equal to NaN), the same error for
 a call that failed, and the same death for a call that never returned. Every call runs in a worker process
 (isolate.py), so a call that crashes the loader is that call's result, not the replay's end; the module file is
-the recorded one, or refused (module_file.py). One line per module loaded (LOAD), one per call, a summary line;
+the recorded one, or refused (module_file.py). One line per module loaded (LOAD, on stderr), one per call, a summary line;
 exit status 0 only when every call passed.
 """
 
@@ -592,7 +592,8 @@ def main(argv):
                     raise BadDump(str(e)) from None
                 if path not in loaded:
                     loaded.add(path)
-                    print(f"LOAD {path} ({which})", flush=True)
+                    # On stderr: stdout keeps one line per call and the summary line, as scripts read them.
+                    print(f"LOAD {path} ({which})", file=sys.stderr, flush=True)
                 answer = worker.call({"folder": str(folder.resolve()), "library": path, "opts": request_opts})
                 if "bad" in answer:
                     raise BadDump(answer["bad"])

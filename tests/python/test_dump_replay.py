@@ -153,12 +153,12 @@ def test_replay_unchanged_module_passes(recorded):
     r = replay(dump)
     assert r.returncode == 0, r.stdout + r.stderr
     # One LOAD line per module file, before its first call: the recorded file, unchanged.
-    loads = [l for l in r.stdout.splitlines() if l.startswith("LOAD ")]
+    loads = [l for l in r.stderr.splitlines() if l.startswith("LOAD ")]
     assert len(loads) == 2
     for module in [MODULE_DIR / "norm/norm.so", MODULE_DIR / "dumpops/dumpops.so"]:
         size = module.stat().st_size
         assert any(l.startswith(f"LOAD {module} (the recorded file: {size} bytes, modified ") for l in loads), loads
-    lines = [l for l in r.stdout.splitlines() if not l.startswith("LOAD ")]
+    lines = r.stdout.splitlines()
     assert len(lines) == 9 and lines[-1] == "replayed 8 calls: 8 passed, 0 failed, 0 could not be replayed"
     by_name = {l.split()[1] + (":crash" if "reproduced" in l else ""): l for l in lines[:-1]}
     assert by_name["norm.rmsnorm"].endswith(": identical")
@@ -195,7 +195,7 @@ def test_replay_changed_module_reports_the_mismatch(tmp_path):
                         r"replayed 1 call: 0 passed, 0 failed, 1 could not be replayed\n", r.stdout), r.stdout
     r = replay(dump, "--library-root", mod.parent)
     assert r.returncode == 1
-    assert r.stdout.startswith(f"LOAD {mod} (from --library-root; recorded {mod}: differs: "), r.stdout
+    assert r.stderr.startswith(f"LOAD {mod} (from --library-root; recorded {mod}: differs: "), r.stderr
     assert re.search(r"^FAIL dumpops\.scale \S+: mismatch: arg_0: 6 of 6 elements differ \(largest difference 1\)$",
                      r.stdout, re.M), r.stdout
     assert r.stdout.splitlines()[-1] == "replayed 1 call: 0 passed, 1 failed, 0 could not be replayed"
@@ -486,7 +486,7 @@ def test_minus_two_failure_is_reproduced_and_the_replay_survives(tmp_path):
     assert meta(minus_two)[-1]["return_code"] == -2 and "error_kind" not in meta(minus_two)[-1]
     r = replay(dump)
     assert r.returncode == 0, r.stdout + r.stderr
-    lines = [l for l in r.stdout.splitlines() if not l.startswith("LOAD ")]
+    lines = r.stdout.splitlines()
     assert f"PASS testops.fail_minus_two {minus_two.name}: reproduced: SIGSEGV (return code -2 recorded, no error " \
            "object)" in lines
     # The calls after it were replayed too (by a fresh worker).
@@ -525,19 +525,19 @@ def test_relative_module_path_replayed_from_another_folder(tmp_path):
 
     r = replay_in_b()
     assert r.returncode == 0, r.stdout + r.stderr
-    assert r.stdout.splitlines()[0].startswith(f"LOAD {recorded} (the recorded file: ")
+    assert r.stderr.splitlines()[0].startswith(f"LOAD {recorded} (the recorded file: "), r.stderr
     assert f"PASS dumpops.scale {call.name}: identical" in r.stdout
     # The recorded file rebuilt (another build under the same name): refused with one line.
     shutil.copy(tmp_path / "b/mods/dumpops.so", recorded)
     r = replay_in_b()
     errors = [l for l in r.stdout.splitlines() if l.startswith("ERROR")]
     assert r.returncode == 1 and len(errors) == 1 and f"{recorded} is not the recorded file" in errors[0], r.stdout
-    assert "LOAD" not in r.stdout
+    assert "LOAD" not in r.stderr
     # --library-root: the other folder's build, named, and compared.
     r = replay_in_b("--library-root", ".")
     assert r.returncode == 1
-    assert r.stdout.splitlines()[0].startswith(
-        f"LOAD {tmp_path / 'b/mods/dumpops.so'} (from --library-root; recorded {recorded}: "), r.stdout
+    assert r.stderr.splitlines()[0].startswith(
+        f"LOAD {tmp_path / 'b/mods/dumpops.so'} (from --library-root; recorded {recorded}: "), r.stderr
     assert f"FAIL dumpops.scale {call.name}: mismatch: arg_0: 6 of 6 elements differ" in r.stdout
     # Gone: refused, saying so.
     recorded.unlink()
