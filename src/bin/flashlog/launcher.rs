@@ -202,17 +202,10 @@ pub fn find_library() -> Result<PathBuf, String> {
     ))
 }
 
-/// `LD_PRELOAD` with `lib` first and what was there after it (without a second copy of `lib`).
+/// `LD_PRELOAD` with `lib` first, after the sanitizer runtimes it held (which must come first), and the rest of
+/// what was there after it (without a second copy of `lib`): see [`crate::preload`].
 pub fn preload_value(lib: &Path, existing: Option<&str>) -> OsString {
-    let lib = lib.as_os_str().to_string_lossy().into_owned();
-    let rest: Vec<&str> =
-        existing.unwrap_or("").split([' ', ':']).filter(|s| !s.is_empty() && *s != lib.as_str()).collect();
-    let mut value = lib;
-    for r in rest {
-        value.push(':');
-        value.push_str(r);
-    }
-    value.into()
+    crate::preload::value(&lib.as_os_str().to_string_lossy(), existing)
 }
 
 /// Runs the launcher; returns only when the command could not be started.
@@ -235,7 +228,7 @@ pub fn main(args: &[String]) -> ExitCode {
         }
         None => {}
     }
-    let lib = match find_library() {
+    let lib = match find_library().and_then(|lib| crate::preload::loadable_path(&lib)) {
         Ok(lib) => lib,
         Err(msg) => {
             eprintln!("flashlog: {msg}");

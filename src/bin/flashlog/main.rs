@@ -8,6 +8,7 @@
 
 mod launcher;
 mod locate;
+mod preload;
 mod replay;
 mod ringread;
 mod show;
@@ -29,11 +30,11 @@ Usage:
   flashlog [OPTIONS] [--] COMMAND [ARGS...]
   flashlog summary LOG...
   flashlog show RING...
-  flashlog replay DIR [--device DEV] [--filter GLOB] [--rtol R] [--atol A]
+  flashlog replay DIR [--device DEV] [--filter GLOB] [--rtol R] [--atol A] [--library-root DIR]
   flashlog --help | --version
 
-Runs COMMAND with libflashlog.so first in LD_PRELOAD (what LD_PRELOAD held is kept after it) and execs it, so
-its exit code and signals are its own. The library is found in $FLASHLOG_LIB, beside this executable, in
+Runs COMMAND with libflashlog.so first in LD_PRELOAD (after the sanitizer runtimes it held, which must come first;
+the rest of what it held is kept after it) and execs it, so its exit code and signals are its own. The library is found in $FLASHLOG_LIB, beside this executable, in
 ../lib beside it, or in the flashlog Python package that `pip install` put beside it.
 
 Options (each also as --name=VALUE, and -lN, -oFILE for the short ones):
