@@ -73,8 +73,11 @@ include tests/fixtures/host.mk
 include tests/fixtures/hostile.mk
 include tests/fixtures/reads.mk
 include tests/fixtures/hoststate.mk
+include tests/fixtures/ring.mk
+include tests/fixtures/loader.mk
 
-fixtures: tvm-fixtures cuda-fixtures stats-fixtures host-fixtures hostile-fixtures reads-fixtures hoststate-fixtures
+fixtures: tvm-fixtures cuda-fixtures stats-fixtures host-fixtures hostile-fixtures reads-fixtures hoststate-fixtures \
+	ring-fixtures loader-fixtures
 
 $(VENV)/.installed: tests/python/requirements.txt
 	$(PYTHON) -m venv $(VENV)

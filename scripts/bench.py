@@ -29,6 +29,8 @@
    level-10 call writes a folder of three files); one level-10 call on a 256 MiB float32 host tensor minus the
    same call at level 5 (inputs and outputs: 512 MiB written) against a plain sequential write of the same
    bytes to the same file system in the same run, and the peak memory the shim adds at level 10.
+6. Loader (`loader_rows`): a load/unload/launch round with 1,000 objects loaded, with the library at level 1
+   and without it (the floor), side by side.
 """
 
 import argparse
@@ -42,7 +44,7 @@ import tempfile
 import time
 from pathlib import Path
 
-SHIM_VARS = ("FLASHINFER_LOGLEVEL", "FLASHINFER_LOGDEST", "FLASHLOG_LEVEL", "FLASHLOG_DEST", "LD_PRELOAD",
+SHIM_VARS = ("FLASHINFER_LOGLEVEL", "FLASHINFER_LOGDEST", "FLASHLOG_LEVEL", "FLASHLOG_DEST", "LD_PRELOAD", "FLASHLOG_RING_MB",
              "FLASHLOG_DUMP_DIR", "FLASHINFER_DUMP_DIR", "FLASHINFER_DUMP_MAX_COUNT", "FLASHINFER_DUMP_MAX_SIZE_GB")
 
 
@@ -70,21 +72,25 @@ def per_call(args, tmp):
     driver, module_dir = args.fixdir / "tvm_driver", args.fixdir / "cache/flashinfer/0.6.0/90a/cached_ops"
     lib = args.lib.resolve()
     log = tmp / "bench.log"
+    ring = tmp / "bench.ring"
     configs = [
-        ("direct call (no LD_PRELOAD)", None, None, None, args.calls),
-        ("level 0", lib, "0", None, args.calls),
-        ("level 1 -> /dev/null", lib, "1", "/dev/null", args.calls // 4),
-        ("level 1 -> file", lib, "1", log, args.calls // 4),
-        ("level 3 -> /dev/null", lib, "3", "/dev/null", args.calls // 40),
-        ("level 3 -> file", lib, "3", log, args.calls // 40),
+        ("direct call (no LD_PRELOAD)", None, None, None, args.calls, None),
+        ("level 0", lib, "0", None, args.calls, None),
+        ("level 1 -> /dev/null", lib, "1", "/dev/null", args.calls // 4, None),
+        ("level 1 -> file", lib, "1", log, args.calls // 4, None),
+        ("level 1 -> ring 4 MiB", lib, "1", ring, args.calls // 4, 4),
+        ("level 3 -> /dev/null", lib, "3", "/dev/null", args.calls // 40, None),
+        ("level 3 -> file", lib, "3", log, args.calls // 40, None),
+        ("level 3 -> ring 4 MiB", lib, "3", ring, args.calls // 40, 4),
     ]
     rows = []
-    for name, preload, level, dest, calls in configs:
+    for name, preload, level, dest, calls, ring_mb in configs:
         samples = []
         for _ in range(args.repeat):
-            if log.exists():
-                log.unlink()
-            env = env_with(LD_PRELOAD=preload, FLASHINFER_LOGLEVEL=level, FLASHINFER_LOGDEST=dest)
+            log.unlink(missing_ok=True)
+            ring.unlink(missing_ok=True)
+            env = env_with(LD_PRELOAD=preload, FLASHINFER_LOGLEVEL=level, FLASHINFER_LOGDEST=dest,
+                           FLASHLOG_RING_MB=ring_mb)
             samples.append(parse(run([driver, "bench", module_dir, calls], env), "median_ns_per_call"))
         rows.append((name, statistics.median(samples), min(samples), max(samples)))
     direct = rows[0][1]
@@ -93,6 +99,23 @@ def per_call(args, tmp):
     for name, med, lo, hi in rows:
         print(f"  {name:30} {med:9.1f} {lo:9.1f} {hi:9.1f} {med / direct:9.2f}")
     return rows
+
+
+def ring_summary(rows, many):
+    """The flight recorder's cost (issue 22), from this run's rows: what a 4 MiB ring adds to the direct call at
+    levels 1 and 3, next to what the file destination adds and, at level 3, to the floor of the many-tensor rows
+    with N = 3 (the direct call + the same write(2)s + the same kernel-checked reads, minus the direct call)."""
+    by = {r[0]: r[1] for r in rows}
+    direct = by["direct call (no LD_PRELOAD)"]
+    added = {k: by[k] - direct for k in by}
+    print("\nFlight recorder (FLASHLOG_RING_MB=4, the rmsnorm-shaped call; added to the direct call, same run):")
+    for level in (1, 3):
+        r, f = added[f"level {level} -> ring 4 MiB"], added[f"level {level} -> file"]
+        print(f"  level {level}: ring adds {r:9.1f} ns, file adds {f:9.1f} ns: ring / file = {r / f:.2f}")
+    floor = next((r for r in many if r[0] == 3 and r[1] == 3), None)
+    if floor:
+        print(f"  level 3 floor (N=3: writes + kernel-checked reads): {floor[3] - floor[4]:9.1f} ns added; "
+              f"the ring adds {added['level 3 -> ring 4 MiB'] / (floor[3] - floor[4]):.2f}x that")
 
 
 def one_call_records(log_text):
@@ -269,6 +292,34 @@ def graph_rows(args, tmp):
     return rows
 
 
+def loader_rows(args, tmp):
+    """A load/unload/launch round with 1,000 objects loaded (`loader_host objects`: dlopen a -lcuda plugin,
+    launch, dlclose, launch), with the library at level 1 next to its floor, the same round without it."""
+    prog, tiny = args.fixdir / "loader/loader_host", args.fixdir / "loader/libtiny.so"
+    plugin = (args.fixdir / "loader/libplugin.so").resolve()
+    objects = tmp / "objects"
+    objects.mkdir()
+    for i in range(1000):
+        shutil.copyfile(tiny, objects / f"libobj{i}.so")
+    med = {}
+    for name, preload in (("without the library", None), ("level 1", args.lib.resolve())):
+        samples = []
+        for _ in range(args.repeat):
+            env = env_with(LD_PRELOAD=preload, FLASHINFER_LOGLEVEL=1 if preload else None,
+                           FLASHINFER_LOGDEST="/dev/null" if preload else None)
+            p = subprocess.run([str(prog), "objects", str(objects), "1000", "400", str(plugin)], env=env,
+                               capture_output=True, text=True, timeout=600, check=True)
+            samples.append(parse(p.stderr, "round_ns"))
+        med[name] = statistics.median(samples)
+    floor = med["without the library"]
+    print(f"\nLoad/unload/launch round with 1,000 objects loaded (median of {args.repeat} processes' medians of "
+          "400 rounds; target: 20x the floor + 0.2 ms):")
+    print(f"  {'configuration':22} {'us/round':>9} {'x floor':>8}")
+    for name, value in med.items():
+        print(f"  {name:22} {value / 1000:9.1f} {value / floor:8.2f}")
+    return med
+
+
 def plain_write_seconds(folder, file_bytes, files, rounds=3):
     """Median seconds of a plain sequential write of `files` files of `file_bytes` each (4 MiB writes from one
     buffer, then a rename), as one level-10 call writes them; every file is kept until all rounds are done,
@@ -353,6 +404,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         rows = per_call(args, Path(tmp))
         many = many_tensors(args, Path(tmp))
+    ring_summary(rows, many)
     fi = flashinfer_side_by_side(args)
     if fi:
         shim3 = next(r for r in rows if r[0] == "level 3 -> /dev/null")[1] - rows[0][1]
@@ -366,6 +418,8 @@ def main():
     stats_throughput(args)
     with tempfile.TemporaryDirectory() as tmp:
         graph_rows(args, Path(tmp))
+    with tempfile.TemporaryDirectory() as tmp:
+        loader_rows(args, Path(tmp))
     with tempfile.TemporaryDirectory(dir=os.environ.get("FLASHLOG_BENCH_DUMP_DIR")) as tmp:
         dump_rows(args, Path(tmp))
 

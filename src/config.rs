@@ -75,6 +75,9 @@ pub struct Config {
     pub graph_stats_every: u64,
     /// `FLASHLOG_WATCH=nonfinite`: records only for calls and replays where a tensor holds a NaN or an infinity.
     pub watch_nonfinite: bool,
+    /// `FLASHLOG_RING_MB`: with a file destination, the size in bytes of the flight recorder's ring (the data
+    /// area; see `crate::ring`). `None`: records are appended as usual.
+    pub ring_bytes: Option<u64>,
 }
 
 /// Default of `FLASHLOG_STATS_MAX_MB`: tensors larger than this many MiB get no statistics.
@@ -129,8 +132,10 @@ impl Config {
         };
         let dump_max_bytes = (number("FLASHINFER_DUMP_MAX_SIZE_GB", 20.0) * (1u64 << 30) as f64) as u64;
         let dump_max_count = number("FLASHINFER_DUMP_MAX_COUNT", 1000.0) as u64;
+        let ring_bytes = ring_from_lookup(&get, &dest, &mut warnings);
         Config {
             level,
+            ring_bytes,
             dump_dir,
             dump_max_bytes,
             dump_max_count,
@@ -180,6 +185,25 @@ pub fn level_from_lookup(get: &impl Fn(&str) -> Option<String>) -> (u8, Option<S
             None => (0, Some(format!("flashlog: {var}='{v}' is not an integer; logging disabled"))),
         },
     }
+}
+
+/// `FLASHLOG_RING_MB` read against the destination: the ring's data size, or a warning (not a positive number;
+/// a destination that is not a file, where logging goes on as without it).
+fn ring_from_lookup(get: &impl Fn(&str) -> Option<String>, dest: &Dest, warnings: &mut Vec<String>) -> Option<u64> {
+    let value = get("FLASHLOG_RING_MB").filter(|v| !v.trim().is_empty())?;
+    let Some(bytes) = crate::ring::format::data_bytes_for_mb(&value) else {
+        warnings.push(format!("flashlog: FLASHLOG_RING_MB='{value}' is not a positive number of MiB; no ring"));
+        return None;
+    };
+    let name = match dest {
+        Dest::File(_) => return Some(bytes),
+        Dest::Stdout => "stdout",
+        Dest::Stderr => "stderr",
+    };
+    warnings.push(format!(
+        "flashlog: FLASHLOG_RING_MB needs a file destination (FLASHINFER_LOGDEST is {name}); logging goes on to {name}"
+    ));
+    None
 }
 
 /// The first of two variables that is set: (its name, its value). When neither is set, the second name.
@@ -481,6 +505,21 @@ mod tests {
                 "flashlog: FLASHLOG_WATCH='nan' is not 'nonfinite'; watch off"
             ]
         );
+    }
+
+    #[test]
+    fn ring_needs_a_file() {
+        assert_eq!(cfg(&[("FLASHLOG_RING_MB", "4"), ("FLASHLOG_DEST", "r_%i.ring")]).ring_bytes, Some(4 << 20));
+        assert_eq!(cfg(&[("FLASHLOG_DEST", "r_%i.ring")]).ring_bytes, None);
+        let c = cfg(&[("FLASHLOG_RING_MB", "4")]);
+        assert_eq!(c.ring_bytes, None);
+        assert_eq!(
+            c.warnings,
+            ["flashlog: FLASHLOG_RING_MB needs a file destination (FLASHINFER_LOGDEST is stdout); logging goes on to stdout"]
+        );
+        let c = cfg(&[("FLASHLOG_RING_MB", "-2"), ("FLASHLOG_DEST", "x")]);
+        assert_eq!(c.ring_bytes, None);
+        assert_eq!(c.warnings, ["flashlog: FLASHLOG_RING_MB='-2' is not a positive number of MiB; no ring"]);
     }
 
     #[test]

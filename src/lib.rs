@@ -16,9 +16,12 @@
 //!    [`config`], [`glob`]: the environment, read once, with every default;
 //!    [`capture`]: which CUDA graph captures are running; [`correlation`]: call numbers and threads;
 //!    [`clock`]: record time stamps; [`buffers`]: the reusable record buffers;
-//! 8. [`abi`]: foreign layouts and functions only (TVM-FFI, DLPack, CUDA, ELF, the dynamic loader);
-//! 9. [`os`]: the library's own OS services (system calls and signal guards, files, process and fork state,
-//!    fault-tolerant reads, pipes, pools, the pinned arena); [`arch`]: the assembly of each processor.
+//! 8. [`ring`]: the flight recorder, the sink's other transport (records in a memory-mapped ring file); below
+//!    the configuration, which reads the ring's size with the ring format's parser (shared with the launcher);
+//! 9. [`abi`]: foreign layouts and functions only (TVM-FFI, DLPack, CUDA, ELF, the dynamic loader's lists);
+//! 10. [`os`]: the library's own OS services (system calls and signal guards, files, process and fork state,
+//!     fault-tolerant reads, pipes, pools, the pinned arena, owned slots, the ring's mapping); [`arch`]: the
+//!     assembly of each processor.
 //!
 //! The modules are private: the library exports `dlsym` and nothing else. `make lint` also checks with the
 //! modules public (`--cfg flashlog_check_docs`) so that `missing_docs` sees every `pub` item.
@@ -54,6 +57,7 @@ modules!(
     correlation,
     clock,
     buffers,
+    ring,
     abi,
     os,
 );

@@ -77,7 +77,7 @@ fn ensure_system_info(build: fn(&mut Vec<u8>)) -> bool {
                     let mut info = crate::buffers::take();
                     // A panic here must not leave other threads waiting forever.
                     let built = state::guarded(|| build(&mut info));
-                    if built.is_some() {
+                    if built.is_some() && !crate::ring::write_system_info(&info) {
                         write_whole(&info);
                     }
                     SYSINFO.store(SYSINFO_DONE, Ordering::Release);
@@ -194,10 +194,27 @@ fn open_destination() -> u8 {
         Dest::Stderr => publish(2, false, None),
         Dest::File(template) => {
             let path = file_path(template);
+            if let Some(data_bytes) = config().ring_bytes {
+                return open_ring(&path, data_bytes);
+            }
             match open_file(&anchored(&path)) {
                 Ok(fd) => publish(fd, true, sys::mark_own_file(fd)),
                 Err(reason) => fall_back(&path, &reason),
             }
+        }
+    }
+}
+
+/// The flight recorder's ring at `path` ([`crate::ring`]): records then bypass the descriptor entirely.
+fn open_ring(path: &str, data_bytes: u64) -> u8 {
+    match crate::ring::open(&anchored(path), data_bytes) {
+        Ok(()) => OPEN,
+        Err(crate::ring::OpenError::ParentsRing(line)) => {
+            crate::os::signals::write_all(2, line.as_bytes());
+            CLOSED
+        }
+        Err(crate::ring::OpenError::Failed(reason)) => {
+            fall_back(path, &format!("cannot create a ring there: {reason}"))
         }
     }
 }
@@ -244,6 +261,9 @@ fn fall_back(name: &str, reason: &str) -> u8 {
 
 /// Writes `bytes` to the destination, after making sure its descriptor is still the shim's.
 fn write_whole(bytes: &[u8]) {
+    if crate::ring::write(bytes) {
+        return;
+    }
     for attempt in 0..2 {
         let Some((fd, kind)) = checked_destination() else { return };
         match crate::os::signals::write_record_bytes(fd, bytes, kind) {
@@ -370,6 +390,7 @@ fn reader_gone() {
 /// writes its own system information record and opens its own file; a stdout copy stays (it is the same
 /// stdout). Runs while every other thread of the child waits.
 fn reset_in_new_process() {
+    crate::ring::forget_in_child();
     SYSINFO.store(SYSINFO_NONE, Ordering::Relaxed);
     SYSINFO_WRITER.store(0, Ordering::Relaxed);
     OPENER.store(0, Ordering::Relaxed);

@@ -5,7 +5,9 @@ Each call folder holds `metadata.jsonl` (line 1 before the call, line 2 after it
 with their dtype, shape, strides, byte offset and device, through a DLPack capsule of our own, so any dtype and
 any strides work), calls the export and compares: every tensor argument after the call and the result with the
 dumped outputs (`identical` bit for bit, `close` within --rtol/--atol with NaN equal to NaN), the same error for
-a call that failed, and a child process for a call that never returned. One line per call, a summary line;
+a call that failed, and the same death for a call that never returned. Every call runs in a worker process
+(isolate.py), so a call that crashes the loader is that call's result, not the replay's end; the module file is
+the recorded one, or refused (module_file.py). One line per module loaded (LOAD, on stderr), one per call, a summary line;
 exit status 0 only when every call passed.
 """
 
@@ -14,11 +16,12 @@ import ctypes
 import fnmatch
 import json
 import os
-import signal
 import struct
-import subprocess
 import sys
 from pathlib import Path
+
+from .isolate import Worker, serve
+from .module_file import ModuleRefused, resolve
 
 try:
     import numpy as np
@@ -352,21 +355,22 @@ def _same_result(want, got):
 _MODULES = {}
 
 
-def _function(meta):
+def _function(path, meta):
+    """The export to replay, from the module file the parent chose (`path`)."""
     import tvm_ffi
 
-    library, export = meta.get("library"), meta.get("export")
-    if not library or not export:
+    export = meta.get("export")
+    if not path or not export:
         raise BadDump("metadata.jsonl names no library or export")
-    if library not in _MODULES:
+    if path not in _MODULES:
         try:
-            _MODULES[library] = tvm_ffi.load_module(library)
+            _MODULES[path] = tvm_ffi.load_module(path)
         except Exception as e:  # noqa: BLE001 - any loader error is reported as such
-            raise BadDump(f"cannot load {library}: {type(e).__name__}: {e}") from None
+            raise BadDump(f"cannot load {path}: {type(e).__name__}: {e}") from None
     try:
-        return _MODULES[library][export]
+        return _MODULES[path][export]
     except Exception:  # noqa: BLE001
-        raise BadDump(f"{library} has no export {export}") from None
+        raise BadDump(f"{path} has no export {export}") from None
 
 
 def error_of(e):
@@ -381,12 +385,12 @@ def error_of(e):
     return type(e).__name__, str(e)
 
 
-def run_call(folder, lines, opts):
-    """Replays one call that returned when recorded: (passed, text)."""
+def run_call(folder, lines, opts, path):
+    """Replays one call that returned when recorded, with the module at `path`: (passed, text)."""
     first, last = lines[0], lines[-1]
     inputs = read_safetensors(folder / "inputs.safetensors")
     outputs = read_safetensors(folder / "outputs.safetensors") if last["execution_status"] != "inputs_saved" else {}
-    fn = _function(first)
+    fn = _function(path, first)
     tensors = {}
     args = [build_value(a, inputs, tensors, opts.device) for a in first.get("arguments", [])]
     try:
@@ -459,59 +463,69 @@ def _tensor_bytes(t):
         return x.reshape(-1).view(torch.uint8).numpy().tobytes() if x.numel() else b""
 
 
-def run_in_child(folder, opts):
-    """A call that never returned when recorded: replayed in a child process; (passed, text)."""
-    cmd = [sys.executable, "-m", "flashlog", "replay", "--child", str(folder)]
-    if opts.device:
-        cmd += ["--device", opts.device]
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent) + os.pathsep + env.get("PYTHONPATH", "")
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=opts.timeout, env=env, errors="replace")
-    except subprocess.TimeoutExpired:
-        return True, f"reproduced: still running after {opts.timeout} s (hang)"
-    if proc.returncode < 0:
-        try:
-            name = signal.Signals(-proc.returncode).name
-        except ValueError:
-            name = f"signal {-proc.returncode}"
-        return True, f"reproduced: {name}"
-    out = proc.stdout.strip().splitlines()
-    if proc.returncode == 3 and out:
-        return True, f"reproduced: {out[-1]}"
-    if proc.returncode == 0:
-        return False, "never returned when recorded; the replay returned"
-    return False, f"child exited {proc.returncode}: {(proc.stderr.strip().splitlines() or [''])[-1]}"
-
-
-def child_main(folder, opts):
-    """In the child: make the call; exit 0 when it returns, 3 (printing the error) when it raises."""
-    folder = Path(folder)
-    lines = read_metadata(folder)
+def run_never_returned(folder, lines, opts, path):
+    """A call that never returned when recorded (the worker is expected to die): (passed, text) when it
+    returns or raises instead."""
     inputs = read_safetensors(folder / "inputs.safetensors")
-    fn = _function(lines[0])
+    fn = _function(path, lines[0])
     tensors = {}
     args = [build_value(a, inputs, tensors, opts.device) for a in lines[0].get("arguments", [])]
     try:
         fn(*args)
     except Exception as e:  # noqa: BLE001
         kind, message = error_of(e)
-        print(f"{kind}: {message}", flush=True)
-        return 3
-    return 0
+        return True, f"reproduced: {kind}: {message}"
+    return False, "never returned when recorded; the replay returned"
+
+
+def worker_call(request):
+    """In the worker: replays the call of one request; {"ok": bool, "text": ...} or {"bad": text}."""
+    opts = argparse.Namespace(**request["opts"])
+    folder = Path(request["folder"])
+    try:
+        lines = read_metadata(folder)
+        run = run_never_returned if lines[-1]["execution_status"] == "inputs_saved" else run_call
+        ok, text = run(folder, lines, opts, request["library"])
+    except BadDump as e:
+        return {"bad": str(e)}
+    return {"ok": ok, "text": text}
+
+
+def died_verdict(last, died):
+    """(passed, text) of a call whose worker died (a signal, an exit) or hung: reproduced when the recorded call
+    never returned, or died when it failed without an error object (a return code the loader may crash on)."""
+    how = died["text"]
+    status = last["execution_status"]
+    if status == "inputs_saved":
+        return True, f"reproduced: {how}"
+    if status == "failed" and "error_kind" not in last and died["died"] != "hang":
+        return True, f"reproduced: {how} (return code {last.get('return_code')} recorded, no error object)"
+    recorded = f"error {last['error_kind']}: {last['error_message']}" if "error_kind" in last else status
+    if status == "failed" and "error_kind" not in last:
+        recorded = f"return code {last.get('return_code')}"
+    return False, f"recorded {recorded}; the replay {'is ' if died['died'] == 'hang' else 'process died: '}{how}"
 
 
 # ---------------------------------------------------------------------------------------------- driver
 
 
 def call_folders(root):
-    """The call folders under `root` (or `root` itself), in the order the calls were made."""
+    """The call folders under `root` (or `root` itself), in the order the calls were made; BadDump naming what
+    `root` is when it is no dump (flashlog's or FlashInfer's logger's)."""
     root = Path(root)
     if (root / "metadata.jsonl").exists() or (root / "inputs.safetensors").exists():
         return [root]
+    if not root.exists():
+        raise BadDump(f"{root} does not exist")
     if not root.is_dir():
-        raise BadDump(f"{root} is not a folder")
-    folders = [p for p in root.iterdir() if p.is_dir() and "_pid" in p.name and "_call" in p.name]
+        raise BadDump(f"{root} is not a folder: give a dump folder (FLASHLOG_DUMP_DIR) or one call folder in it")
+    try:
+        folders = [p for p in root.iterdir() if p.is_dir() and "_pid" in p.name and "_call" in p.name]
+    except OSError as e:
+        raise BadDump(f"{root}: {e.strerror}") from None
+    if not folders:
+        raise BadDump(f"{root} is not a dump folder: no metadata.jsonl in it, and no call folder "
+                      "(<stamp>_pid<PID>_<name>_call<NNNN>)")
     # session.jsonl has the inputs_saved lines in the order the calls began; folder names (their timestamps,
     # to the millisecond) order the rest.
     order = {}
@@ -546,38 +560,55 @@ def main(argv):
     parser.add_argument("--filter", help="replay only calls whose name (module.export or export) matches")
     parser.add_argument("--rtol", type=float, default=1e-3)
     parser.add_argument("--atol", type=float, default=1e-3)
-    parser.add_argument("--timeout", type=float, default=120, help="seconds a call that never returned may run")
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--timeout", type=float, default=120, help="seconds one replayed call may run")
+    parser.add_argument("--library-root", metavar="DIR",
+                        help="load each module from DIR (DIR/<recorded relative path> or DIR/<file name>) instead "
+                             "of the recorded file, even when it differs")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     opts = parser.parse_args(argv)
-    if opts.child:
-        return child_main(opts.dir, opts)
+    if opts.worker:
+        return serve(worker_call)
     try:
         folders = call_folders(opts.dir)
     except BadDump as e:
         print(f"flashlog replay: {e}")
         return 2
+    worker = Worker(opts.timeout)
+    request_opts = {"device": opts.device, "rtol": opts.rtol, "atol": opts.atol}
+    loaded = set()
     passed = failed = bad = 0
-    for folder in folders:
-        name = _name_of(folder)
-        if opts.filter and not (fnmatch.fnmatchcase(name, opts.filter)
-                                or fnmatch.fnmatchcase(name.rsplit(".", 1)[-1], opts.filter)):
-            continue
-        try:
-            lines = read_metadata(folder)
-            name = lines[0].get("function_name", name)
-            if lines[-1]["execution_status"] == "inputs_saved":
-                ok, text = run_in_child(folder, opts)
+    try:
+        for folder in folders:
+            name = _name_of(folder)
+            if opts.filter and not (fnmatch.fnmatchcase(name, opts.filter)
+                                    or fnmatch.fnmatchcase(name.rsplit(".", 1)[-1], opts.filter)):
+                continue
+            try:
+                lines = read_metadata(folder)
+                name = lines[0].get("function_name", name)
+                try:
+                    path, which = resolve(lines[0], opts.library_root)
+                except ModuleRefused as e:
+                    raise BadDump(str(e)) from None
+                if path not in loaded:
+                    loaded.add(path)
+                    # On stderr: stdout keeps one line per call and the summary line, as scripts read them.
+                    print(f"LOAD {path} ({which})", file=sys.stderr, flush=True)
+                answer = worker.call({"folder": str(folder.resolve()), "library": path, "opts": request_opts})
+                if "bad" in answer:
+                    raise BadDump(answer["bad"])
+                ok, text = (answer["ok"], answer["text"]) if "died" not in answer else died_verdict(lines[-1], answer)
+            except BadDump as e:
+                bad += 1
+                print(f"ERROR {name} {folder.name}: {e}", flush=True)
+                continue
+            if ok:
+                passed += 1
             else:
-                ok, text = run_call(folder, lines, opts)
-        except BadDump as e:
-            bad += 1
-            print(f"ERROR {name} {folder.name}: {e}", flush=True)
-            continue
-        if ok:
-            passed += 1
-        else:
-            failed += 1
-        print(f"{'PASS' if ok else 'FAIL'} {name} {folder.name}: {text}", flush=True)
+                failed += 1
+            print(f"{'PASS' if ok else 'FAIL'} {name} {folder.name}: {text}", flush=True)
+    finally:
+        worker.close()
     total = passed + failed + bad
     print(f"replayed {total} call{'s' if total != 1 else ''}: {passed} passed, {failed} failed, "
           f"{bad} could not be replayed")

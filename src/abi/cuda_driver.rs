@@ -294,6 +294,22 @@ impl Driver {
         // SAFETY: as above.
         Some(unsafe { CStr::from_ptr(name) }.to_string_lossy().into_owned())
     }
+
+    /// What identifies a kernel's current name without copying it: the address and length of the driver's
+    /// string and a hash of its bytes (`cuFuncGetName`, no allocation). A handle the driver reused for another
+    /// module's kernel gives another key even when its string landed at the same address.
+    pub fn function_name_key(&self, function: usize) -> Option<(usize, usize, u64)> {
+        let f = self.func_get_name?;
+        let mut name: *const c_char = std::ptr::null();
+        // SAFETY: valid out-parameter; the driver owns the returned string.
+        if unsafe { f(&mut name, function) } != SUCCESS || name.is_null() {
+            return None;
+        }
+        // SAFETY: the driver's NUL-terminated name, valid while the function exists (during this launch).
+        let bytes = unsafe { CStr::from_ptr(name) }.to_bytes();
+        let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
+        Some((name as usize, bytes.len(), hash))
+    }
 }
 
 /// A failed driver query's reason text (see [`Driver::failure_text`]).

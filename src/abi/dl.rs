@@ -81,29 +81,6 @@ pub fn handle_path(handle: usize, out: &mut Vec<u8>) -> bool {
     true
 }
 
-/// What `dladdr` knows of a code address: when `addr` is exactly an exported symbol, that symbol's name.
-pub struct AddrInfo {
-    /// The exported symbol at exactly this address, if any.
-    pub exact_symbol: Option<String>,
-}
-
-/// Asks the loader which object (and exported symbol) `addr` belongs to.
-pub fn addr_info(addr: usize) -> Option<AddrInfo> {
-    // SAFETY: dladdr fills `info` for an address inside a loaded object and returns 0 otherwise.
-    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    if unsafe { libc::dladdr(addr as *const c_void, &mut info) } == 0 || info.dli_fname.is_null() {
-        return None;
-    }
-    let exact_symbol = if !info.dli_sname.is_null() && info.dli_saddr as usize == addr {
-        // SAFETY: a string owned by the loader, NUL-terminated.
-        Some(unsafe { CStr::from_ptr(info.dli_sname) }.to_string_lossy().into_owned())
-    } else {
-        None
-    };
-    Some(AddrInfo { exact_symbol })
-}
-
 /// A handle to an already-loaded object whose file name starts with `prefix` (e.g. `libcuda.so`), taken
 /// with `RTLD_NOLOAD` so nothing new is ever loaded. The object may be in any namespace scope (a dependency
 /// of an `RTLD_LOCAL` module is invisible to `RTLD_DEFAULT`, but not to this). The reference is kept.

@@ -1,4 +1,5 @@
-//! The ELF side of the PLT route: which objects are loaded (`dl_iterate_phdr`), their dynamic relocations
+//! The ELF side of the PLT route: the loader's load counters (`dl_iterate_phdr`; the objects themselves are
+//! listed by `abi::objects`), their dynamic relocations
 //! that fill a GOT slot by symbol name (jump slots and data slots), and the write of one slot (made writable
 //! for the write when it lies in a read-only-after-relocation page, then restored). What to write where is
 //! decided in `intercept::plt`; this module only reads and writes what it is told.
@@ -58,6 +59,8 @@ pub struct LoadedObject {
     pub segments: Vec<(usize, usize)>,
     /// `PT_GNU_RELRO` range, when there is one.
     pub relro: Option<(usize, usize)>,
+    /// The `PT_LOAD` ranges mapped writable (`PF_W`).
+    pub writable: Vec<(usize, usize)>,
 }
 
 impl LoadedObject {
@@ -67,6 +70,7 @@ impl LoadedObject {
     }
 
     /// The file name (the last path component).
+    #[cfg(test)]
     pub fn file_name(&self) -> &[u8] {
         self.name.rsplit(|&b| b == b'/').next().unwrap_or(&[])
     }
@@ -86,53 +90,6 @@ pub fn load_counters() -> (u64, u64) {
     // SAFETY: the callback only copies two integers into `counters`.
     unsafe { libc::dl_iterate_phdr(Some(first), (&mut counters as *mut (u64, u64)).cast()) };
     counters
-}
-
-/// Every loaded object (in load order) and the load counters seen in the same walk.
-pub fn loaded_objects() -> (Vec<LoadedObject>, (u64, u64)) {
-    struct Walk {
-        objects: Vec<LoadedObject>,
-        counters: (u64, u64),
-    }
-    extern "C" fn visit(info: *mut libc::dl_phdr_info, size: usize, data: *mut c_void) -> i32 {
-        // SAFETY: `data` is the `Walk` below; `info` and the headers it points to are valid during the callback.
-        let walk = unsafe { &mut *(data as *mut Walk) };
-        // SAFETY: as above.
-        let info = unsafe { &*info };
-        if size >= std::mem::size_of::<libc::dl_phdr_info>() {
-            walk.counters = (info.dlpi_adds, info.dlpi_subs);
-        }
-        let base = info.dlpi_addr as usize;
-        let name = if info.dlpi_name.is_null() {
-            Vec::new()
-        } else {
-            // SAFETY: a NUL-terminated string owned by the loader.
-            unsafe { CStr::from_ptr(info.dlpi_name) }.to_bytes().to_vec()
-        };
-        let mut object = LoadedObject { base, name, dynamic: 0, segments: Vec::new(), relro: None };
-        let headers: &[libc::Elf64_Phdr] = if info.dlpi_phdr.is_null() {
-            &[]
-        } else {
-            // SAFETY: the loader's program headers of this object, `dlpi_phnum` of them.
-            unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) }
-        };
-        for ph in headers {
-            let start = base.wrapping_add(ph.p_vaddr as usize);
-            let end = start.wrapping_add(ph.p_memsz as usize);
-            match ph.p_type {
-                libc::PT_LOAD => object.segments.push((start, end)),
-                libc::PT_DYNAMIC => object.dynamic = start,
-                libc::PT_GNU_RELRO => object.relro = Some((start, end)),
-                _ => {}
-            }
-        }
-        walk.objects.push(object);
-        0
-    }
-    let mut walk = Walk { objects: Vec::new(), counters: (0, 0) };
-    // SAFETY: the callback copies what it reads into `walk`; nothing else runs under the loader's lock.
-    unsafe { libc::dl_iterate_phdr(Some(visit), (&mut walk as *mut Walk).cast()) };
-    (walk.objects, walk.counters)
 }
 
 /// Which kind of GOT slot a relocation fills.
@@ -339,6 +296,42 @@ pub unsafe fn write_slot(obj: &LoadedObject, slot: usize, value: usize, maps: &m
     true
 }
 
+/// Writes `value` into the GOT slot at `slot` of `obj`, an object the loader has finished relocating, with
+/// the protection the loader gave it (no `/proc/self/maps`, whose size grows with every mapped object): the
+/// pages `PT_GNU_RELRO` covers entirely are read-only (the loader rounds both ends down to a page, so a last
+/// partial page stays writable), made writable for the write and read-only again; a slot elsewhere in a
+/// writable `PT_LOAD` segment is written directly. Any other slot is left to [`write_slot`]. Returns whether
+/// the write happened.
+///
+/// # Safety
+/// As [`write_slot`], and `obj` relocated (its RELRO protection applied).
+pub unsafe fn write_slot_as_loaded(obj: &LoadedObject, slot: usize, value: usize, maps: &mut Maps) -> bool {
+    // SAFETY: sysconf has no preconditions.
+    let page_size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as usize;
+    let down = |a: usize| a & !(page_size - 1);
+    if let Some((start, end)) = obj.relro {
+        if slot >= down(start) && slot < down(end) {
+            let page = down(slot) as *mut c_void;
+            // SAFETY: a page of `obj`'s RELRO range, mapped while the caller keeps `obj` loaded.
+            if unsafe { libc::mprotect(page, page_size, libc::PROT_READ | libc::PROT_WRITE) } != 0 {
+                return false;
+            }
+            // SAFETY: `slot` is an aligned GOT slot of `obj` (the caller's contract), writable now.
+            unsafe { AtomicUsize::from_ptr(slot as *mut usize) }.store(value, Ordering::Release);
+            // SAFETY: the same page, given back the read-only protection the loader gave it.
+            unsafe { libc::mprotect(page, page_size, libc::PROT_READ) };
+            return true;
+        }
+    }
+    if obj.writable.iter().any(|&(s, e)| slot >= s && slot + 8 <= e) {
+        // SAFETY: an aligned GOT slot of `obj` (the caller's contract) inside a segment mapped writable.
+        unsafe { AtomicUsize::from_ptr(slot as *mut usize) }.store(value, Ordering::Release);
+        return true;
+    }
+    // SAFETY: the caller's contract is `write_slot`'s.
+    unsafe { write_slot(obj, slot, value, maps) }
+}
+
 /// The type (`STT_*`) of the dynamic symbol that starts exactly at `addr`, from the defining object's own
 /// symbol table (`dladdr1(RTLD_DL_SYMENT)`); None when no symbol starts there.
 pub fn symbol_type_at(addr: usize) -> Option<u8> {
@@ -373,7 +366,8 @@ mod tests {
 
     #[test]
     fn finds_the_test_binary_and_its_slots() {
-        let (objects, (adds, _)) = loaded_objects();
+        let mut objects = Vec::new();
+        let (adds, _) = crate::abi::objects::walk(|v| objects.push(v.to_owned()));
         assert!(adds as usize >= objects.len());
         let libc_obj = objects.iter().find(|o| o.file_name().starts_with(b"libc.so")).expect("libc loaded");
         assert!(libc_obj.contains(libc::malloc as *const () as usize));
@@ -410,6 +404,7 @@ mod tests {
                 dynamic: 0,
                 segments: vec![(page as usize, page as usize + 4096)],
                 relro: Some((page as usize, page as usize + 4096)),
+                writable: Vec::new(),
             };
             assert!(write_slot(&obj, slot, 0x1234, &mut Maps::default()));
             assert_eq!(read_slot(slot), 0x1234);
@@ -420,6 +415,42 @@ mod tests {
             assert_eq!(read_slot(slot), 0x5678);
             assert_eq!(Maps::default().protection(slot), Some(libc::PROT_READ));
             libc::munmap(page, 4096);
+        }
+    }
+
+    #[test]
+    fn the_loaders_rule_writes_relro_and_writable_slots() {
+        // SAFETY: two private anonymous pages of our own: the first read-only like a RELRO page, the second a
+        // writable data page; the RELRO range ends inside the second (its partial page stays writable).
+        unsafe {
+            let page = libc::mmap(
+                std::ptr::null_mut(),
+                8192,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            assert_ne!(page, libc::MAP_FAILED);
+            let base = page as usize;
+            assert_eq!(libc::mprotect(page, 4096, libc::PROT_READ), 0);
+            let obj = LoadedObject {
+                base,
+                name: Vec::new(),
+                dynamic: 0,
+                segments: vec![(base, base + 8192)],
+                relro: Some((base, base + 4096 + 64)),
+                writable: vec![(base, base + 8192)],
+            };
+            let mut maps = Maps { text: Some(Vec::new()) };
+            assert!(write_slot_as_loaded(&obj, base + 64, 0x1234, &mut maps));
+            assert_eq!(read_slot(base + 64), 0x1234);
+            assert_eq!(Maps::default().protection(base + 64), Some(libc::PROT_READ));
+            // In the RELRO range but on its last, partial page: left writable by the loader, written directly.
+            assert!(write_slot_as_loaded(&obj, base + 4096 + 8, 0x5678, &mut maps));
+            assert_eq!(read_slot(base + 4096 + 8), 0x5678);
+            assert_eq!(Maps::default().protection(base + 4096 + 8), Some(libc::PROT_READ | libc::PROT_WRITE));
+            libc::munmap(page, 8192);
         }
     }
 

@@ -9,5 +9,6 @@ pub mod dl;
 pub mod dlpack;
 pub mod ffi;
 pub mod got;
+pub mod objects;
 pub mod prefetch;
 pub mod tvm_runtime;

@@ -10,6 +10,7 @@ pub mod copy;
 pub mod folder;
 pub mod json;
 pub mod limits;
+pub mod module_file;
 pub mod safetensors;
 pub mod source;
 pub mod tensors;
@@ -30,6 +31,8 @@ pub struct Target<'a> {
     pub library: &'a str,
     /// This call's number among the calls of this function in this process, from 1.
     pub sequence: u32,
+    /// An address in the module's code (the real export): which file is mapped there is what replay loads.
+    pub code: usize,
 }
 
 /// A call whose inputs were dumped, waiting for its return.
@@ -54,6 +57,7 @@ fn common_fields(t: &Target, folder: &str, stamp: &str, arguments: &[u8], captur
     push_str(&mut o, export.as_bytes());
     o.extend_from_slice(b", \"library\": ");
     push_str(&mut o, t.library.as_bytes());
+    module_file::push_fields(&mut o, t.code);
     o.extend_from_slice(b", \"call_sequence\": ");
     push_int(&mut o, t.sequence);
     o.extend_from_slice(b", \"timestamp\": ");

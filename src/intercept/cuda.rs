@@ -107,9 +107,14 @@ pub fn entry_by_symbol(name: &[u8]) -> Option<Entry> {
 
 /// The driver wrappers as the GOT rewrite of the PLT route sees them.
 pub const GOT_WRAPPERS: plt::Wrappers = plt::Wrappers {
-    tracks: |name| entry_by_symbol(name).is_some(),
-    wrapper: |name, real| wrapper_for(entry_by_symbol(name)?, real),
+    count: COUNT,
+    symbol: |entry| ENTRIES.get(entry).map_or("", |e| e.symbol),
+    entry_of: |name| entry_by_symbol(name).map(|e| e as usize),
+    wrapper: |entry, real| wrapper_for(ENTRIES.get(entry)?.entry, real),
 };
+
+// The rewrite's tables hold every entry, and as many known functions per entry as there are wrapper copies.
+const _: () = assert!(COUNT <= plt::MAX_ENTRIES && INSTANCES == plt::KNOWN_PER_ENTRY);
 
 /// The real function bound to copy `k` of `entry`, as a typed function pointer.
 ///
@@ -179,10 +184,12 @@ fn wrap_proc_address(symbol: &[u8], found: usize, version: i32, flags: u64) -> u
     if !ENTRIES.iter().any(|e| e.base == base) {
         return found;
     }
-    let by_address = dl::addr_info(found)
-        .and_then(|i| i.exact_symbol)
-        .and_then(|s| ENTRIES.iter().find(|e| e.symbol == s))
+    // Which exported variant the answer is, from what the scans learnt of the drivers (not `dladdr`, which
+    // waits for the loader lock: this runs in the host's `cuGetProcAddress`).
+    let by_address = ENTRIES
+        .iter()
         .filter(|e| e.base == base)
+        .find(|e| plt::is_known_driver_function(e.entry as usize, found))
         .map(|e| e.entry);
     let Some(entry) = by_address.or_else(|| infer_variant(base, version, flags & PER_THREAD_FLAG != 0)) else {
         return found;
@@ -194,14 +201,18 @@ fn wrap_proc_address(symbol: &[u8], found: usize, version: i32, flags: u64) -> u
 
 /// The variant the driver returns for `base` at `version`, per-thread or not: of the rows of `base` (of the
 /// same per-thread kind, when `base` has per-thread variants), the one with the latest `since` not after
-/// `version`. None for a base the table does not have.
+/// `version`. When no per-thread row exists yet at `version` (per-thread launches exist from 7.0), both flags
+/// get the legacy function. None for a base the table does not have.
 pub fn infer_variant(base: &str, version: i32, per_thread: bool) -> Option<Entry> {
     let has_ptsz = ENTRIES.iter().any(|e| e.base == base && e.per_thread);
-    ENTRIES
-        .iter()
-        .filter(|e| e.base == base && (!has_ptsz || e.per_thread == per_thread) && e.since <= version)
-        .max_by_key(|e| e.since)
-        .map(|e| e.entry)
+    let latest = |per_thread: bool| {
+        ENTRIES
+            .iter()
+            .filter(|e| e.base == base && (!has_ptsz || e.per_thread == per_thread) && e.since <= version)
+            .max_by_key(|e| e.since)
+            .map(|e| e.entry)
+    };
+    latest(per_thread).or_else(|| latest(false))
 }
 
 /// Replaces `*pfn` with a wrapper when the lookup succeeded and names a wrapped entry point.
@@ -238,7 +249,7 @@ pub unsafe extern "C" fn cuGetProcAddress<const K: usize>(
     version: i32,
     flags: u64,
 ) -> i32 {
-    plt::refresh(&GOT_WRAPPERS);
+    plt::refresh_from_wrapper(&GOT_WRAPPERS);
     // SAFETY: the table row of this entry gives this wrapper its C signature, the type `real` is asked for.
     let Some(f) = (unsafe { real::<GetProcAddressFn>(Entry::GetProcAddress as usize, K) }) else {
         return NOT_FOUND;
@@ -261,7 +272,7 @@ pub unsafe extern "C" fn cuGetProcAddress_v2<const K: usize>(
     flags: u64,
     status: *mut i32,
 ) -> i32 {
-    plt::refresh(&GOT_WRAPPERS);
+    plt::refresh_from_wrapper(&GOT_WRAPPERS);
     // SAFETY: the table row of this entry gives this wrapper its C signature, the type `real` is asked for.
     let Some(f) = (unsafe { real::<GetProcAddressV2Fn>(Entry::GetProcAddressV2 as usize, K) }) else {
         return NOT_FOUND;
@@ -281,7 +292,7 @@ macro_rules! begin_capture_wrapper {
         /// # Safety
         /// Called by the host with the driver's contract.
         pub unsafe extern "C" fn $name<const K: usize>(stream: Stream $(, $arg: $ty)*) -> i32 {
-            plt::refresh(&GOT_WRAPPERS);
+            plt::refresh_from_wrapper(&GOT_WRAPPERS);
             crate::graph::prepare_before_capture();
             // SAFETY: the table row of this entry gives this wrapper its C signature, the type `real` is asked for.
             let Some(f) = (unsafe { real::<unsafe extern "C" fn(Stream $(, $ty)*) -> i32>(Entry::$entry as usize, K) }) else {
@@ -305,7 +316,7 @@ macro_rules! end_capture_wrapper {
         /// # Safety
         /// Called by the host with the driver's contract.
         pub unsafe extern "C" fn $name<const K: usize>(stream: Stream, graph: *mut usize) -> i32 {
-            plt::refresh(&GOT_WRAPPERS);
+            plt::refresh_from_wrapper(&GOT_WRAPPERS);
             type EndCaptureFn = unsafe extern "C" fn(Stream, *mut usize) -> i32;
             // SAFETY: the table row of this entry gives this wrapper its C signature, the type `real` is asked for.
             let Some(f) = (unsafe { real::<EndCaptureFn>(Entry::$entry as usize, K) }) else {
@@ -345,7 +356,7 @@ macro_rules! launch_kernel_wrapper {
             params: *mut *mut c_void,
             extra: *mut *mut c_void,
         ) -> i32 {
-            plt::refresh(&GOT_WRAPPERS);
+            plt::refresh_from_wrapper(&GOT_WRAPPERS);
             // SAFETY: the table row of this entry gives this wrapper its C signature, the type `real` is asked for.
             let Some(f) = (unsafe { real::<LaunchKernelFn>(Entry::$entry as usize, K) }) else {
                 return NOT_FOUND;
@@ -377,7 +388,7 @@ macro_rules! launch_kernel_ex_wrapper {
             params: *mut *mut c_void,
             extra: *mut *mut c_void,
         ) -> i32 {
-            plt::refresh(&GOT_WRAPPERS);
+            plt::refresh_from_wrapper(&GOT_WRAPPERS);
             // SAFETY: the table row of this entry gives this wrapper its C signature, the type `real` is asked for.
             let Some(f) = (unsafe { real::<LaunchKernelExFn>(Entry::$entry as usize, K) }) else {
                 return NOT_FOUND;
@@ -433,7 +444,7 @@ driver_entries! {
     /// `cuLaunchKernel`.
     LaunchKernel = cuLaunchKernel, base "cuLaunchKernel", ptsz false, since 0, launch_kernel_wrapper ();
     /// Per-thread-stream variant.
-    LaunchKernelPtsz = cuLaunchKernel_ptsz, base "cuLaunchKernel", ptsz true, since 0, launch_kernel_wrapper ();
+    LaunchKernelPtsz = cuLaunchKernel_ptsz, base "cuLaunchKernel", ptsz true, since 7000, launch_kernel_wrapper ();
     /// `cuLaunchKernelEx(const CUlaunchConfig*, CUfunction, void**, void**)`.
     LaunchKernelEx = cuLaunchKernelEx, base "cuLaunchKernelEx", ptsz false, since 0, launch_kernel_ex_wrapper ();
     /// Per-thread-stream variant.
@@ -468,6 +479,8 @@ mod tests {
         assert_eq!(infer_variant("cuStreamEndCapture", 10000, true), Some(Entry::EndCapturePtsz));
         assert_eq!(infer_variant("cuGetProcAddress", 11030, false), Some(Entry::GetProcAddress));
         assert_eq!(infer_variant("cuGetProcAddress", 12000, false), Some(Entry::GetProcAddressV2));
+        assert_eq!(infer_variant("cuLaunchKernel", 4000, true), Some(Entry::LaunchKernel));
+        assert_eq!(infer_variant("cuLaunchKernel", 7000, true), Some(Entry::LaunchKernelPtsz));
     }
 
     #[test]

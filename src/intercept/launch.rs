@@ -2,26 +2,29 @@
 //! and modules calling the driver (through a rewritten GOT slot, `dlsym` or `cuGetProcAddress`), and the
 //! runtime's launches too, since libcudart obtains its driver functions through `cuGetProcAddress*`. So
 //! each launch is seen exactly once, at the driver, and the runtime's own entry points are not wrapped.
-//! Kernels are named once per function handle (`cuFuncGetName`, demangled) and only those matching
+//! Kernels are named by function handle in a bounded table (see [`kernel_name`]) and only those matching
 //! `FLASHLOG_KERNELS` are logged. Logging never synchronises, so launches inside a capture are logged as
 //! usual.
 
 use crate::abi::cuda_driver;
+use crate::os::owned_slot::OwnedSlot;
 use crate::os::sys::ErrnoGuard;
 use crate::record::launch::{push_launch_record, Launch};
 use crate::{buffers, clock, config::LEVEL_DETAILED, log, state};
-use std::ptr::null_mut;
-use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
-/// A kernel's display name and whether it is logged.
+/// A kernel's display name, whether it is logged, and what it was resolved from.
 struct KernelName {
+    /// The `CUfunction` handle.
+    kernel: usize,
+    /// The driver's name string when resolved (address, length, hash of its bytes), None without `cuFuncGetName`.
+    key: Option<(usize, usize, u64)>,
     name: String,
     logged: bool,
 }
 
-const CACHE_SLOTS: usize = 4096;
-static CACHE_KEYS: [AtomicUsize; CACHE_SLOTS] = [const { AtomicUsize::new(0) }; CACHE_SLOTS];
-static CACHE_NAMES: [AtomicPtr<KernelName>; CACHE_SLOTS] = [const { AtomicPtr::new(null_mut()) }; CACHE_SLOTS];
+/// Table size: one entry per slot, so at most this many names are kept whatever the number of kernels.
+const SLOTS: usize = 4096;
+static TABLE: [OwnedSlot<KernelName>; SLOTS] = [const { OwnedSlot::new() }; SLOTS];
 
 /// Logs a launch of the driver function `kernel` (a `CUfunction`) when the level and `FLASHLOG_KERNELS`
 /// say so. `launch` is only evaluated then.
@@ -33,55 +36,47 @@ pub fn log_launch(kernel: usize, launch: impl FnOnce() -> Launch) {
     }
     let _errno = ErrnoGuard::save();
     state::guarded(|| {
-        let Some(name) = kernel_name(kernel) else {
-            return;
-        };
-        if !name.logged {
+        if kernel == 0 {
             return;
         }
-        let mut out = buffers::take();
-        push_launch_record(&mut out, &clock::now(), &name.name, &launch(), level >= LEVEL_DETAILED);
-        log::write_record(&out);
+        let name = kernel_name(kernel);
+        if name.logged {
+            let mut out = buffers::take();
+            push_launch_record(&mut out, &clock::now(), &name.name, &launch(), level >= LEVEL_DETAILED);
+            log::write_record(&out);
+        }
+        TABLE[slot_of(kernel)].put(name);
     });
 }
 
-/// The cached name of a kernel, resolving it on first sight. Lock-free open addressing; a full table
-/// resolves without caching.
-fn kernel_name(kernel: usize) -> Option<&'static KernelName> {
-    let key = kernel;
-    if key == 0 {
-        return None;
-    }
-    let start = (key >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15) % CACHE_SLOTS;
-    for probe in 0..CACHE_SLOTS {
-        let i = (start + probe) % CACHE_SLOTS;
-        let k = CACHE_KEYS[i].load(Ordering::Acquire);
-        if k == key {
-            let p = CACHE_NAMES[i].load(Ordering::Acquire);
-            // SAFETY: published names are leaked and never freed.
-            if let Some(n) = unsafe { p.as_ref() } {
-                return Some(n);
-            }
-            // Another thread is resolving this key: resolve without caching.
-            return Some(Box::leak(Box::new(resolve(kernel))));
-        }
-        if k == 0 && CACHE_KEYS[i].compare_exchange(0, key, Ordering::AcqRel, Ordering::Acquire).is_ok() {
-            let n: &'static KernelName = Box::leak(Box::new(resolve(kernel)));
-            CACHE_NAMES[i].store(n as *const KernelName as *mut KernelName, Ordering::Release);
-            return Some(n);
-        }
-    }
-    Some(Box::leak(Box::new(resolve(kernel))))
+/// The table slot of a handle (direct-mapped: a handle has one slot, and a kernel that maps to an occupied
+/// slot replaces its entry).
+fn slot_of(kernel: usize) -> usize {
+    ((kernel >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) % SLOTS
 }
 
-fn resolve(kernel: usize) -> KernelName {
+/// The name of `kernel` as the driver names it now, taken out of its table slot (the caller puts it back).
+/// The driver is asked for the name's key on every launch (`cuFuncGetName`: no allocation, no copy): an entry
+/// is reused only when handle and key match, so a handle that the driver reused after a module unload gets
+/// its new kernel's name. A miss (first sight, a reused handle, another kernel in the slot, or the entry on
+/// loan to another thread) resolves the name again. Memory: at most [`SLOTS`] entries, plus one per thread
+/// launching at that moment; launch cost: one slot, whatever the number of kernels.
+fn kernel_name(kernel: usize) -> Box<KernelName> {
+    let key = cuda_driver::driver().and_then(|d| d.function_name_key(kernel));
+    match TABLE[slot_of(kernel)].take() {
+        Some(entry) if entry.kernel == kernel && entry.key == key => entry,
+        _ => Box::new(resolve(kernel, key)),
+    }
+}
+
+fn resolve(kernel: usize, key: Option<(usize, usize, u64)>) -> KernelName {
     let mangled = cuda_driver::driver().and_then(|d| d.function_name(kernel));
     let name = match mangled {
         Some(m) => demangle(&m),
         None => format!("<unnamed kernel {kernel:#x}>"),
     };
     let logged = state::config().kernels.matches(&name);
-    KernelName { name, logged }
+    KernelName { kernel, key, name, logged }
 }
 
 /// Demangles an Itanium C++ ABI name; other names are returned unchanged.

@@ -1,14 +1,17 @@
 //! The library's own OS services, below the ABI layer: system calls and signal guards, file operations,
 //! process and fork state in one place, fault-tolerant reads of memory, the pipes they use, pools of reusable
-//! objects and the page-locked arena of graph statistics. Nothing here knows a foreign layout; `abi` builds on
-//! these, never the other way.
+//! objects, the page-locked arena of graph statistics, a lock-free slot that owns a boxed value, and the
+//! memory-mapped file of the flight recorder. Nothing here knows a foreign layout; `abi` builds on these, never
+//! the other way.
 
 pub mod forkgen;
 pub mod fsio;
 pub mod mem;
+pub mod owned_slot;
 pub mod pinned;
 pub mod pipe;
 pub mod pool;
 pub mod process;
+pub mod ringmap;
 pub mod signals;
 pub mod sys;

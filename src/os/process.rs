@@ -273,7 +273,10 @@ mod tests {
         assert_eq!(held.len(), STAGING_BYTES);
         assert!(Staging::lock().is_none(), "same thread must not wait for itself");
         let other = std::thread::spawn(|| Staging::lock().map(|s| s.len()));
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        // The other thread marks the lock contended (2) before it waits: wait for that, not for some time.
+        while page().staging_lock.load(Ordering::Acquire) != 2 {
+            std::thread::yield_now();
+        }
         assert!(!other.is_finished(), "another thread waits");
         drop(held);
         assert_eq!(other.join().unwrap(), Some(STAGING_BYTES));

@@ -151,8 +151,14 @@ def test_every_file_holds_the_hosts_data(recorded):
 def test_replay_unchanged_module_passes(recorded):
     _, dump, _ = recorded
     r = replay(dump)
-    lines = r.stdout.splitlines()
     assert r.returncode == 0, r.stdout + r.stderr
+    # One LOAD line per module file, before its first call: the recorded file, unchanged.
+    loads = [l for l in r.stderr.splitlines() if l.startswith("LOAD ")]
+    assert len(loads) == 2
+    for module in [MODULE_DIR / "norm/norm.so", MODULE_DIR / "dumpops/dumpops.so"]:
+        size = module.stat().st_size
+        assert any(l.startswith(f"LOAD {module} (the recorded file: {size} bytes, modified ") for l in loads), loads
+    lines = r.stdout.splitlines()
     assert len(lines) == 9 and lines[-1] == "replayed 8 calls: 8 passed, 0 failed, 0 could not be replayed"
     by_name = {l.split()[1] + (":crash" if "reproduced" in l else ""): l for l in lines[:-1]}
     assert by_name["norm.rmsnorm"].endswith(": identical")
@@ -181,13 +187,20 @@ def test_replay_changed_module_reports_the_mismatch(tmp_path):
     assert p.returncode == 0 and p.stdout == "7.5\n"
     assert replay(dump).returncode == 0
     shutil.copy(require(FIXDIR / "variant/dumpops/dumpops.so"), mod)
+    # Another file under the recorded name is refused (one line), unless --library-root asks for it.
     r = replay(dump)
     assert r.returncode == 1
+    assert re.fullmatch(rf"ERROR dumpops\.scale \S+: {mod} is not the recorded file \(\d+ bytes instead of \d+, "
+                        r"modified [^)]+\): --library-root DIR replays with the module found in DIR\n"
+                        r"replayed 1 call: 0 passed, 0 failed, 1 could not be replayed\n", r.stdout), r.stdout
+    r = replay(dump, "--library-root", mod.parent)
+    assert r.returncode == 1
+    assert r.stderr.startswith(f"LOAD {mod} (from --library-root; recorded {mod}: differs: "), r.stderr
     assert re.search(r"^FAIL dumpops\.scale \S+: mismatch: arg_0: 6 of 6 elements differ \(largest difference 1\)$",
                      r.stdout, re.M), r.stdout
     assert r.stdout.splitlines()[-1] == "replayed 1 call: 0 passed, 1 failed, 0 could not be replayed"
     # Within --atol the same call is close, with its largest difference.
-    r = replay(dump, "--atol", "1.5")
+    r = replay(dump, "--atol", "1.5", "--library-root", mod.parent)
     assert r.returncode == 0 and "close (largest difference 1)" in r.stdout
 
 
@@ -413,16 +426,7 @@ for i in range(20):
         x = np.ones(4, np.float32); o = np.zeros_like(x)
         ops.scale(T(o), T(x), 3.0)
         os._exit(0 if o[0] == 3.0 else 1)
-    deadline = time.time() + 20
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            statuses.append(status)
-            break
-        if time.time() > deadline:
-            os.kill(pid, 9); os.waitpid(pid, 0); statuses.append("hung")
-            break
-        time.sleep(0.005)
+    statuses.append(os.waitpid(pid, 0)[1])  # a hung child hangs the host: the test's timeout says so
 stop = True
 for t in threads: t.join()
 print("children:", sorted(set(map(str, statuses))))
@@ -470,3 +474,98 @@ def test_installed_launcher_finds_the_replay_package(recorded, tmp_path):
     r = subprocess.run([str(prefix / "bin/flashlog"), "replay", str(one)], capture_output=True, text=True,
                        env={**env, "FLASHLOG_PYTHON": sys.executable}, timeout=120)
     assert r.returncode == 0 and r.stdout.endswith("replayed 1 call: 1 passed, 0 failed, 0 could not be replayed\n")
+
+
+def test_minus_two_failure_is_reproduced_and_the_replay_survives(tmp_path):
+    """A call that failed with return code -2 and no error object (tvm-ffi headers <= 0.1.8) makes the real
+    tvm_ffi loader crash when it is called again: the replay reports it reproduced and goes on."""
+    dump = tmp_path / "d"
+    p = driver(["errors", MODULE_DIR], tmp_path, dump)
+    assert "fail_minus_two: rc=-2 error_raised=no" in p.stdout
+    minus_two = next(f for f in folders(dump) if "fail_minus_two" in f.name)
+    assert meta(minus_two)[-1]["return_code"] == -2 and "error_kind" not in meta(minus_two)[-1]
+    r = replay(dump)
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    assert f"PASS testops.fail_minus_two {minus_two.name}: reproduced: SIGSEGV (return code -2 recorded, no error " \
+           "object)" in lines
+    # The calls after it were replayed too (by a fresh worker).
+    assert re.search(r"^PASS testops\.echo \S+: identical$", r.stdout, re.M), r.stdout
+    assert lines[-1] == "replayed 4 calls: 4 passed, 0 failed, 0 could not be replayed"
+
+
+def test_relative_module_path_replayed_from_another_folder(tmp_path):
+    """A host loads its module by a relative path; the replay runs in another folder whose same relative path
+    names another build: the recorded file is loaded (and named); once it changed, it is refused; with
+    --library-root the other build is loaded, named, and its mismatch reported."""
+    (tmp_path / "a/mods").mkdir(parents=True)
+    (tmp_path / "b/mods").mkdir(parents=True)
+    shutil.copy(require(MODULE_DIR / "dumpops/dumpops.so"), tmp_path / "a/mods/dumpops.so")
+    shutil.copy(require(FIXDIR / "variant/dumpops/dumpops.so"), tmp_path / "b/mods/dumpops.so")
+    code = ("import numpy as np, tvm_ffi\nm = tvm_ffi.load_module('mods/dumpops.so')\n"
+            "x = np.arange(6, dtype=np.float32).reshape(2, 3); o = np.zeros_like(x)\n"
+            "m.scale(tvm_ffi.from_dlpack(o), tvm_ffi.from_dlpack(x), 0.5)\nprint(o.sum())\n")
+    dump = tmp_path / "d"
+    env = {"FLASHLOG_DUMP_DIR": dump, "FLASHLOG_MODULES": "*"}
+    plain = subprocess.run([sys.executable, "-c", code], cwd=tmp_path / "a", capture_output=True, text=True,
+                           timeout=120)
+    p = run([sys.executable, "-c", code], level=10, dest=tmp_path / "l", env=env, cwd=tmp_path / "a")
+    assert (p.returncode, p.stdout, p.stderr) == (plain.returncode, plain.stdout, plain.stderr) == (0, "7.5\n", "")
+    (call,) = folders(dump)
+    first = meta(call)[0]
+    recorded = tmp_path / "a/mods/dumpops.so"
+    assert (first["library"], first["library_path"]) == ("mods/dumpops.so", str(recorded))
+    assert first["library_size"] == recorded.stat().st_size and first["library_mtime_ns"] == recorded.stat().st_mtime_ns
+
+    def replay_in_b(*args):
+        launcher = require(REPO / "target/release/flashlog")
+        env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+        return subprocess.run([str(launcher), "replay", str(dump), *map(str, args)], capture_output=True, text=True,
+                              timeout=300, env={**env, "FLASHLOG_PYTHON": sys.executable}, cwd=tmp_path / "b")
+
+    r = replay_in_b()
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stderr.splitlines()[0].startswith(f"LOAD {recorded} (the recorded file: "), r.stderr
+    assert f"PASS dumpops.scale {call.name}: identical" in r.stdout
+    # The recorded file rebuilt (another build under the same name): refused with one line.
+    shutil.copy(tmp_path / "b/mods/dumpops.so", recorded)
+    r = replay_in_b()
+    errors = [l for l in r.stdout.splitlines() if l.startswith("ERROR")]
+    assert r.returncode == 1 and len(errors) == 1 and f"{recorded} is not the recorded file" in errors[0], r.stdout
+    assert "LOAD" not in r.stderr
+    # --library-root: the other folder's build, named, and compared.
+    r = replay_in_b("--library-root", ".")
+    assert r.returncode == 1
+    assert r.stderr.splitlines()[0].startswith(
+        f"LOAD {tmp_path / 'b/mods/dumpops.so'} (from --library-root; recorded {recorded}: "), r.stderr
+    assert f"FAIL dumpops.scale {call.name}: mismatch: arg_0: 6 of 6 elements differ" in r.stdout
+    # Gone: refused, saying so.
+    recorded.unlink()
+    r = replay_in_b()
+    assert r.returncode == 1 and f"{recorded} is missing: --library-root DIR" in r.stdout
+
+
+def test_a_folder_that_is_not_a_dump_gets_one_line(tmp_path, recorded):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "file.txt").write_text("x\n")
+    for path, why in [(tmp_path / "empty", "is not a dump folder: no metadata.jsonl in it, and no call folder "
+                                            "(<stamp>_pid<PID>_<name>_call<NNNN>)"),
+                      (tmp_path / "file.txt", "is not a folder: give a dump folder (FLASHLOG_DUMP_DIR) or one call "
+                                              "folder in it"),
+                      (tmp_path / "missing", "does not exist"),
+                      (REPO / "tests", "is not a dump folder")]:
+        r = replay(path)
+        assert r.returncode == 2 and r.stdout.startswith(f"flashlog replay: {path} {why}"), r.stdout
+        assert r.stdout.count("\n") == 1 and r.stderr == ""
+    # A folder written by FlashInfer's own logger is a dump: each call is named, with what replays it.
+    fi = tmp_path / "fi"
+    call = fi / "20261202_011006_725_pid7_rmsnorm_call0001"
+    call.mkdir(parents=True)
+    (call / "metadata.jsonl").write_text(json.dumps({"function_name": "rmsnorm", "execution_status": "inputs_saved",
+                                                     "tensor_format": "torch"}) + "\n")
+    (call / "inputs.pt").write_bytes(b"")
+    r = replay(fi)
+    assert r.returncode == 1
+    assert r.stdout == (f"ERROR rmsnorm {call.name}: metadata.jsonl was not written by flashlog (FlashInfer's own "
+                        "logger writes such folders too: `flashinfer replay` replays those)\n"
+                        "replayed 1 call: 0 passed, 0 failed, 1 could not be replayed\n")

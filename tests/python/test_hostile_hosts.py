@@ -47,7 +47,6 @@ def test_forks_while_another_thread_takes_statistics(tmp_path, kind, wipe):
     mask = lambda s: re.sub(r"(pid|parent)=\d+", r"\1=N", s)
     proc = same_as_plain(["fork-stats", require(HOSTOPS), kind, "3"], level="5", dest=dest, env=env, timeout=90,
                          mask=mask)
-    assert "HUNG" not in proc.stdout
     children = re.findall(r"child \d pid=(\d+) status=0", proc.stdout)
     parent = re.search(r"parent=(\d+)", proc.stdout).group(1)
     assert len(children) == 3

@@ -16,6 +16,8 @@ pub struct Launch {
     pub modules: Option<String>,
     /// `--kernels`.
     pub kernels: Option<String>,
+    /// `--ring`: the flight recorder's size in MiB (`FLASHLOG_RING_MB`).
+    pub ring: Option<String>,
     /// `--with-python-logger`: keep FlashInfer's own Python logger on too.
     pub with_python_logger: bool,
     /// `-h` / `--help` or `-V` / `--version` among the options: print that instead of running anything.
@@ -34,8 +36,8 @@ pub enum Info {
 }
 
 /// The options that take a value: (short form, long form).
-const VALUED: [(Option<&str>, &str); 4] =
-    [(Some("-l"), "--level"), (Some("-o"), "--output"), (None, "--modules"), (None, "--kernels")];
+const VALUED: [(Option<&str>, &str); 5] =
+    [(Some("-l"), "--level"), (Some("-o"), "--output"), (None, "--modules"), (None, "--kernels"), (None, "--ring")];
 
 /// Splits one argument into (long option name, value given with it): `-l3` and `--level=3` give the value,
 /// `-l` and `--level` leave it to the next argument. None when it is not one of [`VALUED`].
@@ -93,6 +95,10 @@ pub fn parse(args: &[String]) -> Result<Launch, String> {
                 "--output" if value.is_empty() => return Err(format!("option {arg} needs a destination")),
                 "--output" => launch.dest = Some(value),
                 "--modules" => launch.modules = Some(value),
+                "--ring" if crate::ring_format::data_bytes_for_mb(&value).is_none() => {
+                    return Err(format!("ring size '{value}' is not a positive number of MiB"))
+                }
+                "--ring" => launch.ring = Some(value),
                 _ => launch.kernels = Some(value),
             }
             i += 1;
@@ -106,6 +112,11 @@ pub fn parse(args: &[String]) -> Result<Launch, String> {
     }
     if launch.command.is_empty() {
         return Err("no command given".into());
+    }
+    if launch.ring.is_some() && launch.with_python_logger {
+        return Err(
+            "--ring cannot be used with --with-python-logger (its records would be appended to the ring)".into()
+        );
     }
     Ok(launch)
 }
@@ -149,9 +160,12 @@ pub fn env_changes(launch: &Launch, get: impl Fn(&str) -> Option<String>) -> Env
     } else if python_level.is_some() {
         env.remove.push("FLASHINFER_LOGLEVEL");
     }
-    for (var, value) in
-        [("FLASHLOG_DEST", &launch.dest), ("FLASHLOG_MODULES", &launch.modules), ("FLASHLOG_KERNELS", &launch.kernels)]
-    {
+    for (var, value) in [
+        ("FLASHLOG_DEST", &launch.dest),
+        ("FLASHLOG_MODULES", &launch.modules),
+        ("FLASHLOG_KERNELS", &launch.kernels),
+        ("FLASHLOG_RING_MB", &launch.ring),
+    ] {
         if let Some(v) = value {
             env.set.push((var, v.clone()));
         }
@@ -188,17 +202,10 @@ pub fn find_library() -> Result<PathBuf, String> {
     ))
 }
 
-/// `LD_PRELOAD` with `lib` first and what was there after it (without a second copy of `lib`).
+/// `LD_PRELOAD` with `lib` first, after the sanitizer runtimes it held (which must come first), and the rest of
+/// what was there after it (without a second copy of `lib`): see [`crate::preload`].
 pub fn preload_value(lib: &Path, existing: Option<&str>) -> OsString {
-    let lib = lib.as_os_str().to_string_lossy().into_owned();
-    let rest: Vec<&str> =
-        existing.unwrap_or("").split([' ', ':']).filter(|s| !s.is_empty() && *s != lib.as_str()).collect();
-    let mut value = lib;
-    for r in rest {
-        value.push(':');
-        value.push_str(r);
-    }
-    value.into()
+    crate::preload::value(&lib.as_os_str().to_string_lossy(), existing)
 }
 
 /// Runs the launcher; returns only when the command could not be started.
@@ -221,7 +228,7 @@ pub fn main(args: &[String]) -> ExitCode {
         }
         None => {}
     }
-    let lib = match find_library() {
+    let lib = match find_library().and_then(|lib| crate::preload::loadable_path(&lib)) {
         Ok(lib) => lib,
         Err(msg) => {
             eprintln!("flashlog: {msg}");
@@ -323,6 +330,15 @@ mod tests {
         assert_eq!(c.set, want.map(|(n, v)| (n, v.to_string())));
         let c = changes(&["-l5", "--with-python-logger", "ls"], &[("FLASHINFER_LOGLEVEL", "3")]);
         assert_eq!((c.set, c.remove), (vec![("FLASHLOG_LEVEL", "5".to_string())], vec![]));
+    }
+
+    #[test]
+    fn ring_option() {
+        let l = parse(&args(&["--ring", "64", "-o", "r_%r.ring", "ls"])).unwrap();
+        assert_eq!(l.ring.as_deref(), Some("64"));
+        assert!(changes(&["--ring=0.5", "ls"], &[]).set.contains(&("FLASHLOG_RING_MB", "0.5".to_string())));
+        assert!(parse(&args(&["--ring", "0", "ls"])).unwrap_err().contains("not a positive number"));
+        assert!(parse(&args(&["--ring", "4", "--with-python-logger", "ls"])).unwrap_err().contains("--ring cannot"));
     }
 
     #[test]

@@ -35,6 +35,13 @@ fn python() -> OsString {
     }
 }
 
+/// Whether an `LD_PRELOAD` entry is the library: `libflashlog.so`, or the launcher's link to it
+/// (`libflashlog-<hash>.so`, made when its path has a space).
+fn is_flashlog(entry: &str) -> bool {
+    let name = entry.rsplit('/').next().unwrap_or(entry);
+    name == "libflashlog.so" || (name.starts_with("libflashlog-") && name.ends_with(".so"))
+}
+
 /// Execs the Python replay; returns only when it cannot be started.
 pub fn main(args: &[String]) -> ExitCode {
     let python = python();
@@ -50,8 +57,7 @@ pub fn main(args: &[String]) -> ExitCode {
     }
     // The replayed calls are not to be logged again (nor dumped into the folder being read).
     if let Ok(preload) = std::env::var("LD_PRELOAD") {
-        let kept: Vec<&str> =
-            preload.split([' ', ':']).filter(|s| !s.is_empty() && !s.ends_with("libflashlog.so")).collect();
+        let kept: Vec<&str> = preload.split([' ', ':']).filter(|s| !s.is_empty() && !is_flashlog(s)).collect();
         cmd.env("LD_PRELOAD", kept.join(":"));
     }
     let err = cmd.exec();

@@ -13,6 +13,7 @@
 //! Exit status: 0 when nothing was found, 1 when a NaN/Inf or a call that did not return was found, 2 on
 //! unusable input (a file that cannot be read or holds no record).
 
+mod lines;
 mod parse;
 mod render;
 mod runs;
@@ -20,8 +21,7 @@ mod runs;
 mod tests;
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::BufRead;
 use std::process::ExitCode;
 
 /// Unparsed lines quoted on stderr.
@@ -123,23 +123,18 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// Reads one log in a single pass.
-    pub fn read(&mut self, path: &str, reader: impl BufRead) -> std::io::Result<()> {
+    /// Reads one log in a single pass, in bounded memory ([`lines`]); says what it skipped.
+    pub fn read(&mut self, path: &str, reader: impl BufRead) -> std::io::Result<lines::Skipped> {
         let file = self.files.len();
         self.files.push(FileInfo { path: path.to_string(), ..FileInfo::default() });
         let mut parser = parse::FileParser::new(self, file);
-        let mut raw = Vec::new();
         let mut reader = reader;
-        loop {
-            raw.clear();
-            if reader.read_until(b'\n', &mut raw)? == 0 {
-                break;
-            }
-            let text = String::from_utf8_lossy(&raw);
-            parser.line(text.trim_end_matches(['\n', '\r']));
-        }
+        let skipped = lines::for_each(&mut reader, |line| match line {
+            lines::Line::Text(raw) => parser.line(String::from_utf8_lossy(raw).trim_end_matches(['\n', '\r'])),
+            lines::Line::Skipped => parser.skipped_line(),
+        })?;
         parser.finish();
-        Ok(())
+        Ok(skipped)
     }
 
     /// Whether a NaN/Inf or a call that did not return was found (exit status 1).
@@ -158,6 +153,21 @@ ended inside them), the calls that raised a Python exception, one line per file 
 lines it could not parse. Exit status: 0 nothing found, 1 a NaN/Inf or a call that did not return, 2 unusable
 input (a file that cannot be read or holds no record).";
 
+/// One stderr line for each kind of input the line reader skipped in `path`.
+fn say_skipped(path: &str, s: &lines::Skipped) {
+    if s.long_lines > 0 {
+        eprintln!("flashlog summary: {path}: {} lines longer than {} MiB skipped", s.long_lines, lines::MAX_LINE >> 20);
+    }
+    if s.stopped {
+        eprintln!(
+            "flashlog summary: {path}: read no further after {} GiB of NUL bytes in a row",
+            lines::MAX_NUL_RUN >> 30
+        );
+    } else if s.nul_bytes > 0 {
+        eprintln!("flashlog summary: {path}: {} NUL bytes skipped (zero-filled blocks of a crashed run?)", s.nul_bytes);
+    }
+}
+
 /// `flashlog summary LOG...`.
 pub fn main(paths: &[String]) -> ExitCode {
     if paths.first().is_some_and(|p| p == "-h" || p == "--help") {
@@ -171,17 +181,20 @@ pub fn main(paths: &[String]) -> ExitCode {
     let mut summary = Summary::default();
     let mut unusable = false;
     for path in paths {
-        let result = File::open(path).and_then(|f| summary.read(path, BufReader::with_capacity(1 << 20, f)));
+        let result = crate::summary_input::open(path).and_then(|r| summary.read(path, r));
+        if let Ok(skipped) = &result {
+            say_skipped(path, skipped);
+        }
         match result {
             Err(e) => {
                 eprintln!("flashlog summary: {path}: {e}");
                 unusable = true;
             }
-            Ok(()) if summary.files.last().is_some_and(|f| f.records == 0) => {
+            Ok(_) if summary.files.last().is_some_and(|f| f.records == 0) => {
                 eprintln!("flashlog summary: {path}: no records (not a flashlog or FlashInfer log?)");
                 unusable = true;
             }
-            Ok(()) => {}
+            Ok(_) => {}
         }
     }
     if summary.files.iter().any(|f| f.records > 0) {

@@ -270,6 +270,11 @@ impl<'a> FileParser<'a> {
         }
     }
 
+    /// A line the reader skipped (too long): counted, so later line numbers stay right, and otherwise ignored.
+    pub fn skipped_line(&mut self) {
+        self.line_no += 1;
+    }
+
     /// Reads one line (without its newline).
     pub fn line(&mut self, line: &str) {
         self.line_no += 1;
