@@ -78,6 +78,11 @@ pub struct Config {
     /// `FLASHLOG_RING_MB`: with a file destination, the size in bytes of the flight recorder's ring (the data
     /// area; see `crate::ring`). `None`: records are appended as usual.
     pub ring_bytes: Option<u64>,
+    /// `FLASHLOG_SYNC=1`: each FlashInfer call's stream is synchronised before and after it, and each graph
+    /// replay's after it, so a CUDA error names its call (`crate::sync`).
+    pub sync: bool,
+    /// `FLASHLOG_GRAPH_MARKERS=1` (with `FLASHLOG_SYNC=1`): a progress marker after each captured call.
+    pub graph_markers: bool,
 }
 
 /// Default size of the graph statistics pool, in MiB.
@@ -148,6 +153,8 @@ impl Config {
                     false
                 }
             },
+            sync: get("FLASHLOG_SYNC").is_some_and(|v| v.trim() == "1"),
+            graph_markers: get("FLASHLOG_GRAPH_MARKERS").is_some_and(|v| v.trim() == "1"),
             stats_max_mb: get("FLASHLOG_STATS_MAX_MB")
                 .and_then(|v| v.trim().parse().ok())
                 .unwrap_or(crate::stats::DEFAULT_STATS_MAX_MB),

@@ -43,6 +43,9 @@ pub fn log_launch(kernel: usize, launch: impl FnOnce() -> Launch) {
         if name.logged {
             let mut out = buffers::take();
             push_launch_record(&mut out, &clock::now(), &name.name, &launch(), level >= LEVEL_DETAILED);
+            if let Some(call) = crate::sync::current_call() {
+                crate::record::call::push_correlation_line(&mut out, call.name, &call.tag);
+            }
             sink::write_record(&out);
         }
         TABLE[slot_of(kernel)].put(name);

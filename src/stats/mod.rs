@@ -185,7 +185,7 @@ impl LiveStats {
         if self.synced[..self.n_synced].contains(&(device_id, stream)) {
             return Ok(());
         }
-        driver.synchronize(stream).map_err(|_| "cuStreamSynchronize failed")?;
+        driver.synchronize(stream).map_err(|rc| crate::sync::errors::failed("cuStreamSynchronize", rc))?;
         if self.n_synced < self.synced.len() {
             self.synced[self.n_synced] = (device_id, stream);
             self.n_synced += 1;
@@ -432,7 +432,9 @@ struct DeviceMemory(&'static Driver);
 
 impl ByteSource for DeviceMemory {
     fn read(&mut self, addr: u64, dst: &mut [u8]) -> Result<(), &'static str> {
-        self.0.copy_to_host(addr, dst).map_err(|_| "device memory copy failed (cuMemcpyDtoH_v2)")
+        self.0
+            .copy_to_host(addr, dst)
+            .map_err(|rc| crate::sync::errors::failed("device memory copy (cuMemcpyDtoH_v2)", rc))
     }
 }
 
