@@ -157,13 +157,13 @@ pub fn push_after(out: &mut Vec<u8>, code: i32) {
     out.extend_from_slice(b"]\n");
 }
 
-/// Puts the "before" line into a built inputs record (`record`): right after its call line and correlation
-/// line, before the dashes; at level 1 (a call line alone) after the call line.
+/// Puts the "before" line into a built inputs record (`record`): right after its dashes, before the
+/// arguments; at level 1 (a call line alone) after the call line.
 pub fn annotate_inputs(record: &mut Vec<u8>, code: i32) {
     let mut line = Vec::new();
     push_before(&mut line, code);
     let dashes = crate::record::DASH_LINE;
-    let at = record.windows(dashes.len()).position(|w| w == dashes).unwrap_or(record.len());
+    let at = record.windows(dashes.len()).position(|w| w == dashes).map_or(record.len(), |i| i + dashes.len());
     record.splice(at..at, line);
 }
 
@@ -216,7 +216,7 @@ mod tests {
         inputs.extend_from_slice(b"(No explicit arguments)\n");
         annotate_inputs(&mut inputs, -1);
         let text = String::from_utf8(inputs).unwrap();
-        assert!(text.contains("m.f\n[CUDA error before this call: function not in the driver, from earlier work]\n---"));
+        assert!(text.contains("-\n[CUDA error before this call: function not in the driver, from earlier work]\n(No"));
         let mut outputs = b"[call m.f #3 thread 9]\nOutput value:\n".to_vec();
         annotate_outputs(&mut outputs, true, -1);
         assert!(String::from_utf8(outputs)
