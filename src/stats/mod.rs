@@ -432,9 +432,7 @@ struct DeviceMemory(&'static Driver);
 
 impl ByteSource for DeviceMemory {
     fn read(&mut self, addr: u64, dst: &mut [u8]) -> Result<(), &'static str> {
-        self.0
-            .copy_to_host(addr, dst)
-            .map_err(|rc| crate::sync::errors::failed("device memory copy (cuMemcpyDtoH_v2)", rc))
+        self.0.copy_to_host(addr, dst).map_err(|rc| crate::sync::errors::copy_failed(rc))
     }
 }
 

@@ -33,6 +33,13 @@ pub fn failed(what: &'static str, code: i32) -> &'static str {
     cuda_sync::kept_text(what, code, || format!("{what} failed: {}", error_text(code)))
 }
 
+/// `device memory copy failed (cuMemcpyDtoH_v2): NAME (CODE)`, the reason of a failed read of device memory.
+pub fn copy_failed(code: i32) -> &'static str {
+    cuda_sync::kept_text("device memory copy", code, || {
+        format!("device memory copy failed (cuMemcpyDtoH_v2): {}", error_text(code))
+    })
+}
+
 /// Whether `stream` is capturing, as the driver says; a query that fails is that error (a sticky 700 is not
 /// "capture in progress"): `Err(cuStreamIsCapturing failed: NAME (CODE))`.
 pub fn capturing(stream: usize) -> Result<bool, &'static str> {

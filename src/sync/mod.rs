@@ -16,12 +16,13 @@ pub mod graph;
 use crate::abi::cuda_sync::{self, MODE_RELAXED};
 use crate::abi::dlpack::device_type;
 use crate::abi::ffi::FfiAny;
+use crate::abi::mem;
 use crate::abi::prefetch::Prefetch;
 use crate::abi::tvm_runtime;
 use crate::capture;
 use crate::correlation::CallTag;
 use crate::record::call::push_correlation_line;
-use crate::record::value::tensor_source;
+use crate::record::value::{tensor_source, TensorSource};
 use crate::{buffers, sink, state};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -97,11 +98,19 @@ pub struct CallSync {
 
 /// The stream a call runs on (see [`CallSync::stream`]).
 pub fn call_stream(args: &[FfiAny], prefetch: Option<&Prefetch>) -> usize {
+    // With the arguments prefetched (level 3 and above) no read; else only each descriptor's `device` field
+    // (offset 8 of a `DLTensor`), one read per tensor up to the first CUDA one.
+    let device_of = |s: TensorSource| match prefetch {
+        Some(p) => s.read(Some(p)).ok().map(|d| (d.device.device_type, d.device.device_id)),
+        None => {
+            s.descriptor_addr().and_then(|a| mem::read_pod::<[i32; 2]>(a.checked_add(8)?).ok()).map(|d| (d[0], d[1]))
+        }
+    };
     let device = args
         .iter()
-        .filter_map(|a| tensor_source(a).and_then(|s| s.read(prefetch).ok()))
-        .find(|d| d.device.device_type == device_type::CUDA)
-        .map_or(0, |d| d.device.device_id);
+        .filter_map(|a| tensor_source(a).and_then(device_of))
+        .find(|&(kind, _)| kind == device_type::CUDA)
+        .map_or(0, |(_, id)| id);
     tvm_runtime::env_stream(device_type::CUDA, device).unwrap_or(0)
 }
 
