@@ -104,6 +104,6 @@ struct DeviceMemory(&'static Driver);
 
 impl ByteSource for DeviceMemory {
     fn read(&mut self, addr: u64, dst: &mut [u8]) -> Result<(), &'static str> {
-        self.0.copy_to_host(addr, dst).map_err(|rc| crate::sync::errors::copy_failed(rc))
+        self.0.copy_to_host(addr, dst).map_err(crate::sync::errors::copy_failed)
     }
 }
