@@ -4,7 +4,9 @@ returns 700. `cuda_errors` makes three eager calls (the second faults) or captur
 fourth faults at the third replay) and prints every return code it sees: the host must see the same with and
 without the shim, and no capture may be invalidated."""
 
+import py_compile
 import re
+import subprocess
 
 import pytest
 
@@ -145,3 +147,17 @@ def test_summary_names_the_first_cuda_error_and_exits_1(tmp_path):
     assert "unparsed lines: 0" in out.stdout
     ok = run([launcher, "summary", c], preload=False)
     assert ok.returncode == 0 and "first CUDA error" not in ok.stdout, ok.stdout
+
+
+def test_the_gpu_check_of_a_real_fault_parses(tmp_path):
+    """scripts/gpu-check.sh needs a GPU; here its shell, its embedded Python checks and fault.py must parse."""
+    script = REPO / "scripts/gpu-check.sh"
+    assert subprocess.run(["bash", "-n", script]).returncode == 0
+    text = script.read_text()
+    assert "scripts/gpu-check/fault.py" in text and "write_at" in (REPO / "scripts/gpu-check/scale2.cu").read_text()
+    blocks = re.findall(r"<<'PY'\n(.*?)\nPY\n", text, re.S)
+    assert len(blocks) >= 4
+    for i, block in enumerate(blocks + [(REPO / "scripts/gpu-check/fault.py").read_text()]):
+        src = tmp_path / f"block{i}.py"
+        src.write_text(block)
+        py_compile.compile(str(src), doraise=True)
