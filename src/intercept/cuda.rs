@@ -568,6 +568,11 @@ mod tests {
         assert_eq!(infer_variant("cuLaunchKernel", 7000, true), Entry::LaunchKernelPtsz);
         assert_eq!(infer_variant("cuGetProcAddress", 11030, false), Entry::GetProcAddress);
         assert_eq!(infer_variant("cuGetProcAddress", 12000, false), Entry::GetProcAddressV2);
+        assert_eq!(infer_variant("cuGraphLaunch", 10000, true), Entry::GraphLaunchPtsz);
+        assert_eq!(infer_variant("cuGraphInstantiate", 10000, false), Entry::GraphInstantiate);
+        assert_eq!(infer_variant("cuGraphInstantiate", 11000, false), Entry::GraphInstantiateV2);
+        assert_eq!(infer_variant("cuGraphInstantiate", 12000, false), Entry::GraphInstantiateWithFlags);
+        assert_eq!(infer_variant("cuGraphInstantiateWithParams", 12000, true), Entry::GraphInstantiateWithParamsPtsz);
     }
 
     #[test]
