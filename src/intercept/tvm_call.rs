@@ -108,7 +108,8 @@ pub unsafe fn call(
             let stamp = clock::now();
             let this_call = correlation::begin_call();
             tag = Some(this_call);
-            if sync::enabled() {
+            // Never from a signal handler that interrupted the shim (the driver may hold its own lock there).
+            if sync::enabled() && !reentered {
                 synced = Some(sync::before_call(f.name, &this_call, arg_slice, prefetch.as_ref()));
             }
             if detailed {
