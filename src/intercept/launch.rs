@@ -43,10 +43,9 @@ pub fn log_launch(kernel: usize, launch: impl FnOnce() -> Launch) {
         if name.logged {
             let mut out = buffers::take();
             push_launch_record(&mut out, &clock::now(), &name.name, &launch(), level >= LEVEL_DETAILED);
-            // Indented: a line of the launch record, never read as the start of an outputs record.
+            // Made inside a FlashInfer call on this thread: the call's correlation form names it.
             if let Some(call) = crate::sync::current_call() {
-                out.extend_from_slice(b"  ");
-                crate::record::call::push_correlation_line(&mut out, call.name, &call.tag);
+                crate::sync::name_call_in_launch(&mut out, &call);
             }
             sink::write_record(&out);
         }

@@ -184,6 +184,17 @@ pub fn annotate_outputs(record: &mut Vec<u8>, correlated: bool, code: i32) {
     record.splice(at..at, line);
 }
 
+/// Ends the first line of a built launch record with ` [call <name> #N thread T]`: the call the kernel was
+/// launched in (on the same line, so the record keeps its lines and no reader takes the form for the first line
+/// of an outputs record).
+pub fn name_call_in_launch(record: &mut Vec<u8>, call: &CurrentCall) {
+    let mut form = vec![b' '];
+    push_correlation_line(&mut form, call.name, &call.tag);
+    form.pop();
+    let at = record.iter().position(|&b| b == b'\n').unwrap_or(record.len());
+    record.splice(at..at, form);
+}
+
 /// The FlashInfer call in progress on a thread: its name, number and thread.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CurrentCall {
@@ -231,6 +242,14 @@ mod tests {
         assert!(String::from_utf8(outputs)
             .unwrap()
             .starts_with("[call m.f #3 thread 9]\n[CUDA error after this call: function not in the driver]\nOutput"));
+    }
+
+    #[test]
+    fn a_launch_names_its_call_on_its_first_line() {
+        let mut rec = b"[ts] FlashInfer Kernel Launch: k(int)\n  grid=(1, 1, 1)\n".to_vec();
+        let call = CurrentCall { name: "m.f", tag: CallTag { number: 4, thread: 7, correlated: false } };
+        name_call_in_launch(&mut rec, &call);
+        assert_eq!(rec, b"[ts] FlashInfer Kernel Launch: k(int) [call m.f #4 thread 7]\n  grid=(1, 1, 1)\n");
     }
 
     #[test]

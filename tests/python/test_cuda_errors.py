@@ -123,7 +123,8 @@ def test_a_launch_record_inside_a_call_names_the_call(tmp_path):
     i = next(i for i, l in enumerate(lines) if " FlashInfer Kernel Launch: flashinfer::scale2(" in l)
     tid = re.search(r"Process: (\d+)", log)[1]
     assert lines[i - 1].endswith("FlashInfer API Call: cudaops.scale2")
-    assert lines[i + 1] == f"  [call cudaops.scale2 #1 thread {tid}]"
+    assert lines[i].endswith(f"FlashInfer Kernel Launch: flashinfer::scale2(float*, float const*, int) "
+                             f"[call cudaops.scale2 #1 thread {tid}]"), lines[i]
 
 
 def test_summary_names_the_first_cuda_error_and_exits_1(tmp_path):

@@ -357,6 +357,11 @@ impl<'a> FileParser<'a> {
     /// A line with a timestamp; true when it was a record's first line.
     fn stamped_line(&mut self, stamp: &str, rest: &str) -> bool {
         if let Some(kernel) = rest.strip_prefix("FlashInfer Kernel Launch: ") {
+            // A launch made inside a call names it at the end: ` [call <name> #N thread T]`.
+            let kernel = match kernel.rsplit_once(" [call ") {
+                Some((k, form)) if correlation_line(&format!("[call {form}")).is_some() => k,
+                _ => kernel,
+            };
             self.end_record();
             self.record();
             self.names(&format!("[kernel] {kernel}")).calls += 1;
