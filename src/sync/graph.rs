@@ -194,7 +194,9 @@ pub fn on_capture_begin(function: &'static str, stream: usize, rc: i32) {
 /// The capture-end wrappers: the driver's answer `rc`, and the graph made (0: none).
 pub fn on_capture_end(function: &'static str, stream: usize, graph: usize, rc: i32) {
     from_wrapper(|| {
-        capture_ended(stream, graph, rc);
+        if capture::end_result_ends_capture(rc) {
+            capture_ended(stream, graph, rc);
+        }
         if rc != 0 {
             driver_error_line(function, rc);
         }
