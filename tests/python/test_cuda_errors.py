@@ -162,3 +162,17 @@ def test_the_gpu_check_of_a_real_fault_parses(tmp_path):
         src = tmp_path / f"block{i}.py"
         src.write_text(block)
         py_compile.compile(str(src), doraise=True)
+
+
+def test_a_refused_capture_end_is_written_by_name(tmp_path):
+    """capture_plt --misbehave invalidates one capture itself (an unsafe synchronisation during it): under
+    FLASHLOG_SYNC the driver's answer to the host's cuStreamEndCapture is written by name; the host sees the same."""
+    exe = require(FIXDIR / "cuda/capture_plt")
+    env = {"FLASHINFER_MODULE": require(CUDAOPS)}
+    plain = run([exe, "--misbehave"], preload=False, env=env)
+    log = tmp_path / "end.log"
+    shimmed = run([exe, "--misbehave"], level=1, dest=log, env={**env, "FLASHLOG_SYNC": 1})
+    assert (shimmed.returncode, shimmed.stdout) == (plain.returncode, plain.stdout)
+    assert "end=901" in plain.stdout and "invalidated=1 " in plain.stdout
+    lines = [l for l in log.read_text().splitlines() if l.startswith("[CUDA error")]
+    assert lines == ["[CUDA error from cuStreamEndCapture: CUDA_ERROR_STREAM_CAPTURE_INVALIDATED (901)]"]
