@@ -40,19 +40,6 @@ pub fn copy_failed(code: i32) -> &'static str {
     })
 }
 
-/// Whether `stream` is capturing, as the driver says; a query that fails is that error (a sticky 700 is not
-/// "capture in progress"): `Err(cuStreamIsCapturing failed: NAME (CODE))`.
-pub fn capturing(stream: usize) -> Result<bool, &'static str> {
-    let Some(d) = cuda_sync::driver() else {
-        return Ok(false);
-    };
-    match d.capture_status(stream, false) {
-        Ok(status) => Ok(status != 0),
-        Err(MISSING) => Ok(false),
-        Err(code) => Err(failed("cuStreamIsCapturing", code)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -77,7 +77,7 @@ def test_a_failed_capture_query_skips_with_the_error_name(tmp_path, level):
     _, proc = same_as_plain([require(CAPTURE_UNSEEN), "pinned", "destroyed"], level=level, dest=log, env=env)
     assert proc.returncode == 0, proc.stdout
     eager, dead, after = call_blocks(log.read_text(), "cudaops.noop")
-    reason = "capture status unknown (cuStreamIsCapturing: CUDA_ERROR_INVALID_HANDLE)"
+    reason = "capture status unknown (cuStreamIsCapturing: CUDA_ERROR_INVALID_HANDLE (400))"
     assert dead.count(f"[statistics skipped: {reason}]") == 2, dead
     assert eager.count("mean=0.750000") == 2 and after.count("mean=0.750000") == 2
     if level == "10":
