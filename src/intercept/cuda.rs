@@ -1,6 +1,6 @@
 //! The CUDA driver entry points the shim wraps, described once as data ([`ENTRIES`]): graph capture
-//! (begin/end, legacy and per-thread `_ptsz`, `_v2`, `ToGraph`), kernel launches, and `cuGetProcAddress*`
-//! itself. Nothing here is exported (an exported `cuLaunchKernel` would bind every reference in the process
+//! (begin/end, legacy and per-thread `_ptsz`, `_v2`, `ToGraph`), kernel launches, graph instantiation and
+//! launches (for `FLASHLOG_SYNC`, `crate::sync::graph`), and `cuGetProcAddress*` itself. Nothing here is exported (an exported `cuLaunchKernel` would bind every reference in the process
 //! by name, data objects and other libraries' own definitions included). They are reached by three routes,
 //! all served by the same wrapper functions:
 //! 1. the PLT: the GOT slots of objects whose references resolve into a libcuda are rewritten
