@@ -16,5 +16,6 @@ pub mod pool;
 pub mod prefetch;
 pub mod process;
 pub mod ringmap;
+pub mod stats_kernel;
 pub mod sys;
 pub mod tvm_runtime;
