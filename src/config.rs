@@ -81,9 +81,9 @@ pub struct Config {
     /// `FLASHLOG_GPU_STATS` (default on; `0` off): statistics of device tensors by the library's own kernel
     /// (`crate::gpu`) instead of copies to the host.
     pub gpu_stats: bool,
-    /// `FLASHLOG_GPU_STATS_MAX_GB` (default 64; 0: no limit): device tensors spanning more get a skip line on the
-    /// GPU route (the kernel delays the host's stream by its run time).
-    pub gpu_stats_max_gb: u64,
+    /// `FLASHLOG_GPU_STATS_MAX_GB` (default 64, decimals allowed; 0: no limit): device tensors whose statistics
+    /// would read more get a skip line on the GPU route (the kernel delays the host's stream by its run time).
+    pub gpu_stats_max_gb: f64,
 }
 
 /// Default size of the graph statistics pool, in MiB.
@@ -156,7 +156,8 @@ impl Config {
             },
             gpu_stats: get("FLASHLOG_GPU_STATS").is_none_or(|v| v.trim() != "0"),
             gpu_stats_max_gb: get("FLASHLOG_GPU_STATS_MAX_GB")
-                .and_then(|v| v.trim().parse().ok())
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|v| v.is_finite() && *v >= 0.0)
                 .unwrap_or(crate::gpu::DEFAULT_GPU_STATS_MAX_GB),
             stats_max_mb: get("FLASHLOG_STATS_MAX_MB")
                 .and_then(|v| v.trim().parse().ok())

@@ -111,6 +111,7 @@ type ModuleGetFunctionFn = unsafe extern "C" fn(*mut usize, usize, *const c_char
 type KernelGetFunctionFn = unsafe extern "C" fn(*mut usize, usize) -> i32;
 type StreamGetCtxFn = unsafe extern "C" fn(usize, *mut usize) -> i32;
 type CtxGetCurrentFn = unsafe extern "C" fn(*mut usize) -> i32;
+type PointerGetAttributeFn = unsafe extern "C" fn(*mut c_void, i32, u64) -> i32;
 type CtxGetDeviceFn = unsafe extern "C" fn(*mut i32) -> i32;
 type DeviceGetAttributeFn = unsafe extern "C" fn(*mut i32, i32, i32) -> i32;
 type LaunchKernelFn =
@@ -127,6 +128,7 @@ pub struct KernelApi {
     ctx_get_current: Option<CtxGetCurrentFn>,
     ctx_get_device: Option<CtxGetDeviceFn>,
     device_get_attribute: Option<DeviceGetAttributeFn>,
+    pointer_get_attribute: Option<PointerGetAttributeFn>,
     launch_kernel: Option<LaunchKernelFn>,
 }
 
@@ -152,6 +154,7 @@ pub fn api() -> Option<&'static KernelApi> {
             ctx_get_current: cast(lookup(c"cuCtxGetCurrent")),
             ctx_get_device: cast(lookup(c"cuCtxGetDevice")),
             device_get_attribute: cast(lookup(c"cuDeviceGetAttribute")),
+            pointer_get_attribute: cast(lookup(c"cuPointerGetAttribute")),
             launch_kernel: cast(lookup(c"cuLaunchKernel")),
         }
     };
@@ -230,6 +233,21 @@ impl KernelApi {
             check(unsafe { f(stream, &mut ctx) })?;
         }
         Ok(ctx)
+    }
+
+    /// Whether `[addr, addr + len)` lies inside one device allocation (`cuPointerGetAttribute`
+    /// RANGE_START_ADDR and RANGE_SIZE, safe during captures). A kernel that reads outside its allocation
+    /// faults with a sticky error that ends the host's use of CUDA, so no view is launched unless this holds.
+    pub fn within_allocation(&self, addr: u64, len: u64) -> bool {
+        let Some(f) = self.pointer_get_attribute else {
+            return false;
+        };
+        let (mut start, mut size) = (0u64, 0u64);
+        // SAFETY: valid out-parameters of the attributes' types (CUdeviceptr and size_t; 11 and 12).
+        let ok = unsafe {
+            f((&mut start as *mut u64).cast(), 11, addr) == 0 && f((&mut size as *mut u64).cast(), 12, addr) == 0
+        };
+        ok && addr >= start && len <= size && addr - start <= size - len
     }
 
     /// The compute capability (major) of the current context's device.

@@ -24,10 +24,10 @@ pub enum GpuResult {
     Stats(Stats),
     /// Skipped: `bytes` over `FLASHLOG_GPU_STATS_MAX_GB=cap_gb`.
     OverCap {
-        /// Bytes the view spans.
+        /// Bytes the statistics would read.
         bytes: u128,
         /// The cap in GiB.
-        cap_gb: u64,
+        cap_gb: f64,
     },
 }
 
@@ -111,10 +111,9 @@ impl Phase {
 
     /// Launches the batch being filled, if any.
     fn launch(&mut self, api: &KernelApi) {
-        if self.batch.count == 0 {
+        let Some(arena) = self.arena.as_ref().filter(|_| self.batch.count > 0) else {
             return;
-        }
-        let arena = self.arena.as_ref().expect("arena before batch");
+        };
         let ok = api.launch(self.batch_function, self.batch_stream, &self.batch, self.batch_blocks, arena).is_ok();
         for p in self.pending.iter_mut().filter(|p| !p.launched) {
             p.launched = ok;
@@ -136,7 +135,9 @@ impl Phase {
                 synced_all &= sync(dev, stream);
             }
         }
-        let arena = self.arena.as_ref().expect("arena before round");
+        let Some(arena) = self.arena.as_ref() else {
+            return;
+        };
         if synced_all {
             for p in &self.pending {
                 let nb = p.plan.desc.nblocks as usize;
@@ -192,7 +193,7 @@ pub fn run_phase(
         let (kapi, driver) = api?;
         let ph = phase.get_or_insert_with(|| PHASES.take());
         let cap = config.gpu_stats_max_gb;
-        if cap != 0 && bytes > (cap as u128) << 30 {
+        if cap > 0.0 && bytes as f64 > cap * (1u64 << 30) as f64 {
             ph.results.push((key, GpuResult::OverCap { bytes, cap_gb: cap }));
             continue;
         }
@@ -206,6 +207,9 @@ pub fn run_phase(
         let Ok(Some(plan)) = plan(desc.first_element() as u64, desc.shape(), desc.strides(), kind) else {
             continue;
         };
+        if !kapi.within_allocation(plan.desc.base, e.span as u64) {
+            continue;
+        }
         if ph.arena.is_none() {
             ph.arena = PartialsArena::alloc(driver, ARENA_SLOTS);
             if ph.arena.is_none() {

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicI32, AtomicU8, AtomicUsize, Ordering};
 
 /// Default of `FLASHLOG_GPU_STATS_MAX_GB`: device tensors spanning more get a skip line (the kernel delays the
 /// host's stream: 64 GiB is about 15 ms of HBM3e reading).
-pub const DEFAULT_GPU_STATS_MAX_GB: u64 = 64;
+pub const DEFAULT_GPU_STATS_MAX_GB: f64 = 64.0;
 
 /// The kernel's PTX (`.version 8.0`, `.target sm_80`), NUL-terminated as the driver wants it.
 pub static PTX: &str = concat!(include_str!("stats_kernel.ptx"), "\0");

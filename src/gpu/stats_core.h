@@ -180,9 +180,9 @@ FL_HD int fl_mini(fl_u32 code, fl_u32 fmt, double *value, fl_i64 *scaled) {
     if (sp == FL_SP_FN && ex == exp_all && man == man_all) return 1;
     if (sp == FL_SP_FNUZ && code == (1u << (e + m))) return 1;
     fl_i64 k = ex == 0 ? (fl_i64)man : (fl_i64)((1u << m) + man) << (ex - 1);
-    if (neg) k = -k;
-    *scaled = k;
-    *value = fl_ldexp((double)k, 1 - bias - (int)m);
+    double mag = fl_ldexp((double)k, 1 - bias - (int)m);
+    *scaled = neg ? -k : k;
+    *value = neg ? -mag : mag; /* -0.0 for a negative zero, as the host's table has it */
     return 0;
 }
 

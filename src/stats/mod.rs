@@ -382,7 +382,7 @@ impl LiveStats {
                 out.extend_from_slice(b"[statistics skipped: ");
                 push_size(out, bytes);
                 out.extend_from_slice(b" over FLASHLOG_GPU_STATS_MAX_GB=");
-                crate::record::pyrepr::push_int(out, cap_gb);
+                let _ = std::io::Write::write_fmt(out, format_args!("{cap_gb}"));
                 out.extend_from_slice(b"]\n");
             }
         }
