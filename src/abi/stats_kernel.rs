@@ -130,6 +130,7 @@ pub struct KernelApi {
     device_get_attribute: Option<DeviceGetAttributeFn>,
     pointer_get_attribute: Option<PointerGetAttributeFn>,
     launch_kernel: Option<LaunchKernelFn>,
+    launch_kernel_ptsz: Option<LaunchKernelFn>,
 }
 
 static API: OnceLock<KernelApi> = OnceLock::new();
@@ -156,6 +157,7 @@ pub fn api() -> Option<&'static KernelApi> {
             device_get_attribute: cast(lookup(c"cuDeviceGetAttribute")),
             pointer_get_attribute: cast(lookup(c"cuPointerGetAttribute")),
             launch_kernel: cast(lookup(c"cuLaunchKernel")),
+            launch_kernel_ptsz: cast(lookup(c"cuLaunchKernel_ptsz")),
         }
     };
     Some(API.get_or_init(|| a))
@@ -262,21 +264,27 @@ impl KernelApi {
         Ok(major)
     }
 
-    /// Launches the kernel `function` on `stream` for the tensors of `batch`: grid (`blocks_x`, count),
-    /// [`THREADS`] threads, the parameters passed as one buffer of exactly `size_of::<Batch>()` bytes. Every
-    /// descriptor's partials must lie in `arena` (checked: Err(-1) otherwise); its data addresses are the host's
-    /// tensors, which the driver checks as it checks the copies of the copy path.
+    /// Launches the kernel `function` on `stream` (`cuLaunchKernel`, or `_ptsz` for the per-thread default
+    /// stream) for the tensors of `batch`: grid (`blocks_x`, count), [`THREADS`] threads, the parameters passed
+    /// as one buffer of exactly `size_of::<Batch>()` bytes. Every descriptor's partials must lie in the
+    /// page-locked range `[lo, hi)` (checked: Err(-1) otherwise); its data must lie in one device allocation
+    /// (the caller checked [`KernelApi::within_allocation`]). On a capturing stream: a kernel node.
+    #[allow(clippy::too_many_arguments)]
     pub fn launch(
         &self,
         function: usize,
         stream: usize,
+        per_thread: bool,
         batch: &Batch,
         blocks_x: u32,
-        arena: &PartialsArena,
+        (lo, hi): (u64, u64),
     ) -> Result<(), i32> {
-        let f = self.launch_kernel.ok_or(-1)?;
+        let f = if per_thread { self.launch_kernel_ptsz } else { self.launch_kernel }.ok_or(-1)?;
         let count = (batch.count as usize).min(MAX_TENSORS);
-        if count == 0 || !batch.d[..count].iter().all(|d| arena.holds(d.partials, d.nblocks as usize)) {
+        let size = std::mem::size_of::<Partial>() as u64;
+        let inside =
+            |d: &Desc| d.partials >= lo && d.partials.checked_add(d.nblocks as u64 * size).is_some_and(|e| e <= hi);
+        if count == 0 || !batch.d[..count].iter().all(inside) {
             return Err(-1);
         }
         let mut size = std::mem::size_of::<Batch>();
@@ -288,8 +296,8 @@ impl KernelApi {
             std::ptr::null_mut(), // CU_LAUNCH_PARAM_END
         ];
         let grid_y = count as u32;
-        // SAFETY: the parameter buffer is a live `Batch` of the size the PTX declares; `extra` is terminated;
-        // every partials span lies in page-locked memory that is never freed.
+        // SAFETY: the parameter buffer is a live `Batch` of the size the PTX declares (the driver copies it at
+        // the launch); `extra` is terminated; every partials span lies in page-locked memory never freed.
         check(unsafe {
             f(function, blocks_x.max(1), grid_y, 1, THREADS, 1, 1, 0, stream, std::ptr::null_mut(), extra.as_mut_ptr())
         })
@@ -321,11 +329,9 @@ impl PartialsArena {
         (self.addr + i.min(self.slots) * std::mem::size_of::<Partial>()) as u64
     }
 
-    /// Whether `n` partials at device-visible address `addr` lie in the arena.
-    pub fn holds(&self, addr: u64, n: usize) -> bool {
-        let size = std::mem::size_of::<Partial>();
-        let (lo, hi) = (self.addr as u64, (self.addr + self.slots * size) as u64);
-        addr >= lo && (addr - lo) % size as u64 == 0 && addr + (n * size) as u64 <= hi
+    /// The arena's address range, for [`KernelApi::launch`].
+    pub fn range(&self) -> (u64, u64) {
+        (self.addr as u64, (self.addr + self.slots * std::mem::size_of::<Partial>()) as u64)
     }
 
     /// Copies of `n` partials from slot `first`, as the kernel left them.

@@ -114,7 +114,9 @@ impl Phase {
         let Some(arena) = self.arena.as_ref().filter(|_| self.batch.count > 0) else {
             return;
         };
-        let ok = api.launch(self.batch_function, self.batch_stream, &self.batch, self.batch_blocks, arena).is_ok();
+        let ok = api
+            .launch(self.batch_function, self.batch_stream, false, &self.batch, self.batch_blocks, arena.range())
+            .is_ok();
         for p in self.pending.iter_mut().filter(|p| !p.launched) {
             p.launched = ok;
         }

@@ -8,6 +8,7 @@
 //! statistics take the copy path as before. The state is a few atomics: no lock a host thread could meet.
 
 pub mod eager;
+pub mod graph;
 pub mod plan;
 
 use crate::abi::stats_kernel::{self, KernelApi};
@@ -107,16 +108,49 @@ pub fn function_for(api: &KernelApi, stream: usize) -> Option<usize> {
     (usable && handle != 0 && api.current_major().is_ok_and(|m| m >= 8)).then_some(handle)
 }
 
-/// Before a capture begins on `stream` (called by the capture-begin wrappers): loads the kernel if needed and
-/// forces it into the stream's context, so captured calls can launch it with no load during the capture.
-pub fn prepare_capture(stream: usize) {
+/// Contexts and the kernel's function in each (library API: filled by [`prepare_capture`] before captures,
+/// so a capture never makes the driver load code). A slot's context is written once, then its function.
+static CTX_FUNCS: [(AtomicUsize, AtomicUsize); 8] = [const { (AtomicUsize::new(0), AtomicUsize::new(0)) }; 8];
+
+/// Called by the capture-begin wrappers before they call the driver (replay statistics on): loads the kernel
+/// if needed and forces it into the current context (the capturing stream's, in practice) with
+/// `cuKernelGetFunction`, so captured calls can add the kernel as a node with no load during the capture.
+pub fn prepare_capture() {
     if ensure_loaded() != (Route::Kernel { library: true }) {
         return;
     }
-    if let Some(api) = stats_kernel::api() {
-        let _ = api.kernel_function(HANDLE.load(Ordering::Acquire));
-        let _ = stream;
+    let Some(api) = stats_kernel::api() else {
+        return;
+    };
+    let Ok(ctx) = api.stream_context(0) else {
+        return;
+    };
+    if ctx == 0 || CTX_FUNCS.iter().any(|(c, _)| c.load(Ordering::Acquire) == ctx) {
+        return;
     }
+    let Ok(function) = api.kernel_function(HANDLE.load(Ordering::Acquire)) else {
+        return;
+    };
+    for (c, f) in &CTX_FUNCS {
+        if c.compare_exchange(0, ctx, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            f.store(function, Ordering::Release);
+            return;
+        }
+    }
+}
+
+/// The function to add to a capture on `stream`, when the kernel is already loaded in the stream's context;
+/// makes no call a capture forbids.
+pub fn capture_function(api: &KernelApi, stream: usize, per_thread: bool) -> Option<usize> {
+    let ctx = api.stream_context(if per_thread { 0 } else { stream }).ok()?;
+    let function = match STATE.load(Ordering::Acquire) {
+        LIBRARY => {
+            CTX_FUNCS.iter().find(|(c, _)| c.load(Ordering::Acquire) == ctx).map(|(_, f)| f.load(Ordering::Acquire))?
+        }
+        MODULE if MODULE_CTX.load(Ordering::Relaxed) == ctx => HANDLE.load(Ordering::Acquire),
+        _ => return None,
+    };
+    (function != 0 && api.current_major().is_ok_and(|m| m >= 8)).then_some(function)
 }
 
 /// The `Statistics:` line of the system information record (level 5 and above), without its newline.

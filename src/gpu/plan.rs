@@ -165,6 +165,31 @@ fn isum(p: &Partial) -> i128 {
     ((p.isum_hi as u128) << 64 | p.isum_lo as u128) as i128
 }
 
+/// A partial from the 96 bytes a kernel wrote (native byte order, `fl_partial`'s layout).
+pub fn partial_from_bytes(b: &[u8]) -> Partial {
+    let w = |i: usize| {
+        let mut a = [0u8; 8];
+        if let Some(s) = b.get(8 * i..8 * i + 8) {
+            a.copy_from_slice(s);
+        }
+        u64::from_ne_bytes(a)
+    };
+    Partial {
+        min: f64::from_bits(w(0)),
+        max: f64::from_bits(w(1)),
+        sum: f64::from_bits(w(2)),
+        nan: w(3),
+        pinf: w(4),
+        ninf: w(5),
+        count: w(6),
+        isum_lo: w(7),
+        isum_hi: w(8),
+        imin: w(9),
+        imax: w(10),
+        pad: w(11),
+    }
+}
+
 /// A running fold of a tensor's block partials, in block order.
 #[derive(Clone, Copy, Debug)]
 pub struct Fold {

@@ -211,3 +211,60 @@ def test_level_below_five_writes_no_statistics_line(tmp_path):
     proc = run([require(PROGRAM), require(MODULE), data, 2, 32, 1, 0, 1, 10, "-"], level=3, dest=log)
     assert proc.returncode == 0 and "launches=0" in proc.stdout
     assert "Statistics:" not in log.read_text()
+
+
+# ---- graph replay (FLASHLOG_GRAPH_STATS=1): the kernel captured as a node instead of the copy
+import test_graph_stats as tg  # noqa: E402  (its program, parsers and numpy expectations)
+
+
+def replay_pair(tmp_path, args, env):
+    """graph_replay without and with the shim: same stdout, 0 invalidated / unsafe; returns (stdout, log, the
+    shimmed run's fake counters, the plain run's)."""
+    exe = require(tg.PROGRAM)
+    base = {"FLASHINFER_MODULE": require(tg.CUDAOPS)}
+    plain = run([exe, *args], preload=False, env=base)
+    log = tmp_path / "g.log"
+    shimmed = run([exe, *args], level=5, dest=log, env={**base, **env})
+    assert (shimmed.returncode, shimmed.stdout) == (plain.returncode, plain.stdout), shimmed.stderr
+    assert plain.returncode == 0, plain.stdout + plain.stderr
+    summary = dict(kv.split("=", 1) for kv in plain.stdout.splitlines()[-1].split()[1:])
+    assert (summary["invalidated"], summary["unsafe_calls"], summary["hostfn_cuda_calls"]) == ("0", "0", "0")
+    info = lambda p: dict(re.findall(r"(dtoh_bytes|stats_kernels_run|copy nodes run)=(\d+)", p.stderr))
+    return shimmed.stdout, log.read_text(), info(shimmed), info(plain)
+
+
+@pytest.mark.parametrize(
+    "route,mode", [(r, "global") for r in tg.ROUTES] + [("plt", "thread_local"), ("runtime", "relaxed")]
+)
+def test_replays_by_every_capture_route_use_the_kernel(tmp_path, route, mode):
+    stdout, log, shim, plain = replay_pair(tmp_path, ["--route", route, "--mode", mode, "--extra"], tg.GRAPH_ON)
+    assert KERNEL_LINE in log
+    # No tensor byte crossed: the shim added no device-to-host copy, eager or at replay, and no copy node.
+    assert shim["dtoh_bytes"] == plain["dtoh_bytes"] and shim["copy nodes run"] == "0"
+    assert int(shim["stats_kernels_run"]) > 0
+    replays = tg.data(stdout)
+    sid, nid = tg.deferred_id(log, "cudaops.scale2"), tg.deferred_id(log, "cudaops.noop")
+    scale2, noop = tg.replay_records(log, "cudaops.scale2"), tg.replay_records(log, "cudaops.noop")
+    assert sorted(scale2) == [(sid, 1), (sid, 2), (sid, 3)] and "statistics error" not in log
+    for r in (1, 2, 3):
+        assert scale2[(sid, r)] == tg.expect_scale2(replays[(0, r)]), r
+        assert noop[(nid, r)] == tg.expect_noop(replays[(0, r)]), r
+
+
+def test_replays_with_the_copy_route_when_the_variable_is_off(tmp_path):
+    stdout, log, shim, plain = replay_pair(tmp_path, ["--extra"], {**tg.GRAPH_ON, "FLASHLOG_GPU_STATS": 0})
+    assert "Statistics: copies to the host (FLASHLOG_GPU_STATS=0)" in log
+    assert shim["stats_kernels_run"] == "0" and int(shim["copy nodes run"]) > 0
+    sid = tg.deferred_id(log, "cudaops.scale2")
+    replays = tg.data(stdout)
+    assert tg.replay_records(log, "cudaops.scale2")[(sid, 2)] == tg.expect_scale2(replays[(0, 2)])
+
+
+def test_nan_watch_on_kernel_replays(tmp_path):
+    env = {**tg.GRAPH_ON, "FLASHLOG_WATCH": "nonfinite"}
+    stdout, log, shim, plain = replay_pair(tmp_path, ["--extra", "--nan-at", "2"], env)
+    assert int(shim["stats_kernels_run"]) > 0 and shim["dtoh_bytes"] == plain["dtoh_bytes"]
+    scale2 = tg.replay_records(log, "cudaops.scale2")
+    assert [k[1] for k in scale2] == [2]
+    (block,) = scale2.values()
+    assert block == tg.expect_scale2(tg.data(stdout)[(0, 2)])
