@@ -289,7 +289,7 @@ impl KernelApi {
         }
         let mut size = std::mem::size_of::<Batch>();
         let mut extra: [*mut c_void; 5] = [
-            1 as *mut c_void, // CU_LAUNCH_PARAM_BUFFER_POINTER
+            std::ptr::dangling_mut::<c_void>(), // 1: CU_LAUNCH_PARAM_BUFFER_POINTER
             batch as *const Batch as *mut c_void,
             2 as *mut c_void, // CU_LAUNCH_PARAM_BUFFER_SIZE
             &mut size as *mut usize as *mut c_void,

@@ -297,7 +297,7 @@ mod tests {
     fn block_split_is_fixed_by_the_size() {
         let p = plan(0, &[40 << 30], &[1], ElemKind::BF16).unwrap().unwrap();
         assert_eq!(p.desc.nblocks as u64, MAX_BLOCKS);
-        assert!(p.desc.per_block * MAX_BLOCKS >= 40 << 30 && p.desc.per_block % MIN_PER_BLOCK == 0);
+        assert!(p.desc.per_block * MAX_BLOCKS >= 40 << 30 && p.desc.per_block.is_multiple_of(MIN_PER_BLOCK));
         let q = plan(0, &[4097], &[1], ElemKind::BF16).unwrap().unwrap();
         assert_eq!((q.desc.nblocks, q.desc.per_block), (2, 4096));
     }
