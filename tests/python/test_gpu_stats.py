@@ -268,3 +268,19 @@ def test_nan_watch_on_kernel_replays(tmp_path):
     assert [k[1] for k in scale2] == [2]
     (block,) = scale2.values()
     assert block == tg.expect_scale2(tg.data(stdout)[(0, 2)])
+
+
+def test_gpu_check_parts_build_here(tmp_path):
+    """scripts/gpu-check.sh runs only on a GPU machine: here its shell parses, its Python compiles and its
+    emulation library builds and agrees with the kernel's parameter layout."""
+    import py_compile
+    import subprocess
+
+    assert subprocess.run(["bash", "-n", REPO / "scripts/gpu-check.sh"]).returncode == 0
+    py_compile.compile(str(REPO / "scripts/gpu-check/gpu_stats.py"), cfile=str(tmp_path / "g.pyc"), doraise=True)
+    so = tmp_path / "emulate.so"
+    subprocess.run(["gcc", "-O2", "-Wall", "-Werror", "-shared", "-fPIC", "-I", REPO / "src/gpu", "-o", so,
+                    REPO / "scripts/gpu-check/emulate.c"], check=True)
+    import ctypes
+
+    assert ctypes.CDLL(str(so)).fl_sizeof_batch() == 4056
