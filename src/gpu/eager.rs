@@ -186,6 +186,11 @@ pub fn run_phase(
             continue;
         }
         let bytes = walked.min(e.span);
+        let stream = tvm_runtime::env_stream(device_type::CUDA, desc.device.device_id).unwrap_or(0);
+        // A capture the shim did not see begin: nothing here (no load, no launch), as on the copy route.
+        if cuda_driver::driver()?.stream_is_capturing(stream) {
+            continue;
+        }
         if api.is_none() {
             if !matches!(super::ensure_loaded(), super::Route::Kernel { .. }) {
                 return phase;
@@ -197,10 +202,6 @@ pub fn run_phase(
         let cap = config.gpu_stats_max_gb;
         if cap > 0.0 && bytes as f64 > cap * (1u64 << 30) as f64 {
             ph.results.push((key, GpuResult::OverCap { bytes, cap_gb: cap }));
-            continue;
-        }
-        let stream = tvm_runtime::env_stream(device_type::CUDA, desc.device.device_id).unwrap_or(0);
-        if driver.stream_is_capturing(stream) {
             continue;
         }
         let Some(function) = super::function_for(kapi, stream) else {

@@ -73,7 +73,18 @@ pub fn ensure_loaded() -> Route {
     let (state, handle) = load(api);
     HANDLE.store(handle, Ordering::Release);
     STATE.store(state, Ordering::Release);
+    if state == UNTRIED {
+        return Route::Copies(NOT_INITIALISED);
+    }
     ensure_loaded()
+}
+
+/// The reason while the host has not initialised CUDA (the load is tried again at the next call).
+const NOT_INITIALISED: &str = "CUDA not initialised yet when this was written";
+
+/// `CUDA_ERROR_NOT_INITIALIZED`, `CUDA_ERROR_INVALID_CONTEXT`: the host is not ready yet, not a refusal.
+fn not_ready(rc: i32) -> bool {
+    rc == 3 || rc == 201
 }
 
 fn load(api: &KernelApi) -> (u8, usize) {
@@ -90,6 +101,10 @@ fn load(api: &KernelApi) -> (u8, usize) {
         }
         Err(rc) => {
             MOD_RC.store(rc, Ordering::Relaxed);
+            let lib = LIB_RC.load(Ordering::Relaxed);
+            if not_ready(rc) && (not_ready(lib) || lib == -1) {
+                return (UNTRIED, 0);
+            }
             (FAILED, 0)
         }
     }

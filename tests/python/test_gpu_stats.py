@@ -284,3 +284,18 @@ def test_gpu_check_parts_build_here(tmp_path):
     import ctypes
 
     assert ctypes.CDLL(str(so)).fl_sizeof_batch() == 4056
+
+
+def test_load_waits_for_the_host_to_initialise_cuda(tmp_path):
+    # The system information record is written at the first call, before cuInit: no load yet, and no failure
+    # remembered; the device call after cuInit takes the kernel route.
+    raw = random_bytes("float32", 100, np.random.default_rng(4))
+    data = tmp_path / "d.bin"
+    data.write_bytes(raw)
+    log = tmp_path / "l.log"
+    proc = run([require(PROGRAM), require(MODULE), data, 2, 32, 1, 0, 1, 100, "-", "--late-init"], level=5, dest=log)
+    assert proc.returncode == 0 and re.fullmatch(r"rc=0 dtoh=0 launches=2\n", proc.stdout), proc.stdout + proc.stderr
+    text = log.read_text()
+    assert "Statistics: copies to the host (CUDA not initialised yet when this was written)" in text
+    records = text.split("FlashInfer API Call: statsops.inspect")
+    assert len(records) == 3 and records[2].count("min=") == 4
