@@ -299,3 +299,11 @@ def test_load_waits_for_the_host_to_initialise_cuda(tmp_path):
     assert "Statistics: copies to the host (CUDA not initialised yet when this was written)" in text
     records = text.split("FlashInfer API Call: statsops.inspect")
     assert len(records) == 3 and records[2].count("min=") == 4
+
+
+def test_partials_are_read_after_the_synchronisation(tmp_path):
+    # FAKECUDA_DEFERRED=1: kernels queue on their stream until it is synchronised; partials read too early would be
+    # zeros (or the previous phase's), not the host path's lines.
+    raw = random_bytes("bfloat16", 50000, np.random.default_rng(8))
+    stats, dtoh, launches, _ = gpu_stats(tmp_path, raw, 4, 16, 1, 0, [50000], None, env={"FAKECUDA_DEFERRED": 1})
+    assert stats[0] and stats[0] == stats[1] and (dtoh, launches) == (0, 2)
