@@ -10,6 +10,7 @@ use crate::abi::pool::{Lease, Pool, Reset};
 use crate::abi::stats_kernel::{self, Batch, KernelApi, Partial, PartialsArena, MAX_TENSORS};
 use crate::abi::tvm_runtime;
 use crate::stats::compute::{ElemKind, Stats};
+use crate::stats::gate;
 use crate::stats::walk::extent;
 
 /// Partials of one round: four tensors of the largest split, or thousands of small ones.
@@ -167,6 +168,7 @@ pub fn run_phase(
     if !config.gpu_stats || crate::capture::any_active() {
         return None;
     }
+    let mut relaxed: Option<gate::Relaxed<'static>> = None;
     let mut phase: Option<Lease<Phase, 16>> = None;
     let mut api: Option<(&'static KernelApi, &'static Driver)> = None;
     for desc in descs {
@@ -187,9 +189,18 @@ pub fn run_phase(
         }
         let bytes = walked.min(e.span);
         let stream = tvm_runtime::env_stream(device_type::CUDA, desc.device.device_id).unwrap_or(0);
-        // A capture the shim did not see begin: nothing here (no load, no launch), as on the copy route.
-        if cuda_driver::driver()?.stream_is_capturing(stream) {
+        // The capture gate, as on the copy route: nothing here (no load, launch or synchronisation) for a stream
+        // the driver says is capturing or cannot say about; the shim's own calls run in RELAXED capture mode, so
+        // a GLOBAL capture begun elsewhere by a route the shim never saw neither refuses nor invalidates them.
+        let driver = cuda_driver::driver()?;
+        if gate::query(driver, stream, false).is_err() {
             continue;
+        }
+        if relaxed.is_none() {
+            match gate::enter(driver, stream, false) {
+                Ok(guard) => relaxed = Some(guard),
+                Err(_) => continue,
+            }
         }
         if api.is_none() {
             if !matches!(super::ensure_loaded(), super::Route::Kernel { .. }) {
@@ -244,5 +255,6 @@ pub fn run_phase(
     if let (Some(ph), Some((kapi, _))) = (phase.as_mut(), api) {
         ph.finish_round(kapi, sync);
     }
+    drop(relaxed);
     phase
 }

@@ -64,8 +64,19 @@ pub fn ensure_loaded() -> Route {
     if crate::capture::any_active() {
         return Route::Copies("a capture runs; the kernel loads at the next eager call");
     }
-    let Some(api) = stats_kernel::api() else {
+    let (Some(api), Some(driver)) = (stats_kernel::api(), crate::abi::cuda_driver::driver()) else {
         return Route::Copies("no CUDA driver loaded");
+    };
+    // The capture gate (`crate::stats::gate`): no load while the driver says a capture could see it, and the
+    // load itself in RELAXED capture mode, so a GLOBAL capture begun by a route the shim never saw is not
+    // invalidated by it.
+    let _relaxed = match crate::stats::gate::enter(driver, 0, false) {
+        Ok(guard) => guard,
+        Err(crate::stats::gate::Blocked::Capturing) => {
+            return Route::Copies("a capture runs; the kernel loads at the next eager call")
+        }
+        // Before cuInit: `capture status unknown (cuStreamIsCapturing: CUDA_ERROR_NOT_INITIALIZED)`.
+        Err(crate::stats::gate::Blocked::Unknown(reason)) => return Route::Copies(reason),
     };
     if STATE.compare_exchange(UNTRIED, LOADING, Ordering::AcqRel, Ordering::Acquire).is_err() {
         return ensure_loaded();
