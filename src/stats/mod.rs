@@ -155,7 +155,10 @@ impl LiveStats {
             return;
         }
         // Device tensors: the library's kernel, one synchronisation per stream (also the one later reads use).
-        if let Some(driver) = cuda_driver::driver() {
+        // Only when the phase has one: a host-only process never looks for a driver here (the search walks the
+        // loaded objects).
+        let has_device = descs.clone().any(|d| d.device.device_type == device_type::CUDA);
+        if let Some(driver) = has_device.then(cuda_driver::driver).flatten() {
             let mut synced = (self.synced, self.n_synced);
             let mut sync = |device_id: i32, stream: usize| {
                 let (list, n) = &mut synced;
