@@ -120,6 +120,7 @@ for k in want:
     check(shim_in == torch[(k, "in")], f"replay {k} input: {shim_in} vs torch {torch[(k, 'in')]}")
     check(shim_out == torch[(k, "out")], f"replay {k} output: {shim_out} vs torch {torch[(k, 'out')]}")
 check("[statistics deferred to graph replay: id=" in log or mode == "watch", "the captured call's deferred lines")
+check("Statistics: GPU kernel (" in log, "replays use the library's kernel (issue 20), replays with new data above")
 check("statistics error" not in log and "statistics skipped" not in log, "no error or skip line")
 if mode == "watch":
     check(re.search(r"flashlog watch: \d+ calls and 3 graph replays checked, 1 with NaN or Inf", log) is not None,
@@ -170,3 +171,20 @@ print(f"gpu-check fault [{mode}]:", "FAILED" if fail else "all checks passed")
 sys.exit(1 if fail else 0)
 PY
 done
+
+# ---- issue 20: statistics computed by the library's own kernel. The emulation the fake driver runs (same header),
+# built here as a host library; the kernel's partials must equal it bit for bit, the lines torch's numbers; then
+# bandwidth next to a device-to-device copy, 1,000 small tensors, and the first PTX load (JIT cache off).
+gcc -O2 -shared -fPIC -I src/gpu -o "$work/emulate.so" scripts/gpu-check/emulate.c
+slog="$work/gpu-stats.log"
+CUDA_CACHE_DISABLE=1 FLASHLOG_LEVEL=5 FLASHLOG_DEST="$slog" LD_PRELOAD="$lib" \
+  python3 scripts/gpu-check/gpu_stats.py "$work/flashinfer/gpucheck/gpucheck.so" "$work/emulate.so" \
+  src/gpu/stats_kernel.ptx "$slog" | tee "$work/gpu-stats.txt"
+python3 - "$work/gpu-stats.txt" <<'PY'
+import sys
+rows = [l.rstrip("\n").split("|")[1:] for l in open(sys.argv[1]) if l.startswith("TABLE|")]
+if rows:
+    w = [max(len(r[i]) for r in rows) for i in range(3)]
+    for r in rows:
+        print("  ".join(c.ljust(w[i]) for i, c in enumerate(r)))
+PY

@@ -30,6 +30,7 @@ pub mod correlation;
 pub mod dump;
 pub mod forkgen;
 pub mod glob;
+pub mod gpu;
 pub mod graph;
 pub mod intercept;
 pub mod record;

@@ -18,5 +18,6 @@ pub mod pool;
 pub mod prefetch;
 pub mod process;
 pub mod ringmap;
+pub mod stats_kernel;
 pub mod sys;
 pub mod tvm_runtime;
