@@ -297,7 +297,7 @@ def test_load_waits_for_the_host_to_initialise_cuda(tmp_path):
     assert proc.returncode == 0 and re.fullmatch(r"rc=0 dtoh=0 launches=2\n", proc.stdout), proc.stdout + proc.stderr
     text = log.read_text()
     assert ("Statistics: copies to the host (capture status unknown (cuStreamIsCapturing: "
-            "CUDA_ERROR_NOT_INITIALIZED))") in text
+            "CUDA_ERROR_NOT_INITIALIZED (3)))") in text
     records = text.split("FlashInfer API Call: statsops.inspect")
     assert len(records) == 3 and records[2].count("min=") == 4
 
