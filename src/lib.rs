@@ -6,22 +6,28 @@
 //! (`docs/architecture.md` explains the rule and how a call flows through them).
 //! 1. [`intercept`]: how calls arrive: the one exported symbol (`dlsym`), the trampolines and the frame of a
 //!    TVM-FFI call, the driver wrappers generated from one table, and the GOT rewrite of the PLT route;
-//! 2. [`graph`]: statistics at CUDA graph replay and the NaN watch, with the driver callbacks they need;
-//!    [`dump`]: level 10, every tensor of a call saved for `flashlog replay`;
-//! 3. [`stats`]: level-5 tensor statistics (the numbers, the byte sources, the walk);
-//! 4. [`log`]: a record out: this process's system information first, then the record, through the sink;
-//! 5. [`record`]: the text of every record (pure);
-//! 6. [`sink`]: where records go and how they are written (transport only);
-//! 7. [`state`]: process-wide switches, the panic guard, the hooks run in a new process;
+//! 2. [`sync`]: `FLASHLOG_SYNC`, the call (or graph replay) behind a CUDA error: a call's stream synchronised
+//!    around it, the FlashInfer calls each graph holds, the progress markers;
+//! 3. [`graph`]: statistics at CUDA graph replay and the NaN watch, with the driver callbacks they need (and
+//!    the statistics kernel's nodes in a capture); [`dump`]: level 10, every tensor of a call saved for
+//!    `flashlog replay`;
+//! 4. [`gpu`]: the library's own statistics kernel: loading it through the host's driver, planning and
+//!    launching it for a phase's device tensors, folding its partials;
+//! 5. [`stats`]: level-5 tensor statistics (the numbers, the byte sources, the walk, driver errors by name);
+//! 6. [`log`]: a record out: this process's system information first, then the record, through the sink;
+//! 7. [`record`]: the text of every record (pure);
+//! 8. [`sink`]: where records go and how they are written (transport only);
+//! 9. [`state`]: process-wide switches, the panic guard, the hooks run in a new process;
 //!    [`config`], [`glob`]: the environment, read once, with every default;
 //!    [`capture`]: which CUDA graph captures are running; [`correlation`]: call numbers and threads;
 //!    [`clock`]: record time stamps; [`buffers`]: the reusable record buffers;
-//! 8. [`ring`]: the flight recorder, the sink's other transport (records in a memory-mapped ring file); below
-//!    the configuration, which reads the ring's size with the ring format's parser (shared with the launcher);
-//! 9. [`abi`]: foreign layouts and functions only (TVM-FFI, DLPack, CUDA, ELF, the dynamic loader's lists);
-//! 10. [`os`]: the library's own OS services (system calls and signal guards, files, process and fork state,
-//!     fault-tolerant reads, pipes, pools, the pinned arena, owned slots, the ring's mapping); [`arch`]: the
-//!     assembly of each processor.
+//! 10. [`ring`]: the flight recorder, the sink's other transport (records in a memory-mapped ring file); below
+//!     the configuration, which reads the ring's size with the ring format's parser (shared with the launcher);
+//! 11. [`abi`]: foreign layouts and functions only (TVM-FFI, DLPack, CUDA and its statistics kernel's and
+//!     error functions, ELF, the dynamic loader's lists);
+//! 12. [`os`]: the library's own OS services (system calls and signal guards, files, process and fork state,
+//!     fault-tolerant reads, pipes, pools, the pinned arena, owned and leaked slots, the ring's mapping);
+//!     [`arch`]: the assembly of each processor.
 //!
 //! The modules are private: the library exports `dlsym` and nothing else. `make lint` also checks with the
 //! modules public (`--cfg flashlog_check_docs`) so that `missing_docs` sees every `pub` item.
@@ -44,8 +50,10 @@ macro_rules! modules {
 
 modules!(
     intercept,
+    sync,
     graph,
     dump,
+    gpu,
     stats,
     log,
     record,
@@ -78,5 +86,6 @@ pub mod arch;
 unsafe fn on_load() {
     abi::dl::real_dlsym_addr();
     abi::dl::own_range();
+    log::set_statistics_line(gpu::route_line);
     intercept::plt::at_startup(&intercept::cuda::GOT_WRAPPERS);
 }

@@ -6,6 +6,26 @@ use crate::abi::cuda_driver;
 use crate::os::sys;
 use crate::record::sysinfo::{push_system_info, Gpu, SystemInfo};
 use crate::{capture, clock};
+use std::sync::OnceLock;
+
+/// The writer of the system information record's `Statistics:` line (level 5 and above): it belongs to the
+/// statistics kernel's loader (`crate::gpu`, a layer above), which hands it down with
+/// [`set_statistics_line`] before any wrapper is handed out.
+static STATISTICS_LINE: OnceLock<fn(&mut Vec<u8>)> = OnceLock::new();
+
+/// Registers the writer of the `Statistics:` line (the same function every time: the first one is kept).
+pub fn set_statistics_line(writer: fn(&mut Vec<u8>)) {
+    if STATISTICS_LINE.get().is_none() {
+        let _ = STATISTICS_LINE.set(writer);
+    }
+}
+
+/// Appends the `Statistics:` line, without its newline (nothing when no writer was registered).
+fn statistics_line(out: &mut Vec<u8>) {
+    if let Some(writer) = STATISTICS_LINE.get() {
+        writer(out);
+    }
+}
 
 /// Appends this process's system information record. GPUs are listed only when the driver is initialised
 /// and no capture is active (device queries are harmless, but the shim stays away from a capture).
@@ -25,6 +45,11 @@ fn system_info_record(out: &mut Vec<u8>) {
         cuda_visible_devices: sys::env("CUDA_VISIBLE_DEVICES"),
         driver_version,
         gpus,
+        statistics: (crate::state::level() >= crate::config::LEVEL_STATS).then(|| {
+            let mut line = Vec::new();
+            statistics_line(&mut line);
+            line
+        }),
     };
     push_system_info(out, &clock::now(), &info);
 }

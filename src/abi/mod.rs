@@ -4,6 +4,7 @@
 //! on the safe views it returns; the library's own OS services are in `os`, below it.
 
 pub mod cuda_driver;
+pub mod cuda_sync;
 pub mod cuda_types;
 pub mod dl;
 pub mod dlpack;
@@ -11,4 +12,5 @@ pub mod ffi;
 pub mod got;
 pub mod objects;
 pub mod prefetch;
+pub mod stats_kernel;
 pub mod tvm_runtime;

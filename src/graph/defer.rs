@@ -194,7 +194,7 @@ impl CaptureDeferral for CallState {
         });
         let source = source_for(desc, target);
         match &source {
-            ReplaySource::Device { .. } | ReplaySource::Host { .. } => {
+            ReplaySource::Device { .. } | ReplaySource::Kernel { .. } | ReplaySource::Host { .. } => {
                 crate::record::push_indent(out, indent);
                 out.extend_from_slice(b"[statistics deferred to graph replay: id=");
                 crate::record::pyrepr::push_int(out, shared.id);
@@ -247,6 +247,9 @@ fn source_for(desc: &TensorDesc, target: CaptureStream) -> ReplaySource {
     }
     if dev != device_type::CUDA {
         return ReplaySource::Error("no reader for this device type");
+    }
+    if let Some(source) = crate::graph::kernel::kernel_source(desc, kind, target.stream, target.per_thread) {
+        return source;
     }
     let (lo, len) = match view_span(desc, kind) {
         Ok(s) => s,

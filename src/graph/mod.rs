@@ -15,6 +15,7 @@
 
 pub mod callbacks;
 pub mod defer;
+pub mod kernel;
 pub mod pool;
 pub mod replay;
 pub mod watch;
@@ -39,6 +40,7 @@ pub fn prepare_before_capture() {
     state::guarded(|| {
         if state::config().graph_stats {
             pool::prepare();
+            crate::gpu::prepare_capture();
         }
     });
 }

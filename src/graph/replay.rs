@@ -72,6 +72,14 @@ pub enum ReplaySource {
         /// The device address of the span's first byte.
         lo: u64,
     },
+    /// A device tensor reduced by the library's kernel, captured as a node: its block partials land in the
+    /// page-locked span (`crate::graph::kernel`).
+    Kernel {
+        /// What the kernel reduces and how its partials fold.
+        plan: crate::gpu::plan::Plan,
+        /// Where the partials land.
+        span: pinned::Span,
+    },
     /// A host tensor, read by the host function itself.
     Host {
         /// The view, as the call saw it.
@@ -173,6 +181,7 @@ const SPACES: &str = "                ";
 fn write_entry(out: &mut Vec<u8>, source: &ReplaySource, indent: usize) -> bool {
     let result = match source {
         ReplaySource::Device { desc, kind, span, lo } => pinned_stats(span.bytes(), *lo, desc, *kind),
+        ReplaySource::Kernel { plan, span } => Ok(crate::graph::kernel::fold_span(plan, span.bytes())),
         ReplaySource::Host { desc, kind } => stats_of(&mut HostSource, desc, *kind),
         ReplaySource::Skipped(reason) => {
             push_line(out, indent, "[statistics skipped: ", reason);

@@ -1,8 +1,9 @@
 //! The CUDA driver entry points the shim wraps, described once as data ([`ENTRIES`]): graph capture
-//! (begin/end, legacy and per-thread `_ptsz`, `_v2`, `ToGraph`), kernel launches, and `cuGetProcAddress*`
-//! itself. Nothing here is exported (an exported `cuLaunchKernel` would bind every reference in the process
-//! by name, data objects and other libraries' own definitions included). They are reached by three routes,
-//! all served by the same wrapper functions:
+//! (begin/end, legacy and per-thread `_ptsz`, `_v2`, `ToGraph`), kernel launches, graph instantiation and
+//! launches (for `FLASHLOG_SYNC`, `crate::sync::graph`), and `cuGetProcAddress*` itself. Nothing here is
+//! exported (an exported `cuLaunchKernel` would bind every reference in the process by name, data objects and
+//! other libraries' own definitions included). They are reached by three routes, all served by the same
+//! wrapper functions:
 //! 1. the PLT: the GOT slots of objects whose references resolve into a libcuda are rewritten
 //!    (`intercept::plt`);
 //! 2. `dlsym(libcuda_handle, name)` (cudarc, cuda-python): [`wrap_driver_lookup`];
@@ -49,6 +50,9 @@ pub struct EntryInfo {
     pub per_thread: bool,
     /// The driver returns this variant for `base` from this API version on (CUDA 12.x mapping).
     pub since: i32,
+    /// Another base name the driver maps to this variant (`cuGraphInstantiate` is `cuGraphInstantiateWithFlags`
+    /// from CUDA 12.0), and from which API version; `""` for none.
+    pub also: (&'static str, i32),
     /// Which entry.
     pub entry: Entry,
 }
@@ -57,8 +61,8 @@ pub struct EntryInfo {
 /// invocation): the [`Entry`] enum, the [`ENTRIES`] rows, the [`REAL`] slots, the wrapper functions (by the
 /// row's wrapper kind) and [`wrapper_addr`].
 macro_rules! driver_entries {
-    ($( $(#[$doc:meta])* $entry:ident = $sym:ident, base $base:literal, ptsz $pt:literal, since $since:literal,
-        $kind:ident ($($args:tt)*); )*) => {
+    ($( $(#[$doc:meta])* $entry:ident = $sym:ident, base $base:literal $(or $also:literal from $also_since:literal)?,
+        ptsz $pt:literal, since $since:literal, $kind:ident ($($args:tt)*); )*) => {
         /// The wrapped driver entry points; the discriminant indexes [`REAL`] and [`ENTRIES`].
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
         #[repr(usize)]
@@ -73,6 +77,10 @@ macro_rules! driver_entries {
                 base: $base,
                 per_thread: $pt,
                 since: $since,
+                also: {
+                    let also = [("", 0) $(, ($also, $also_since))?];
+                    also[also.len() - 1]
+                },
                 entry: Entry::$entry,
             }, )*
         ];
@@ -205,12 +213,19 @@ fn wrap_proc_address(symbol: &[u8], found: usize, version: i32, flags: u64) -> u
 /// get the legacy function. None for a base the table does not have.
 pub fn infer_variant(base: &str, version: i32, per_thread: bool) -> Option<Entry> {
     let has_ptsz = ENTRIES.iter().any(|e| e.base == base && e.per_thread);
+    // The version from which the driver maps `base` to row `e`, if it does.
+    let since = |e: &EntryInfo| match () {
+        _ if e.base == base => Some(e.since),
+        _ if e.also.0 == base => Some(e.also.1),
+        _ => None,
+    };
     let latest = |per_thread: bool| {
         ENTRIES
             .iter()
-            .filter(|e| e.base == base && (!has_ptsz || e.per_thread == per_thread) && e.since <= version)
-            .max_by_key(|e| e.since)
-            .map(|e| e.entry)
+            .filter(|e| !has_ptsz || e.per_thread == per_thread)
+            .filter_map(|e| Some((since(e).filter(|&v| v <= version)?, e.entry)))
+            .max_by_key(|&(v, _)| v)
+            .map(|(_, entry)| entry)
     };
     latest(per_thread).or_else(|| latest(false))
 }
@@ -303,6 +318,7 @@ macro_rules! begin_capture_wrapper {
             if rc == 0 {
                 capture::began(stream);
             }
+            crate::sync::graph::on_capture_begin(stringify!($name), stream, rc);
             rc
         }
     };
@@ -327,6 +343,8 @@ macro_rules! end_capture_wrapper {
             if capture::end_result_ends_capture(rc) {
                 capture::ended(stream);
             }
+            let made = if rc == 0 { crate::os::mem::read_pod::<usize>(graph as usize).unwrap_or(0) } else { 0 };
+            crate::sync::graph::on_capture_end(stringify!($name), stream, made, rc);
             rc
         }
     };
@@ -407,14 +425,64 @@ macro_rules! launch_kernel_ex_wrapper {
     };
 }
 
+/// Defines a `cuGraphLaunch` wrapper: the replay is counted, and under `FLASHLOG_SYNC=1` followed by a
+/// synchronisation of its stream (`crate::sync::graph`).
+macro_rules! graph_launch_wrapper {
+    ($name:ident, $entry:ident, ($per_thread:literal)) => {
+        /// Wrapper of the driver function of the same name.
+        ///
+        /// # Safety
+        /// Called by the host with the driver's contract.
+        pub unsafe extern "C" fn $name<const K: usize>(exec: usize, stream: Stream) -> i32 {
+            plt::refresh_from_wrapper(&GOT_WRAPPERS);
+            // SAFETY: the table row of this entry gives this wrapper its C signature, the type `real` is asked for.
+            let Some(f) = (unsafe { real::<unsafe extern "C" fn(usize, Stream) -> i32>(Entry::$entry as usize, K) })
+            else {
+                return NOT_FOUND;
+            };
+            let replay = crate::sync::graph::on_launch_before(exec);
+            // SAFETY: the real driver function, called with the host's own arguments under the driver's contract.
+            let rc = unsafe { f(exec, stream) };
+            crate::sync::graph::on_launch_after(replay, exec, stream, $per_thread, rc);
+            rc
+        }
+    };
+}
+
+/// Defines a graph-instantiate wrapper: remembers which graph the executable graph comes from.
+macro_rules! instantiate_wrapper {
+    ($name:ident, $entry:ident, ($($arg:ident: $ty:ty),*)) => {
+        /// Wrapper of the driver function of the same name.
+        ///
+        /// # Safety
+        /// Called by the host with the driver's contract.
+        pub unsafe extern "C" fn $name<const K: usize>(exec: *mut usize, graph: usize $(, $arg: $ty)*) -> i32 {
+            plt::refresh_from_wrapper(&GOT_WRAPPERS);
+            type InstantiateFn = unsafe extern "C" fn(*mut usize, usize $(, $ty)*) -> i32;
+            // SAFETY: the table row of this entry gives this wrapper its C signature, the type `real` is asked for.
+            let Some(f) = (unsafe { real::<InstantiateFn>(Entry::$entry as usize, K) }) else {
+                return NOT_FOUND;
+            };
+            // SAFETY: the real driver function, called with the host's own arguments under the driver's contract.
+            let rc = unsafe { f(exec, graph $(, $arg)*) };
+            if rc == 0 {
+                let made = crate::os::mem::read_pod::<usize>(exec as usize).unwrap_or(0);
+                crate::sync::graph::on_instantiate(made, graph);
+            }
+            rc
+        }
+    };
+}
+
 /// A wrapper written out by hand above (the `cuGetProcAddress*` pair): the table generates nothing for it.
 macro_rules! by_hand {
     ($name:ident, $entry:ident, ()) => {};
 }
 
 // The one table of the wrapped driver entry points: the variant, the driver's symbol (the wrapper's name), the
-// base name `cuGetProcAddress` is asked for, per-thread stream or not, the first API version the driver maps the
-// base name to this variant, and the wrapper kind with its extra arguments.
+// base name `cuGetProcAddress` is asked for (and, after `or`, another base the driver maps to this variant from
+// an API version on), per-thread stream or not, the first API version the driver maps the base name to this
+// variant, and the wrapper kind with its extra arguments.
 driver_entries! {
     /// `cuStreamBeginCapture(CUstream)`.
     BeginCapture = cuStreamBeginCapture, base "cuStreamBeginCapture", ptsz false, since 0,
@@ -454,6 +522,27 @@ driver_entries! {
     GetProcAddress = cuGetProcAddress, base "cuGetProcAddress", ptsz false, since 0, by_hand ();
     /// `cuGetProcAddress_v2` (5 arguments, CUDA 12.0).
     GetProcAddressV2 = cuGetProcAddress_v2, base "cuGetProcAddress", ptsz false, since 12000, by_hand ();
+    /// `cuGraphLaunch(CUgraphExec, CUstream)`.
+    GraphLaunch = cuGraphLaunch, base "cuGraphLaunch", ptsz false, since 0, graph_launch_wrapper (false);
+    /// Per-thread-stream variant.
+    GraphLaunchPtsz = cuGraphLaunch_ptsz, base "cuGraphLaunch", ptsz true, since 0, graph_launch_wrapper (true);
+    /// `cuGraphInstantiate(CUgraphExec*, CUgraph, CUgraphNode*, char*, size_t)` (CUDA 10.0).
+    GraphInstantiate = cuGraphInstantiate, base "cuGraphInstantiate", ptsz false, since 0,
+        instantiate_wrapper (node: *mut usize, log: *mut c_char, size: usize);
+    /// `cuGraphInstantiate_v2`, same arguments (CUDA 11.0).
+    GraphInstantiateV2 = cuGraphInstantiate_v2, base "cuGraphInstantiate", ptsz false, since 11000,
+        instantiate_wrapper (node: *mut usize, log: *mut c_char, size: usize);
+    /// `cuGraphInstantiateWithFlags(CUgraphExec*, CUgraph, unsigned long long)` (what `cuGraphInstantiate`
+    /// means from CUDA 12.0).
+    GraphInstantiateWithFlags = cuGraphInstantiateWithFlags,
+        base "cuGraphInstantiateWithFlags" or "cuGraphInstantiate" from 12000, ptsz false, since 0,
+        instantiate_wrapper (flags: u64);
+    /// `cuGraphInstantiateWithParams(CUgraphExec*, CUgraph, CUDA_GRAPH_INSTANTIATE_PARAMS*)`.
+    GraphInstantiateWithParams = cuGraphInstantiateWithParams, base "cuGraphInstantiateWithParams", ptsz false,
+        since 0, instantiate_wrapper (params: *mut c_void);
+    /// Per-thread-stream variant.
+    GraphInstantiateWithParamsPtsz = cuGraphInstantiateWithParams_ptsz, base "cuGraphInstantiateWithParams",
+        ptsz true, since 0, instantiate_wrapper (params: *mut c_void);
 }
 
 #[cfg(test)]
@@ -481,6 +570,21 @@ mod tests {
         assert_eq!(infer_variant("cuGetProcAddress", 12000, false), Some(Entry::GetProcAddressV2));
         assert_eq!(infer_variant("cuLaunchKernel", 4000, true), Some(Entry::LaunchKernel));
         assert_eq!(infer_variant("cuLaunchKernel", 7000, true), Some(Entry::LaunchKernelPtsz));
+        assert_eq!(infer_variant("cuGraphLaunch", 10000, true), Some(Entry::GraphLaunchPtsz));
+        assert_eq!(infer_variant("cuGraphLaunch", 10000, false), Some(Entry::GraphLaunch));
+        assert_eq!(infer_variant("cuGraphInstantiate", 10000, false), Some(Entry::GraphInstantiate));
+        assert_eq!(infer_variant("cuGraphInstantiate", 11000, false), Some(Entry::GraphInstantiateV2));
+        assert_eq!(infer_variant("cuGraphInstantiate", 12000, false), Some(Entry::GraphInstantiateWithFlags));
+        assert_eq!(infer_variant("cuGraphInstantiate", 12000, true), Some(Entry::GraphInstantiateWithFlags));
+        assert_eq!(infer_variant("cuGraphInstantiateWithFlags", 11040, false), Some(Entry::GraphInstantiateWithFlags));
+        assert_eq!(
+            infer_variant("cuGraphInstantiateWithParams", 12000, true),
+            Some(Entry::GraphInstantiateWithParamsPtsz)
+        );
+        assert_eq!(
+            infer_variant("cuGraphInstantiateWithParams", 12000, false),
+            Some(Entry::GraphInstantiateWithParams)
+        );
     }
 
     #[test]

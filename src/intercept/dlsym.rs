@@ -81,6 +81,9 @@ extern "C" fn dlsym_hooked(handle: *mut c_void, name: *const c_char) -> *mut c_v
 /// What the host gets for `name` found at `found` in `handle`: a wrapper, or `found` itself.
 #[cfg_attr(test, allow(dead_code))] // reached only through the exported `dlsym`
 fn wrap_found(handle: usize, name: &[u8], found: usize) -> usize {
+    // Before any wrapper is handed out: the system information record's `Statistics:` line comes from the
+    // statistics kernel's loader, a layer above the log.
+    crate::log::set_statistics_line(crate::gpu::route_line);
     if let Some(export) = name.strip_prefix(b"__tvm_ffi_") {
         // At level 0 only to print pending warnings (the first FlashInfer lookup is when they are due).
         if (state::level() == 0 && !state::has_pending_warnings()) || dl::is_own(found) {

@@ -83,7 +83,7 @@ unsafe impl Sync for Processed {}
 static PROCESSED: Processed = Processed(UnsafeCell::new(None));
 
 /// How many driver entry points a [`Wrappers`] may track (the tables of what the scans learnt are this long).
-pub const MAX_ENTRIES: usize = 16;
+pub const MAX_ENTRIES: usize = 32;
 /// How many distinct functions a libcuda (or several) may export under one tracked name and still be known.
 pub const KNOWN_PER_ENTRY: usize = 4;
 

@@ -1,11 +1,12 @@
 //! The library's own OS services, below the ABI layer: system calls and signal guards, file operations,
 //! process and fork state in one place, fault-tolerant reads of memory, the pipes they use, pools of reusable
-//! objects, the page-locked arena of graph statistics, a lock-free slot that owns a boxed value, and the
-//! memory-mapped file of the flight recorder. Nothing here knows a foreign layout; `abi` builds on these, never
-//! the other way.
+//! objects, the page-locked arena of graph statistics, a lock-free slot that owns a boxed value, a lock-free
+//! slot of a value leaked for the process, and the memory-mapped file of the flight recorder. Nothing here
+//! knows a foreign layout; `abi` builds on these, never the other way.
 
 pub mod forkgen;
 pub mod fsio;
+pub mod leaked;
 pub mod mem;
 pub mod owned_slot;
 pub mod pinned;

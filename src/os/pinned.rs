@@ -64,7 +64,9 @@ impl Span {
         unsafe { std::slice::from_raw_parts(self.addr as *const u8, self.len) }
     }
 
-    /// The span's first address (page-locked memory valid for `len()` bytes until the process exits).
+    /// The span's first address (page-locked memory valid for `len()` bytes until the process exits; valid on
+    /// the device too, with unified addressing: where a kernel node writes what the host function later reads
+    /// with [`Span::bytes`]).
     pub fn addr(&self) -> usize {
         self.addr
     }

@@ -4,6 +4,7 @@
 //! CUDA driver after synchronising the call's stream), and writes the lines.
 
 pub mod compute;
+pub mod errors;
 pub mod formats;
 pub mod gate;
 pub mod lines;
@@ -40,9 +41,40 @@ pub trait CaptureDeferral: Default {
     fn defer(&mut self, desc: &TensorDesc, out: &mut Vec<u8>, indent: usize) -> bool;
 }
 
+/// The statistics kernel's route for a phase's device tensors (the kernel layer, `crate::gpu`, implements
+/// it); a parameter like [`CaptureDeferral`], so this layer never reaches up to the kernel's loader.
+pub trait KernelRoute {
+    /// What one phase computed, looked up per tensor.
+    type Phase: KernelPhase;
+    /// Runs the kernel over the phase's device tensors; None when there were none or the route is off.
+    /// `sync(device_id, stream)` synchronises a stream once per phase (false on failure).
+    fn run_phase(descs: impl Iterator<Item = TensorDesc>, sync: &mut dyn FnMut(i32, usize) -> bool)
+        -> Option<Self::Phase>;
+}
+
+/// The kernel's results of one phase.
+pub trait KernelPhase {
+    /// The result for `desc`, when the phase computed one.
+    fn get(&mut self, desc: &TensorDesc) -> Option<GpuResult>;
+}
+
+/// What the GPU route gives for one tensor.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum GpuResult {
+    /// Statistics from the kernel.
+    Stats(compute::Stats),
+    /// Skipped: `bytes` over `FLASHLOG_GPU_STATS_MAX_GB=cap_gb`.
+    OverCap {
+        /// Bytes the statistics would read.
+        bytes: u128,
+        /// The cap in GiB.
+        cap_gb: f64,
+    },
+}
+
 /// The statistics source of one call: it synchronises each device stream once before the call's inputs
 /// are read and once more after the call, before its outputs are read.
-pub struct LiveStats<D: CaptureDeferral> {
+pub struct LiveStats<D: CaptureDeferral, K: KernelRoute> {
     /// (device, stream) pairs synchronised in this phase; a call touches few devices.
     synced: [(i32, usize); 8],
     n_synced: usize,
@@ -54,6 +86,8 @@ pub struct LiveStats<D: CaptureDeferral> {
     graph: D,
     /// The data of the phase's small host tensors, read in one batch (see [`LiveStats::prefetch_data`]).
     cache: Option<Lease<DataCache, 16>>,
+    /// The statistics of the phase's device tensors computed by the library's kernel (the [`KernelRoute`]).
+    gpu: Option<K::Phase>,
 }
 
 /// Host tensors at most this large (bytes spanned) have their data read in the phase's batch.
@@ -103,13 +137,13 @@ impl DataCache {
     }
 }
 
-impl<D: CaptureDeferral> Default for LiveStats<D> {
+impl<D: CaptureDeferral, K: KernelRoute> Default for LiveStats<D, K> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<D: CaptureDeferral> LiveStats<D> {
+impl<D: CaptureDeferral, K: KernelRoute> LiveStats<D, K> {
     /// A source for a new call.
     pub fn new() -> Self {
         LiveStats {
@@ -119,6 +153,7 @@ impl<D: CaptureDeferral> LiveStats<D> {
             during_capture: false,
             graph: Default::default(),
             cache: None,
+            gpu: None,
         }
     }
 
@@ -127,6 +162,7 @@ impl<D: CaptureDeferral> LiveStats<D> {
     pub fn after_call(&mut self) {
         self.n_synced = 0;
         self.cache = None;
+        self.gpu = None;
         self.graph.after_call();
     }
 
@@ -162,9 +198,30 @@ impl<D: CaptureDeferral> LiveStats<D> {
     /// copy, so a call with many small tensors makes one or two read system calls per phase instead of one
     /// per tensor. Other tensors (larger, pinned or device memory, skipped ones) are read when their
     /// statistics are taken, as before.
-    pub fn prefetch_data(&mut self, descs: impl Iterator<Item = TensorDesc>) {
+    pub fn prefetch_data(&mut self, descs: impl Iterator<Item = TensorDesc> + Clone) {
         if capture::any_active() {
             return;
+        }
+        // Device tensors: the library's kernel, one synchronisation per stream (also the one later reads use).
+        // Only when the phase has one: a host-only process never looks for a driver here (the search walks the
+        // loaded objects).
+        let has_device = descs.clone().any(|d| d.device.device_type == device_type::CUDA);
+        if let Some(driver) = has_device.then(cuda_driver::driver).flatten() {
+            let mut synced = (self.synced, self.n_synced);
+            let mut sync = |device_id: i32, stream: usize| {
+                let (list, n) = &mut synced;
+                if list[..*n].contains(&(device_id, stream)) {
+                    return true;
+                }
+                let ok = driver.synchronize(stream).is_ok();
+                if ok && *n < list.len() {
+                    list[*n] = (device_id, stream);
+                    *n += 1;
+                }
+                ok
+            };
+            self.gpu = K::run_phase(descs.clone(), &mut sync);
+            (self.synced, self.n_synced) = synced;
         }
         let mut cache = DATA_CACHE.take();
         let c = &mut *cache;
@@ -201,7 +258,7 @@ impl<D: CaptureDeferral> LiveStats<D> {
         if self.synced[..self.n_synced].contains(&(device_id, stream)) {
             return Ok(());
         }
-        driver.synchronize(stream).map_err(|_| "cuStreamSynchronize failed")?;
+        driver.synchronize(stream).map_err(|rc| crate::stats::errors::failed("cuStreamSynchronize", rc))?;
         if self.n_synced < self.synced.len() {
             self.synced[self.n_synced] = (device_id, stream);
             self.n_synced += 1;
@@ -322,7 +379,7 @@ fn walk(
     walk_tensor(src, desc.first_element() as u64, desc.shape(), desc.strides(), kind, &mut staging, acc)
 }
 
-impl<D: CaptureDeferral> StatsSource for LiveStats<D> {
+impl<D: CaptureDeferral, K: KernelRoute> StatsSource for LiveStats<D, K> {
     fn write_stats(&mut self, desc: &TensorDesc, out: &mut Vec<u8>, indent: usize) {
         if desc.numel() == 0 {
             return;
@@ -335,6 +392,9 @@ impl<D: CaptureDeferral> StatsSource for LiveStats<D> {
             push_error(out, indent, "unsupported dtype");
             return;
         };
+        if let Some(result) = self.gpu.as_mut().and_then(|g| g.get(desc)) {
+            return self.write_gpu_result(result, out, indent);
+        }
         match Self::skip(desc, kind) {
             Err(reason) => return push_error(out, indent, reason),
             Ok(Some(skip)) => return push_skip_reason(out, indent, &skip),
@@ -351,6 +411,26 @@ impl<D: CaptureDeferral> StatsSource for LiveStats<D> {
                 crate::record::push_line(out, indent, "[statistics skipped: ", reason);
             }
             Err(Failure::Error(reason)) => push_error(out, indent, reason),
+        }
+    }
+}
+
+impl<D: CaptureDeferral, K: KernelRoute> LiveStats<D, K> {
+    /// The lines of a device tensor whose statistics the kernel computed (or its cap skip line).
+    fn write_gpu_result(&mut self, result: GpuResult, out: &mut Vec<u8>, indent: usize) {
+        match result {
+            GpuResult::Stats(stats) => {
+                self.nonfinite |= stats.is_nonfinite();
+                write_stats_lines(out, &SPACES[..indent.min(SPACES.len())], &stats)
+            }
+            GpuResult::OverCap { bytes, cap_gb } => {
+                push_indent(out, indent);
+                out.extend_from_slice(b"[statistics skipped: ");
+                push_size(out, bytes);
+                out.extend_from_slice(b" over FLASHLOG_GPU_STATS_MAX_GB=");
+                let _ = std::io::Write::write_fmt(out, format_args!("{cap_gb}"));
+                out.extend_from_slice(b"]\n");
+            }
         }
     }
 }
@@ -443,7 +523,7 @@ struct DeviceMemory(&'static Driver);
 
 impl ByteSource for DeviceMemory {
     fn read(&mut self, addr: u64, dst: &mut [u8]) -> Result<(), &'static str> {
-        self.0.copy_to_host(addr, dst).map_err(|_| "device memory copy failed (cuMemcpyDtoH_v2)")
+        self.0.copy_to_host(addr, dst).map_err(crate::stats::errors::copy_failed)
     }
 }
 

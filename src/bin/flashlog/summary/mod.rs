@@ -13,6 +13,7 @@
 //! Exit status: 0 when nothing was found, 1 when a NaN/Inf or a call that did not return was found, 2 on
 //! unusable input (a file that cannot be read or holds no record).
 
+mod cuda_errors;
 mod lines;
 mod parse;
 mod render;
@@ -120,6 +121,8 @@ pub struct Summary {
     pub unparsed_quotes: Vec<String>,
     /// Lines outside any record (program output mixed into stdout logs).
     pub other_lines: u64,
+    /// The first CUDA error of each file that has one (`FLASHLOG_SYNC`).
+    pub cuda_errors: Vec<cuda_errors::FirstError>,
 }
 
 impl Summary {
@@ -127,19 +130,28 @@ impl Summary {
     pub fn read(&mut self, path: &str, reader: impl BufRead) -> std::io::Result<lines::Skipped> {
         let file = self.files.len();
         self.files.push(FileInfo { path: path.to_string(), ..FileInfo::default() });
+        let mut errors = cuda_errors::Scan::default();
         let mut parser = parse::FileParser::new(self, file);
         let mut reader = reader;
         let skipped = lines::for_each(&mut reader, |line| match line {
-            lines::Line::Text(raw) => parser.line(String::from_utf8_lossy(raw).trim_end_matches(['\n', '\r'])),
+            lines::Line::Text(raw) => {
+                let text = String::from_utf8_lossy(raw);
+                let line = text.trim_end_matches(['\n', '\r']);
+                errors.line(line);
+                parser.line(line);
+            }
             lines::Line::Skipped => parser.skipped_line(),
         })?;
         parser.finish();
+        self.cuda_errors.extend(errors.finish(path));
         Ok(skipped)
     }
 
-    /// Whether a NaN/Inf or a call that did not return was found (exit status 1).
+    /// Whether a NaN/Inf, a call that did not return or a CUDA error was found (exit status 1).
     pub fn found_something(&self) -> bool {
-        self.did_not_return.count > 0 || self.names.values().any(|s| s.first_in.is_some() || s.first_out.is_some())
+        !self.cuda_errors.is_empty()
+            || self.did_not_return.count > 0
+            || self.names.values().any(|s| s.first_in.is_some() || s.first_out.is_some())
     }
 }
 
@@ -149,9 +161,10 @@ usage: flashlog summary LOG...
 Reads logs of any level, of the shim and of FlashInfer's own Python logger (both in one file too), in one pass
 each, and prints per call name the number of calls and, at level 5, the first record where a NaN or Inf appeared
 in an input and in an output; then the first such record overall, the calls that did not return (the process
-ended inside them), the calls that raised a Python exception, one line per file (rank, runs, records) and the
-lines it could not parse. Exit status: 0 nothing found, 1 a NaN/Inf or a call that did not return, 2 unusable
-input (a file that cannot be read or holds no record).";
+ended inside them), the calls that raised a Python exception, one line per file (rank, runs, records), the
+lines it could not parse, and the first CUDA error of each file (FLASHLOG_SYNC=1: FILE:LINE, the error, the call
+or graph replay it is blamed on). Exit status: 0 nothing found, 1 a NaN/Inf, a call that did not return or a CUDA
+error, 2 unusable input (a file that cannot be read or holds no record).";
 
 /// One stderr line for each kind of input the line reader skipped in `path`.
 fn say_skipped(path: &str, s: &lines::Skipped) {
@@ -199,6 +212,7 @@ pub fn main(paths: &[String]) -> ExitCode {
     }
     if summary.files.iter().any(|f| f.records > 0) {
         print!("{}", summary.render());
+        print!("{}", cuda_errors::render(&summary.cuda_errors));
     }
     for q in &summary.unparsed_quotes {
         eprintln!("flashlog summary: unparsed: {q}");

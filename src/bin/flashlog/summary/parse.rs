@@ -38,6 +38,8 @@ enum State {
     Replay,
     /// A kernel launch record's indented lines.
     Launch,
+    /// A graph replay error record (`FLASHLOG_SYNC`): read by `cuda_errors`, skipped here.
+    ReplayError,
 }
 
 /// The call whose value lines are being read: where a NaN found now is reported.
@@ -74,7 +76,7 @@ struct RunShape {
 }
 
 /// Splits `[YYYY-MM-DD HH:MM:SS] rest` into (stamp, rest).
-fn split_stamp(line: &str) -> Option<(&str, &str)> {
+pub fn split_stamp(line: &str) -> Option<(&str, &str)> {
     let b = line.as_bytes();
     if b.len() < 22 || b[0] != b'[' || b[20] != b']' || b[21] != b' ' {
         return None;
@@ -315,9 +317,16 @@ impl<'a> FileParser<'a> {
             _ => {}
         }
         if line == EQ {
-            let closes = matches!(self.state, State::Outputs | State::OutputsHead | State::Replay | State::ReplayHead);
+            let closes = matches!(
+                self.state,
+                State::Outputs | State::OutputsHead | State::Replay | State::ReplayHead | State::ReplayError
+            );
             self.end_record();
             self.state = if closes { State::Outside } else { State::AfterEq };
+            return;
+        }
+        // `FLASHLOG_SYNC`'s error lines (read by `cuda_errors`) and the body of its graph replay error records.
+        if line.starts_with("[CUDA error ") || self.state == State::ReplayError {
             return;
         }
         if let Some((name, number, thread)) = correlation_line(line) {
@@ -348,6 +357,11 @@ impl<'a> FileParser<'a> {
     /// A line with a timestamp; true when it was a record's first line.
     fn stamped_line(&mut self, stamp: &str, rest: &str) -> bool {
         if let Some(kernel) = rest.strip_prefix("FlashInfer Kernel Launch: ") {
+            // A launch made inside a call names it at the end: ` [call <name> #N thread T]`.
+            let kernel = match kernel.rsplit_once(" [call ") {
+                Some((k, form)) if correlation_line(&format!("[call {form}")).is_some() => k,
+                _ => kernel,
+            };
             self.end_record();
             self.record();
             self.names(&format!("[kernel] {kernel}")).calls += 1;
@@ -390,6 +404,11 @@ impl<'a> FileParser<'a> {
                 Some(Current { name: name.to_string(), stamp: stamp.to_string(), call: replay, output: false });
             self.arg.clear();
             self.state = State::ReplayHead;
+            return true;
+        }
+        if rest.starts_with("FlashInfer Graph Replay Error: ") && self.state == State::AfterEq {
+            self.record();
+            self.state = State::ReplayError;
             return true;
         }
         if rest.starts_with("flashlog watch: ") {
