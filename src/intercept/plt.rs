@@ -6,7 +6,7 @@
 //! anywhere else (a library's own `cuLaunchKernel`, a data object of that name), libcuda's own GOT, and at
 //! level 0 nothing at all.
 //!
-//! When, and which loader functions each place may call (see `docs/loader-lock.md`):
+//! When, and which loader functions each place may call (see `docs/how-it-works.md`, "The loader lock"):
 //! - [`at_startup`] (the shim's constructor) and [`refresh`] (a hooked `dlsym`, which takes the loader's
 //!   load lock itself right after) run a *waiting* scan: it may take the load lock (`dlopen(RTLD_NOLOAD)` to
 //!   keep an object loaded, the real `dlsym` for lazy slots, `dladdr1`), so it waits for another thread's
