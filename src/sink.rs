@@ -1,6 +1,6 @@
 //! Where records go: stdout (the shim's own copy of the descriptor the process had at its first record),
 //! stderr, or a file opened on the first record (its template expanded with the pid and launcher ranks, its
-//! folder created when missing), with stderr as the fallback when it cannot be opened. Each record is
+//! folder created when missing); when it cannot be opened, one line on stderr and nothing logged. Each record is
 //! written with one `write(2)` so records of concurrent threads never interleave.
 //!
 //! Nothing here can trap the host: opening never blocks (a FIFO without a reader cannot be opened), writing
@@ -177,7 +177,7 @@ fn own_id() -> FileId {
     FileId { dev: OWN_DEV.load(Ordering::Acquire), ino: OWN_INO.load(Ordering::Acquire) }
 }
 
-/// Opens the configured destination; returns the new state (OPEN, also for the stderr fallback).
+/// Opens the configured destination; returns the new state (OPEN, or CLOSED when it cannot be opened).
 fn open_destination() -> u8 {
     match &config().dest {
         Dest::Stdout => match sys::dup_high(1) {
@@ -256,10 +256,15 @@ fn open_file(path: &str) -> Result<i32, String> {
     }
 }
 
+/// The destination cannot be opened: one line on stderr, at the first record of the process, and nothing
+/// more is logged by it (its records would otherwise flood the program's stderr).
 fn fall_back(name: &str, reason: &str) -> u8 {
-    let line = format!("flashlog: cannot open log destination '{name}': {reason}; writing to stderr\n");
+    let line = format!(
+        "flashlog: cannot open log destination '{name}': {reason}; nothing is logged by this process (set -o or \
+         FLASHLOG_DEST to a file whose folder can be created, or to stderr)\n"
+    );
     sys::write_all(2, line.as_bytes());
-    publish(2, false, None)
+    CLOSED
 }
 
 /// Writes `bytes` to the destination, after making sure its descriptor is still the shim's.

@@ -99,9 +99,9 @@ def test_fifo_without_reader_never_blocks(tmp_path):
     os.mkfifo(fifo)
     proc = same_as_plain(["calls", require(HOSTOPS), "3"], level="1", dest=fifo, timeout=20)
     lines = proc.stderr.splitlines()
-    assert lines[0] == f"flashlog: cannot open log destination '{fifo}': FIFO has no reader; writing to stderr"
+    assert lines[0] == f"flashlog: cannot open log destination '{fifo}': FIFO has no reader; nothing is logged by this process (set -o or FLASHLOG_DEST to a file whose folder can be created, or to stderr)"
     assert sum("flashlog:" in l for l in lines) == 1
-    assert proc.stderr.count("FlashInfer API Call: hostops.touch") == 3
+    assert proc.stderr.count("FlashInfer API Call: hostops.touch") == 0
 
 
 def test_fifo_reader_that_goes_away(tmp_path):
