@@ -503,8 +503,8 @@ mod tests {
         assert_eq!(
             c.warnings,
             [
-                "flashlog: FLASHLOG_GRAPH_STATS_EVERY='0' is not an integer >= 1; using 1",
-                "flashlog: FLASHLOG_WATCH='nan' is not 'nonfinite'; watch off"
+                "flashlog: FLASHLOG_WATCH='nan' is not 'nonfinite'; watch off",
+                "flashlog: FLASHLOG_GRAPH_STATS_EVERY='0' is not an integer >= 1; using 1"
             ]
         );
     }
