@@ -16,6 +16,7 @@
 //! - [`capture`]: which CUDA graph captures are running;
 //! - [`graph`]: statistics at CUDA graph replay and the NaN watch;
 //! - [`dump`]: level 10, every tensor of a call saved for `flashlog replay`;
+//! - [`exit_line`]: the line a process that logged writes when it ends normally;
 //! - [`forkgen`]: per-process slots, so a forked child never waits on a lock its parent held;
 //! - [`state`]: process-wide switches.
 
@@ -27,6 +28,7 @@ pub mod clock;
 pub mod config;
 pub mod correlation;
 pub mod dump;
+pub mod exit_line;
 pub mod forkgen;
 pub mod glob;
 pub mod graph;
@@ -39,12 +41,14 @@ pub mod stats;
 
 /// Resolves the real `dlsym` as soon as the library is loaded, so the first host lookup pays nothing extra,
 /// and, when logging is on, rewrites the GOT slots of the objects already loaded that call the driver (the
-/// PLT route, `intercept::plt`). Everything else is initialised lazily: hooks may run before this
+/// PLT route, `intercept::plt`), and registers the exit line's handler. Everything else is initialised lazily: hooks may run before this
 /// constructor (a library linked by the executable can call `dlsym` from its own constructor first).
 #[cfg(not(test))]
 #[ctor::ctor]
 unsafe fn on_load() {
     abi::dl::real_dlsym_addr();
     abi::dl::own_range();
+    // Registered here, outside any host call or signal handler; it writes only in a process that logged.
+    intercept::host_fn::at_exit(exit_line::at_exit);
     intercept::plt::at_startup();
 }

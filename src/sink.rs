@@ -35,6 +35,10 @@ static OWN_INO: AtomicU64 = AtomicU64::new(0);
 static STDOUT_DEV: AtomicU64 = AtomicU64::new(0);
 static STDOUT_INO: AtomicU64 = AtomicU64::new(0);
 static REPLACED_REPORTED: AtomicBool = AtomicBool::new(false);
+/// Records written by this process (reset in a new process at its first record), and the pid that wrote them
+/// (0: none yet): a forked child that logged nothing still holds its parent's pid here.
+static RECORDS: AtomicU64 = AtomicU64::new(0);
+static RECORDS_PID: AtomicI32 = AtomicI32::new(0);
 static REGISTERED: AtomicBool = AtomicBool::new(false);
 
 const KIND_PLAIN: u8 = 0;
@@ -57,7 +61,28 @@ pub fn write_record(record: &[u8]) {
     if !state::enter_process() || destination().is_none() || !ensure_system_info() {
         return;
     }
+    let pid = sys::pid();
+    if RECORDS_PID.load(Ordering::Relaxed) != pid {
+        RECORDS_PID.store(pid, Ordering::Relaxed);
+    }
+    RECORDS.fetch_add(1, Ordering::Relaxed);
     write_whole(record);
+}
+
+/// How many records this process wrote; None when it wrote none (a forked child that logged nothing included).
+pub fn records_of_this_process() -> Option<u64> {
+    let pid = RECORDS_PID.load(Ordering::Relaxed);
+    (pid != 0 && pid == sys::pid()).then(|| RECORDS.load(Ordering::Relaxed))
+}
+
+/// Writes a line outside any record (the exit line) to a destination this process has open; nothing when it
+/// has none, when logging to it ended, or when this thread interrupted its own opening of it.
+pub fn write_unframed(line: &[u8]) {
+    let _section = state::ShimSection::enter();
+    if STATE.load(Ordering::Acquire) != OPEN || !state::enter_process() {
+        return;
+    }
+    write_whole(line);
 }
 
 /// Writes the system information record once per process, before any other record: a thread that finds
@@ -399,6 +424,7 @@ fn reader_gone() {
 /// stdout). Runs while every other thread of the child waits.
 fn reset_in_new_process() {
     crate::ring::forget_in_child();
+    RECORDS.store(0, Ordering::Relaxed);
     SYSINFO.store(SYSINFO_NONE, Ordering::Relaxed);
     SYSINFO_WRITER.store(0, Ordering::Relaxed);
     OPENER.store(0, Ordering::Relaxed);
