@@ -142,7 +142,10 @@ fn python_int(text: &str) -> Option<i64> {
     if !ok {
         return None;
     }
-    let n = digits.bytes().filter(u8::is_ascii_digit).fold(0i64, |n, c| n.saturating_mul(10).saturating_add(i64::from(c - b'0')));
+    let n = digits
+        .bytes()
+        .filter(u8::is_ascii_digit)
+        .fold(0i64, |n, c| n.saturating_mul(10).saturating_add(i64::from(c - b'0')));
     Some(if negative { -n } else { n })
 }
 
@@ -155,22 +158,22 @@ pub fn check_before_start(launch: &Launch, get: impl Fn(&str) -> Option<String>)
         let opt = options::find(name);
         if level < opt.min_level {
             let want = if opt.min_level >= 10 { "10".to_string() } else { format!("{} or 10", opt.min_level) };
-            return Err(format!(
-                "{name} needs level {want} (the level is {level}): add -l {}",
-                opt.min_level
-            ));
+            return Err(format!("{name} needs level {want} (the level is {level}): add -l {}", opt.min_level));
         }
         match opt.check {
             Check::Destination if value != "stdout" && value != "stderr" => {
                 let dir = Path::new(value).parent().unwrap_or(Path::new(""));
-                make_folder(dir).map_err(|e| format!("{name} {value}: {e}; give a file in a folder that can be created"))?;
+                make_folder(dir)
+                    .map_err(|e| format!("{name} {value}: {e}; give a file in a folder that can be created"))?;
                 if Path::new(value).is_dir() {
-                    return Err(format!("{name} {value}: is a folder; give a file name (e.g. {}/rank_%r.log)", value.trim_end_matches('/')));
+                    return Err(format!(
+                        "{name} {value}: is a folder; give a file name (e.g. {}/rank_%r.log)",
+                        value.trim_end_matches('/')
+                    ));
                 }
             }
-            Check::Folder => {
-                make_folder(Path::new(value)).map_err(|e| format!("{name} {value}: {e}; give a folder that can be created"))?
-            }
+            Check::Folder => make_folder(Path::new(value))
+                .map_err(|e| format!("{name} {value}: {e}; give a folder that can be created"))?,
             _ => {}
         }
     }
@@ -366,7 +369,10 @@ mod tests {
         assert!(parse(&args(&["-l", "3"])).unwrap_err().contains("no command"));
         assert!(parse(&args(&["-o"])).unwrap_err().contains("needs a value"));
         let l = parse(&args(&["--watch", "--graph-stats", "--dump-dir", "d", "-l10", "ls"])).unwrap();
-        assert_eq!((l.get("--watch"), l.get("--graph-stats"), l.get("--dump-dir")), (Some("nonfinite"), Some("1"), Some("d")));
+        assert_eq!(
+            (l.get("--watch"), l.get("--graph-stats"), l.get("--dump-dir")),
+            (Some("nonfinite"), Some("1"), Some("d"))
+        );
     }
 
     #[test]
@@ -395,27 +401,48 @@ mod tests {
 
     #[test]
     fn checks_before_start() {
-        assert_eq!(checked(&["--watch", "ls"], &[]).unwrap_err(), "--watch needs level 5 or 10 (the level is 1): add -l 5");
+        assert_eq!(
+            checked(&["--watch", "ls"], &[]).unwrap_err(),
+            "--watch needs level 5 or 10 (the level is 1): add -l 5"
+        );
         assert!(checked(&["-l3", "--graph-stats", "ls"], &[]).unwrap_err().starts_with("--graph-stats needs level 5"));
-        assert!(checked(&["-l5", "--dump-dir", "/nonexistent/../tmp", "ls"], &[]).unwrap_err().contains("needs level 10"));
+        assert!(checked(&["-l5", "--dump-dir", "/nonexistent/../tmp", "ls"], &[])
+            .unwrap_err()
+            .contains("needs level 10"));
         assert!(checked(&["--watch", "ls"], &[("FLASHINFER_LOGLEVEL", "5")]).is_ok());
         assert!(checked(&["-l5", "--watch", "--graph-stats", "ls"], &[]).is_ok());
         assert_eq!(
             checked(&["ls"], &[("FLASHINFER_LOGLEVEL", "abc")]).unwrap_err(),
             "FLASHINFER_LOGLEVEL='abc' is not a level: set it to 0, 1, 3, 5 or 10, or pass -l"
         );
-        assert!(checked(&["ls"], &[("FLASHLOG_LEVEL", "x"), ("FLASHINFER_LOGLEVEL", "3")]).unwrap_err().starts_with("FLASHLOG_LEVEL="));
+        assert!(checked(&["ls"], &[("FLASHLOG_LEVEL", "x"), ("FLASHINFER_LOGLEVEL", "3")])
+            .unwrap_err()
+            .starts_with("FLASHLOG_LEVEL="));
         assert!(checked(&["-l3", "ls"], &[("FLASHINFER_LOGLEVEL", "abc")]).is_ok(), "-l decides");
         assert!(checked(&["ls"], &[("FLASHINFER_LOGLEVEL", " 1_0 ")]).is_ok());
-        assert!(checked(&["-o", "/dev/null/x.log", "ls"], &[]).unwrap_err().contains("cannot create folder '/dev/null'"));
-        assert!(checked(&["-o", "/dev/null/%r/x.log", "ls"], &[]).unwrap_err().contains("cannot create folder '/dev/null'"));
+        assert!(checked(&["-o", "/dev/null/x.log", "ls"], &[])
+            .unwrap_err()
+            .contains("cannot create folder '/dev/null'"));
+        assert!(checked(&["-o", "/dev/null/%r/x.log", "ls"], &[])
+            .unwrap_err()
+            .contains("cannot create folder '/dev/null'"));
         assert!(checked(&["-o", "stderr", "ls"], &[]).is_ok());
         assert!(checked(&["-o", "/", "ls"], &[]).unwrap_err().contains("is a folder"));
     }
 
     #[test]
     fn python_int_like_the_library() {
-        for (text, want) in [("3", Some(3)), (" +5 ", Some(5)), ("-2", Some(-2)), ("1_0", Some(10)), ("_1", None), ("1__0", None), ("", None), ("x", None), ("1.5", None)] {
+        for (text, want) in [
+            ("3", Some(3)),
+            (" +5 ", Some(5)),
+            ("-2", Some(-2)),
+            ("1_0", Some(10)),
+            ("_1", None),
+            ("1__0", None),
+            ("", None),
+            ("x", None),
+            ("1.5", None),
+        ] {
             assert_eq!(python_int(text), want, "{text:?}");
         }
     }
@@ -446,7 +473,12 @@ mod tests {
         let c = changes(&["-l5", "--with-python-logger", "ls"], &[("FLASHINFER_LOGLEVEL", "3")]);
         assert_eq!((c.set, c.remove), (vec![("FLASHLOG_LEVEL", "5".to_string())], vec![]));
         let c = changes(&["-l10", "--watch", "--graph-stats", "--dump-dir=d_%i", "ls"], &[]);
-        let want = [("FLASHLOG_LEVEL", "10"), ("FLASHLOG_GRAPH_STATS", "1"), ("FLASHLOG_WATCH", "nonfinite"), ("FLASHLOG_DUMP_DIR", "d_%i")];
+        let want = [
+            ("FLASHLOG_LEVEL", "10"),
+            ("FLASHLOG_GRAPH_STATS", "1"),
+            ("FLASHLOG_WATCH", "nonfinite"),
+            ("FLASHLOG_DUMP_DIR", "d_%i"),
+        ];
         assert_eq!(c.set, want.map(|(n, v)| (n, v.to_string())));
     }
 
