@@ -7,10 +7,12 @@ use std::path::{Path, PathBuf};
 
 /// Lines of a `session.jsonl` read at most (a dump folder holds at most `FLASHINFER_DUMP_MAX_COUNT` calls).
 const MAX_SESSION_LINES: usize = 1 << 20;
+/// Entries of a folder looked at for dump folders.
+const MAX_FOLDERS_LOOKED_AT: usize = 4096;
 
 impl Summary {
     /// `flashlog replay DIR/CALL` for the call `name` (or `name: error`) at `p`, when its dump is found: in the
-    /// folder of `FLASHLOG_DUMP_DIR`, `FLASHINFER_DUMP_DIR` or `flashinfer_dumps`, beside the log or here.
+    /// folder `FLASHLOG_DUMP_DIR` or `FLASHINFER_DUMP_DIR` names, or a dump folder beside the log or here.
     pub fn replay_hint(&self, name: &str, p: &Place) -> Option<String> {
         let call = name.split(": ").next()?;
         let pid = self.files[p.file].runs.get(p.run)?.pid?;
@@ -21,22 +23,32 @@ impl Summary {
         })
     }
 
-    /// Where the dumps of process `pid` may be, existing folders only.
+    /// Where the dumps of process `pid` may be, existing folders only: the folders the dump variables name
+    /// here, and every folder beside the log or here that holds a `session.jsonl` (`--dump-dir` chose it).
     fn dump_folders(&self, file: usize, pid: u32) -> Vec<PathBuf> {
-        let mut names: Vec<String> = ["FLASHLOG_DUMP_DIR", "FLASHINFER_DUMP_DIR"]
+        let names: Vec<String> = ["FLASHLOG_DUMP_DIR", "FLASHINFER_DUMP_DIR"]
             .iter()
             .filter_map(|v| std::env::var(v).ok())
             .map(|d| d.replace("%i", &pid.to_string()))
             .collect();
-        names.push("flashinfer_dumps".to_string());
         let log_dir = Path::new(&self.files[file].path).parent().map(Path::to_path_buf).unwrap_or_default();
+        let mut candidates: Vec<PathBuf> = names.iter().map(PathBuf::from).collect();
+        for base in [log_dir, PathBuf::new()] {
+            let listed = std::fs::read_dir(if base.as_os_str().is_empty() { Path::new(".") } else { &base });
+            let mut subfolders: Vec<PathBuf> = listed
+                .into_iter()
+                .flatten()
+                .take(MAX_FOLDERS_LOOKED_AT)
+                .filter_map(|e| e.ok())
+                .map(|e| base.join(e.file_name()))
+                .collect();
+            subfolders.sort();
+            candidates.extend(subfolders);
+        }
         let mut folders: Vec<PathBuf> = Vec::new();
-        for name in names {
-            for base in [log_dir.clone(), PathBuf::new()] {
-                let dir = base.join(&name);
-                if dir.join("session.jsonl").is_file() && !folders.contains(&dir) {
-                    folders.push(dir);
-                }
+        for dir in candidates {
+            if dir.join("session.jsonl").is_file() && !folders.contains(&dir) {
+                folders.push(dir);
             }
         }
         folders
