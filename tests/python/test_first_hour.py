@@ -243,3 +243,11 @@ def test_summary_cuda_error_lines_are_findings(tmp_path):
                      r"\(700\)$", s.stdout, re.M), s.stdout
     assert "==> CUDA error (testops.noop: CUDA_ERROR_ILLEGAL_ADDRESS (700)): " in s.stdout
     assert s.stdout.count("[CUDA error after this call:") == 1 and "unparsed lines: 0" in s.stdout
+
+
+def test_replay_help_names_every_option():
+    p = flashlog(["replay", "--help"], env={"FLASHLOG_PYTHON": sys.executable})
+    assert p.returncode == 0, p.stderr
+    assert "{replay}" not in p.stdout and p.stdout.startswith("usage: flashlog replay [-h]")
+    helps = dict(re.findall(r"^  (--?\w+)(?: [A-Z]+)?\s+(\S.*)$", p.stdout, re.M))
+    assert set(helps) >= {"-h", "--device", "--filter", "--rtol", "--atol", "--timeout"}, helps
