@@ -251,3 +251,57 @@ def test_replay_help_names_every_option():
     assert "{replay}" not in p.stdout and p.stdout.startswith("usage: flashlog replay [-h]")
     helps = dict(re.findall(r"^  (?:-h, )?(--?\w+)(?: [A-Z]+)?\s+(\S.*)$", p.stdout, re.M))
     assert set(helps) >= {"--help", "--device", "--filter", "--rtol", "--atol", "--timeout"}, helps
+
+
+def check_trace_events(events):
+    """Every event has the fields the trace-event format requires for its phase."""
+    for e in events:
+        assert isinstance(e["name"], str) and e["ph"] in ("X", "i", "M") and isinstance(e["pid"], int), e
+        assert isinstance(e["tid"], int), e
+        if e["ph"] in ("X", "i"):
+            assert isinstance(e["ts"], int) and e["ts"] >= 0 and isinstance(e["args"], dict), e
+        if e["ph"] == "X":
+            assert isinstance(e["dur"], int) and e["dur"] >= 1, e
+        if e["ph"] == "i":
+            assert e["s"] in ("t", "p", "g"), e
+        if e["ph"] == "M":
+            assert e["name"] in ("process_name", "thread_name") and isinstance(e["args"]["name"], str), e
+
+
+def test_export_trace(tmp_path):
+    import json
+    logs = nan_logs(tmp_path)
+    crashed = tmp_path / "crash.log"
+    flashlog(["-l", "3", "-o", crashed, "--", require(DRIVER), "crash-segv", MODULE_DIR])
+    threads = tmp_path / "threads.log"
+    p = flashlog(["-l3", f"-o{threads}", "--", require(DRIVER), "threads", MODULE_DIR, 4, 50])
+    assert p.returncode == 0
+    out = tmp_path / "trace.json"
+    p = flashlog(["export", "--trace", *logs, crashed, threads, "-o", out])
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(out.read_text())
+    events = doc["traceEvents"]
+    check_trace_events(events)
+    # One slice per call of each log.
+    calls = sum(f.read_text().count("FlashInfer API Call:") for f in (*logs, crashed, threads))
+    slices = [e for e in events if e["ph"] == "X"]
+    assert len(slices) == calls == 12 + 2 + 200 and f"{calls} calls from 4 logs" in p.stderr
+    # Tracks: a process per file (named with its rank), a thread track per thread of the threaded run.
+    names = {e["args"]["name"] for e in events if e["name"] == "process_name"}
+    assert any(n.startswith(f"rank 1 of 2: {logs[1]} (pid ") for n in names), names
+    pid_threads = {e["pid"] for e in slices if e["args"]["place"].startswith(str(threads))}
+    assert len(pid_threads) == 1
+    tids = {e["tid"] for e in slices if e["pid"] in pid_threads}
+    assert 2 <= len(tids) <= 5  # the first thread's early calls are uncorrelated (tid 0)
+    # The NaN, with the statistics of the call in its slice's arguments, and the call that did not return.
+    nan = [e for e in events if e["ph"] == "i" and e["name"].startswith("NaN/Inf: norm.rmsnorm")]
+    assert len(nan) == 1 and nan[0]["args"]["kind"] == "output" and nan[0]["args"]["place"].startswith(f"{logs[1]}:")
+    planted = [e for e in slices if "nan_count=32" in e["args"].get("arg[0] (after)", "")]
+    assert len(planted) == 1 and "min=" in planted[0]["args"]["arg[1]"]
+    died = [e for e in events if e["ph"] == "i" and e["name"] == "did not return: testops.segv"]
+    assert len(died) == 1
+    assert [e["args"]["outcome"] for e in slices if e["name"] == "testops.segv"] == ["did not return"]
+    # Calls of one thread are in the order of their records.
+    first = [e for e in slices if e["pid"] in pid_threads and e["tid"] == sorted(tids)[-1]]
+    assert [e["ts"] for e in first] == sorted(e["ts"] for e in first)
+    assert flashlog(["export", "--trace", "-o", out]).returncode == 2  # no log given

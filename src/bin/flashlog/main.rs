@@ -4,8 +4,10 @@
 //!   variables set (see [`launcher`], and [`options`] for the options);
 //! - `flashlog summary LOG...` reads logs and prints a table per call name (see [`summary`]);
 //! - `flashlog show RING...` prints the records of flight-recorder rings (see [`show`]);
+//! - `flashlog export --trace LOG... -o FILE` writes Chrome trace-event JSON (see [`export`]);
 //! - `flashlog replay DIR` runs calls dumped at level 10 again (see [`replay`]).
 
+mod export;
 mod launcher;
 mod locate;
 mod options;
@@ -33,6 +35,7 @@ Usage:
   flashlog [OPTIONS] [--] COMMAND [ARGS...]
   flashlog summary [--show] LOG...
   flashlog show RING...
+  flashlog export --trace LOG... -o trace.json
   flashlog replay DIR [--device DEV] [--filter GLOB] [--rtol R] [--atol A] [--timeout S] [--library-root DIR]
   flashlog --help | --version
 
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
         }
         Some("summary") => summary::main(&args[1..]),
         Some("show") => show::main(&args[1..]),
+        Some("export") => export::main(&args[1..]),
         // Level-10 dumps run again (python/flashlog/replay.py).
         Some("replay") => replay::main(&args[1..]),
         Some(_) => launcher::main(&args),
