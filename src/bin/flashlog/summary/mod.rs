@@ -98,7 +98,7 @@ pub struct FileInfo {
     pub records: u64,
     /// Lines read.
     pub lines: u64,
-    /// Non-empty lines outside any record.
+    /// Non-empty lines outside any record, and lines inside records that do not fit the grammar.
     pub other_lines: u64,
     /// Mostly lines outside records (a README, a source file): left out of the summary.
     pub not_a_log: bool,
@@ -207,14 +207,15 @@ fn say_skipped(path: &str, s: &lines::Skipped) {
     }
 }
 
-/// Whether a file read is a log: at least one record, and at most half of its lines outside records.
+/// Whether a file read is a log: at least one record, and at most half of its lines outside records or not
+/// fitting the grammar of the records they are in.
 fn not_a_log_reason(f: &FileInfo) -> Option<String> {
     if f.records == 0 {
         return Some("no records (not a flashlog or FlashInfer log?)".to_string());
     }
     (f.other_lines * 2 > f.lines).then(|| {
         format!(
-            "not a log ({} of its {} lines are outside records; give a log written by flashlog or FlashInfer)",
+            "not a log ({} of its {} lines are not records; give a log written by flashlog or FlashInfer)",
             f.other_lines, f.lines
         )
     })

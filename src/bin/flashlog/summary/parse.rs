@@ -195,6 +195,7 @@ impl<'a> FileParser<'a> {
 
     fn unparsed(&mut self, line: &str) {
         self.sum.unparsed += 1;
+        self.sum.files[self.file].other_lines += 1;
         if self.sum.unparsed_quotes.len() < super::QUOTED_UNPARSED {
             let shown: String = line.chars().take(120).collect();
             let quote = format!("{}:{}: {}", self.sum.files[self.file].path, self.line_no, shown);

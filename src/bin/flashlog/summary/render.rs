@@ -111,7 +111,7 @@ impl Summary {
             n => format!("{n} records"),
         });
         if f.not_a_log {
-            return format!("file {base}: not a log ({} of {} lines outside records)", f.other_lines, f.lines);
+            return format!("file {base}: not a log ({} of {} lines are not records)", f.other_lines, f.lines);
         }
         format!("file {base}: {}", parts.join(", "))
     }
