@@ -88,7 +88,9 @@ pub fn parse(args: &[String]) -> Result<Launch, String> {
         return Err(NO_COMMAND.into());
     }
     if launch.get("--ring").is_some() && launch.with_python_logger() {
-        return Err("--ring cannot be used with --with-python-logger (its records would be appended to the ring)".into());
+        return Err(
+            "--ring cannot be used with --with-python-logger (its records would be appended to the ring)".into()
+        );
     }
     Ok(launch)
 }
