@@ -59,7 +59,7 @@ wheel_audit = w=$$(ls dist/flashlog-$(VERSION)-py3-none-*manylinux_$(subst .,_,$
 	echo "$$w: auditwheel agrees with the tag" || { $(WHEEL_VENV)/bin/auditwheel show $$w; exit 1; }
 
 .PHONY: all build fixtures venv test unit-test lint demo bench test-flashinfer install clean wheel wheel-aarch64 \
-	aarch64 aarch64-fixtures test-aarch64
+	aarch64 aarch64-fixtures test-aarch64 ptx ptx-check
 
 all: build
 
@@ -129,7 +129,25 @@ unit-test:
 
 # The aarch64 toolchain and fixtures come first, so that the wheel target builds the aarch64 wheel too and
 # test_wheel.py runs it under qemu.
-test: build fixtures venv lint unit-test aarch64-fixtures
+# The statistics kernel's PTX (docs/gpu-stats.md): `make ptx` regenerates src/gpu/stats_kernel.ptx with the pinned
+# NVRTC wheel (no nvcc); `make ptx-check` fails when the checked-in file is not what the source gives, and
+# assembles it with ptxas 12.0 (sm_80, sm_90) and 12.9 (sm_100, sm_120) from the registry's wheels.
+PTX_VENV   := target/ptx-venv
+PTX_WHEELS := target/ptx-wheels
+PTX_NVRTC  := nvidia-cuda-nvrtc-cu12==12.0.140
+
+$(PTX_VENV)/.installed:
+	$(PYTHON) -m venv $(PTX_VENV)
+	$(PTX_VENV)/bin/pip install -q $(PTX_NVRTC)
+	touch $@
+
+ptx: $(PTX_VENV)/.installed
+	$(PTX_VENV)/bin/python scripts/gen_ptx.py src/gpu/stats_kernel.ptx
+
+ptx-check: $(PTX_VENV)/.installed
+	$(PTX_VENV)/bin/python scripts/ptx_check.py $(PTX_WHEELS)
+
+test: build fixtures venv lint unit-test aarch64-fixtures ptx-check
 	$(MAKE) --no-print-directory wheel
 	FLASHLOG_LIB=$(CURDIR)/$(LIB) FIXDIR=$(CURDIR)/$(FIXDIR) AARCH64_FIXDIR=$(CURDIR)/$(AARCH64_DIR)/fixtures \
 		AUDITWHEEL=$(CURDIR)/$(WHEEL_VENV)/bin/auditwheel $(PY) -m pytest -q tests/python

@@ -25,7 +25,9 @@
    spans twice and runs 2 host functions computing 4 tensors' statistics), per captured tensor; and an eager
    level-5 call with `FLASHLOG_WATCH=nonfinite` and nothing non-finite (no record written) against level 5
    writing every record.
-4. Level 10 (dumps, `dump_rows`): the benchmark call at level 10 against level 5 and the direct call (each
+4. FLASHLOG_SYNC (`bench_sync.py`): the added cost per eager call next to two synchronisations (its floor),
+   and of FLASHLOG_GRAPH_MARKERS=1 per captured call per replay.
+5. Level 10 (dumps, `dump_rows`): the benchmark call at level 10 against level 5 and the direct call (each
    level-10 call writes a folder of three files); one level-10 call on a 256 MiB float32 host tensor minus the
    same call at level 5 (inputs and outputs: 512 MiB written) against a plain sequential write of the same
    bytes to the same file system in the same run, and the peak memory the shim adds at level 10.
@@ -420,6 +422,8 @@ def main():
         graph_rows(args, Path(tmp))
     with tempfile.TemporaryDirectory() as tmp:
         loader_rows(args, Path(tmp))
+    from bench_sync import sync_rows
+    sync_rows(args)
     with tempfile.TemporaryDirectory(dir=os.environ.get("FLASHLOG_BENCH_DUMP_DIR")) as tmp:
         dump_rows(args, Path(tmp))
 

@@ -7,7 +7,8 @@
 # once in torch.cuda.graph and replayed three times with new data: one replay record per replay whose statistics
 # equal torch's own min/max/mean/isnan; with FLASHLOG_WATCH=nonfinite only the replay whose input holds a NaN.
 # Then level 10: the device tensors are dumped with the right bytes, nothing is copied during the capture,
-# and the eager call replays identical on the device.
+# and the eager call replays identical on the device. Last (issue 21), with FLASHLOG_SYNC=1: a real kernel's
+# out-of-bounds write in a child process, eagerly and at a graph replay, whose call the log and the summary name.
 #   scripts/gpu-check.sh [WHEEL_DIR]   (WHEEL_DIR: where an apache-tvm-ffi wheel was carried, if not installed)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -119,6 +120,7 @@ for k in want:
     check(shim_in == torch[(k, "in")], f"replay {k} input: {shim_in} vs torch {torch[(k, 'in')]}")
     check(shim_out == torch[(k, "out")], f"replay {k} output: {shim_out} vs torch {torch[(k, 'out')]}")
 check("[statistics deferred to graph replay: id=" in log or mode == "watch", "the captured call's deferred lines")
+check("Statistics: GPU kernel (" in log, "replays use the library's kernel (issue 20), replays with new data above")
 check("statistics error" not in log and "statistics skipped" not in log, "no error or skip line")
 if mode == "watch":
     check(re.search(r"flashlog watch: \d+ calls and 3 graph replays checked, 1 with NaN or Inf", log) is not None,
@@ -127,3 +129,62 @@ print(f"gpu-check graph stats [{mode}]:", "FAILED" if fail else "all checks pass
 sys.exit(1 if fail else 0)
 PY
 done
+
+# ---- issue 21: FLASHLOG_SYNC=1 names the call of a real kernel fault (an out-of-bounds write), eagerly and inside
+# a graph replay, each in a child process of its own (a fault ends the CUDA context); the child must fail (torch
+# raises), the log must name the call, and `flashlog summary` must name it too and exit 1.
+launcher=target/release/flashlog
+[ -x "$launcher" ] || cargo build --release --locked
+for mode in eager graph; do
+  flog="$work/fault-$mode.log"
+  set +e
+  FLASHLOG_LEVEL=3 FLASHLOG_DEST="$flog" FLASHLOG_SYNC=1 FLASHLOG_GRAPH_MARKERS=1 LD_PRELOAD="$lib" \
+    python3 scripts/gpu-check/fault.py "$work/flashinfer/gpucheck/gpucheck.so" "$mode" >"$work/fault-$mode.txt" 2>&1
+  child=$?
+  "$launcher" summary "$flog" >"$work/fault-$mode.summary" 2>&1
+  summary=$?
+  set -e
+  python3 - "$flog" "$work/fault-$mode.txt" "$work/fault-$mode.summary" "$mode" "$child" "$summary" <<'PY'
+import re, sys
+mode = sys.argv[4]
+log, out, summ = (open(p).read() for p in sys.argv[1:4])
+child, summary = int(sys.argv[5]), int(sys.argv[6])
+fail = []
+def check(ok, what):
+    print(("PASS " if ok else "FAIL ") + f"[fault {mode}] " + what)
+    ok or fail.append(what)
+err = "CUDA_ERROR_ILLEGAL_ADDRESS (700)"
+check(child != 0 and "UNEXPECTED" not in out, f"the child failed as the host would (exit {child})")
+if mode == "eager":
+    rec = log.split("FlashInfer API Call: gpucheck.write_at")[-1]
+    check(f"[CUDA error after this call: {err}]" in rec.split("FlashInfer API Call:")[0], "write_at's outputs record has the after line")
+    check(f"[CUDA error before this call: {err}, from earlier work]" in rec, "the next call has the before line")
+    check(re.search(rf"first CUDA error: \S+:\d+ {re.escape(err)} after call gpucheck\.write_at", summ) is not None, "summary blames write_at")
+else:
+    check("REPLAY 2 ok" in out and "REPLAY 3 ok" not in out, "replays 1 and 2 ran, replay 3 faulted")
+    check(re.search(r"FlashInfer Graph Replay Error: graph id=\d+, replay 3", log) is not None, "a replay error record for replay 3")
+    check("first not completed: gpucheck.write_at" in log, "markers: write_at is the first call not completed")
+    check("last completed: gpucheck.scale2" in log, "markers: the third scale2 completed")
+    check(re.search(r"first CUDA error: .* in graph id=\d+, replay 3 \(.*first not completed: gpucheck\.write_at", summ) is not None, "summary names the replay")
+check(summary == 1, f"summary exits 1 (got {summary})")
+print(f"gpu-check fault [{mode}]:", "FAILED" if fail else "all checks passed")
+sys.exit(1 if fail else 0)
+PY
+done
+
+# ---- issue 20: statistics computed by the library's own kernel. The emulation the fake driver runs (same header),
+# built here as a host library; the kernel's partials must equal it bit for bit, the lines torch's numbers; then
+# bandwidth next to a device-to-device copy, 1,000 small tensors, and the first PTX load (JIT cache off).
+gcc -O2 -shared -fPIC -I src/gpu -o "$work/emulate.so" scripts/gpu-check/emulate.c
+slog="$work/gpu-stats.log"
+CUDA_CACHE_DISABLE=1 FLASHLOG_LEVEL=5 FLASHLOG_DEST="$slog" LD_PRELOAD="$lib" \
+  python3 scripts/gpu-check/gpu_stats.py "$work/flashinfer/gpucheck/gpucheck.so" "$work/emulate.so" \
+  src/gpu/stats_kernel.ptx "$slog" | tee "$work/gpu-stats.txt"
+python3 - "$work/gpu-stats.txt" <<'PY'
+import sys
+rows = [l.rstrip("\n").split("|")[1:] for l in open(sys.argv[1]) if l.startswith("TABLE|")]
+if rows:
+    w = [max(len(r[i]) for r in rows) for i in range(3)]
+    for r in rows:
+        print("  ".join(c.ljust(w[i]) for i, c in enumerate(r)))
+PY

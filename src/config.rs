@@ -78,6 +78,17 @@ pub struct Config {
     /// `FLASHLOG_RING_MB`: with a file destination, the size in bytes of the flight recorder's ring (the data
     /// area; see `crate::ring`). `None`: records are appended as usual.
     pub ring_bytes: Option<u64>,
+    /// `FLASHLOG_SYNC=1`: each FlashInfer call's stream is synchronised before and after it, and each graph
+    /// replay's after it, so a CUDA error names its call (`crate::sync`).
+    pub sync: bool,
+    /// `FLASHLOG_GRAPH_MARKERS=1` (with `FLASHLOG_SYNC=1`): a progress marker after each captured call.
+    pub graph_markers: bool,
+    /// `FLASHLOG_GPU_STATS` (default on; `0` off): statistics of device tensors by the library's own kernel
+    /// (`crate::gpu`) instead of copies to the host.
+    pub gpu_stats: bool,
+    /// `FLASHLOG_GPU_STATS_MAX_GB` (default 64, decimals allowed; 0: no limit): device tensors whose statistics
+    /// would read more get a skip line on the GPU route (the kernel delays the host's stream by its run time).
+    pub gpu_stats_max_gb: f64,
 }
 
 /// Default size of the graph statistics pool, in MiB.
@@ -158,6 +169,13 @@ impl Config {
             graph_stats_mb: parse_count(&get, "FLASHLOG_GRAPH_STATS_MB", 0, DEFAULT_GRAPH_STATS_MB, &mut warnings),
             graph_stats_every: parse_count(&get, "FLASHLOG_GRAPH_STATS_EVERY", 1, 1, &mut warnings) as u64,
             watch_nonfinite,
+            sync: get("FLASHLOG_SYNC").is_some_and(|v| v.trim() == "1"),
+            graph_markers: get("FLASHLOG_GRAPH_MARKERS").is_some_and(|v| v.trim() == "1"),
+            gpu_stats: get("FLASHLOG_GPU_STATS").is_none_or(|v| v.trim() != "0"),
+            gpu_stats_max_gb: get("FLASHLOG_GPU_STATS_MAX_GB")
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|v| v.is_finite() && *v >= 0.0)
+                .unwrap_or(crate::gpu::DEFAULT_GPU_STATS_MAX_GB),
             stats_max_mb: get("FLASHLOG_STATS_MAX_MB")
                 .and_then(|v| v.trim().parse().ok())
                 .unwrap_or(crate::stats::DEFAULT_STATS_MAX_MB),

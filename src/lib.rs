@@ -18,7 +18,8 @@
 //! - [`dump`]: level 10, every tensor of a call saved for `flashlog replay`;
 //! - [`exit_line`]: the line a process that logged writes when it ends normally;
 //! - [`forkgen`]: per-process slots, so a forked child never waits on a lock its parent held;
-//! - [`state`]: process-wide switches.
+//! - [`state`]: process-wide switches;
+//! - [`sync`]: `FLASHLOG_SYNC`, the call (or graph replay) behind a CUDA error.
 
 pub mod abi;
 pub mod arch;
@@ -31,6 +32,7 @@ pub mod dump;
 pub mod exit_line;
 pub mod forkgen;
 pub mod glob;
+pub mod gpu;
 pub mod graph;
 pub mod intercept;
 pub mod record;
@@ -38,6 +40,7 @@ pub mod ring;
 pub mod sink;
 pub mod state;
 pub mod stats;
+pub mod sync;
 
 /// Resolves the real `dlsym` as soon as the library is loaded, so the first host lookup pays nothing extra,
 /// and, when logging is on, rewrites the GOT slots of the objects already loaded that call the driver (the

@@ -34,3 +34,27 @@ extern "C" int __tvm_ffi_scale2(void*, const Any* args, int32_t n, Any* result) 
   result->type_index = 0;
   return cudaGetLastError() == cudaSuccess ? 0 : -2;
 }
+
+// write_at(out, idx): out[idx[0]] = 1 on the call's stream, idx an int64 device tensor. With idx[0] far past
+// the end of `out` it is an out-of-bounds write: the kernel faults (an illegal address, 700) when it runs, and
+// the fault depends on the data, so a graph captured with a safe index faults at the replay that gets a bad one.
+__global__ void write_at_kernel(float* out, const int64_t* idx) { out[idx[0]] = 1.0f; }
+
+extern "C" int __tvm_ffi_write_at(void*, const Any* args, int32_t n, Any* result) {
+  typedef void* (*GetStream)(int32_t, int32_t);
+  static GetStream get_stream = (GetStream)dlsym(RTLD_DEFAULT, "TVMFFIEnvGetStream");
+  if (n != 2 || !tensor(args[0]) || !tensor(args[1])) return -2;
+  DLTensor *out = tensor(args[0]), *idx = tensor(args[1]);
+  cudaStream_t stream = get_stream ? (cudaStream_t)get_stream(2, out->device_id) : 0;
+  write_at_kernel<<<1, 1, 0, stream>>>((float*)((char*)out->data + out->byte_offset),
+                                       (const int64_t*)((char*)idx->data + idx->byte_offset));
+  result->type_index = 0;
+  return cudaGetLastError() == cudaSuccess ? 0 : -2;
+}
+
+// inspect(...): reads nothing; the GPU statistics check (gpu_stats.py) passes it tensors of every dtype and view
+// so that the shim's level-5 lines can be compared with torch's numbers.
+extern "C" int __tvm_ffi_inspect(void*, const Any*, int32_t, Any* result) {
+  result->type_index = 0;
+  return 0;
+}

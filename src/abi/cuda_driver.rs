@@ -214,9 +214,10 @@ impl Driver {
         Some(unsafe { CStr::from_ptr(name) }.to_string_lossy().into_owned())
     }
 
-    /// `capture status unknown (<function>: <error name>)` for a driver query `what` that failed with `rc`,
-    /// kept for the rest of the process (dump records hold `&'static str` reasons): at most [`KEPT`] distinct
-    /// texts are made, later ones share a generic text. The error's number when the driver has no name for it.
+    /// `capture status unknown (<function>: <error name> (<code>))` for a driver query `what` that failed with
+    /// `rc`, kept for the rest of the process (dump records hold `&'static str` reasons): at most [`KEPT`]
+    /// distinct texts are made, later ones share a generic text. `CUDA error (<code>)` when the driver has no
+    /// name for it.
     pub fn failure_text(&self, what: &'static str, rc: i32) -> &'static str {
         let known = |p: *mut Reason| -> Option<&'static str> {
             // SAFETY: every non-null slot holds a leaked `Reason` that is never freed or changed.
@@ -226,8 +227,11 @@ impl Driver {
         if let Some(text) = REASONS.iter().find_map(|s| known(s.load(Ordering::Acquire))) {
             return text;
         }
-        let name =
-            if rc == -1 { "not in this driver".to_string() } else { self.error_name(rc).unwrap_or(rc.to_string()) };
+        // The driver's name and the code (`CUDA_ERROR_INVALID_HANDLE (400)`), as every driver error is written.
+        let name = match rc {
+            -1 => "not in this driver".to_string(),
+            rc => format!("{} ({rc})", self.error_name(rc).unwrap_or_else(|| "CUDA error".to_string())),
+        };
         let fresh =
             Box::into_raw(Box::new(Reason { what, rc, text: format!("capture status unknown ({what}: {name})") }));
         for slot in &REASONS {

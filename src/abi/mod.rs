@@ -2,11 +2,13 @@
 //! reads raw pointers handed over by the host. Everything above this module works on the safe views it returns.
 
 pub mod cuda_driver;
+pub mod cuda_sync;
 pub mod dl;
 pub mod dlpack;
 pub mod ffi;
 pub mod fsio;
 pub mod got;
+pub mod leaked;
 pub mod mem;
 pub mod objects;
 pub mod owned_slot;
@@ -16,5 +18,6 @@ pub mod pool;
 pub mod prefetch;
 pub mod process;
 pub mod ringmap;
+pub mod stats_kernel;
 pub mod sys;
 pub mod tvm_runtime;

@@ -61,6 +61,12 @@ impl Span {
         self.len == 0
     }
 
+    /// The span's page-locked address (valid on the device too, with unified addressing): where a kernel
+    /// node writes what the host function later reads with [`Span::bytes`].
+    pub fn addr(&self) -> u64 {
+        self.addr as u64
+    }
+
     /// The bytes the last copy into the span left there.
     pub fn bytes(&self) -> &'static [u8] {
         // SAFETY: the span lies inside the page-locked block, which is never freed; the driver writes it only

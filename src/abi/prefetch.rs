@@ -292,7 +292,7 @@ impl Prefetch {
 
     /// The descriptors prefetched (those that are valid): of the call's top-level tensor arguments only, or
     /// of every tensor found (Arrays included).
-    pub fn descs(&self, top_level_only: bool) -> impl Iterator<Item = TensorDesc> + '_ {
+    pub fn descs(&self, top_level_only: bool) -> impl Iterator<Item = TensorDesc> + Clone + '_ {
         let n = if top_level_only { self.top_level } else { self.s.tensors.len() };
         (0..n.min(self.s.tensors.len())).filter_map(|i| self.tensor_at(i).ok())
     }

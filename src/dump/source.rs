@@ -75,8 +75,11 @@ impl Reader {
             let _relaxed =
                 gate::enter(driver, stream, !is_host(dev)).map_err(|b| CopyError::Read(blocked_reason(b)))?;
             if !self.synced.contains(&(dev.device_id, stream)) {
-                if driver.synchronize(stream).is_err() && !is_host(dev) {
-                    return Err(CopyError::Read("cuStreamSynchronize failed"));
+                match driver.synchronize(stream) {
+                    Err(rc) if !is_host(dev) => {
+                        return Err(CopyError::Read(crate::sync::errors::failed("cuStreamSynchronize", rc)))
+                    }
+                    _ => {}
                 }
                 self.synced.push((dev.device_id, stream));
             }
@@ -101,6 +104,6 @@ struct DeviceMemory(&'static Driver);
 
 impl ByteSource for DeviceMemory {
     fn read(&mut self, addr: u64, dst: &mut [u8]) -> Result<(), &'static str> {
-        self.0.copy_to_host(addr, dst).map_err(|_| "device memory copy failed (cuMemcpyDtoH_v2)")
+        self.0.copy_to_host(addr, dst).map_err(crate::sync::errors::copy_failed)
     }
 }

@@ -189,7 +189,7 @@ impl CallState {
         });
         let source = source_for(desc, target);
         match &source {
-            Source::Device { .. } | Source::Host { .. } => {
+            Source::Device { .. } | Source::Kernel { .. } | Source::Host { .. } => {
                 crate::record::push_indent(out, indent);
                 out.extend_from_slice(b"[statistics deferred to graph replay: id=");
                 crate::record::pyrepr::push_int(out, shared.id);
@@ -242,6 +242,9 @@ fn source_for(desc: &TensorDesc, target: Target) -> Source {
     }
     if dev != device_type::CUDA {
         return Source::Error("no reader for this device type");
+    }
+    if let Some(source) = crate::gpu::graph::kernel_source(desc, kind, target.stream, target.per_thread) {
+        return source;
     }
     let (lo, len) = match view_span(desc, kind) {
         Ok(s) => s,

@@ -37,6 +37,7 @@ pub fn prepare_before_capture() {
     state::guarded(|| {
         if state::config().graph_stats {
             pool::prepare();
+            crate::gpu::prepare_capture();
         }
     });
 }

@@ -62,6 +62,9 @@ pub enum Source {
     /// A device tensor: the copy of its span in the page-locked pool; `lo` is the device address of the
     /// span's first byte (the view's lowest element).
     Device { desc: TensorDesc, kind: ElemKind, span: pinned::Span, lo: u64 },
+    /// A device tensor reduced by the library's kernel, captured as a node: its block partials land in the
+    /// page-locked span (`crate::gpu::graph`).
+    Kernel { plan: crate::gpu::plan::Plan, span: pinned::Span },
     /// A host tensor, read by the host function itself.
     Host { desc: TensorDesc, kind: ElemKind },
     /// Not covered: the skip line's reason.
@@ -158,6 +161,7 @@ const SPACES: &str = "                ";
 fn write_entry(out: &mut Vec<u8>, source: &Source, indent: usize) -> bool {
     let result = match source {
         Source::Device { desc, kind, span, lo } => pinned_stats(span.bytes(), *lo, desc, *kind),
+        Source::Kernel { plan, span } => Ok(crate::gpu::graph::fold_span(plan, span.bytes())),
         Source::Host { desc, kind } => stats_of(&mut HostSource, desc, *kind),
         Source::Skipped(reason) => {
             push_line(out, indent, "[statistics skipped: ", reason);

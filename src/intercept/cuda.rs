@@ -1,6 +1,6 @@
 //! The CUDA driver entry points the shim wraps, described once as data ([`ENTRIES`]): graph capture
-//! (begin/end, legacy and per-thread `_ptsz`, `_v2`, `ToGraph`), kernel launches, and `cuGetProcAddress*`
-//! itself. Nothing here is exported (an exported `cuLaunchKernel` would bind every reference in the process
+//! (begin/end, legacy and per-thread `_ptsz`, `_v2`, `ToGraph`), kernel launches, graph instantiation and
+//! launches (for `FLASHLOG_SYNC`, `crate::sync::graph`), and `cuGetProcAddress*` itself. Nothing here is exported (an exported `cuLaunchKernel` would bind every reference in the process
 //! by name, data objects and other libraries' own definitions included). They are reached by three routes,
 //! all served by the same wrapper functions:
 //! 1. the PLT: the GOT slots of objects whose references resolve into a libcuda are rewritten
@@ -67,6 +67,21 @@ pub enum Entry {
     GetProcAddress,
     /// `cuGetProcAddress_v2` (5 arguments, CUDA 12.0).
     GetProcAddressV2,
+    /// `cuGraphLaunch(CUgraphExec, CUstream)`.
+    GraphLaunch,
+    /// Per-thread-stream variant.
+    GraphLaunchPtsz,
+    /// `cuGraphInstantiate(CUgraphExec*, CUgraph, CUgraphNode*, char*, size_t)` (CUDA 10.0).
+    GraphInstantiate,
+    /// `cuGraphInstantiate_v2`, same arguments (CUDA 11.0).
+    GraphInstantiateV2,
+    /// `cuGraphInstantiateWithFlags(CUgraphExec*, CUgraph, unsigned long long)` (what `cuGraphInstantiate`
+    /// means from CUDA 12.0).
+    GraphInstantiateWithFlags,
+    /// `cuGraphInstantiateWithParams(CUgraphExec*, CUgraph, CUDA_GRAPH_INSTANTIATE_PARAMS*)`.
+    GraphInstantiateWithParams,
+    /// Per-thread-stream variant.
+    GraphInstantiateWithParamsPtsz,
 }
 
 /// One row of the table: the driver's symbol, its base name (what `cuGetProcAddress` is asked for), and
@@ -89,7 +104,7 @@ macro_rules! row {
 }
 
 /// Every wrapped driver entry point.
-pub const ENTRIES: [EntryInfo; 14] = [
+pub const ENTRIES: [EntryInfo; 21] = [
     row!(c"cuStreamBeginCapture", "cuStreamBeginCapture", false, BeginCapture),
     row!(c"cuStreamBeginCapture_ptsz", "cuStreamBeginCapture", true, BeginCapturePtsz),
     row!(c"cuStreamBeginCapture_v2", "cuStreamBeginCapture", false, BeginCaptureV2),
@@ -104,10 +119,18 @@ pub const ENTRIES: [EntryInfo; 14] = [
     row!(c"cuLaunchKernelEx_ptsz", "cuLaunchKernelEx", true, LaunchKernelExPtsz),
     row!(c"cuGetProcAddress", "cuGetProcAddress", false, GetProcAddress),
     row!(c"cuGetProcAddress_v2", "cuGetProcAddress", false, GetProcAddressV2),
+    row!(c"cuGraphLaunch", "cuGraphLaunch", false, GraphLaunch),
+    row!(c"cuGraphLaunch_ptsz", "cuGraphLaunch", true, GraphLaunchPtsz),
+    row!(c"cuGraphInstantiate", "cuGraphInstantiate", false, GraphInstantiate),
+    row!(c"cuGraphInstantiate_v2", "cuGraphInstantiate", false, GraphInstantiateV2),
+    row!(c"cuGraphInstantiateWithFlags", "cuGraphInstantiateWithFlags", false, GraphInstantiateWithFlags),
+    row!(c"cuGraphInstantiateWithParams", "cuGraphInstantiateWithParams", false, GraphInstantiateWithParams),
+    row!(c"cuGraphInstantiateWithParams_ptsz", "cuGraphInstantiateWithParams", true, GraphInstantiateWithParamsPtsz),
 ];
 
 /// The real driver function behind each wrapper copy (0 = copy not bound yet).
-static REAL: [[AtomicUsize; INSTANCES]; 14] = [const { [const { AtomicUsize::new(0) }; INSTANCES] }; 14];
+static REAL: [[AtomicUsize; INSTANCES]; ENTRIES.len()] =
+    [const { [const { AtomicUsize::new(0) }; INSTANCES] }; ENTRIES.len()];
 
 /// Whether `name` is one of the wrapped driver symbols (decides whether `dlsym` hooks the lookup).
 pub fn is_tracked_driver_name(name: &[u8]) -> bool {
@@ -177,6 +200,13 @@ fn wrapper_addr(entry: Entry, k: usize) -> usize {
         Entry::LaunchKernelExPtsz => copies!(cuLaunchKernelEx_ptsz),
         Entry::GetProcAddress => copies!(cuGetProcAddress),
         Entry::GetProcAddressV2 => copies!(cuGetProcAddress_v2),
+        Entry::GraphLaunch => copies!(cuGraphLaunch),
+        Entry::GraphLaunchPtsz => copies!(cuGraphLaunch_ptsz),
+        Entry::GraphInstantiate => copies!(cuGraphInstantiate),
+        Entry::GraphInstantiateV2 => copies!(cuGraphInstantiate_v2),
+        Entry::GraphInstantiateWithFlags => copies!(cuGraphInstantiateWithFlags),
+        Entry::GraphInstantiateWithParams => copies!(cuGraphInstantiateWithParams),
+        Entry::GraphInstantiateWithParamsPtsz => copies!(cuGraphInstantiateWithParams_ptsz),
     };
     all[k]
 }
@@ -238,6 +268,14 @@ pub fn infer_variant(base: &str, version: i32, per_thread: bool) -> Entry {
         ("cuLaunchKernelEx", false) => LaunchKernelEx,
         ("cuLaunchKernelEx", true) => LaunchKernelExPtsz,
         ("cuGetProcAddress", _) if version >= 12000 => GetProcAddressV2,
+        ("cuGraphLaunch", false) => GraphLaunch,
+        ("cuGraphLaunch", true) => GraphLaunchPtsz,
+        ("cuGraphInstantiate", _) if version >= 12000 => GraphInstantiateWithFlags,
+        ("cuGraphInstantiate", _) if version >= 11000 => GraphInstantiateV2,
+        ("cuGraphInstantiate", _) => GraphInstantiate,
+        ("cuGraphInstantiateWithFlags", _) => GraphInstantiateWithFlags,
+        ("cuGraphInstantiateWithParams", false) => GraphInstantiateWithParams,
+        ("cuGraphInstantiateWithParams", true) => GraphInstantiateWithParamsPtsz,
         _ => GetProcAddress,
     }
 }
@@ -318,6 +356,7 @@ macro_rules! begin_capture_wrapper {
             if rc == 0 {
                 capture::began(stream);
             }
+            crate::sync::graph::on_capture_begin(stringify!($name), stream, rc);
             rc
         }
     };
@@ -354,6 +393,8 @@ macro_rules! end_capture_wrapper {
             if capture::end_result_ends_capture(rc) {
                 capture::ended(stream);
             }
+            let made = if rc == 0 { crate::abi::mem::read_pod::<usize>(graph as usize).unwrap_or(0) } else { 0 };
+            crate::sync::graph::on_capture_end(stringify!($name), stream, made, rc);
             rc
         }
     };
@@ -451,6 +492,59 @@ macro_rules! launch_kernel_ex_wrapper {
 launch_kernel_ex_wrapper!(cuLaunchKernelEx, LaunchKernelEx);
 launch_kernel_ex_wrapper!(cuLaunchKernelEx_ptsz, LaunchKernelExPtsz);
 
+/// Defines a `cuGraphLaunch` wrapper: the replay is counted, and under `FLASHLOG_SYNC=1` followed by a
+/// synchronisation of its stream (`crate::sync::graph`).
+macro_rules! graph_launch_wrapper {
+    ($name:ident, $entry:ident, $per_thread:literal) => {
+        /// Wrapper of the driver function of the same name.
+        ///
+        /// # Safety
+        /// Called by the host with the driver's contract.
+        pub unsafe extern "C" fn $name<const K: usize>(exec: usize, stream: Stream) -> i32 {
+            plt::refresh();
+            let Some(f) = real::<unsafe extern "C" fn(usize, Stream) -> i32>(Entry::$entry as usize, K) else {
+                return NOT_FOUND;
+            };
+            let replay = crate::sync::graph::on_launch_before(exec);
+            let rc = f(exec, stream);
+            crate::sync::graph::on_launch_after(replay, exec, stream, $per_thread, rc);
+            rc
+        }
+    };
+}
+
+graph_launch_wrapper!(cuGraphLaunch, GraphLaunch, false);
+graph_launch_wrapper!(cuGraphLaunch_ptsz, GraphLaunchPtsz, true);
+
+/// Defines a graph-instantiate wrapper: remembers which graph the executable graph comes from.
+macro_rules! instantiate_wrapper {
+    ($name:ident, $entry:ident, ($($arg:ident: $ty:ty),*)) => {
+        /// Wrapper of the driver function of the same name.
+        ///
+        /// # Safety
+        /// Called by the host with the driver's contract.
+        pub unsafe extern "C" fn $name<const K: usize>(exec: *mut usize, graph: usize $(, $arg: $ty)*) -> i32 {
+            plt::refresh();
+            let Some(f) =
+                real::<unsafe extern "C" fn(*mut usize, usize $(, $ty)*) -> i32>(Entry::$entry as usize, K) else {
+                return NOT_FOUND;
+            };
+            let rc = f(exec, graph $(, $arg)*);
+            if rc == 0 {
+                let made = crate::abi::mem::read_pod::<usize>(exec as usize).unwrap_or(0);
+                crate::sync::graph::on_instantiate(made, graph);
+            }
+            rc
+        }
+    };
+}
+
+instantiate_wrapper!(cuGraphInstantiate, GraphInstantiate, (node: *mut usize, log: *mut c_char, size: usize));
+instantiate_wrapper!(cuGraphInstantiate_v2, GraphInstantiateV2, (node: *mut usize, log: *mut c_char, size: usize));
+instantiate_wrapper!(cuGraphInstantiateWithFlags, GraphInstantiateWithFlags, (flags: u64));
+instantiate_wrapper!(cuGraphInstantiateWithParams, GraphInstantiateWithParams, (params: *mut c_void));
+instantiate_wrapper!(cuGraphInstantiateWithParams_ptsz, GraphInstantiateWithParamsPtsz, (params: *mut c_void));
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -474,6 +568,11 @@ mod tests {
         assert_eq!(infer_variant("cuLaunchKernel", 7000, true), Entry::LaunchKernelPtsz);
         assert_eq!(infer_variant("cuGetProcAddress", 11030, false), Entry::GetProcAddress);
         assert_eq!(infer_variant("cuGetProcAddress", 12000, false), Entry::GetProcAddressV2);
+        assert_eq!(infer_variant("cuGraphLaunch", 10000, true), Entry::GraphLaunchPtsz);
+        assert_eq!(infer_variant("cuGraphInstantiate", 10000, false), Entry::GraphInstantiate);
+        assert_eq!(infer_variant("cuGraphInstantiate", 11000, false), Entry::GraphInstantiateV2);
+        assert_eq!(infer_variant("cuGraphInstantiate", 12000, false), Entry::GraphInstantiateWithFlags);
+        assert_eq!(infer_variant("cuGraphInstantiateWithParams", 12000, true), Entry::GraphInstantiateWithParamsPtsz);
     }
 
     #[test]

@@ -43,6 +43,10 @@ pub fn log_launch(kernel: usize, launch: impl FnOnce() -> Launch) {
         if name.logged {
             let mut out = buffers::take();
             push_launch_record(&mut out, &clock::now(), &name.name, &launch(), level >= LEVEL_DETAILED);
+            // Made inside a FlashInfer call on this thread: the call's correlation form names it.
+            if let Some(call) = crate::sync::current_call() {
+                crate::sync::name_call_in_launch(&mut out, &call);
+            }
             sink::write_record(&out);
         }
         TABLE[slot_of(kernel)].put(name);

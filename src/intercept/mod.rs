@@ -34,6 +34,11 @@ pub fn system_info_record(out: &mut Vec<u8>) {
         cuda_visible_devices: getenv("CUDA_VISIBLE_DEVICES"),
         driver_version,
         gpus,
+        statistics: (crate::state::level() >= crate::config::LEVEL_STATS).then(|| {
+            let mut line = Vec::new();
+            crate::gpu::route_line(&mut line);
+            line
+        }),
     };
     push_system_info(out, &clock::now(), &info);
 }

@@ -11,7 +11,7 @@ use crate::record::call::{push_call_line, push_inputs_record, push_outputs_recor
 use crate::record::push_indent;
 use crate::record::tensor::StatsSource;
 use crate::record::value::{start_record, ValueContext};
-use crate::{buffers, clock, correlation, dump, graph, sink, state, stats};
+use crate::{buffers, clock, correlation, dump, graph, sink, state, stats, sync};
 use std::ffi::c_void;
 use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -97,6 +97,8 @@ pub unsafe fn call(
     let mut held: ManuallyDrop<Option<buffers::Buffer>> = ManuallyDrop::new(None);
     // The call's number and thread, and whether its records carry the correlation line.
     let mut tag = None;
+    // FLASHLOG_SYNC: the call's stream and what its synchronisation before the call found (plain data).
+    let mut synced: Option<sync::CallSync> = None;
     let logged_inputs = state::level() > 0
         && state::guarded(|| {
             if state::config().inject_panic.matches(f.name) {
@@ -106,6 +108,10 @@ pub unsafe fn call(
             let stamp = clock::now();
             let this_call = correlation::begin_call();
             tag = Some(this_call);
+            // Never from a signal handler that interrupted the shim (the driver may hold its own lock there).
+            if sync::enabled() && !reentered {
+                synced = Some(sync::before_call(f.name, &this_call, arg_slice, prefetch.as_ref()));
+            }
             if detailed {
                 if let Some(s) = stats.as_mut() {
                     s.begin_call(f.name, arg_slice, prefetch.as_ref());
@@ -123,6 +129,9 @@ pub unsafe fn call(
             } else {
                 push_call_line(&mut out, &stamp, f.name);
             }
+            if let Some(code) = synced.as_ref().and_then(|s| s.before) {
+                sync::annotate_inputs(&mut out, code);
+            }
             if watch {
                 *held = Some(out);
             } else {
@@ -139,9 +148,23 @@ pub unsafe fn call(
     });
     drop(section);
     sys::set_errno(saved_errno);
+    // Kernel-launch records made during the call name it.
+    let interrupted = tag.map(|t| sync::enter_call(f.name, t));
     // SAFETY: as documented.
     let rc = unsafe { call_real(f, this, args, num_args, result) };
     let errno_after = sys::errno();
+    if let Some(previous) = interrupted {
+        sync::leave_call(previous);
+    }
+    // FLASHLOG_SYNC: the synchronisation after the call (a call without an outputs record gets its line now).
+    let after_error = match (synced.as_ref(), tag.as_ref()) {
+        (Some(s), Some(t)) if state::level() > 0 => {
+            let _section = state::ShimSection::enter();
+            let standalone = !(detailed && logged_inputs) || watch;
+            state::guarded(|| sync::after_call(f.name, t, s, standalone)).flatten().filter(|_| !standalone)
+        }
+        _ => None,
+    };
     if let Some(pending) = ManuallyDrop::into_inner(dumping) {
         let _section = state::ShimSection::enter();
         // SAFETY: `result` is the host's result slot, valid for the call; we only read it.
@@ -175,6 +198,9 @@ pub unsafe fn call(
             let mut ctx = context(source, prefetch.as_ref(), reentered);
             let line = tag.as_ref().filter(|t| t.outputs_correlated()).map(|t| (f.name, t));
             push_outputs_record(&mut out, line, outcome, arg_slice, &mut ctx);
+            if let Some(code) = after_error {
+                sync::annotate_outputs(&mut out, line.is_some(), code);
+            }
             let Some(s) = stats.as_mut() else {
                 sink::write_record(&out);
                 return;

@@ -30,6 +30,9 @@ pub struct SystemInfo {
     pub driver_version: Option<i32>,
     /// The GPUs, when the driver is initialised and no capture is active (asking could otherwise disturb it).
     pub gpus: Option<Vec<Gpu>>,
+    /// The `Statistics: ...` line (level 5 and above: how device tensors' statistics are taken), without its
+    /// newline.
+    pub statistics: Option<Vec<u8>>,
 }
 
 /// Appends the system information record.
@@ -81,6 +84,10 @@ pub fn push_system_info(out: &mut Vec<u8>, stamp: &Stamp, info: &SystemInfo) {
             push_int(out, gpu.minor);
             out.extend_from_slice(b")\n");
         }
+    }
+    if let Some(line) = &info.statistics {
+        out.extend_from_slice(line);
+        out.push(b'\n');
     }
     out.extend_from_slice(EQUALS_LINE);
     out.push(b'\n');
@@ -136,6 +143,7 @@ mod tests {
             cuda_visible_devices: None,
             driver_version: Some(12080),
             gpus: Some(vec![Gpu { name: "NVIDIA H200".into(), major: 9, minor: 0 }]),
+            statistics: None,
         };
         let mut out = Vec::new();
         push_system_info(&mut out, &stamp, &info);

@@ -32,7 +32,7 @@ pub enum Blocked {
     /// A capture runs on the call's stream, or on a blocking stream the shim's copies would join.
     Capturing,
     /// The driver could not say: the reason, e.g. `capture status unknown (cuStreamIsCapturing:
-    /// CUDA_ERROR_INVALID_CONTEXT)`.
+    /// CUDA_ERROR_INVALID_CONTEXT (201))`.
     Unknown(&'static str),
 }
 

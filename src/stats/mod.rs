@@ -38,6 +38,8 @@ pub struct LiveStats {
     graph: crate::graph::defer::CallState,
     /// The data of the phase's small host tensors, read in one batch (see [`LiveStats::prefetch_data`]).
     cache: Option<Lease<DataCache, 16>>,
+    /// The statistics of the phase's device tensors computed by the library's kernel (`crate::gpu`).
+    gpu: Option<Lease<crate::gpu::eager::Phase, 16>>,
 }
 
 /// Host tensors at most this large (bytes spanned) have their data read in the phase's batch.
@@ -103,6 +105,7 @@ impl LiveStats {
             during_capture: false,
             graph: Default::default(),
             cache: None,
+            gpu: None,
         }
     }
 
@@ -111,6 +114,7 @@ impl LiveStats {
     pub fn after_call(&mut self) {
         self.n_synced = 0;
         self.cache = None;
+        self.gpu = None;
         self.graph.after_call();
     }
 
@@ -146,9 +150,30 @@ impl LiveStats {
     /// copy, so a call with many small tensors makes one or two read system calls per phase instead of one
     /// per tensor. Other tensors (larger, pinned or device memory, skipped ones) are read when their
     /// statistics are taken, as before.
-    pub fn prefetch_data(&mut self, descs: impl Iterator<Item = TensorDesc>) {
+    pub fn prefetch_data(&mut self, descs: impl Iterator<Item = TensorDesc> + Clone) {
         if capture::any_active() {
             return;
+        }
+        // Device tensors: the library's kernel, one synchronisation per stream (also the one later reads use).
+        // Only when the phase has one: a host-only process never looks for a driver here (the search walks the
+        // loaded objects).
+        let has_device = descs.clone().any(|d| d.device.device_type == device_type::CUDA);
+        if let Some(driver) = has_device.then(cuda_driver::driver).flatten() {
+            let mut synced = (self.synced, self.n_synced);
+            let mut sync = |device_id: i32, stream: usize| {
+                let (list, n) = &mut synced;
+                if list[..*n].contains(&(device_id, stream)) {
+                    return true;
+                }
+                let ok = driver.synchronize(stream).is_ok();
+                if ok && *n < list.len() {
+                    list[*n] = (device_id, stream);
+                    *n += 1;
+                }
+                ok
+            };
+            self.gpu = crate::gpu::eager::run_phase(descs.clone(), &mut sync);
+            (self.synced, self.n_synced) = synced;
         }
         let mut cache = DATA_CACHE.take();
         let c = &mut *cache;
@@ -185,7 +210,7 @@ impl LiveStats {
         if self.synced[..self.n_synced].contains(&(device_id, stream)) {
             return Ok(());
         }
-        driver.synchronize(stream).map_err(|_| "cuStreamSynchronize failed")?;
+        driver.synchronize(stream).map_err(|rc| crate::sync::errors::failed("cuStreamSynchronize", rc))?;
         if self.n_synced < self.synced.len() {
             self.synced[self.n_synced] = (device_id, stream);
             self.n_synced += 1;
@@ -324,6 +349,9 @@ impl StatsSource for LiveStats {
             push_error(out, indent, "unsupported dtype");
             return;
         };
+        if let Some(result) = self.gpu.as_mut().and_then(|g| g.get(desc)) {
+            return self.write_gpu_result(result, out, indent);
+        }
         match Self::skip(desc, kind) {
             Err(reason) => return push_error(out, indent, reason),
             Ok(Some(skip)) => return push_skip_reason(out, indent, &skip),
@@ -340,6 +368,26 @@ impl StatsSource for LiveStats {
                 crate::graph::replay::push_line(out, indent, "[statistics skipped: ", reason);
             }
             Err(Failure::Error(reason)) => push_error(out, indent, reason),
+        }
+    }
+}
+
+impl LiveStats {
+    /// The lines of a device tensor whose statistics the kernel computed (or its cap skip line).
+    fn write_gpu_result(&mut self, result: crate::gpu::eager::GpuResult, out: &mut Vec<u8>, indent: usize) {
+        match result {
+            crate::gpu::eager::GpuResult::Stats(stats) => {
+                self.nonfinite |= crate::graph::replay::is_nonfinite(&stats);
+                write_stats_lines(out, &SPACES[..indent.min(SPACES.len())], &stats)
+            }
+            crate::gpu::eager::GpuResult::OverCap { bytes, cap_gb } => {
+                push_indent(out, indent);
+                out.extend_from_slice(b"[statistics skipped: ");
+                push_size(out, bytes);
+                out.extend_from_slice(b" over FLASHLOG_GPU_STATS_MAX_GB=");
+                let _ = std::io::Write::write_fmt(out, format_args!("{cap_gb}"));
+                out.extend_from_slice(b"]\n");
+            }
         }
     }
 }
@@ -432,7 +480,7 @@ struct DeviceMemory(&'static Driver);
 
 impl ByteSource for DeviceMemory {
     fn read(&mut self, addr: u64, dst: &mut [u8]) -> Result<(), &'static str> {
-        self.0.copy_to_host(addr, dst).map_err(|_| "device memory copy failed (cuMemcpyDtoH_v2)")
+        self.0.copy_to_host(addr, dst).map_err(crate::sync::errors::copy_failed)
     }
 }
 

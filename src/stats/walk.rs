@@ -62,6 +62,23 @@ pub fn extent(base: u64, shape: &[i64], strides: &[i64], kind: ElemKind) -> Resu
     Ok(n.map(|n| Extent { elements: n.numel, walked: n.numel / n.repeat, span: n.span }))
 }
 
+/// The view reduced as the walker reduces it before sorting: (lowest address, (size, stride in elements) pairs
+/// with positive strides and sizes >= 2 in the view's order, broadcast repeat factor); None for an empty view.
+/// The GPU route (`crate::gpu::plan`) starts from this.
+pub fn reduced(
+    base: u64,
+    shape: &[i64],
+    strides: &[i64],
+    kind: ElemKind,
+    dims_out: &mut [(u64, u64); MAX_DIMS],
+) -> Result<Option<(u64, usize, u64)>, &'static str> {
+    let n = normalize(base, shape, strides, kind.elem_bytes() as u128)?;
+    Ok(n.map(|n| {
+        *dims_out = n.dims;
+        (n.base, n.nd, n.repeat)
+    }))
+}
+
 fn normalize(base: u64, shape: &[i64], strides: &[i64], eb: u128) -> Result<Option<Normal>, &'static str> {
     if shape.len() != strides.len() {
         return Err("shape and strides differ in length");

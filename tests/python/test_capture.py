@@ -101,4 +101,4 @@ def test_device_pointer_rejected_by_driver_gives_error_line(tmp_path):
     assert proc.returncode == 0, proc.stdout
     noop = [r for r in call_records(log.read_text(), "cudaops.noop")]
     assert noop, log.read_text()[:2000]
-    assert "[statistics error: device memory copy failed (cuMemcpyDtoH_v2)]" in noop[0]
+    assert "[statistics error: device memory copy failed (cuMemcpyDtoH_v2): CUDA_ERROR_INVALID_VALUE (1)]" in noop[0]

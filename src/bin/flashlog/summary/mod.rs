@@ -13,6 +13,7 @@
 //! Exit status: 0 when nothing was found, 1 when a NaN/Inf or a call that did not return was found, 2 on
 //! unusable input (a file that cannot be read or holds no record).
 
+mod cuda_errors;
 mod hints;
 mod lines;
 mod parse;
@@ -137,8 +138,6 @@ pub struct Summary {
     pub no_exit_line: Listed,
     /// Calls that returned an error (`Call failed:`), with the error.
     pub failed: Listed,
-    /// `[CUDA error after this call: NAME (CODE)]` lines, under the call they follow.
-    pub cuda_errors: Listed,
     /// Outputs records whose inputs record was not found.
     pub unmatched_outputs: u64,
     /// Lines inside records that do not fit the grammar.
@@ -147,6 +146,8 @@ pub struct Summary {
     pub unparsed_quotes: Vec<String>,
     /// Lines outside any record (program output mixed into stdout logs).
     pub other_lines: u64,
+    /// The first CUDA error of each file that has one (`FLASHLOG_SYNC`).
+    pub cuda_errors: Vec<cuda_errors::FirstError>,
 }
 
 impl Summary {
@@ -154,21 +155,34 @@ impl Summary {
     pub fn read(&mut self, path: &str, reader: impl BufRead) -> std::io::Result<lines::Skipped> {
         let file = self.files.len();
         self.files.push(FileInfo { path: path.to_string(), ..FileInfo::default() });
+        let mut errors = cuda_errors::Scan::default();
         let mut parser = parse::FileParser::new(self, file);
         let mut reader = reader;
         let skipped = lines::for_each(&mut reader, |line| match line {
-            lines::Line::Text(raw) => parser.line(String::from_utf8_lossy(raw).trim_end_matches(['\n', '\r'])),
-            lines::Line::Skipped => parser.skipped_line(),
+            lines::Line::Text(raw) => {
+                let text = String::from_utf8_lossy(raw);
+                let line = text.trim_end_matches(['\n', '\r']);
+                let found = errors.line(line);
+                parser.line(line);
+                if found {
+                    errors.set_record(parser.record_of_last_line());
+                }
+            }
+            lines::Line::Skipped => {
+                errors.skipped_line();
+                parser.skipped_line();
+            }
         })?;
         parser.finish();
+        self.cuda_errors.extend(errors.finish(path, file));
         Ok(skipped)
     }
 
-    /// Whether a NaN/Inf or a call that did not return was found (exit status 1).
+    /// Whether a NaN/Inf, a call that did not return or a CUDA error was found (exit status 1).
     pub fn found_something(&self) -> bool {
-        self.did_not_return.count > 0
+        !self.cuda_errors.is_empty()
+            || self.did_not_return.count > 0
             || self.no_exit_line.count > 0
-            || self.cuda_errors.count > 0
             || self.names.values().any(|s| s.first_in.is_some() || s.first_out.is_some())
     }
 }
@@ -180,13 +194,13 @@ Reads logs of any level, of the shim and of FlashInfer's own Python logger (both
 each, and prints per call name the number of calls, of calls with a NaN or Inf in an input and in an output, and
 the first record where one appeared in an input and in an output; then the first such record overall, the calls
 that did not return (the process ended inside them), the runs of the shim that ended without their exit line (the
-process died: the last call it started), CUDA errors, the calls that failed or raised, with the `flashlog replay`
-command for those a level-10 dump holds, one line per file and the lines it could not parse. Places read
-FILE:LINE. The output fits the terminal's width (or COLUMNS) and is coloured on a terminal unless NO_COLOR is
-set.
+process died: the last call it started), the first CUDA error of each file (FLASHLOG_SYNC=1: the call or graph
+replay it is blamed on), the calls that failed or raised, with the `flashlog replay` command for those a level-10
+dump holds, one line per file and the lines it could not parse. Places read FILE:LINE. The output fits the
+terminal's width (or COLUMNS) and is coloured on a terminal unless NO_COLOR is set.
 
   --show   print the records themselves: the first NaN/Inf, each call that did not return, the last call of a
-           run that died, each CUDA error
+           run that died, the first CUDA error of each file
 
 A file whose lines are mostly outside records (a README, a script) is not a log: named on stderr, left out.
 Exit status: 0 nothing found, 1 a NaN/Inf, a call that did not return, a run that died or a CUDA error,

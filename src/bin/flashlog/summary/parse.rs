@@ -40,6 +40,8 @@ enum State {
     Replay,
     /// A kernel launch record's indented lines.
     Launch,
+    /// A graph replay error record (`FLASHLOG_SYNC`): read by `cuda_errors`, skipped here.
+    ReplayError,
 }
 
 /// The call whose value lines are being read: where a NaN found now is reported.
@@ -80,7 +82,7 @@ struct RunShape {
 }
 
 /// Splits `[YYYY-MM-DD HH:MM:SS] rest` into (stamp, rest).
-fn split_stamp(line: &str) -> Option<(&str, &str)> {
+pub fn split_stamp(line: &str) -> Option<(&str, &str)> {
     let b = line.as_bytes();
     if b.len() < 22 || b[0] != b'[' || b[20] != b']' || b[21] != b' ' {
         return None;
@@ -135,6 +137,8 @@ pub struct FileParser<'a> {
     record_start: u64,
     last_eq: u64,
     closed_at: u64,
+    /// Whether the record closed at `closed_at` was an outputs record.
+    closed_outputs: bool,
     /// Process ids of the exit lines of this file.
     exits: std::collections::HashSet<u32>,
 }
@@ -159,6 +163,7 @@ impl<'a> FileParser<'a> {
             record_start: 0,
             last_eq: 0,
             closed_at: 0,
+            closed_outputs: false,
             exits: Default::default(),
         }
     }
@@ -353,12 +358,20 @@ impl<'a> FileParser<'a> {
             _ => {}
         }
         if line == EQ {
-            let closes = matches!(self.state, State::Outputs | State::OutputsHead | State::Replay | State::ReplayHead);
+            let closes = matches!(
+                self.state,
+                State::Outputs | State::OutputsHead | State::Replay | State::ReplayHead | State::ReplayError
+            );
             if closes {
                 self.closed_at = self.line_no;
+                self.closed_outputs = matches!(self.state, State::Outputs | State::OutputsHead);
             }
             self.end_record();
             self.state = if closes { State::Outside } else { State::AfterEq };
+            return;
+        }
+        // `FLASHLOG_SYNC`'s error lines (read by `cuda_errors`) and the body of its graph replay error records.
+        if line.starts_with("[CUDA error ") || self.state == State::ReplayError {
             return;
         }
         if let Some((name, number, thread)) = correlation_line(line) {
@@ -392,6 +405,11 @@ impl<'a> FileParser<'a> {
     /// A line with a timestamp; true when it was a record's first line.
     fn stamped_line(&mut self, stamp: &str, rest: &str) -> bool {
         if let Some(kernel) = rest.strip_prefix("FlashInfer Kernel Launch: ") {
+            // A launch made inside a call names it at the end: ` [call <name> #N thread T]`.
+            let kernel = match kernel.rsplit_once(" [call ") {
+                Some((k, form)) if correlation_line(&format!("[call {form}")).is_some() => k,
+                _ => kernel,
+            };
             self.end_record();
             self.record(false);
             self.names(&format!("[kernel] {kernel}")).calls += 1;
@@ -440,6 +458,11 @@ impl<'a> FileParser<'a> {
             });
             self.arg.clear();
             self.state = State::ReplayHead;
+            return true;
+        }
+        if rest.starts_with("FlashInfer Graph Replay Error: ") && self.state == State::AfterEq {
+            self.record(true);
+            self.state = State::ReplayError;
             return true;
         }
         if rest.starts_with("flashlog watch: ") {

@@ -183,7 +183,9 @@ impl Summary {
                 format!("the run ended without its exit line: the last call started was {name} ({})", at.join(", "));
             out.push((text, Style::Finding));
         }
-        self.listed(out, "CUDA error", &self.cuda_errors, Style::Finding);
+        for e in &self.cuda_errors {
+            out.push((super::cuda_errors::line_of(e), Style::Finding));
+        }
         self.listed(out, "failed", &self.failed, Style::Note);
         self.listed(out, "raised", &self.raised, Style::Note);
         if self.unmatched_outputs > 0 {

@@ -1,7 +1,7 @@
 //! `flashlog summary --show`: the records themselves, read again from the files (a second pass, over the
 //! files that hold something to show): the call (its inputs and outputs records, or a replay record) of the
-//! first NaN/Inf, of each call that did not return, of the last call of each run that died, and of each CUDA
-//! error. Lines of other threads' records between a call's two records are left out, and said to be.
+//! first NaN/Inf, of each call that did not return, of the last call of each run that died, and of the first
+//! CUDA error of each file. Lines of other threads' records between a call's two records are left out, and said to be.
 
 use super::parse::FileParser;
 use super::{FileInfo, Place, Summary};
@@ -25,8 +25,9 @@ impl Summary {
         for (name, p) in &self.no_exit_line.listed {
             add(p, format!("the last call started before the run died ({name}): {}", self.place_text(p)));
         }
-        for (name, p) in &self.cuda_errors.listed {
-            add(p, format!("CUDA error ({name}): {}", self.place_text(p)));
+        for e in &self.cuda_errors {
+            let title = format!("first CUDA error ({}): {}:{} {}", e.error, e.path, e.line, e.blame);
+            targets.entry(e.file).or_default().entry(e.record).or_insert(title);
         }
         targets
     }

@@ -304,7 +304,13 @@ fn cuda_errors_and_failed_calls() {
     );
     let s = summarise(&[("e.log", &text)]);
     assert_eq!(s.failed.listed[0].0, "k.run: RuntimeError: boom");
-    assert_eq!(s.cuda_errors.listed[0].0, "k.run: CUDA_ERROR_ILLEGAL_ADDRESS (700)");
+    let e = &s.cuda_errors[0];
+    assert_eq!((e.error.as_str(), e.file), ("CUDA_ERROR_ILLEGAL_ADDRESS (700)", 0));
+    assert!(e.blame.starts_with("after call k.run"), "{e:?}");
+    let at = text.lines().position(|l| l.starts_with("[CUDA error")).unwrap() as u64 + 1;
+    let call = text.lines().position(|l| l.ends_with("FlashInfer API Call: k.run")).unwrap() as u64;
+    assert_eq!((e.line, e.record), (at, call), "the error line, and its call's inputs record from its = line");
+    assert!(s.render().contains(&format!("first CUDA error: e.log:{at} CUDA_ERROR_ILLEGAL_ADDRESS (700) after call")));
     assert!(s.found_something() && s.unparsed == 0 && s.other_lines == 0);
     let shown = s.show(|_| Ok(text.as_bytes())).unwrap();
     assert!(

@@ -1,18 +1,16 @@
 //! How runs and calls ended, as the lines outside the record grammar say: the exit line a process that logged
-//! writes when it ends normally (`[flashlog exit: pid P, N records]`), `Call failed:` lines, and the CUDA error
-//! lines (`[CUDA error after this call: NAME (CODE)]`); and which record a line belongs to, for `--show`.
+//! writes when it ends normally (`[flashlog exit: pid P, N records]`) and `Call failed:` lines (the CUDA error
+//! lines are read by `cuda_errors`); and which record a line belongs to, for `--show`.
 
 use super::{call_label, FileParser, State};
 
 /// The exit line's start.
 const EXIT_PREFIX: &str = "[flashlog exit: pid ";
-/// A CUDA error line's start.
-const CUDA_ERROR_PREFIX: &str = "[CUDA error after this call: ";
 /// Exit lines remembered per file (process ids).
 const MAX_EXITS: usize = 1 << 16;
 
 impl FileParser<'_> {
-    /// A line outside the grammar of records (an exit line, a CUDA error line): noted; true when it was one.
+    /// A line outside the grammar of records (an exit line): noted; true when it was one.
     pub(super) fn marker_line(&mut self, line: &str) -> bool {
         if let Some(rest) = line.strip_prefix(EXIT_PREFIX) {
             if let Some(pid) = rest.split(',').next().and_then(|p| p.parse::<u32>().ok()) {
@@ -24,17 +22,6 @@ impl FileParser<'_> {
                 }
                 return true;
             }
-        }
-        if let Some(rest) = line.strip_prefix(CUDA_ERROR_PREFIX) {
-            let error = rest.trim_end_matches(']');
-            let (name, stamp, call, record, call_record) = match &self.current {
-                Some(c) => (c.name.clone(), c.stamp.clone(), c.call.clone(), self.record_start, c.call_record),
-                None => (String::from("(no call)"), String::new(), String::new(), self.line_no, 0),
-            };
-            let mut place = self.place(self.line_no, &stamp, &call, "");
-            (place.record, place.call_record) = (record, call_record);
-            self.sum.cuda_errors.push(format!("{name}: {error}"), place);
-            return true;
         }
         false
     }
@@ -91,7 +78,8 @@ impl FileParser<'_> {
         if !inside || self.record_start == 0 {
             return None;
         }
-        let in_outputs = matches!(self.state, State::Outputs | State::OutputsHead) || closed_now;
+        let in_outputs =
+            matches!(self.state, State::Outputs | State::OutputsHead) || (closed_now && self.closed_outputs);
         let call = self.current.as_ref().filter(|c| c.output && in_outputs).map_or(0, |c| c.call_record);
         Some(if call > 0 { call } else { self.record_start })
     }
