@@ -183,6 +183,20 @@ def test_help_and_version():
     assert launch(["summary", "--help"]).stdout.startswith("usage: flashlog summary [--show] LOG...\n")
 
 
+def test_help_into_a_closed_pipe():
+    """`flashlog --help | head -1`: a reader that went away ends the output quietly (no panic, status 0). The pipe's
+    read end is closed before the launcher starts, so every write meets EPIPE whatever the scheduling."""
+    for args in (["--help"], ["--version"], ["summary", "--help"], ["show", "--help"], ["export", "--help"]):
+        r, w = os.pipe()
+        os.close(r)
+        try:
+            p = subprocess.run([str(require(FLASHLOG)), *args], env=clean_env(FLASHLOG_LIB=LIB), stdout=w,
+                               stderr=subprocess.PIPE, text=True, timeout=60)
+        finally:
+            os.close(w)
+        assert (p.returncode, p.stderr) == (0, ""), (args, p.stderr)
+
+
 def test_four_processes_four_files(tmp_path):
     script = " ".join(f"{DRIVER} errors {MODULE_DIR} >/dev/null &" for _ in range(4)) + " wait"
     p = launch(["-l", "1", "-o", tmp_path / "rank_%i.log", "--", "sh", "-c", script])

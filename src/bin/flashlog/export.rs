@@ -367,7 +367,7 @@ a second, calls are laid out 1 us apart in the order of their records.";
 /// `flashlog export --trace LOG... -o FILE`.
 pub fn main(args: &[String]) -> ExitCode {
     if args.iter().any(|a| a == "-h" || a == "--help") {
-        println!("{EXPORT_HELP}");
+        crate::print_out(&format!("{EXPORT_HELP}\n"));
         return ExitCode::SUCCESS;
     }
     let (mut trace_flag, mut out, mut logs) = (false, None, Vec::new());

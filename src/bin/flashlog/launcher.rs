@@ -297,11 +297,11 @@ pub fn main(args: &[String]) -> ExitCode {
     let getenv = |name: &str| std::env::var_os(name).map(|v| v.to_string_lossy().into_owned());
     match launch.info {
         Some(Info::Help) => {
-            println!("{}", crate::help());
+            crate::print_out(&format!("{}\n", crate::help()));
             return ExitCode::SUCCESS;
         }
         Some(Info::Version) => {
-            println!("{}", crate::version_line());
+            crate::print_out(&format!("{}\n", crate::version_line()));
             return ExitCode::SUCCESS;
         }
         None => {}

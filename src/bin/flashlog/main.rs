@@ -89,6 +89,14 @@ pub fn version_line() -> String {
     format!("flashlog {}", env!("CARGO_PKG_VERSION"))
 }
 
+/// Writes `text` to stdout. A reader that went away (`flashlog --help | head -1`: EPIPE, since Rust ignores
+/// SIGPIPE) or any other write error ends the output quietly instead of panicking as `print!` does.
+pub fn print_out(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
 /// The one-line usage printed with option errors.
 pub fn usage_line() -> &'static str {
     "usage: flashlog [OPTIONS] [--] COMMAND [ARGS...] | flashlog summary [--show] LOG... | flashlog show RING... (flashlog --help)"

@@ -238,7 +238,7 @@ fn not_a_log_reason(f: &FileInfo) -> Option<String> {
 /// `flashlog summary [--show] LOG...`.
 pub fn main(args: &[String]) -> ExitCode {
     if args.first().is_some_and(|p| p == "-h" || p == "--help") {
-        println!("{SUMMARY_HELP}");
+        crate::print_out(&format!("{SUMMARY_HELP}\n"));
         return ExitCode::SUCCESS;
     }
     let show = args.iter().any(|a| a == "--show");
@@ -292,7 +292,7 @@ pub fn main(args: &[String]) -> ExitCode {
                 Err(e) => eprintln!("flashlog summary: --show: {e}"),
             }
         }
-        print!("{out}");
+        crate::print_out(&out);
     }
     for q in &summary.unparsed_quotes {
         eprintln!("flashlog summary: unparsed: {q}");
