@@ -6,6 +6,7 @@ import signal
 import subprocess
 
 import numpy as np
+import pytest
 
 from conftest import FIXDIR, LIB, MODULE_DIR, REPO, clean_env, require
 
@@ -44,7 +45,10 @@ def env_of(args, env=None):
 VALUED = [("--level", "5", "FLASHLOG_LEVEL", "5"), ("--output", "{tmp}/r_%i.log", "FLASHLOG_DEST", "{tmp}/r_%i.log"),
           ("--modules", "*x*", "FLASHLOG_MODULES", "*x*"), ("--kernels", "", "FLASHLOG_KERNELS", ""),
           ("--dump-dir", "{tmp}/dumps_%i", "FLASHLOG_DUMP_DIR", "{tmp}/dumps_%i")]
-FLAGS = [("--graph-stats", "FLASHLOG_GRAPH_STATS", "1"), ("--watch", "FLASHLOG_WATCH", "nonfinite")]
+FLAGS = [("--graph-stats", "FLASHLOG_GRAPH_STATS", "1"), ("--watch", "FLASHLOG_WATCH", "nonfinite"),
+         ("--sync", "FLASHLOG_SYNC", "1"), ("--graph-markers", "FLASHLOG_GRAPH_MARKERS", "1")]
+# What a flag needs given with it.
+WITH = {"--graph-markers": ["--sync"]}
 SHORT = {"--level": "-l", "--output": "-o"}
 
 
@@ -61,12 +65,13 @@ def test_option_forms(tmp_path):
             args = form if opt == "--level" else [*base, *form]
             assert env_of([*args, "--"])[var] == want, (form, var)
     for opt, var, want in FLAGS:
-        env = env_of([*base, opt, "--"])
+        env = env_of([*base, opt, *WITH.get(opt, []), "--"])
         assert env[var] == want, opt
-        p = launch([*base, f"{opt}=1", "ls"])
+        p = launch([*base, f"{opt}=1", *WITH.get(opt, []), "ls"])
         assert (p.returncode, p.stderr) == (2, f"flashlog: unknown option '{opt}=1' (flashlog --help lists them)\n")
     env = env_of(["-l", "5", "--"])
-    assert not {"FLASHLOG_GRAPH_STATS", "FLASHLOG_WATCH", "FLASHLOG_DUMP_DIR"} & set(env)
+    assert not {"FLASHLOG_GRAPH_STATS", "FLASHLOG_WATCH", "FLASHLOG_DUMP_DIR", "FLASHLOG_SYNC",
+                "FLASHLOG_GRAPH_MARKERS"} & set(env)
     env_of(["-l10", "--dump-dir", tmp_path / "d/e", "-o", tmp_path / "logs/%r/x.log", "--"])
     assert (tmp_path / "d/e").is_dir() and (tmp_path / "logs").is_dir()  # created before the command starts
     assert list((tmp_path / "logs").iterdir()) == []  # the per-process part is the library's
@@ -80,6 +85,9 @@ REFUSALS = [
     (["-l", "3", "--watch"], "flashlog: --watch needs level 5 or 10 (the level is 3): add -l 5"),
     (["--graph-stats"], "flashlog: --graph-stats needs level 5 or 10 (the level is 1): add -l 5"),
     (["-l5", "--dump-dir", "d"], "flashlog: --dump-dir needs level 10 (the level is 5): add -l 10"),
+    (["-l0", "--sync"], "flashlog: --sync needs level 1, 3, 5 or 10 (the level is 0): add -l 1"),
+    (["--graph-markers"], "flashlog: --graph-markers needs --sync (or FLASHLOG_SYNC=1): add --sync"),
+    (["-l", "5", "--graph-markers", "--watch"], "flashlog: --graph-markers needs --sync (or FLASHLOG_SYNC=1): add --sync"),
     (["--output="], "flashlog: option --output= needs a destination"),
     (["--dump-dir="], "flashlog: option --dump-dir= needs a folder"),
     (["--levels=3"], "flashlog: unknown option '--levels=3' (flashlog --help lists them)"),
@@ -111,6 +119,10 @@ def test_refusals_before_the_command_starts(tmp_path):
     # The same variable is fine with -l, and a level that the library reads (Python's int) is fine without it.
     assert launch(["-l", "1", "true"], env={"FLASHINFER_LOGLEVEL": "abc"}).returncode == 0
     assert launch(["--watch", "true"], env={"FLASHINFER_LOGLEVEL": " 1_0 "}).returncode == 0
+    # --graph-markers with FLASHLOG_SYNC=1 inherited instead of --sync; any other value of it is no --sync.
+    for sync, status in (("1", 0), (" 1 ", 0), ("0", 2), ("", 2), ("yes", 2)):
+        p = launch(["--graph-markers", "true"], env={"FLASHLOG_SYNC": sync})
+        assert p.returncode == status, (sync, p.stderr)
 
 
 def test_python_logger_stays_off(tmp_path):
@@ -142,7 +154,7 @@ def test_help_and_usage_doc_list_the_same_things():
     helptext = launch(["--help"]).stdout
     flat = option_names(helptext, r"^  (?:(-\w), )?(--[\w-]+)")
     assert flat >= {"-l", "--level", "-o", "--output", "--modules", "--kernels", "--with-python-logger",
-                    "--graph-stats", "--watch", "--dump-dir"}
+                    "--graph-stats", "--watch", "--sync", "--graph-markers", "--dump-dir"}
     doc = (REPO / "docs/usage.md").read_text()
     section = doc[doc.index("### Launcher options"):]
     section = section[: section.index("\n## ")]
@@ -195,6 +207,40 @@ def test_help_into_a_closed_pipe():
         finally:
             os.close(w)
         assert (p.returncode, p.stderr) == (0, ""), (args, p.stderr)
+
+
+CUDA_ERRORS = FIXDIR / "cuda/cuda_errors"
+CUDAOPS = MODULE_DIR / "cudaops/cudaops.so"
+
+
+@pytest.mark.parametrize("form", ["options", "sync-variable"])
+def test_sync_and_graph_markers_reach_the_library(tmp_path, form):
+    """`--sync --graph-markers`, or FLASHLOG_SYNC=1 inherited and `--graph-markers`: a graph whose fourth captured
+    call faults at its third replay (the fake driver's sticky error) gets the replay error record with the markers'
+    progress, the program sees what it sees without the launcher, and the summary names the replay (exit 1) and
+    with --show prints that record."""
+    exe, module = require(CUDA_ERRORS), require(CUDAOPS)
+    plain = subprocess.run([str(exe), "graph"], env=clean_env(FLASHINFER_MODULE=module), capture_output=True,
+                           text=True, timeout=60)
+    log = tmp_path / "g.log"
+    args, env = (["--sync"], {}) if form == "options" else ([], {"FLASHLOG_SYNC": "1"})
+    p = launch(["-l", "3", *args, "--graph-markers", "--kernels=", "-o", log, "--", exe, "graph"],
+               env={"FLASHINFER_MODULE": module, **env})
+    assert (p.returncode, p.stdout) == (plain.returncode, plain.stdout), p.stderr
+    text = log.read_text()
+    assert " FlashInfer Graph Replay Error: graph id=1, replay 3" in text, text
+    assert "last completed: cudaops.scale2 [call " in text and "first not completed: cudaops.fault [call " in text
+    s = launch(["summary", "--show", log])
+    assert s.returncode == 1, s.stdout + s.stderr
+    line = 1 + text.splitlines().index("[CUDA error after this replay: CUDA_ERROR_ILLEGAL_ADDRESS (700)]")
+    first = [l for l in s.stdout.splitlines() if l.startswith("first CUDA error: ")]
+    assert len(first) == 1 and first[0].startswith(f"first CUDA error: {log}:{line} CUDA_ERROR_ILLEGAL_ADDRESS "
+                                                   "(700) in graph id=1, replay 3 (last completed: "), s.stdout
+    shown = s.stdout[s.stdout.index("==> first CUDA error"):]
+    assert "FlashInfer Graph Replay Error: graph id=1, replay 3\n" in shown and "first not completed: " in shown
+    # Without --sync the markers alone are refused before the program starts.
+    p = launch(["--graph-markers", "--", exe, "graph"], env={"FLASHINFER_MODULE": module})
+    assert (p.returncode, p.stdout) == (2, ""), p.stderr
 
 
 def test_four_processes_four_files(tmp_path):

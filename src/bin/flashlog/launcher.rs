@@ -159,7 +159,13 @@ pub fn check_before_start(launch: &Launch, get: impl Fn(&str) -> Option<String>)
     for (name, value) in &launch.values {
         let opt = options::find(name);
         if level < opt.min_level {
-            let want = if opt.min_level >= 10 { "10".to_string() } else { format!("{} or 10", opt.min_level) };
+            let want: Vec<String> =
+                options::LEVELS.iter().filter(|l| **l >= opt.min_level).map(u8::to_string).collect();
+            let want = match want.split_last() {
+                Some((last, [])) => last.clone(),
+                Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+                None => opt.min_level.to_string(),
+            };
             return Err(format!("{name} needs level {want} (the level is {level}): add -l {}", opt.min_level));
         }
         match opt.check {
@@ -176,6 +182,20 @@ pub fn check_before_start(launch: &Launch, get: impl Fn(&str) -> Option<String>)
             }
             Check::Folder => make_folder(Path::new(value))
                 .map_err(|e| format!("{name} {value}: {e}; give a folder that can be created"))?,
+            Check::Needs(other) => {
+                let needed = options::find(other);
+                let in_env = match (needed.var, needed.takes) {
+                    (Some(var), Takes::Flag(on)) => get(var).is_some_and(|v| v.trim() == on),
+                    _ => false,
+                };
+                if launch.get(other).is_none() && !in_env {
+                    let var = needed.var.zip(Some(needed.takes)).map(|(var, t)| match t {
+                        Takes::Flag(on) => format!(" (or {var}={on})"),
+                        Takes::Value(_) => String::new(),
+                    });
+                    return Err(format!("{name} needs {other}{}: add {other}", var.unwrap_or_default()));
+                }
+            }
             _ => {}
         }
     }
@@ -408,6 +428,16 @@ mod tests {
             "--watch needs level 5 or 10 (the level is 1): add -l 5"
         );
         assert!(checked(&["-l3", "--graph-stats", "ls"], &[]).unwrap_err().starts_with("--graph-stats needs level 5"));
+        assert_eq!(
+            checked(&["-l0", "--sync", "ls"], &[]).unwrap_err(),
+            "--sync needs level 1, 3, 5 or 10 (the level is 0): add -l 1"
+        );
+        assert_eq!(
+            checked(&["--graph-markers", "ls"], &[("FLASHLOG_SYNC", "0")]).unwrap_err(),
+            "--graph-markers needs --sync (or FLASHLOG_SYNC=1): add --sync"
+        );
+        assert!(checked(&["--graph-markers", "--sync", "ls"], &[]).is_ok());
+        assert!(checked(&["--graph-markers", "ls"], &[("FLASHLOG_SYNC", "1")]).is_ok());
         assert!(checked(&["-l5", "--dump-dir", "/nonexistent/../tmp", "ls"], &[])
             .unwrap_err()
             .contains("needs level 10"));

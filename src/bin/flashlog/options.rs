@@ -24,6 +24,8 @@ pub enum Check {
     Folder,
     /// A flight recorder's size: a positive number of MiB the ring format accepts.
     RingMb,
+    /// Another flag, given too or set in the environment by its variable (`--graph-markers` needs `--sync`).
+    Needs(&'static str),
 }
 
 /// One launcher option.
@@ -117,6 +119,27 @@ pub const OPTIONS: &[Opt] = &[
         check: Check::None,
         help: "level 5 and 10: write a call's records, or a replay record, only when a tensor holds a NaN or \
                an infinity",
+    },
+    Opt {
+        short: None,
+        long: "--sync",
+        takes: Takes::Flag("1"),
+        var: Some("FLASHLOG_SYNC"),
+        min_level: 1,
+        check: Check::None,
+        help: "synchronise each FlashInfer call's stream before and after it, so a CUDA error is written after \
+               the call that caused it and flashlog summary names that call; a graph replay that fails gets a \
+               record naming the graph (docs/cuda-errors.md)",
+    },
+    Opt {
+        short: None,
+        long: "--graph-markers",
+        takes: Takes::Flag("1"),
+        var: Some("FLASHLOG_GRAPH_MARKERS"),
+        min_level: 1,
+        check: Check::Needs("--sync"),
+        help: "with --sync: a progress marker after each captured call, so a failing replay's record names the \
+               last captured call that completed and the first that did not",
     },
     Opt {
         short: None,
