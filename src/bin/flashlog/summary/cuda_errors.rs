@@ -38,6 +38,10 @@ pub struct Scan {
     graph: Option<GraphRecord>,
     /// The first line of the record the error was found in (set by the caller, see [`Scan::line`]).
     record: Option<u64>,
+    /// Whether the previous line was a record's `=` line, and the first line of the latest call's record (its
+    /// `=` line when framed).
+    previous_eq: bool,
+    last_call_record: u64,
 }
 
 #[derive(Default)]
@@ -63,6 +67,7 @@ impl Scan {
     pub fn skipped_line(&mut self) {
         self.line_no += 1;
         self.previous_correlation = None;
+        self.previous_eq = false;
     }
 
     /// Reads one line of the file; true when the file's first CUDA error was found at it (the caller then
@@ -73,13 +78,19 @@ impl Scan {
         !before && self.found.is_some()
     }
 
-    /// The first line of the record the error just found belongs to (None: outside records).
-    pub fn set_record(&mut self, record: Option<u64>) {
-        self.record = record;
+    /// Where the error just found is: `Some(record)`, the first line of the record holding it; `None`, outside
+    /// records; `Err(())`, after a kernel-launch record made inside a call (an uncorrelated log), where the
+    /// latest call's record is the one to show.
+    pub fn set_record(&mut self, record: Result<Option<u64>, ()>) {
+        self.record = match record {
+            Ok(r) => r,
+            Err(()) => Some(self.last_call_record).filter(|l| *l > 0),
+        };
     }
 
     fn scan_line(&mut self, line: &str) {
         self.line_no += 1;
+        let previous_eq = std::mem::replace(&mut self.previous_eq, line == "=".repeat(80));
         let previous = self.previous_correlation.take();
         if line.starts_with("[call ") {
             self.previous_correlation = Some(line.to_string());
@@ -107,6 +118,7 @@ impl Scan {
         if let Some((_, rest)) = split_stamp(line) {
             if let Some(name) = rest.strip_prefix("FlashInfer API Call: ") {
                 self.last_call = Some((name.to_string(), self.line_no));
+                self.last_call_record = if previous_eq { self.line_no - 1 } else { self.line_no };
                 self.call_correlation = None;
             } else if let Some(header) = rest.strip_prefix("FlashInfer Graph Replay Error: ") {
                 self.graph = Some(GraphRecord { header: header.to_string(), ..GraphRecord::default() });

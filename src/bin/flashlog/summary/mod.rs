@@ -165,7 +165,8 @@ impl Summary {
                 let found = errors.line(line);
                 parser.line(line);
                 if found {
-                    errors.set_record(parser.record_of_last_line());
+                    let record = if parser.in_launch_record() { Err(()) } else { Ok(parser.record_of_last_line()) };
+                    errors.set_record(record);
                 }
             }
             lines::Line::Skipped => {

@@ -42,6 +42,8 @@ impl Summary {
             let mut reader = open(file)?;
             let mut raw = Vec::new();
             let (mut line_no, mut shown_last) = (0u64, None::<(u64, u64)>);
+            // Whether the last line shown was a record's `=` line (a record that closed there has no launch after).
+            let mut shown_eq = false;
             loop {
                 raw.clear();
                 if reader.read_until(b'\n', &mut raw)? == 0 {
@@ -51,7 +53,12 @@ impl Summary {
                 let text = String::from_utf8_lossy(&raw);
                 let line = text.trim_end_matches(['\n', '\r']);
                 parser.line(line);
+                // A kernel-launch record (and a CUDA error line after it) right after a shown call's line is
+                // that call's, in a log of one thread: shown with it.
+                let launch_of_shown =
+                    shown_last.filter(|(_, l)| !shown_eq && parser.in_launch_record() && l + 1 == line_no);
                 let record = parser.record_of_last_line().filter(|r| records.contains_key(r));
+                let record = launch_of_shown.map(|(r, _)| r).or(record);
                 let Some(record) = record.or_else(|| records.contains_key(&line_no).then_some(line_no)) else {
                     continue;
                 };
@@ -65,6 +72,7 @@ impl Summary {
                 out.push_str(line);
                 out.push('\n');
                 shown_last = Some((record, line_no));
+                shown_eq = line == "=".repeat(80);
             }
             parser.finish();
         }

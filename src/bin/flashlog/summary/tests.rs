@@ -329,3 +329,23 @@ fn fitted_to_a_width() {
     assert!(row.contains("batch_decode_xxx") && row.contains("...  w.log:"), "{row}");
     assert!(lines.iter().any(|(l, _)| l.starts_with("first NaN/Inf overall: w.log:")));
 }
+
+#[test]
+fn cuda_error_after_a_launch_record_shows_its_call() {
+    // Level 3 of one thread: the after line follows the launch record the call made, before its outputs.
+    let launch =
+        "[2026-11-28 21:04:05] FlashInfer Kernel Launch: k(float*) [call k.run #1 thread 5]\n  grid=(1, 1, 1)\n";
+    let text = format!(
+        "{}{}{launch}[CUDA error after this call: CUDA_ERROR_ILLEGAL_ADDRESS (700)]\n{}",
+        sysinfo(1, None),
+        inputs("k.run", None),
+        outputs("k.run", None, 0)
+    );
+    let s = summarise(&[("l.log", &text)]);
+    let call = text.lines().position(|l| l.ends_with("FlashInfer API Call: k.run")).unwrap() as u64;
+    assert_eq!(s.cuda_errors[0].record, call, "the call's inputs record, from its = line");
+    let shown = s.show(|_| Ok(text.as_bytes())).unwrap();
+    assert!(shown.contains("FlashInfer API Call: k.run\n") && shown.contains("Output value:\n"), "{shown}");
+    assert!(shown.contains(launch) && shown.contains("\n[CUDA error after this call: "), "{shown}");
+    assert!(!shown.contains("records of other threads"), "the launch is the call's own: {shown}");
+}

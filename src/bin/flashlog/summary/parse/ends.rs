@@ -69,6 +69,11 @@ impl FileParser<'_> {
         }
     }
 
+    /// Whether the line just read came inside or right after a kernel-launch record.
+    pub fn in_launch_record(&self) -> bool {
+        self.state == State::Launch
+    }
+
     /// The first line of the call the line just read belongs to (its inputs record's `=` line, also for the
     /// lines of its outputs record; a record's own first line for the other records, their closing `=` line
     /// included); None for a line outside records.
