@@ -51,10 +51,12 @@ def test_sixteen_threads_planted_nan_names_exactly_that_call(tmp_path):
     # blame another thread's call.
     tags = re.findall(r"^\[call norm\.rmsnorm #(\d+) thread (\d+)\]\n(Output value:|-{80})$", text, re.M)
     # Correlation lines start when a second thread logs: only the calls before that have none (how many depends
-    # on the scheduling), and every record from then on has one.
+    # on the scheduling), and every record from then on has one. The decision is made before a record is built,
+    # so the first thread's one call in flight when the second thread logged may land after tagged records: all
+    # untagged records but the last are the file's first ones.
     heads = re.findall(r"FlashInfer API Call: norm\.rmsnorm\n(\[call )?", text)
     untagged = [i for i, tagged in enumerate(heads) if not tagged]
-    assert len(heads) == 16000 and untagged == list(range(len(untagged))) and len(untagged) <= 1000
+    assert len(heads) == 16000 and untagged[:-1] == list(range(len(untagged) - 1)) and len(untagged) <= 1000
     assert 2 * (16000 - len(untagged)) <= len(tags) <= 2 * 16000
     interleaved = sum(1 for a, b in zip(tags, tags[1:]) if a[2].startswith("-") and b[:2] != a[:2])
     assert interleaved > 0
