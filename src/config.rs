@@ -148,6 +148,23 @@ impl Config {
         let dump_max_bytes = (number("FLASHINFER_DUMP_MAX_SIZE_GB", 20.0) * (1u64 << 30) as f64) as u64;
         let dump_max_count = number("FLASHINFER_DUMP_MAX_COUNT", 1000.0) as u64;
         let ring_bytes = ring_from_lookup(&get, &dest, &mut warnings);
+        let graph_stats = get("FLASHLOG_GRAPH_STATS").is_some_and(|v| v.trim() == "1");
+        let watch_nonfinite = match get("FLASHLOG_WATCH").as_deref().map(str::trim) {
+            None | Some("") => false,
+            Some("nonfinite") => true,
+            Some(other) => {
+                warnings.push(format!("flashlog: FLASHLOG_WATCH='{other}' is not 'nonfinite'; watch off"));
+                false
+            }
+        };
+        // Asked for below the level that does it: said once, so the user does not wait for records that never come.
+        for (on, what) in [(graph_stats, "FLASHLOG_GRAPH_STATS=1"), (watch_nonfinite, "FLASHLOG_WATCH=nonfinite")] {
+            if on && level > 0 && level < LEVEL_STATS {
+                warnings.push(format!(
+                    "flashlog: {what} needs level 5 or 10 (the level is {level}); off (set FLASHINFER_LOGLEVEL=5)"
+                ));
+            }
+        }
         Config {
             level,
             ring_bytes,
@@ -160,17 +177,10 @@ impl Config {
             dump_include: GlobSet::parse(&get("FLASHINFER_DUMP_INCLUDE").unwrap_or_default()),
             dump_exclude: GlobSet::parse(&get("FLASHINFER_DUMP_EXCLUDE").unwrap_or_default()),
             inject_panic: GlobSet::parse(&get("FLASHLOG_TEST_PANIC").unwrap_or_default()),
-            graph_stats: get("FLASHLOG_GRAPH_STATS").is_some_and(|v| v.trim() == "1"),
+            graph_stats,
             graph_stats_mb: parse_count(&get, "FLASHLOG_GRAPH_STATS_MB", 0, DEFAULT_GRAPH_STATS_MB, &mut warnings),
             graph_stats_every: parse_count(&get, "FLASHLOG_GRAPH_STATS_EVERY", 1, 1, &mut warnings) as u64,
-            watch_nonfinite: match get("FLASHLOG_WATCH").as_deref().map(str::trim) {
-                None | Some("") => false,
-                Some("nonfinite") => true,
-                Some(other) => {
-                    warnings.push(format!("flashlog: FLASHLOG_WATCH='{other}' is not 'nonfinite'; watch off"));
-                    false
-                }
-            },
+            watch_nonfinite,
             sync: get("FLASHLOG_SYNC").is_some_and(|v| v.trim() == "1"),
             graph_markers: get("FLASHLOG_GRAPH_MARKERS").is_some_and(|v| v.trim() == "1"),
             gpu_stats: get("FLASHLOG_GPU_STATS").is_none_or(|v| v.trim() != "0"),
@@ -523,8 +533,8 @@ mod tests {
         assert_eq!(
             c.warnings,
             [
-                "flashlog: FLASHLOG_GRAPH_STATS_EVERY='0' is not an integer >= 1; using 1",
-                "flashlog: FLASHLOG_WATCH='nan' is not 'nonfinite'; watch off"
+                "flashlog: FLASHLOG_WATCH='nan' is not 'nonfinite'; watch off",
+                "flashlog: FLASHLOG_GRAPH_STATS_EVERY='0' is not an integer >= 1; using 1"
             ]
         );
     }
@@ -542,6 +552,20 @@ mod tests {
         let c = cfg(&[("FLASHLOG_RING_MB", "-2"), ("FLASHLOG_DEST", "x")]);
         assert_eq!(c.ring_bytes, None);
         assert_eq!(c.warnings, ["flashlog: FLASHLOG_RING_MB='-2' is not a positive number of MiB; no ring"]);
+    }
+
+    #[test]
+    fn watch_and_graph_stats_below_level_5_say_so() {
+        let c = cfg(&[("FLASHINFER_LOGLEVEL", "3"), ("FLASHLOG_WATCH", "nonfinite"), ("FLASHLOG_GRAPH_STATS", "1")]);
+        assert_eq!(
+            c.warnings,
+            [
+                "flashlog: FLASHLOG_GRAPH_STATS=1 needs level 5 or 10 (the level is 3); off (set FLASHINFER_LOGLEVEL=5)",
+                "flashlog: FLASHLOG_WATCH=nonfinite needs level 5 or 10 (the level is 3); off (set FLASHINFER_LOGLEVEL=5)"
+            ]
+        );
+        assert!(cfg(&[("FLASHLOG_WATCH", "nonfinite")]).warnings.is_empty(), "level 0: nothing at all");
+        assert!(cfg(&[("FLASHLOG_LEVEL", "5"), ("FLASHLOG_WATCH", "nonfinite")]).warnings.is_empty());
     }
 
     #[test]

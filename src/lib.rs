@@ -15,6 +15,7 @@
 //!    launching it for a phase's device tensors, folding its partials;
 //! 5. [`stats`]: level-5 tensor statistics (the numbers, the byte sources, the walk, driver errors by name);
 //! 6. [`log`]: a record out: this process's system information first, then the record, through the sink;
+//!    [`exit_line`]: the line a process that logged writes when it ends normally (through the sink);
 //! 7. [`record`]: the text of every record (pure);
 //! 8. [`sink`]: where records go and how they are written (transport only);
 //! 9. [`state`]: process-wide switches, the panic guard, the hooks run in a new process;
@@ -56,6 +57,7 @@ modules!(
     gpu,
     stats,
     log,
+    exit_line,
     record,
     sink,
     state,
@@ -79,13 +81,16 @@ pub mod arch;
 
 /// Resolves the real `dlsym` as soon as the library is loaded, so the first host lookup pays nothing extra,
 /// and, when logging is on, rewrites the GOT slots of the objects already loaded that call the driver (the
-/// PLT route, `intercept::plt`). Everything else is initialised lazily: hooks may run before this
-/// constructor (a library linked by the executable can call `dlsym` from its own constructor first).
+/// PLT route, `intercept::plt`), and registers the exit line's handler. Everything else is initialised
+/// lazily: hooks may run before this constructor (a library linked by the executable can call `dlsym` from
+/// its own constructor first).
 #[cfg(not(test))]
 #[ctor::ctor]
 unsafe fn on_load() {
     abi::dl::real_dlsym_addr();
     abi::dl::own_range();
     log::set_statistics_line(gpu::route_line);
+    // Registered here, outside any host call or signal handler; it writes only in a process that logged.
+    graph::callbacks::at_exit(exit_line::at_exit);
     intercept::plt::at_startup(&intercept::cuda::GOT_WRAPPERS);
 }

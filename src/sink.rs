@@ -1,6 +1,6 @@
 //! Where records go: stdout (the shim's own copy of the descriptor the process had at its first record),
 //! stderr, or a file opened on the first record (its template expanded with the pid and launcher ranks, its
-//! folder created when missing), with stderr as the fallback when it cannot be opened. Each record is
+//! folder created when missing); when it cannot be opened, one line on stderr and nothing logged. Each record is
 //! written with one `write(2)` so records of concurrent threads never interleave.
 //!
 //! Nothing here can trap the host: opening never blocks (a FIFO without a reader cannot be opened), writing
@@ -35,6 +35,10 @@ static OWN_INO: AtomicU64 = AtomicU64::new(0);
 static STDOUT_DEV: AtomicU64 = AtomicU64::new(0);
 static STDOUT_INO: AtomicU64 = AtomicU64::new(0);
 static REPLACED_REPORTED: AtomicBool = AtomicBool::new(false);
+/// Records written by this process (reset in a new process at its first record), and the pid that wrote them
+/// (0: none yet): a forked child that logged nothing still holds its parent's pid here.
+static RECORDS: AtomicU64 = AtomicU64::new(0);
+static RECORDS_PID: AtomicI32 = AtomicI32::new(0);
 static REGISTERED: AtomicBool = AtomicBool::new(false);
 
 const KIND_PLAIN: u8 = 0;
@@ -58,7 +62,32 @@ pub fn write_record(record: &[u8], first: fn(&mut Vec<u8>)) {
     if !state::enter_process() || destination().is_none() || !ensure_system_info(first) {
         return;
     }
+    let pid = crate::os::process::pid();
+    if RECORDS_PID.load(Ordering::Relaxed) != pid {
+        RECORDS_PID.store(pid, Ordering::Relaxed);
+    }
+    RECORDS.fetch_add(1, Ordering::Relaxed);
     write_whole(record);
+}
+
+/// How many records this process wrote; None when it wrote none (a forked child that logged nothing included).
+// Used by the exit line's handler, which unit-test builds leave out.
+#[cfg_attr(test, allow(dead_code))]
+pub fn records_of_this_process() -> Option<u64> {
+    let pid = RECORDS_PID.load(Ordering::Relaxed);
+    (pid != 0 && pid == crate::os::process::pid()).then(|| RECORDS.load(Ordering::Relaxed))
+}
+
+/// Writes a line outside any record (the exit line) to a destination this process has open; nothing when it
+/// has none, when logging to it ended, or when this thread interrupted its own opening of it.
+// Used by the exit line's handler, which unit-test builds leave out.
+#[cfg_attr(test, allow(dead_code))]
+pub fn write_unframed(line: &[u8]) {
+    let _section = state::ShimSection::enter();
+    if STATE.load(Ordering::Acquire) != OPEN || !state::enter_process() {
+        return;
+    }
+    write_whole(line);
 }
 
 /// Writes the system information record once per process, before any other record: a thread that finds
@@ -178,7 +207,7 @@ fn own_id() -> FileId {
     FileId { dev: OWN_DEV.load(Ordering::Acquire), ino: OWN_INO.load(Ordering::Acquire) }
 }
 
-/// Opens the configured destination; returns the new state (OPEN, also for the stderr fallback).
+/// Opens the configured destination; returns the new state (OPEN, or CLOSED when it cannot be opened).
 fn open_destination() -> u8 {
     match &config().dest {
         Dest::Stdout => match sys::dup_high(1) {
@@ -253,10 +282,15 @@ fn open_file(path: &str) -> Result<i32, String> {
     }
 }
 
+/// The destination cannot be opened: one line on stderr, at the first record of the process, and nothing
+/// more is logged by it (its records would otherwise flood the program's stderr).
 fn fall_back(name: &str, reason: &str) -> u8 {
-    let line = format!("flashlog: cannot open log destination '{name}': {reason}; writing to stderr\n");
+    let line = format!(
+        "flashlog: cannot open log destination '{name}': {reason}; nothing is logged by this process (set -o or \
+         FLASHLOG_DEST to a file whose folder can be created, or to stderr)\n"
+    );
     crate::os::signals::write_all(2, line.as_bytes());
-    publish(2, false, None)
+    CLOSED
 }
 
 /// Writes `bytes` to the destination, after making sure its descriptor is still the shim's.
@@ -391,6 +425,7 @@ fn reader_gone() {
 /// stdout). Runs while every other thread of the child waits.
 fn reset_in_new_process() {
     crate::ring::forget_in_child();
+    RECORDS.store(0, Ordering::Relaxed);
     SYSINFO.store(SYSINFO_NONE, Ordering::Relaxed);
     SYSINFO_WRITER.store(0, Ordering::Relaxed);
     OPENER.store(0, Ordering::Relaxed);

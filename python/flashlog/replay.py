@@ -554,13 +554,20 @@ def _name_of(folder):
 
 def main(argv):
     parser = argparse.ArgumentParser(prog="flashlog replay", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["replay"])
-    parser.add_argument("dir", help="a dump folder (FLASHLOG_DUMP_DIR) or one call folder in it")
-    parser.add_argument("--device", help="move every tensor to this device (cpu, cuda:N)")
-    parser.add_argument("--filter", help="replay only calls whose name (module.export or export) matches")
-    parser.add_argument("--rtol", type=float, default=1e-3)
-    parser.add_argument("--atol", type=float, default=1e-3)
-    parser.add_argument("--timeout", type=float, default=120, help="seconds one replayed call may run")
+    # The word "replay" that `python -m flashlog replay` passes on is the command itself, not an argument to
+    # show in the usage line.
+    if argv[:1] == ["replay"]:
+        argv = argv[1:]
+    parser.add_argument("dir", help="a dump folder (FLASHLOG_DUMP_DIR, --dump-dir) or one call folder in it")
+    parser.add_argument("--device", help="move every tensor to this device (cpu, cuda:N; default: where it was)")
+    parser.add_argument("--filter", metavar="GLOB",
+                        help="replay only calls whose name (module.export or export) matches this glob")
+    parser.add_argument("--rtol", type=float, default=1e-3, metavar="R",
+                        help="relative tolerance of the comparison with the dumped outputs (default 1e-3)")
+    parser.add_argument("--atol", type=float, default=1e-3, metavar="A",
+                        help="absolute tolerance of the comparison with the dumped outputs (default 1e-3)")
+    parser.add_argument("--timeout", type=float, default=120, metavar="S",
+                        help="seconds one replayed call may run (default 120)")
     parser.add_argument("--library-root", metavar="DIR",
                         help="load each module from DIR (DIR/<recorded relative path> or DIR/<file name>) instead "
                              "of the recorded file, even when it differs")

@@ -88,7 +88,8 @@ def test_pthread_cancel_mid_call(tmp_path, mode):
     name = {"read": "block_read", "testcancel": "spin_testcancel", "flag": "spin_until_flag"}[mode]
     assert f"FlashInfer API Call: hostops.{name}" in text
     # The later call on the main thread is logged whole: nothing was left claimed by the cancelled thread.
-    assert text.rstrip().endswith("=" * 80) and "hostops.touch" in text
+    # The last record is whole, then the exit line of a process that returned from main.
+    assert re.search(r"={80}\n\n\[flashlog exit: pid \d+, \d+ records?\]\n\Z", text) and "hostops.touch" in text
     if mode == "flag":
         # The cancellation was pending when the call returned: the outputs record is still written whole.
         assert text.count("Output value:") == 2
@@ -99,9 +100,9 @@ def test_fifo_without_reader_never_blocks(tmp_path):
     os.mkfifo(fifo)
     proc = same_as_plain(["calls", require(HOSTOPS), "3"], level="1", dest=fifo, timeout=20)
     lines = proc.stderr.splitlines()
-    assert lines[0] == f"flashlog: cannot open log destination '{fifo}': FIFO has no reader; writing to stderr"
+    assert lines[0] == f"flashlog: cannot open log destination '{fifo}': FIFO has no reader; nothing is logged by this process (set -o or FLASHLOG_DEST to a file whose folder can be created, or to stderr)"
     assert sum("flashlog:" in l for l in lines) == 1
-    assert proc.stderr.count("FlashInfer API Call: hostops.touch") == 3
+    assert proc.stderr.count("FlashInfer API Call: hostops.touch") == 0
 
 
 def test_fifo_reader_that_goes_away(tmp_path):

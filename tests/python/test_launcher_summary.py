@@ -6,6 +6,7 @@ import signal
 import subprocess
 
 import numpy as np
+import pytest
 
 from conftest import FIXDIR, LIB, MODULE_DIR, REPO, clean_env, require
 
@@ -40,22 +41,88 @@ def env_of(args, env=None):
     return dict(line.split("=", 1) for line in p.stdout.splitlines() if "=" in line)
 
 
+# Every option that sets a variable: (option, a value or None for a flag, the variable, what it gets).
+VALUED = [("--level", "5", "FLASHLOG_LEVEL", "5"), ("--output", "{tmp}/r_%i.log", "FLASHLOG_DEST", "{tmp}/r_%i.log"),
+          ("--modules", "*x*", "FLASHLOG_MODULES", "*x*"), ("--kernels", "", "FLASHLOG_KERNELS", ""),
+          ("--dump-dir", "{tmp}/dumps_%i", "FLASHLOG_DUMP_DIR", "{tmp}/dumps_%i")]
+FLAGS = [("--graph-stats", "FLASHLOG_GRAPH_STATS", "1"), ("--watch", "FLASHLOG_WATCH", "nonfinite"),
+         ("--sync", "FLASHLOG_SYNC", "1"), ("--graph-markers", "FLASHLOG_GRAPH_MARKERS", "1")]
+# What a flag needs given with it.
+WITH = {"--graph-markers": ["--sync"]}
+SHORT = {"--level": "-l", "--output": "-o"}
+
+
 def test_option_forms(tmp_path):
-    """-lN, --level=N, -oFILE, --output=FILE, --modules=, --kernels= mean what the spaced forms mean."""
-    dest = str(tmp_path / "r_%i.log")
-    spaced = env_of(["-l", "3", "-o", dest, "--modules", "*x*", "--kernels", "", "--"])
-    for forms in (["-l3", f"-o{dest}", "--modules=*x*", "--kernels="],
-                  ["--level=3", f"--output={dest}", "--modules=*x*", "--kernels=", "--"]):
-        got = env_of(forms)
-        for var in ("FLASHLOG_LEVEL", "FLASHLOG_DEST", "FLASHLOG_MODULES", "FLASHLOG_KERNELS", "LD_PRELOAD"):
-            assert got[var] == spaced[var], (forms, var)
-    assert spaced["FLASHLOG_LEVEL"] == "3" and spaced["FLASHLOG_DEST"] == dest
-    for bad, message in ((["-l3x", "ls"], "level '3x' is not a non-negative integer"),
-                         (["--level=", "ls"], "level '' is not a non-negative integer"),
-                         (["--output=", "ls"], "option --output= needs a destination"),
-                         (["--levels=3", "ls"], "unknown option '--levels=3'")):
-        p = launch(bad)
-        assert p.returncode == 2 and message in p.stderr, (bad, p.stderr)
+    """Every option in each of its forms (`--opt V`, `--opt=V`, `-xV` and `-x V` for the short ones) sets what the
+    table says; level 10 so that every option is allowed."""
+    base = ["-l", "10"]
+    for opt, value, var, want in VALUED:
+        value, want = value.format(tmp=tmp_path), want.format(tmp=tmp_path)
+        forms = [[opt, value], [f"{opt}={value}"]]
+        if opt in SHORT:
+            forms += [[SHORT[opt], value], [SHORT[opt] + value]] if value else [[SHORT[opt], value]]
+        for form in forms:
+            args = form if opt == "--level" else [*base, *form]
+            assert env_of([*args, "--"])[var] == want, (form, var)
+    for opt, var, want in FLAGS:
+        env = env_of([*base, opt, *WITH.get(opt, []), "--"])
+        assert env[var] == want, opt
+        p = launch([*base, f"{opt}=1", *WITH.get(opt, []), "ls"])
+        assert (p.returncode, p.stderr) == (2, f"flashlog: unknown option '{opt}=1' (flashlog --help lists them)\n")
+    env = env_of(["-l", "5", "--"])
+    assert not {"FLASHLOG_GRAPH_STATS", "FLASHLOG_WATCH", "FLASHLOG_DUMP_DIR", "FLASHLOG_SYNC",
+                "FLASHLOG_GRAPH_MARKERS"} & set(env)
+    env_of(["-l10", "--dump-dir", tmp_path / "d/e", "-o", tmp_path / "logs/%r/x.log", "--"])
+    assert (tmp_path / "d/e").is_dir() and (tmp_path / "logs").is_dir()  # created before the command starts
+    assert list((tmp_path / "logs").iterdir()) == []  # the per-process part is the library's
+
+
+REFUSALS = [
+    (["-l", "11"], "flashlog: --level '11' is not a level: use 0, 1, 3, 5 or 10"),
+    (["--level=4"], "flashlog: --level '4' is not a level: use 0, 1, 3, 5 or 10"),
+    (["-l3x"], "flashlog: --level '3x' is not a level: use 0, 1, 3, 5 or 10"),
+    (["--level="], "flashlog: --level '' is not a level: use 0, 1, 3, 5 or 10"),
+    (["-l", "3", "--watch"], "flashlog: --watch needs level 5 or 10 (the level is 3): add -l 5"),
+    (["--graph-stats"], "flashlog: --graph-stats needs level 5 or 10 (the level is 1): add -l 5"),
+    (["-l5", "--dump-dir", "d"], "flashlog: --dump-dir needs level 10 (the level is 5): add -l 10"),
+    (["-l0", "--sync"], "flashlog: --sync needs level 1, 3, 5 or 10 (the level is 0): add -l 1"),
+    (["--graph-markers"], "flashlog: --graph-markers needs --sync (or FLASHLOG_SYNC=1): add --sync"),
+    (["-l", "5", "--graph-markers", "--watch"], "flashlog: --graph-markers needs --sync (or FLASHLOG_SYNC=1): add --sync"),
+    (["--output="], "flashlog: option --output= needs a destination"),
+    (["--dump-dir="], "flashlog: option --dump-dir= needs a folder"),
+    (["--levels=3"], "flashlog: unknown option '--levels=3' (flashlog --help lists them)"),
+    (["-o", "{file}/x.log"], "flashlog: --output {file}/x.log: cannot create folder '{file}': File exists (os error 17); "
+                             "give a file in a folder that can be created"),
+    (["-o", "{file}/sub/%r/x.log"], "flashlog: --output {file}/sub/%r/x.log: cannot create folder '{file}/sub': Not a "
+                                    "directory (os error 20); give a file in a folder that can be created"),
+    (["-o", "{tmp}"], "flashlog: --output {tmp}: is a folder; give a file name (e.g. {tmp}/rank_%r.log)"),
+    (["-l", "10", "--dump-dir={file}/d"], "flashlog: --dump-dir {file}/d: cannot create folder '{file}/d': Not a "
+                                          "directory (os error 20); give a folder that can be created"),
+]
+
+
+def test_refusals_before_the_command_starts(tmp_path):
+    """Each mistake: one line naming the option and what would do, exit status 2, and the command never ran."""
+    (tmp_path / "file").write_text("")
+    marker = tmp_path / "ran"
+    for args, message in REFUSALS:
+        fill = lambda t: str(t).format(file=tmp_path / "file", tmp=tmp_path)
+        p = launch([*map(fill, args), "--", "touch", marker])
+        assert (p.returncode, p.stderr, p.stdout) == (2, fill(message) + "\n", ""), args
+        assert not marker.exists(), args
+    # An inherited level that is not an integer is named by the variable the user set.
+    for var in ("FLASHINFER_LOGLEVEL", "FLASHLOG_LEVEL"):
+        p = launch(["touch", marker], env={var: "abc"})
+        assert (p.returncode, p.stderr) == (2, f"flashlog: {var}='abc' is not a level: set it to 0, 1, 3, 5 or 10, "
+                                               "or pass -l\n")
+    assert not marker.exists()
+    # The same variable is fine with -l, and a level that the library reads (Python's int) is fine without it.
+    assert launch(["-l", "1", "true"], env={"FLASHINFER_LOGLEVEL": "abc"}).returncode == 0
+    assert launch(["--watch", "true"], env={"FLASHINFER_LOGLEVEL": " 1_0 "}).returncode == 0
+    # --graph-markers with FLASHLOG_SYNC=1 inherited instead of --sync; any other value of it is no --sync.
+    for sync, status in (("1", 0), (" 1 ", 0), ("0", 2), ("", 2), ("yes", 2)):
+        p = launch(["--graph-markers", "true"], env={"FLASHLOG_SYNC": sync})
+        assert p.returncode == status, (sync, p.stderr)
 
 
 def test_python_logger_stays_off(tmp_path):
@@ -77,22 +144,28 @@ def test_python_logger_stays_off(tmp_path):
     assert "FLASHINFER_LOGDEST" not in env
 
 
+def option_names(text, pattern):
+    return {o for pair in re.findall(pattern, text, re.M) for o in pair if o}
+
+
 def test_help_and_usage_doc_list_the_same_things():
+    """--help and docs/usage.md's table come from one table (src/bin/flashlog/options.rs): the same options, and
+    every variable and exit status --help names is in the doc."""
     helptext = launch(["--help"]).stdout
-    options = set(re.findall(r"^  (?:(-\w), )?(--[\w-]+)", helptext, re.M))
-    flat = {o for pair in options for o in pair if o}
-    assert flat >= {"-l", "--level", "-o", "--output", "--modules", "--kernels", "--with-python-logger"}
-    usage = (REPO / "docs/usage.md").read_text()
-    section = usage[usage.index("### Launcher options"):]
+    flat = option_names(helptext, r"^  (?:(-\w), )?(--[\w-]+)")
+    assert flat >= {"-l", "--level", "-o", "--output", "--modules", "--kernels", "--with-python-logger",
+                    "--graph-stats", "--watch", "--sync", "--graph-markers", "--dump-dir"}
+    doc = (REPO / "docs/usage.md").read_text()
+    section = doc[doc.index("### Launcher options"):]
     section = section[: section.index("\n## ")]
-    in_readme = set(re.findall(r"^\| `(--?[\w-]+)`(?:, `(--?[\w-]+)`)?", section, re.M))
-    assert {o for pair in in_readme for o in pair if o} == flat
-    for name in set(re.findall(r"\b(?:FLASHLOG|FLASHINFER)_[A-Z_]+\b", helptext)):
-        assert name in section, name
+    assert option_names(section, r"^\| `(--?[\w-]+)`(?:, `(--?[\w-]+)`)?") == flat
+    for name in set(re.findall(r"\b(?:FLASHLOG|FLASHINFER)_[A-Z_]+\b", helptext[:helptext.index("flashlog summary LOG")])):
+        assert name in doc, name
     for status in re.findall(r"\b(12[67]|[0-2]) (?:if|for|when|nothing|a NaN|unusable)", helptext):
         assert re.search(rf"\b{status}\b", section), status
     assert "FLASHLOG_LIB" in helptext and "-lN" in helptext and "--name=VALUE" in helptext
-    assert "`--level=5`" in section and "`-l5`" in section
+    assert "`--level=5`" in doc and "`-l5`" in doc
+    assert all(len(line) <= 116 for line in helptext.splitlines())
 
 
 def test_exit_codes_and_signals(tmp_path):
@@ -106,7 +179,7 @@ def test_exit_codes_and_signals(tmp_path):
     p = launch([not_executable])
     assert p.returncode == 126 and "permission denied" in p.stderr
     p = launch(["-l", "x", "ls"])
-    assert p.returncode == 2 and "not a non-negative integer" in p.stderr
+    assert p.returncode == 2 and "is not a level" in p.stderr
     p = launch(["--frobnicate", "ls"])
     assert p.returncode == 2 and "unknown option" in p.stderr
     p = subprocess.run([str(FLASHLOG), "ls"], env=clean_env(FLASHLOG_LIB="/nonexistent/libflashlog.so"),
@@ -119,7 +192,55 @@ def test_help_and_version():
     assert p.returncode == 0 and "flashlog -l 3 -o 'logs/rank_%i.log' -- torchrun --nproc_per_node=8 train.py" in p.stdout
     version = re.search(r'^version = "(.+)"$', (REPO / "Cargo.toml").read_text(), re.M).group(1)
     assert launch(["--version"]).stdout == f"flashlog {version}\n"
-    assert launch(["summary", "--help"]).stdout.startswith("usage: flashlog summary LOG...\n")
+    assert launch(["summary", "--help"]).stdout.startswith("usage: flashlog summary [--show] LOG...\n")
+
+
+def test_help_into_a_closed_pipe():
+    """`flashlog --help | head -1`: a reader that went away ends the output quietly (no panic, status 0). The pipe's
+    read end is closed before the launcher starts, so every write meets EPIPE whatever the scheduling."""
+    for args in (["--help"], ["--version"], ["summary", "--help"], ["show", "--help"], ["export", "--help"]):
+        r, w = os.pipe()
+        os.close(r)
+        try:
+            p = subprocess.run([str(require(FLASHLOG)), *args], env=clean_env(FLASHLOG_LIB=LIB), stdout=w,
+                               stderr=subprocess.PIPE, text=True, timeout=60)
+        finally:
+            os.close(w)
+        assert (p.returncode, p.stderr) == (0, ""), (args, p.stderr)
+
+
+CUDA_ERRORS = FIXDIR / "cuda/cuda_errors"
+CUDAOPS = MODULE_DIR / "cudaops/cudaops.so"
+
+
+@pytest.mark.parametrize("form", ["options", "sync-variable"])
+def test_sync_and_graph_markers_reach_the_library(tmp_path, form):
+    """`--sync --graph-markers`, or FLASHLOG_SYNC=1 inherited and `--graph-markers`: a graph whose fourth captured
+    call faults at its third replay (the fake driver's sticky error) gets the replay error record with the markers'
+    progress, the program sees what it sees without the launcher, and the summary names the replay (exit 1) and
+    with --show prints that record."""
+    exe, module = require(CUDA_ERRORS), require(CUDAOPS)
+    plain = subprocess.run([str(exe), "graph"], env=clean_env(FLASHINFER_MODULE=module), capture_output=True,
+                           text=True, timeout=60)
+    log = tmp_path / "g.log"
+    args, env = (["--sync"], {}) if form == "options" else ([], {"FLASHLOG_SYNC": "1"})
+    p = launch(["-l", "3", *args, "--graph-markers", "--kernels=", "-o", log, "--", exe, "graph"],
+               env={"FLASHINFER_MODULE": module, **env})
+    assert (p.returncode, p.stdout) == (plain.returncode, plain.stdout), p.stderr
+    text = log.read_text()
+    assert " FlashInfer Graph Replay Error: graph id=1, replay 3" in text, text
+    assert "last completed: cudaops.scale2 [call " in text and "first not completed: cudaops.fault [call " in text
+    s = launch(["summary", "--show", log])
+    assert s.returncode == 1, s.stdout + s.stderr
+    line = 1 + text.splitlines().index("[CUDA error after this replay: CUDA_ERROR_ILLEGAL_ADDRESS (700)]")
+    first = [l for l in s.stdout.splitlines() if l.startswith("first CUDA error: ")]
+    assert len(first) == 1 and first[0].startswith(f"first CUDA error: {log}:{line} CUDA_ERROR_ILLEGAL_ADDRESS "
+                                                   "(700) in graph id=1, replay 3 (last completed: "), s.stdout
+    shown = s.stdout[s.stdout.index("==> first CUDA error"):]
+    assert "FlashInfer Graph Replay Error: graph id=1, replay 3\n" in shown and "first not completed: " in shown
+    # Without --sync the markers alone are refused before the program starts.
+    p = launch(["--graph-markers", "--", exe, "graph"], env={"FLASHINFER_MODULE": module})
+    assert (p.returncode, p.stdout) == (2, ""), p.stderr
 
 
 def test_four_processes_four_files(tmp_path):
@@ -154,13 +275,16 @@ def test_summary_finds_first_nan_and_crashed_call(tmp_path):
     s = launch(["summary", clean, planted, crashed])
     assert s.returncode == 1, s.stderr  # a NaN and a call that did not return
     lines = s.stdout.splitlines()
-    assert re.fullmatch(r"\s+calls\s+name\s+first NaN/Inf in input\s+first NaN/Inf in output", lines[0])
+    assert re.fullmatch(r"\s+calls\s+NaN in\s+NaN out\s+name\s+first NaN/Inf in input\s+first NaN/Inf in output", lines[0])
     row = next(l for l in lines if "statsops.inspect" in l)
-    assert re.fullmatch(r"\s+2\s+statsops\.inspect\s+rank1\.log:\d+ \[[-\d :]+\] arg\[0\]\s+rank1\.log:\d+ \[[-\d :]+\] arg\[0\]", row)
+    place = rf"{re.escape(str(planted))}:\d+ \[[-\d :]+\] arg\[0\]"  # FILE:LINE first, the path as given
+    assert re.fullmatch(rf"\s+2\s+1\s+1\s+statsops\.inspect\s+{place}\s+{place}", row), row
     crash_row = next(l for l in lines if "testops.crash" in l)
-    assert re.fullmatch(r"\s+1\s+testops\.crash\s+-\s+-", crash_row)
-    assert re.search(r"^first NaN/Inf overall: rank1\.log:\d+ \[[-\d :]+\] arg\[0\] statsops\.inspect input$", s.stdout, re.M)
-    assert re.search(r"^did not return: rank2\.log:\d+ \[[-\d :]+\] testops\.crash$", s.stdout, re.M)
+    assert re.fullmatch(r"\s+1\s+0\s+0\s+testops\.crash\s+-\s+-", crash_row)
+    assert re.search(rf"^first NaN/Inf overall: {place} statsops\.inspect input$", s.stdout, re.M)
+    assert re.search(rf"^did not return: {re.escape(str(crashed))}:10 \[[-\d :]+\] testops\.crash$", s.stdout, re.M)
+    assert re.search(rf"^the run ended without its exit line: the last call started was testops\.crash "
+                     rf"\({re.escape(str(crashed))}:10, pid \d+\)$", s.stdout, re.M), s.stdout
     assert lines[-1] == "unparsed lines: 0"
 
 
@@ -193,7 +317,7 @@ def test_summary_reads_a_large_file_in_bounded_memory(tmp_path):
     s = subprocess.run(["sh", "-c", 'ulimit -v 131072 && exec "$0" summary "$1"', str(FLASHLOG), str(big)],
                        env=clean_env(), capture_output=True, text=True, timeout=600)
     assert s.returncode == 0, s.stderr
-    calls = int(re.search(r"^\s+(\d+)\s+statsops\.inspect", s.stdout, re.M).group(1))
+    calls = int(re.search(r"^\s+(\d+)\s+0\s+0\s+statsops\.inspect", s.stdout, re.M).group(1))
     assert calls == 1 + 50_000_000 // len(record)
 
 

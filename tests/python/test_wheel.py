@@ -203,7 +203,7 @@ def test_launcher_runs_a_tvm_ffi_script_at_level_3(venv, script):
 
     summary = venv.run(["flashlog", "summary", logs[0].name], cwd=script)
     assert summary.returncode == 0, summary.stderr
-    assert re.search(r"^\s+2\s+norm\.rmsnorm\s", summary.stdout, re.M), summary.stdout
+    assert re.search(r"^\s+2\s+0\s+0\s+norm\.rmsnorm\s", summary.stdout, re.M), summary.stdout
     assert "unparsed lines: 0" in summary.stdout
 
 

@@ -46,7 +46,7 @@ pub fn account(path: &str, c: &ringread::Contents) -> String {
 /// `flashlog show RING...`.
 pub fn main(paths: &[String]) -> ExitCode {
     if paths.first().is_some_and(|p| p == "-h" || p == "--help") {
-        println!("{SHOW_HELP}");
+        crate::print_out(&format!("{SHOW_HELP}\n"));
         return ExitCode::SUCCESS;
     }
     if paths.is_empty() {

@@ -16,6 +16,11 @@ pub struct FirstError {
     pub error: String,
     /// What it is blamed on: `after call <name> #N thread T`, `in graph id=N, replay K (...)`, ...
     pub blame: String,
+    /// The file's index in the summary.
+    pub file: usize,
+    /// 1-based first line of the record holding the error line (its call's inputs record for an outputs
+    /// record), or the error line itself when it stands outside records: what `--show` prints.
+    pub record: u64,
 }
 
 /// The scanner of one file.
@@ -31,6 +36,12 @@ pub struct Scan {
     previous_correlation: Option<String>,
     /// Inside a graph replay error record: (header, line of its error line, error, progress notes).
     graph: Option<GraphRecord>,
+    /// The first line of the record the error was found in (set by the caller, see [`Scan::line`]).
+    record: Option<u64>,
+    /// Whether the previous line was a record's `=` line, and the first line of the latest call's record (its
+    /// `=` line when framed).
+    previous_eq: bool,
+    last_call_record: u64,
 }
 
 #[derive(Default)]
@@ -52,9 +63,34 @@ fn error_of<'a>(rest: &'a str, suffix: &str) -> &'a str {
 }
 
 impl Scan {
-    /// Reads one line of the file.
-    pub fn line(&mut self, line: &str) {
+    /// A line the reader skipped (too long): counted, so later line numbers stay right.
+    pub fn skipped_line(&mut self) {
         self.line_no += 1;
+        self.previous_correlation = None;
+        self.previous_eq = false;
+    }
+
+    /// Reads one line of the file; true when the file's first CUDA error was found at it (the caller then
+    /// says which record it belongs to with [`Scan::set_record`]).
+    pub fn line(&mut self, line: &str) -> bool {
+        let before = self.found.is_some();
+        self.scan_line(line);
+        !before && self.found.is_some()
+    }
+
+    /// Where the error just found is: `Some(record)`, the first line of the record holding it; `None`, outside
+    /// records; `Err(())`, after a kernel-launch record made inside a call (an uncorrelated log), where the
+    /// latest call's record is the one to show.
+    pub fn set_record(&mut self, record: Result<Option<u64>, ()>) {
+        self.record = match record {
+            Ok(r) => r,
+            Err(()) => Some(self.last_call_record).filter(|l| *l > 0),
+        };
+    }
+
+    fn scan_line(&mut self, line: &str) {
+        self.line_no += 1;
+        let previous_eq = std::mem::replace(&mut self.previous_eq, line == "=".repeat(80));
         let previous = self.previous_correlation.take();
         if line.starts_with("[call ") {
             self.previous_correlation = Some(line.to_string());
@@ -82,6 +118,7 @@ impl Scan {
         if let Some((_, rest)) = split_stamp(line) {
             if let Some(name) = rest.strip_prefix("FlashInfer API Call: ") {
                 self.last_call = Some((name.to_string(), self.line_no));
+                self.last_call_record = if previous_eq { self.line_no - 1 } else { self.line_no };
                 self.call_correlation = None;
             } else if let Some(header) = rest.strip_prefix("FlashInfer Graph Replay Error: ") {
                 self.graph = Some(GraphRecord { header: header.to_string(), ..GraphRecord::default() });
@@ -112,9 +149,17 @@ impl Scan {
         self.found = Some((self.line_no, error, blame));
     }
 
-    /// The file's first CUDA error, if any.
-    pub fn finish(self, path: &str) -> Option<FirstError> {
-        self.found.map(|(line, error, blame)| FirstError { path: path.to_string(), line, error, blame })
+    /// The file's first CUDA error, if any; `file` is the file's index in the summary.
+    pub fn finish(self, path: &str, file: usize) -> Option<FirstError> {
+        let record = self.record;
+        self.found.map(|(line, error, blame)| FirstError {
+            path: path.to_string(),
+            line,
+            error,
+            blame,
+            file,
+            record: record.unwrap_or(line),
+        })
     }
 }
 
@@ -126,9 +171,9 @@ fn short_call(text: &str) -> String {
     }
 }
 
-/// The lines the summary prints: one per file with a CUDA error.
-pub fn render(errors: &[FirstError]) -> String {
-    errors.iter().map(|e| format!("first CUDA error: {}:{} {} {}\n", e.path, e.line, e.error, e.blame)).collect()
+/// The line the summary prints for a file's first CUDA error: FILE:LINE first, as its other places.
+pub fn line_of(e: &FirstError) -> String {
+    format!("first CUDA error: {}:{} {} {}", e.path, e.line, e.error, e.blame)
 }
 
 #[cfg(test)]
@@ -137,8 +182,10 @@ mod tests {
 
     fn scan(text: &str) -> Option<FirstError> {
         let mut s = Scan::default();
-        text.lines().for_each(|l| s.line(l));
-        s.finish("x.log")
+        text.lines().for_each(|l| {
+            s.line(l);
+        });
+        s.finish("x.log", 0)
     }
 
     #[test]

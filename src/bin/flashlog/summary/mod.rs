@@ -14,10 +14,13 @@
 //! unusable input (a file that cannot be read or holds no record).
 
 mod cuda_errors;
+mod hints;
 mod lines;
 mod parse;
 mod render;
 mod runs;
+mod show;
+mod term;
 #[cfg(test)]
 mod tests;
 
@@ -49,6 +52,10 @@ pub struct Place {
     pub call: String,
     /// The argument, `arg[2]`, a keyword name, or `result` for a returned value.
     pub arg: String,
+    /// The first line of the record that holds it (its `=` line when it has one), for `--show`.
+    pub record: u64,
+    /// The first line of the inputs record of its call, when that is another record (0: none), for `--show`.
+    pub call_record: u64,
 }
 
 /// What is known of one call name.
@@ -60,6 +67,10 @@ pub struct NameStats {
     pub first_in: Option<Place>,
     /// First NaN/Inf in an output (after the call).
     pub first_out: Option<Place>,
+    /// Calls (and graph replays) with a NaN/Inf in an input.
+    pub nan_in_calls: u64,
+    /// Calls (and graph replays) with a NaN/Inf in an output.
+    pub nan_out_calls: u64,
 }
 
 /// One run of a process in a file, from its system information record.
@@ -69,6 +80,10 @@ pub struct RunInfo {
     pub pid: Option<u32>,
     /// From `Rank: R of N (local L)`: `R of N`.
     pub rank: Option<String>,
+    /// Whether the shim wrote a system information record in it (then it ends with an exit line, or died).
+    pub shim: bool,
+    /// The call started last, and where.
+    pub last_call: Option<(String, Place)>,
 }
 
 /// One file read.
@@ -82,6 +97,12 @@ pub struct FileInfo {
     pub run_count: u64,
     /// Records seen.
     pub records: u64,
+    /// Lines read.
+    pub lines: u64,
+    /// Non-empty lines outside any record, and lines inside records that do not fit the grammar.
+    pub other_lines: u64,
+    /// Mostly lines outside records (a README, a source file): left out of the summary.
+    pub not_a_log: bool,
 }
 
 /// Calls of one kind: the first [`LIST_CAP`] listed, all counted.
@@ -103,7 +124,7 @@ impl Listed {
 }
 
 /// Everything the summary accumulates over all files.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Summary {
     /// Files in command-line order.
     pub files: Vec<FileInfo>,
@@ -113,6 +134,10 @@ pub struct Summary {
     pub did_not_return: Listed,
     /// Calls that raised a Python exception (no outputs record, later records of their process follow).
     pub raised: Listed,
+    /// Runs of the shim that ended without their exit line (the process died): their last call started.
+    pub no_exit_line: Listed,
+    /// Calls that returned an error (`Call failed:`), with the error.
+    pub failed: Listed,
     /// Outputs records whose inputs record was not found.
     pub unmatched_outputs: u64,
     /// Lines inside records that do not fit the grammar.
@@ -137,13 +162,20 @@ impl Summary {
             lines::Line::Text(raw) => {
                 let text = String::from_utf8_lossy(raw);
                 let line = text.trim_end_matches(['\n', '\r']);
-                errors.line(line);
+                let found = errors.line(line);
                 parser.line(line);
+                if found {
+                    let record = if parser.in_launch_record() { Err(()) } else { Ok(parser.record_of_last_line()) };
+                    errors.set_record(record);
+                }
             }
-            lines::Line::Skipped => parser.skipped_line(),
+            lines::Line::Skipped => {
+                errors.skipped_line();
+                parser.skipped_line();
+            }
         })?;
         parser.finish();
-        self.cuda_errors.extend(errors.finish(path));
+        self.cuda_errors.extend(errors.finish(path, file));
         Ok(skipped)
     }
 
@@ -151,20 +183,29 @@ impl Summary {
     pub fn found_something(&self) -> bool {
         !self.cuda_errors.is_empty()
             || self.did_not_return.count > 0
+            || self.no_exit_line.count > 0
             || self.names.values().any(|s| s.first_in.is_some() || s.first_out.is_some())
     }
 }
 
 const SUMMARY_HELP: &str = "\
-usage: flashlog summary LOG...
+usage: flashlog summary [--show] LOG...
 
 Reads logs of any level, of the shim and of FlashInfer's own Python logger (both in one file too), in one pass
-each, and prints per call name the number of calls and, at level 5, the first record where a NaN or Inf appeared
-in an input and in an output; then the first such record overall, the calls that did not return (the process
-ended inside them), the calls that raised a Python exception, one line per file (rank, runs, records), the
-lines it could not parse, and the first CUDA error of each file (FLASHLOG_SYNC=1: FILE:LINE, the error, the call
-or graph replay it is blamed on). Exit status: 0 nothing found, 1 a NaN/Inf, a call that did not return or a CUDA
-error, 2 unusable input (a file that cannot be read or holds no record).";
+each, and prints per call name the number of calls, of calls with a NaN or Inf in an input and in an output, and
+the first record where one appeared in an input and in an output; then the first such record overall, the calls
+that did not return (the process ended inside them), the runs of the shim that ended without their exit line (the
+process died: the last call it started), the first CUDA error of each file (FLASHLOG_SYNC=1: the call or graph
+replay it is blamed on), the calls that failed or raised, with the `flashlog replay` command for those a level-10
+dump holds, one line per file and the lines it could not parse. Places read FILE:LINE. The output fits the
+terminal's width (or COLUMNS) and is coloured on a terminal unless NO_COLOR is set.
+
+  --show   print the records themselves: the first NaN/Inf, each call that did not return, the last call of a
+           run that died, the first CUDA error of each file
+
+A file whose lines are mostly outside records (a README, a script) is not a log: named on stderr, left out.
+Exit status: 0 nothing found, 1 a NaN/Inf, a call that did not return, a run that died or a CUDA error,
+2 unusable input (a file that cannot be read or is not a log).";
 
 /// One stderr line for each kind of input the line reader skipped in `path`.
 fn say_skipped(path: &str, s: &lines::Skipped) {
@@ -181,11 +222,31 @@ fn say_skipped(path: &str, s: &lines::Skipped) {
     }
 }
 
-/// `flashlog summary LOG...`.
-pub fn main(paths: &[String]) -> ExitCode {
-    if paths.first().is_some_and(|p| p == "-h" || p == "--help") {
-        println!("{SUMMARY_HELP}");
+/// Whether a file read is a log: at least one record, and at most half of its lines outside records or not
+/// fitting the grammar of the records they are in.
+fn not_a_log_reason(f: &FileInfo) -> Option<String> {
+    if f.records == 0 {
+        return Some("no records (not a flashlog or FlashInfer log?)".to_string());
+    }
+    (f.other_lines * 2 > f.lines).then(|| {
+        format!(
+            "not a log ({} of its {} lines are not records; give a log written by flashlog or FlashInfer)",
+            f.other_lines, f.lines
+        )
+    })
+}
+
+/// `flashlog summary [--show] LOG...`.
+pub fn main(args: &[String]) -> ExitCode {
+    if args.first().is_some_and(|p| p == "-h" || p == "--help") {
+        crate::print_out(&format!("{SUMMARY_HELP}\n"));
         return ExitCode::SUCCESS;
+    }
+    let show = args.iter().any(|a| a == "--show");
+    let paths: Vec<&String> = args.iter().filter(|a| *a != "--show").collect();
+    if let Some(bad) = paths.iter().find(|p| p.starts_with('-') && p.len() > 1) {
+        eprintln!("flashlog summary: unknown option '{bad}' (flashlog summary --help)");
+        return ExitCode::from(2);
     }
     if paths.is_empty() {
         eprintln!("flashlog summary: no log files given\n{}", crate::usage_line());
@@ -194,6 +255,7 @@ pub fn main(paths: &[String]) -> ExitCode {
     let mut summary = Summary::default();
     let mut unusable = false;
     for path in paths {
+        let before = summary.clone();
         let result = crate::summary_input::open(path).and_then(|r| summary.read(path, r));
         if let Ok(skipped) = &result {
             say_skipped(path, skipped);
@@ -203,16 +265,35 @@ pub fn main(paths: &[String]) -> ExitCode {
                 eprintln!("flashlog summary: {path}: {e}");
                 unusable = true;
             }
-            Ok(_) if summary.files.last().is_some_and(|f| f.records == 0) => {
-                eprintln!("flashlog summary: {path}: no records (not a flashlog or FlashInfer log?)");
-                unusable = true;
+            Ok(_) => {
+                let file = summary.files.last().expect("read pushes it").clone();
+                if let Some(reason) = not_a_log_reason(&file) {
+                    eprintln!("flashlog summary: {path}: {reason}");
+                    unusable = true;
+                    if file.records > 0 {
+                        // Its records are quotes (a README's examples): none of them counts.
+                        summary = before;
+                        summary.files.push(FileInfo { not_a_log: true, ..file });
+                    }
+                }
             }
-            Ok(_) => {}
         }
     }
-    if summary.files.iter().any(|f| f.records > 0) {
-        print!("{}", summary.render());
-        print!("{}", cuda_errors::render(&summary.cuda_errors));
+    if summary.files.iter().any(|f| f.records > 0 && !f.not_a_log) {
+        let (width, colour) = (term::width(), term::colour());
+        let mut out = String::new();
+        for (line, style) in summary.render_lines(width) {
+            out.push_str(&if colour { term::paint(&line, style) } else { line });
+            out.push('\n');
+        }
+        if show {
+            let files: Vec<String> = summary.files.iter().map(|f| f.path.clone()).collect();
+            match summary.show(|i| crate::summary_input::open(&files[i])) {
+                Ok(text) => out.push_str(&text),
+                Err(e) => eprintln!("flashlog summary: --show: {e}"),
+            }
+        }
+        crate::print_out(&out);
     }
     for q in &summary.unparsed_quotes {
         eprintln!("flashlog summary: unparsed: {q}");

@@ -5,6 +5,8 @@
 //! system information record, except the shim's record that follows FlashInfer's one in the same process (the
 //! shim writes its own at its first record, often inside the first Python call).
 
+mod ends;
+
 use super::runs::{End, Group, Pending, Run};
 use super::{NameStats, Place, RunInfo, Summary};
 use std::collections::HashMap;
@@ -49,6 +51,10 @@ struct Current {
     stamp: String,
     call: String,
     output: bool,
+    /// The first line of the call's inputs record (0: none besides the record being read).
+    call_record: u64,
+    /// Whether a NaN/Inf was counted for this call in an input, in an output.
+    counted: [bool; 2],
 }
 
 /// An inputs record's call line, until its correlation line (or its absence) is known.
@@ -126,6 +132,15 @@ pub struct FileParser<'a> {
     sys: SysInfo,
     /// FlashInfer's statistics deferred to a GPU kernel inside a graph capture: id -> where they belong.
     deferred: HashMap<u64, (Current, String)>,
+    /// The first line of the record being read, the line of the latest `=` line, the line of the `=` line
+    /// that closed the latest record (see [`FileParser::record_of_last_line`]).
+    record_start: u64,
+    last_eq: u64,
+    closed_at: u64,
+    /// Whether the record closed at `closed_at` was an outputs record.
+    closed_outputs: bool,
+    /// Process ids of the exit lines of this file.
+    exits: std::collections::HashSet<u32>,
 }
 
 impl<'a> FileParser<'a> {
@@ -145,6 +160,11 @@ impl<'a> FileParser<'a> {
             head: None,
             sys: SysInfo::default(),
             deferred: HashMap::new(),
+            record_start: 0,
+            last_eq: 0,
+            closed_at: 0,
+            closed_outputs: false,
+            exits: Default::default(),
         }
     }
 
@@ -160,11 +180,15 @@ impl<'a> FileParser<'a> {
             stamp: stamp.to_string(),
             call: call.to_string(),
             arg: arg.to_string(),
+            record: self.record_start,
+            call_record: self.current.as_ref().map_or(0, |c| c.call_record),
         }
     }
 
-    fn record(&mut self) {
+    /// A record starts at this line (`framed`: with the `=` line just before it, when there is one).
+    fn record(&mut self, framed: bool) {
         self.sum.files[self.file].records += 1;
+        self.record_start = if framed && self.last_eq + 1 == self.line_no { self.last_eq } else { self.line_no };
     }
 
     fn names(&mut self, name: &str) -> &mut NameStats {
@@ -176,6 +200,7 @@ impl<'a> FileParser<'a> {
 
     fn unparsed(&mut self, line: &str) {
         self.sum.unparsed += 1;
+        self.sum.files[self.file].other_lines += 1;
         if self.sum.unparsed_quotes.len() < super::QUOTED_UNPARSED {
             let shown: String = line.chars().take(120).collect();
             let quote = format!("{}:{}: {}", self.sum.files[self.file].path, self.line_no, shown);
@@ -185,7 +210,8 @@ impl<'a> FileParser<'a> {
 
     fn ended(&mut self, call: Pending, end: End) {
         let call_text = call_label(call.number.zip(call.group));
-        let place = self.place(call.line, &call.stamp, &call_text, "");
+        let mut place = self.place(call.line, &call.stamp, &call_text, "");
+        (place.record, place.call_record) = (call.line.saturating_sub(1), 0);
         let list = match end {
             End::DidNotReturn => &mut self.sum.did_not_return,
             End::Raised => &mut self.sum.raised,
@@ -213,9 +239,16 @@ impl<'a> FileParser<'a> {
         if let Some((old, end)) = self.run.start(call, open) {
             self.ended(old, end);
         }
+        self.note_call_started(&head.name, head.line, &head.stamp, head.call, open);
         if open {
-            self.current =
-                Some(Current { name: head.name, stamp: head.stamp, call: call_label(head.call), output: false });
+            self.current = Some(Current {
+                name: head.name,
+                stamp: head.stamp,
+                call: call_label(head.call),
+                output: false,
+                call_record: 0,
+                counted: [false; 2],
+            });
             self.arg.clear();
         }
     }
@@ -249,6 +282,7 @@ impl<'a> FileParser<'a> {
         let file = &mut self.sum.files[self.file];
         let run = file.run_count as usize - 1;
         if let Some(info) = file.runs.get_mut(run) {
+            info.shim |= sys.shim;
             info.pid = info.pid.or(sys.pid);
             if sys.rank.is_some() {
                 info.rank = sys.rank;
@@ -280,6 +314,13 @@ impl<'a> FileParser<'a> {
     /// Reads one line (without its newline).
     pub fn line(&mut self, line: &str) {
         self.line_no += 1;
+        self.sum.files[self.file].lines += 1;
+        if line == EQ {
+            self.last_eq = self.line_no;
+        }
+        if self.marker_line(line) {
+            return;
+        }
         if let Some(rest) = line.strip_prefix("[flashinfer stats] id=") {
             // Printed by FlashInfer's statistics kernel at each graph replay, wherever the program's stdout is.
             self.deferred_stats(rest);
@@ -321,6 +362,10 @@ impl<'a> FileParser<'a> {
                 self.state,
                 State::Outputs | State::OutputsHead | State::Replay | State::ReplayHead | State::ReplayError
             );
+            if closes {
+                self.closed_at = self.line_no;
+                self.closed_outputs = matches!(self.state, State::Outputs | State::OutputsHead);
+            }
             self.end_record();
             self.state = if closes { State::Outside } else { State::AfterEq };
             return;
@@ -346,6 +391,9 @@ impl<'a> FileParser<'a> {
                 self.end_record();
                 self.outputs_start(None);
             }
+            if let Some(error) = line.strip_prefix("Call failed: ") {
+                self.note_failed(error);
+            }
             self.state = State::Outputs;
             self.arg.clear();
             self.arg.push_str("result");
@@ -363,7 +411,7 @@ impl<'a> FileParser<'a> {
                 _ => kernel,
             };
             self.end_record();
-            self.record();
+            self.record(false);
             self.names(&format!("[kernel] {kernel}")).calls += 1;
             self.state = State::Launch;
             return true;
@@ -371,7 +419,7 @@ impl<'a> FileParser<'a> {
         if let Some(name) = rest.strip_prefix("FlashInfer API Call: ") {
             let after_eq = self.state == State::AfterEq;
             self.end_record();
-            self.record();
+            self.record(after_eq);
             self.names(name).calls += 1;
             let head = Head { name: name.to_string(), line: self.line_no, stamp: stamp.to_string(), call: None };
             if after_eq {
@@ -383,13 +431,13 @@ impl<'a> FileParser<'a> {
             return true;
         }
         if self.state == State::AfterEq && rest == "FlashInfer API Logging - System Information" {
-            self.record();
+            self.record(true);
             self.sys = SysInfo::default();
             self.state = State::SysHead;
             return true;
         }
         if let Some(what) = rest.strip_prefix("FlashInfer Graph Replay: ").filter(|_| self.state == State::AfterEq) {
-            self.record();
+            self.record(true);
             // `<name> (id=N, replay K)`: the place names the graph call and the replay, `graph id=N replay K`.
             let (name, replay) = match what.rsplit_once(" (id=") {
                 Some((name, tail)) => {
@@ -400,20 +448,26 @@ impl<'a> FileParser<'a> {
                 None => (what, String::new()),
             };
             self.names(name);
-            self.current =
-                Some(Current { name: name.to_string(), stamp: stamp.to_string(), call: replay, output: false });
+            self.current = Some(Current {
+                name: name.to_string(),
+                stamp: stamp.to_string(),
+                call: replay,
+                output: false,
+                call_record: 0,
+                counted: [false; 2],
+            });
             self.arg.clear();
             self.state = State::ReplayHead;
             return true;
         }
         if rest.starts_with("FlashInfer Graph Replay Error: ") && self.state == State::AfterEq {
-            self.record();
+            self.record(true);
             self.state = State::ReplayError;
             return true;
         }
         if rest.starts_with("flashlog watch: ") {
             self.end_record();
-            self.record();
+            self.record(false);
             return true;
         }
         false
@@ -433,7 +487,7 @@ impl<'a> FileParser<'a> {
 
     /// An outputs record starts: pair it with its call, within its thread's group only.
     fn outputs_start(&mut self, correlated: Option<(&str, u64, u32)>) {
-        self.record();
+        self.record(false);
         let (call, label, name) = match correlated {
             Some((name, number, thread)) => {
                 (self.run.take_correlated(thread, number, name), call_label(Some((number, thread))), name)
@@ -443,12 +497,21 @@ impl<'a> FileParser<'a> {
         self.current = match call {
             Some(p) => {
                 let label = if label.is_empty() { call_label(p.number.zip(p.group)) } else { label };
-                Some(Current { name: p.name, stamp: p.stamp, call: label, output: true })
+                let call_record = p.line.saturating_sub(1);
+                Some(Current {
+                    name: p.name,
+                    stamp: p.stamp,
+                    call: label,
+                    output: true,
+                    call_record,
+                    counted: [false; 2],
+                })
             }
             None => {
                 self.sum.unmatched_outputs += 1;
                 let name = if name.is_empty() { super::UNPAIRED } else { name };
-                Some(Current { name: name.to_string(), stamp: String::new(), call: label, output: true })
+                let (stamp, counted) = (String::new(), [false; 2]);
+                Some(Current { name: name.to_string(), stamp, call: label, output: true, call_record: 0, counted })
             }
         };
         self.arg.clear();
@@ -506,6 +569,7 @@ impl<'a> FileParser<'a> {
                 self.state = State::Outside;
                 if !line.is_empty() {
                     self.sum.other_lines += 1;
+                    self.sum.files[self.file].other_lines += 1;
                 }
             }
         }
@@ -563,7 +627,12 @@ impl<'a> FileParser<'a> {
         let place = self.place(self.line_no, &cur.stamp, &cur.call, &self.arg);
         let output = cur.output;
         let name = cur.name.clone();
+        let first_of_call =
+            !std::mem::replace(&mut self.current.as_mut().expect("checked").counted[output as usize], true);
         let entry = self.names(&name);
+        if first_of_call {
+            *(if output { &mut entry.nan_out_calls } else { &mut entry.nan_in_calls }) += 1;
+        }
         let slot = if output { &mut entry.first_out } else { &mut entry.first_in };
         if slot.is_none() {
             *slot = Some(place);
@@ -579,8 +648,10 @@ impl<'a> FileParser<'a> {
             return;
         }
         let Some((at, arg)) = self.deferred.get(&id).cloned() else { return };
-        let place = self.place(self.line_no, &at.stamp, &at.call, &arg);
+        let mut place = self.place(self.line_no, &at.stamp, &at.call, &arg);
+        (place.record, place.call_record) = (self.line_no, at.call_record);
         let entry = self.names(&at.name);
+        *(if at.output { &mut entry.nan_out_calls } else { &mut entry.nan_in_calls }) += 1;
         let slot = if at.output { &mut entry.first_out } else { &mut entry.first_in };
         if slot.is_none() {
             *slot = Some(place);
@@ -591,6 +662,7 @@ impl<'a> FileParser<'a> {
     pub fn finish(mut self) {
         self.end_record();
         self.finish_run();
+        self.runs_without_exit_line();
     }
 }
 

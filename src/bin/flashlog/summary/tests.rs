@@ -1,7 +1,7 @@
 //! Unit tests of the summary on logs written in the tests (the recorded FlashInfer logs are read by the
 //! Python tests through the real executable).
 
-use super::render::elide_middle;
+use super::render::elide_end;
 use super::*;
 
 const EQ: &str = "================================================================================";
@@ -179,7 +179,7 @@ fn both_loggers_nest() {
     assert_eq!(s.files[0].run_count, 1);
     assert_eq!(s.files[0].runs[0].pid, Some(42));
     let p = s.names["rmsnorm"].first_out.as_ref().unwrap();
-    assert_eq!(s.place_text(p), format!("b.log (rank 1 of 2):{} [2026-11-28 21:04:05] arg[0]", p.line));
+    assert_eq!(s.place_text(p), format!("b.log:{} (rank 1 of 2) [2026-11-28 21:04:05] arg[0]", p.line));
     assert_eq!(s.did_not_return.listed[0].0, "crash");
     assert_eq!(s.raised.count, 0);
     assert!(s.render().contains("file b.log: rank 1 of 2, 1 run (pid 42), 7 records\n"));
@@ -194,7 +194,7 @@ fn appended_runs_are_told_apart() {
     assert_eq!(s.files[0].run_count, 2);
     assert_eq!(s.did_not_return.count, 2, "{:?}", s.did_not_return);
     let out = s.render();
-    assert!(out.contains("did not return: app.log (run 1, pid 10):"), "{out}");
+    assert!(out.contains("did not return: app.log:17 (run 1, pid 10) ["), "{out}");
     assert!(out.contains("file app.log: 2 runs (pid 10, pid 11), 8 records\n"), "{out}");
 }
 
@@ -211,12 +211,12 @@ fn graph_replays_and_watch_lines() {
 }
 
 #[test]
-fn long_names_keep_their_export() {
+fn long_names_are_cut_at_their_end() {
     let long = format!("batch_decode_{}.plan", "x".repeat(100));
-    let short = elide_middle(&long, 60);
+    let short = elide_end(&long, 60);
     assert_eq!(short.chars().count(), 60);
-    assert!(short.starts_with("batch_decode_") && short.ends_with("xx.plan") && short.contains("..."));
-    assert_eq!(elide_middle("norm.rmsnorm", 60), "norm.rmsnorm");
+    assert!(short.starts_with("batch_decode_xx") && short.ends_with("x..."));
+    assert_eq!(elide_end("norm.rmsnorm", 60), "norm.rmsnorm");
 }
 
 #[test]
@@ -241,4 +241,111 @@ fn flashinfer_statistics_deferred_to_graph_replay() {
     let p = s.names["rmsnorm"].first_out.as_ref().unwrap();
     assert_eq!((p.line, p.call.as_str(), p.arg.as_str()), (26, "graph replay", "result"));
     assert_eq!((s.unparsed, s.other_lines), (0, 0));
+}
+
+#[test]
+fn exit_lines_tell_a_run_that_died() {
+    // Two runs of the shim in one file: pid 1 ended (its exit line), pid 2 died in its second call.
+    let ended =
+        format!("{}{}[flashlog exit: pid 1, 1 record]\n", sysinfo(1, None), call("2026-11-28 21:04:05", "a.f", 0, 0));
+    let died = format!(
+        "{}[2026-11-28 21:04:06] FlashInfer API Call: b.g\n[2026-11-28 21:04:07] FlashInfer API Call: c.h\n",
+        sysinfo(2, Some("1 of 2"))
+    );
+    let s = summarise(&[("l.log", &format!("{ended}{died}"))]);
+    assert_eq!(s.no_exit_line.count, 1);
+    let (name, p) = &s.no_exit_line.listed[0];
+    assert_eq!((name.as_str(), p.line, p.record), ("c.h", 8 + 20 + 1 + 9 + 2, 8 + 20 + 1 + 9 + 2));
+    assert!(s.found_something() && s.other_lines == 0);
+    let out = s.render();
+    assert!(out.contains("\nthe run ended without its exit line: the last call started was c.h (l.log:40, rank 1 of 2, run 2, pid 2)\n"), "{out}");
+    // The exit line of another process does not count, wherever it is.
+    let other = format!("{}[flashlog exit: pid 3, 1 record]\n", died);
+    assert_eq!(summarise(&[("o.log", &other)]).no_exit_line.count, 1);
+    let late = format!("{died}[flashlog exit: pid 2, 2 records]\n");
+    assert_eq!(summarise(&[("e.log", &late)]).no_exit_line.count, 0);
+    // FlashInfer's Python logger writes no exit line: its runs are never said to have died for want of one.
+    let python = format!("{}[2026-11-28 21:04:06] FlashInfer API Call: rmsnorm\n", python_sysinfo());
+    assert_eq!(summarise(&[("p.log", &python)]).no_exit_line.count, 0);
+}
+
+#[test]
+fn nan_counts_per_call_and_records_of_places() {
+    let text = format!(
+        "{}{}{}{}[flashlog exit: pid 1, 3 records]\n",
+        sysinfo(1, None),
+        call("2026-11-28 21:04:05", "n.r", 2, 0),
+        call("2026-11-28 21:04:06", "n.r", 1, 3),
+        call("2026-11-28 21:04:07", "n.r", 0, 0)
+    );
+    let s = summarise(&[("c.log", &text)]);
+    let n = &s.names["n.r"];
+    assert_eq!((n.calls, n.nan_in_calls, n.nan_out_calls), (3, 2, 1));
+    let first_in = n.first_in.as_ref().unwrap();
+    assert_eq!(first_in.record, 9, "the = line of the first call's inputs record");
+    let first_out = n.first_out.as_ref().unwrap();
+    assert_eq!((first_out.record, first_out.call_record), (8 + 20 + 13, 8 + 20 + 1));
+    let shown = s.show(|_| Ok(text.as_bytes())).unwrap();
+    let want = text.lines().skip(8).take(19).collect::<Vec<_>>().join("\n");
+    assert!(
+        shown.starts_with("==> first NaN/Inf overall (input of n.r): c.log:16 [2026-11-28 21:04:05] arg[0] <==\n"),
+        "{shown}"
+    );
+    assert!(shown.ends_with(&format!("{want}\n")), "{shown}");
+    assert_eq!(shown.lines().count(), 1 + 19, "the whole call, inputs and outputs, and nothing else: {shown}");
+}
+
+#[test]
+fn cuda_errors_and_failed_calls() {
+    let text = format!(
+        "{}{}Call failed: RuntimeError: boom\n[CUDA error after this call: CUDA_ERROR_ILLEGAL_ADDRESS (700)]\n{EQ}\n\n",
+        sysinfo(1, None),
+        inputs("k.run", None)
+    );
+    let s = summarise(&[("e.log", &text)]);
+    assert_eq!(s.failed.listed[0].0, "k.run: RuntimeError: boom");
+    let e = &s.cuda_errors[0];
+    assert_eq!((e.error.as_str(), e.file), ("CUDA_ERROR_ILLEGAL_ADDRESS (700)", 0));
+    assert!(e.blame.starts_with("after call k.run"), "{e:?}");
+    let at = text.lines().position(|l| l.starts_with("[CUDA error")).unwrap() as u64 + 1;
+    let call = text.lines().position(|l| l.ends_with("FlashInfer API Call: k.run")).unwrap() as u64;
+    assert_eq!((e.line, e.record), (at, call), "the error line, and its call's inputs record from its = line");
+    assert!(s.render().contains(&format!("first CUDA error: e.log:{at} CUDA_ERROR_ILLEGAL_ADDRESS (700) after call")));
+    assert!(s.found_something() && s.unparsed == 0 && s.other_lines == 0);
+    let shown = s.show(|_| Ok(text.as_bytes())).unwrap();
+    assert!(
+        shown.contains("FlashInfer API Call: k.run\n") && shown.contains("[CUDA error after this call:"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn fitted_to_a_width() {
+    let long = format!("batch_decode_{}.run", "x".repeat(150));
+    let s = summarise(&[("w.log", &format!("{}{}", sysinfo(1, None), call("2026-11-28 21:04:05", &long, 1, 1)))]);
+    let lines = s.render_lines(Some(100));
+    assert!(lines.iter().all(|(l, _)| l.chars().count() <= 100), "{lines:?}");
+    let row = &lines[1].0;
+    assert!(row.contains("batch_decode_xxx") && row.contains("...  w.log:"), "{row}");
+    assert!(lines.iter().any(|(l, _)| l.starts_with("first NaN/Inf overall: w.log:")));
+}
+
+#[test]
+fn cuda_error_after_a_launch_record_shows_its_call() {
+    // Level 3 of one thread: the after line follows the launch record the call made, before its outputs.
+    let launch =
+        "[2026-11-28 21:04:05] FlashInfer Kernel Launch: k(float*) [call k.run #1 thread 5]\n  grid=(1, 1, 1)\n";
+    let text = format!(
+        "{}{}{launch}[CUDA error after this call: CUDA_ERROR_ILLEGAL_ADDRESS (700)]\n{}",
+        sysinfo(1, None),
+        inputs("k.run", None),
+        outputs("k.run", None, 0)
+    );
+    let s = summarise(&[("l.log", &text)]);
+    let call = text.lines().position(|l| l.ends_with("FlashInfer API Call: k.run")).unwrap() as u64;
+    assert_eq!(s.cuda_errors[0].record, call, "the call's inputs record, from its = line");
+    let shown = s.show(|_| Ok(text.as_bytes())).unwrap();
+    assert!(shown.contains("FlashInfer API Call: k.run\n") && shown.contains("Output value:\n"), "{shown}");
+    assert!(shown.contains(launch) && shown.contains("\n[CUDA error after this call: "), "{shown}");
+    assert!(!shown.contains("records of other threads"), "the launch is the call's own: {shown}");
 }

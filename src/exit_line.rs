@@ -1,0 +1,58 @@
+//! The exit line: when a process that wrote at least one record ends normally (`exit`, a return from `main`),
+//! one unframed line `[flashlog exit: pid P, N records]` after its last record (`docs/log-format.md`, "Exit
+//! line"), so that `flashlog summary` can tell a run that ended from one that died (after `_exit`, `abort`, a
+//! fatal signal or `SIGKILL` no handler runs, and the line is missing).
+//!
+//! The handler is registered with `atexit` by the library's constructor (never from inside a host call or a
+//! signal handler). It writes only in the process that wrote the records (a forked child that logged nothing
+//! inherits the parent's count, and is told apart by its pid), through the sink's checked destination (never a
+//! descriptor of the host's), and gives up rather than wait when the exiting thread interrupted the shim's own
+//! opening of the destination.
+
+use crate::os::sys;
+use crate::{sink, state};
+
+/// The exit handler (`atexit`): the line, in the process that logged, when logging is still on.
+// Registered by the library's constructor, which unit-test builds leave out.
+#[cfg_attr(test, allow(dead_code))]
+pub extern "C" fn at_exit() {
+    let _errno = sys::ErrnoGuard::save();
+    state::guarded(|| {
+        let Some(records) = sink::records_of_this_process() else { return };
+        if records == 0 || state::level() == 0 {
+            return;
+        }
+        let mut line = [0u8; 96];
+        let len = exit_line(&mut line, crate::os::process::pid(), records);
+        sink::write_unframed(&line[..len]);
+    });
+}
+
+/// Writes `[flashlog exit: pid P, N records]\n` into `out` (96 bytes hold the longest); returns its length.
+pub fn exit_line(out: &mut [u8; 96], pid: i32, records: u64) -> usize {
+    let mut pid_text = itoa::Buffer::new();
+    let mut count_text = itoa::Buffer::new();
+    let noun: &[u8] = if records == 1 { b" record]\n" } else { b" records]\n" };
+    let parts: [&[u8]; 5] =
+        [b"[flashlog exit: pid ", pid_text.format(pid).as_bytes(), b", ", count_text.format(records).as_bytes(), noun];
+    let mut len = 0;
+    for part in parts {
+        out[len..len + part.len()].copy_from_slice(part);
+        len += part.len();
+    }
+    len
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_line() {
+        let mut out = [0u8; 96];
+        let n = super::exit_line(&mut out, 4321, 57);
+        assert_eq!(&out[..n], b"[flashlog exit: pid 4321, 57 records]\n");
+        let n = super::exit_line(&mut out, i32::MIN, u64::MAX);
+        assert_eq!(&out[..n], b"[flashlog exit: pid -2147483648, 18446744073709551615 records]\n");
+        let n = super::exit_line(&mut out, 1, 1);
+        assert_eq!(&out[..n], b"[flashlog exit: pid 1, 1 record]\n");
+    }
+}
