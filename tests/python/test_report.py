@@ -235,6 +235,39 @@ def test_a_run_that_stays_nan_lists_the_first_findings_and_counts_the_others(tmp
     assert 530 + 300 <= marks <= 2000 + 400, marks
 
 
+def test_graph_replays_and_cuda_errors(tmp_path):
+    """Graph replay records (the fake driver's graph_replay with a NaN written before the second of three
+    replays) are calls of their name in the statistics and the counts; a CUDA error line is a finding whose
+    record holds that line."""
+    log = tmp_path / "g.log"
+    p = flashlog(["-l5", "--graph-stats", "-o", log, "--", require(FIXDIR / "cuda/graph_replay"), "--extra",
+                  "--nan-at", 2], env={"FLASHINFER_MODULE": require(MODULE_DIR / "cudaops/cudaops.so")})
+    assert p.returncode == 0, p.stderr
+    assert log.read_text().count("FlashInfer Graph Replay: cudaops.scale2 (id=1, replay ") == 3
+    errs = tmp_path / "errors.log"
+    synthetic_log(errs, 10, 0)
+    text = errs.read_text().split("\n")
+    at = [i for i, line in enumerate(text) if line == "Output value:"][4] + 2
+    text.insert(at, "[CUDA error after this call: CUDA_ERROR_ILLEGAL_ADDRESS (700)]")
+    errs.write_text("\n".join(text))
+    page = tmp_path / "g.html"
+    p = flashlog(["report", log, errs, "-o", page])
+    assert p.returncode == 0, p.stderr
+    html = page.read_text()
+    # scale2: 2 calls (capture and eager), 3 replays, one with a NaN (the second replay).
+    assert '<tr><td>5</td><td>3</td><td>0</td><td>1</td><td class="name">cudaops.scale2</td></tr>' in html
+    assert re.search(r"<summary><span class=\"place\">\S*g\.log:\d+</span> <span class=\"t\">[^<]*</span> "
+                     r"NaN/Inf in input arg\[1\] of cudaops\.scale2 \(graph replay\)</summary><pre class=\"record\">"
+                     rf"{EQ}\n\[[^]]*\] FlashInfer Graph Replay: cudaops\.scale2 \(id=1, replay 2\)\n", html), html[-6000:]
+    cuda = re.search(rf"<summary><span class=\"place\">{re.escape(str(errs))}:{at + 1}</span> <span class=\"t\">[^<]*</span> "
+                     r"CUDA error after norm\.rmsnorm: CUDA_ERROR_ILLEGAL_ADDRESS \(700\)</summary>"
+                     r"<pre class=\"record\">(.*?)</pre>", html, re.S)
+    assert cuda and "FlashInfer API Call: norm.rmsnorm" in cuda.group(1) and cuda.group(1).count("Call:") == 1
+    assert "[CUDA error after this call: CUDA_ERROR_ILLEGAL_ADDRESS (700)]" in cuda.group(1)
+    dom, points, marks = check_page(page, tmp_path)
+    assert 'data-marks="0"' not in dom
+
+
 def test_refusals():
     assert flashlog(["report", "-o", "x.html"]).returncode == 2
     p = flashlog(["report", "/nonexistent/a.log", "-o", "/tmp/never.html"])
