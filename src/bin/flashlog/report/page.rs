@@ -41,6 +41,12 @@ fn num(v: Option<f64>) -> String {
     }
 }
 
+/// The vendored uPlot's version, from the banner of its minified file (`/*! ... (v1.6.32) */`).
+fn uplot_version() -> &'static str {
+    let banner = UPLOT_JS.lines().next().unwrap_or_default();
+    banner.split_once("(v").and_then(|(_, v)| v.split_once(')')).map_or("(unknown version)", |(v, _)| v)
+}
+
 fn kind_class(kind: FindingKind) -> &'static str {
     match kind {
         FindingKind::NonFinite => "nonfinite",
@@ -227,8 +233,9 @@ pub fn html(ranks: &[Rank]) -> String {
     h.push_str(&f);
     let _ = writeln!(
         h,
-        "<details class=\"licence\"><summary>Charts drawn with uPlot 1.6.32 (MIT licence)</summary><pre>{}</pre>\
+        "<details class=\"licence\"><summary>Charts drawn with uPlot {} (MIT licence)</summary><pre>{}</pre>\
          </details>",
+        uplot_version(),
         esc(UPLOT_LICENSE)
     );
     let _ = writeln!(h, "<script type=\"application/json\" id=\"data\">{}</script>", data(ranks, &top));
@@ -248,5 +255,6 @@ mod tests {
         );
         assert_eq!(esc("<a href=\"x\">&</a>"), "&lt;a href=&quot;x&quot;&gt;&amp;&lt;/a&gt;");
         assert!(data(&[], &["</script>".to_string()]).contains("\\u003c/script>"));
+        assert_eq!(uplot_version(), "1.6.32"); // vendor/package.json pins it
     }
 }
