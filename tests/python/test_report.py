@@ -268,7 +268,12 @@ def test_graph_replays_and_cuda_errors(tmp_path):
     assert 'data-marks="0"' not in dom
 
 
-def test_refusals():
+def test_refusals(tmp_path):
+    ring = tmp_path / "r.ring"
+    assert flashlog(["--ring", 1, "-o", ring, "--", require(DRIVER), "threads", MODULE_DIR, 1, 3]).returncode == 0
+    p = flashlog(["report", ring, "-o", tmp_path / "r.html"])
+    assert (p.returncode, p.stderr) == (2, f"flashlog report: {ring} is a flight-recorder ring: write its records out "
+                                           f"first (flashlog show {ring} > {ring}.log)\n")
     assert flashlog(["report", "-o", "x.html"]).returncode == 2
     p = flashlog(["report", "/nonexistent/a.log", "-o", "/tmp/never.html"])
     assert p.returncode == 2 and p.stderr.startswith("flashlog report: /nonexistent/a.log: ")

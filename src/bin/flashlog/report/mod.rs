@@ -278,6 +278,10 @@ pub fn main(args: &[String]) -> ExitCode {
         eprintln!("flashlog report: give the logs and -o FILE: flashlog report LOG... -o report.html");
         return ExitCode::from(2);
     };
+    if let Some(ring) = logs.iter().find(|p| crate::ringread::is_ring(p)) {
+        eprintln!("flashlog report: {ring} is a flight-recorder ring: write its records out first (flashlog show {ring} > {ring}.log)");
+        return ExitCode::from(2);
+    }
     let mut zero = None;
     for path in &logs {
         match first_second(path) {
