@@ -59,7 +59,7 @@ wheel_audit = w=$$(ls dist/flashlog-$(VERSION)-py3-none-*manylinux_$(subst .,_,$
 	echo "$$w: auditwheel agrees with the tag" || { $(WHEEL_VENV)/bin/auditwheel show $$w; exit 1; }
 
 .PHONY: all build fixtures venv test unit-test lint demo bench test-flashinfer install clean wheel wheel-aarch64 \
-	aarch64 aarch64-fixtures test-aarch64 ptx ptx-check
+	aarch64 aarch64-fixtures test-aarch64 ptx ptx-check chromium report-vendor
 
 all: build
 
@@ -130,8 +130,6 @@ lint:
 unit-test:
 	$(CARGO) test --release --locked
 
-# The aarch64 toolchain and fixtures come first, so that the wheel target builds the aarch64 wheel too and
-# test_wheel.py runs it under qemu.
 # The statistics kernel's PTX (docs/gpu-stats.md): `make ptx` regenerates src/gpu/stats_kernel.ptx with the pinned
 # NVRTC wheel (no nvcc); `make ptx-check` fails when the checked-in file is not what the source gives, and
 # assembles it with ptxas 12.0 (sm_80, sm_90) and 12.9 (sm_100, sm_120) from the registry's wheels.
@@ -150,11 +148,23 @@ ptx: $(PTX_VENV)/.installed
 ptx-check: $(PTX_VENV)/.installed
 	$(PTX_VENV)/bin/python scripts/ptx_check.py $(PTX_WHEELS)
 
-test: build fixtures venv lint unit-test aarch64-fixtures ptx-check
+# The aarch64 toolchain and fixtures come first, so that the wheel target builds the aarch64 wheel too and
+# test_wheel.py runs it under qemu.
+# The PTX check, Chromium (for the report's page) and the vendored charting library's check come before the
+# integration tests.
+test: build fixtures venv lint unit-test aarch64-fixtures ptx-check chromium report-vendor
 	$(MAKE) --no-print-directory wheel
 	FLASHLOG_LIB=$(CURDIR)/$(LIB) FIXDIR=$(CURDIR)/$(FIXDIR) AARCH64_FIXDIR=$(CURDIR)/$(AARCH64_DIR)/fixtures \
 		AUDITWHEEL=$(CURDIR)/$(WHEEL_VENV)/bin/auditwheel $(PY) -m pytest -q tests/python
 	$(MAKE) --no-print-directory test-aarch64
+
+# Headless Chromium for the report's browser tests (installed with apt-get when missing).
+chromium:
+	@bash scripts/chromium.sh
+
+# The report's vendored uPlot equals the npm package its lock pins (when the registry is reachable).
+report-vendor:
+	@bash scripts/check-vendor.sh
 
 # The aarch64 library and launcher, cross-built (installs Debian's cross toolchain when it is missing).
 aarch64:

@@ -5,6 +5,7 @@
 //! - `flashlog summary LOG...` reads logs and prints a table per call name (see [`summary`]);
 //! - `flashlog show RING...` prints the records of flight-recorder rings (see [`show`]);
 //! - `flashlog export --trace LOG... -o FILE` writes Chrome trace-event JSON (see [`export`]);
+//! - `flashlog report LOG... -o FILE` writes a self-contained HTML page with charts (see [`report`]);
 //! - `flashlog replay DIR` runs calls dumped at level 10 again (see [`replay`]).
 
 mod export;
@@ -12,7 +13,9 @@ mod launcher;
 mod locate;
 mod options;
 mod preload;
+mod records;
 mod replay;
+mod report;
 mod ringread;
 mod show;
 mod summary;
@@ -36,6 +39,7 @@ Usage:
   flashlog summary [--show] LOG...
   flashlog show RING...
   flashlog export --trace LOG... -o trace.json
+  flashlog report LOG... -o report.html
   flashlog replay DIR [--device DEV] [--filter GLOB] [--rtol R] [--atol A] [--timeout S] [--library-root DIR]
   flashlog --help | --version
 
@@ -78,6 +82,7 @@ fn main() -> ExitCode {
         Some("summary") => summary::main(&args[1..]),
         Some("show") => show::main(&args[1..]),
         Some("export") => export::main(&args[1..]),
+        Some("report") => report::main(&args[1..]),
         // Level-10 dumps run again (python/flashlog/replay.py).
         Some("replay") => replay::main(&args[1..]),
         Some(_) => launcher::main(&args),

@@ -1,0 +1,403 @@
+//! The calls and findings of one log, record by record: the one reader of FlashInfer-format logs that
+//! `flashlog export --trace` and `flashlog report` share, so both see the same calls, outcomes and findings.
+//!
+//! The reader turns lines into [`Event`]s: a call (with its outcome and the statistics text of its tensors), a
+//! graph replay record, a NaN/Inf count above zero, a call that did not return and a CUDA error line, each with
+//! its line number so that a place is `FILE:LINE`.
+//!
+//! Time: records carry their time to the second (FlashInfer's header format), so a time is microseconds since
+//! the earliest second seen, plus the record's order within its second (1, 2, 3 ...): the order of records, and
+//! so of calls, is exact; distances inside a second are not measured ones.
+
+use std::io::BufRead;
+
+/// The frame line of a record.
+pub const EQ: &str = "================================================================================";
+/// Calls left open per file before the oldest is closed as "did not return".
+const MAX_OPEN: usize = 4096;
+
+/// One call (or one graph replay of a captured call) of a log.
+pub struct Call {
+    /// The function's name (`norm.rmsnorm`, `[kernel] NAME` for a kernel launch).
+    pub name: String,
+    /// Its time (see the module's comment on time).
+    pub ts: u64,
+    /// The thread of its correlation line (0 without one).
+    pub tid: u64,
+    /// Its number in the correlation line.
+    pub number: Option<u64>,
+    /// The line of its header (1-based).
+    pub line: u64,
+    /// Each tensor's statistics text (`min=... max=... mean=... nan_count=... inf_count=...`) by argument label
+    /// (`arg[0]`, `arg[0] (after)`, `result`), in the record's order; `failed` holds a failed call's error.
+    pub args: Vec<(String, String)>,
+    /// `id=N, replay K` for a graph replay record.
+    pub replay: Option<String>,
+}
+
+/// How a call ended.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Outcome {
+    /// Its outputs record was read.
+    Returned,
+    /// Its outputs record says `Call failed:`.
+    Failed,
+    /// No outputs record before the end of its run.
+    DidNotReturn,
+    /// A level-1 record (the call's name only).
+    Level1,
+    /// A kernel launch record.
+    Launched,
+    /// A graph replay record.
+    Replay,
+}
+
+impl Outcome {
+    /// The words the trace and the report show.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Returned => "returned",
+            Outcome::Failed => "failed",
+            Outcome::DidNotReturn => "did not return",
+            Outcome::Level1 => "level 1",
+            Outcome::Launched => "launched",
+            Outcome::Replay => "graph replay",
+        }
+    }
+}
+
+/// What the reader found, in the order of the log.
+pub enum Kind {
+    /// A call that ended (or was closed) at `end`.
+    Call { call: Call, end: u64, outcome: Outcome },
+    /// A `nan_count` or `inf_count` above zero: `arg` of call `name`, at `line`.
+    NonFinite { name: String, arg: String, output: bool, replay: bool, ts: u64, tid: u64, line: u64 },
+    /// A call with no outputs record; `line` is its header's.
+    DidNotReturn { name: String, ts: u64, tid: u64, line: u64 },
+    /// `[CUDA error after this call: ERROR]` after call `name` (`(no call)` outside an outputs record).
+    CudaError { error: String, name: String, ts: u64, tid: u64, line: u64 },
+}
+
+/// One finding or call, with the process id of the run it belongs to (None before a `Process:` line).
+pub struct Event {
+    /// The process of the run, from its system information record.
+    pub pid: Option<u64>,
+    /// What was found.
+    pub kind: Kind,
+}
+
+/// What the file said about itself.
+#[derive(Default)]
+pub struct FileInfo {
+    /// The process id of its last run.
+    pub pid: Option<u64>,
+    /// `R of N` from the system information record's `Rank:` line.
+    pub rank: Option<String>,
+    /// Lines read.
+    pub lines: u64,
+}
+
+/// Seconds since an epoch of `YYYY-MM-DD HH:MM:SS` (only differences matter), or None.
+pub fn seconds(stamp: &str) -> Option<u64> {
+    let n = |r: std::ops::Range<usize>| stamp.get(r).and_then(|s| s.parse::<u64>().ok());
+    let (y, mo, d, h, mi, s) = (n(0..4)?, n(5..7)?, n(8..10)?, n(11..13)?, n(14..16)?, n(17..19)?);
+    // Days from the civil date (any monotonic count would do; this one is exact).
+    let (y, mo) = if mo <= 2 { (y - 1, mo + 12) } else { (y, mo) };
+    let days = 365 * y + y / 4 - y / 100 + y / 400 + (153 * (mo - 3) + 2) / 5 + d;
+    Some(((days * 24 + h) * 60 + mi) * 60 + s)
+}
+
+/// `[YYYY-MM-DD HH:MM:SS] REST` as (stamp, REST).
+pub fn stamped(line: &str) -> Option<(&str, &str)> {
+    (line.len() > 22 && line.as_bytes()[0] == b'[' && line.as_bytes()[20] == b']')
+        .then(|| line.get(1..20).zip(line.get(22..)))
+        .flatten()
+        .filter(|(s, _)| seconds(s).is_some())
+}
+
+/// Where stats lines go.
+enum Current {
+    /// The inputs record of `open[i]`.
+    Inputs(usize),
+    /// The outputs record of a call, until it ends.
+    Outputs(Call),
+    /// A graph replay record, until it ends.
+    Replay(Call),
+}
+
+/// The reader of one file.
+struct Reader<'a> {
+    sink: &'a mut dyn FnMut(Event),
+    zero: &'a mut Option<u64>,
+    info: FileInfo,
+    /// Seconds of the current record and records seen in that second.
+    second: u64,
+    in_second: u64,
+    open: Vec<Call>,
+    current: Option<Current>,
+    arg: String,
+    after_eq: bool,
+    after_header: bool,
+}
+
+impl Reader<'_> {
+    fn emit(&mut self, kind: Kind) {
+        (self.sink)(Event { pid: self.info.pid, kind });
+    }
+
+    fn now(&mut self, stamp: Option<&str>) -> u64 {
+        if let Some(s) = stamp.and_then(seconds) {
+            let zero = *self.zero.get_or_insert(s);
+            let s = s.max(zero);
+            if s != self.second {
+                (self.second, self.in_second) = (s, 0);
+            }
+        }
+        self.in_second = (self.in_second + 1).min(999_999);
+        (self.second - self.zero.unwrap_or(self.second)) * 1_000_000 + self.in_second
+    }
+
+    fn close(&mut self, call: Call, end: u64, outcome: Outcome) {
+        self.emit(Kind::Call { call, end, outcome });
+    }
+
+    fn end_outputs(&mut self) {
+        match self.current.take() {
+            Some(Current::Outputs(call)) => {
+                let end = self.now(None);
+                let failed = call.args.iter().any(|(k, _)| k == "failed");
+                self.close(call, end, if failed { Outcome::Failed } else { Outcome::Returned });
+            }
+            Some(Current::Replay(call)) => {
+                let end = call.ts + 1;
+                self.close(call, end, Outcome::Replay);
+            }
+            _ => {}
+        }
+    }
+
+    fn did_not_return_all(&mut self) {
+        self.end_outputs();
+        let end = self.now(None);
+        for call in std::mem::take(&mut self.open) {
+            let (name, tid, line) = (call.name.clone(), call.tid, call.line);
+            self.emit(Kind::DidNotReturn { name, ts: end, tid, line });
+            self.close(call, end, Outcome::DidNotReturn);
+        }
+    }
+
+    fn call(&mut self, name: String, ts: u64) -> Call {
+        Call { name, ts, tid: 0, number: None, line: self.info.lines, args: Vec::new(), replay: None }
+    }
+
+    fn line(&mut self, line: &str) {
+        self.info.lines += 1;
+        let after_header = std::mem::replace(&mut self.after_header, false);
+        if line == EQ {
+            self.end_outputs();
+            self.after_eq = true;
+            return;
+        }
+        let after_eq = std::mem::replace(&mut self.after_eq, false);
+        if let Some((stamp, rest)) = stamped(line) {
+            if rest == "FlashInfer API Logging - System Information" {
+                self.did_not_return_all();
+                return;
+            }
+            if let Some(name) = rest.strip_prefix("FlashInfer API Call: ") {
+                self.end_outputs();
+                let ts = self.now(Some(stamp));
+                let call = self.call(name.to_string(), ts);
+                if after_eq {
+                    if self.open.len() >= MAX_OPEN {
+                        let oldest = self.open.remove(0);
+                        self.close(oldest, ts, Outcome::DidNotReturn);
+                    }
+                    self.open.push(call);
+                    self.current = Some(Current::Inputs(self.open.len() - 1));
+                    self.after_header = true;
+                } else {
+                    self.close(call, ts + 1, Outcome::Level1);
+                }
+                return;
+            }
+            if let Some(kernel) = rest.strip_prefix("FlashInfer Kernel Launch: ") {
+                self.end_outputs();
+                let ts = self.now(Some(stamp));
+                let call = self.call(format!("[kernel] {kernel}"), ts);
+                self.close(call, ts + 1, Outcome::Launched);
+                return;
+            }
+            if let Some(what) = rest.strip_prefix("FlashInfer Graph Replay: ") {
+                self.end_outputs();
+                let ts = self.now(Some(stamp));
+                let (name, replay) = match what.strip_suffix(')').and_then(|w| w.rsplit_once(" (")) {
+                    Some((name, replay)) => (name, Some(replay.to_string())),
+                    None => (what, None),
+                };
+                let mut call = self.call(name.to_string(), ts);
+                call.replay = replay;
+                self.current = Some(Current::Replay(call));
+                return;
+            }
+        }
+        if let Some(r) = line.strip_prefix("Rank: ") {
+            self.info.rank = Some(r.split(" (local").next().unwrap_or(r).to_string());
+            return;
+        }
+        if let Some(p) = line.strip_prefix("Process: ") {
+            if let Some(pid) = p.split(' ').next().and_then(|n| n.parse::<u64>().ok()) {
+                self.info.pid = Some(pid);
+            }
+            return;
+        }
+        if let Some(tag) = line.strip_prefix("[call ").and_then(|t| t.strip_suffix(']')) {
+            let (rest, thread) = tag.rsplit_once(" thread ").unwrap_or((tag, "0"));
+            let number = rest.rsplit_once(" #").and_then(|(_, n)| n.parse::<u64>().ok());
+            let tid = thread.parse::<u64>().unwrap_or(0);
+            if after_header {
+                if let Some(Current::Inputs(i)) = self.current {
+                    (self.open[i].tid, self.open[i].number) = (tid, number);
+                }
+                return;
+            }
+            self.end_outputs();
+            if let Some(at) = self.open.iter().rposition(|c| c.tid == tid && c.number == number) {
+                self.current = Some(Current::Outputs(self.open.remove(at)));
+            }
+            return;
+        }
+        if line == "Output value:" || line.starts_with("Call failed: ") {
+            if !matches!(self.current, Some(Current::Outputs(_))) {
+                self.end_outputs();
+                if let Some(at) = self.open.iter().rposition(|c| c.tid == 0) {
+                    self.current = Some(Current::Outputs(self.open.remove(at)));
+                }
+            }
+            if let (Some(error), Some(Current::Outputs(call))) =
+                (line.strip_prefix("Call failed: "), self.current.as_mut())
+            {
+                call.args.push(("failed".to_string(), error.to_string()));
+            }
+            self.arg = "result".to_string();
+            return;
+        }
+        if let Some(error) = line.strip_prefix("[CUDA error after this call: ").and_then(|e| e.strip_suffix(']')) {
+            let ts = self.now(None);
+            let (name, tid) = match &self.current {
+                Some(Current::Outputs(c)) => (c.name.clone(), c.tid),
+                _ => (String::from("(no call)"), 0),
+            };
+            let line = self.info.lines;
+            self.emit(Kind::CudaError { error: error.to_string(), name, ts, tid, line });
+            return;
+        }
+        self.value_line(line);
+    }
+
+    fn value_line(&mut self, line: &str) {
+        let t = line.trim_start();
+        if line.starts_with("  ") && !line.starts_with("   ") {
+            let head = t.trim_end_matches(':');
+            if head.starts_with("arg[") {
+                self.arg = head.to_string();
+            } else if let Some((key, _)) = t.split_once('=') {
+                if !key.is_empty() && key.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_') {
+                    self.arg = key.to_string();
+                }
+            }
+            return;
+        }
+        let Some((key, value)) = t.split_once('=') else { return };
+        if !["min", "max", "mean", "nan_count", "inf_count"].contains(&key) {
+            return;
+        }
+        let (call, output, replay) = match self.current.as_mut() {
+            Some(Current::Inputs(i)) => (&mut self.open[*i], false, false),
+            Some(Current::Outputs(c)) => (c, true, false),
+            Some(Current::Replay(c)) => (c, self.arg.ends_with("(after)"), true),
+            None => return,
+        };
+        let arg = if output && !replay && !self.arg.ends_with("(after)") && self.arg != "result" {
+            format!("{} (after)", self.arg)
+        } else {
+            self.arg.clone()
+        };
+        match call.args.iter_mut().find(|(k, _)| *k == arg) {
+            Some((_, v)) => {
+                v.push(' ');
+                v.push_str(key);
+                v.push('=');
+                v.push_str(value);
+            }
+            None => call.args.push((arg.clone(), format!("{key}={value}"))),
+        }
+        let count = value.parse::<u64>().unwrap_or(0);
+        if key.ends_with("_count") && count > 0 {
+            let (name, tid) = (call.name.clone(), call.tid);
+            let ts = self.now(None);
+            let line = self.info.lines;
+            self.emit(Kind::NonFinite { name, arg, output, replay, ts, tid, line });
+        }
+    }
+}
+
+/// Reads one log, giving each call and finding to `sink` in the order of the log. `zero` is the earliest
+/// second seen (shared by the files of one trace or report, so that their times compare).
+pub fn read(zero: &mut Option<u64>, mut input: impl BufRead, sink: &mut dyn FnMut(Event)) -> std::io::Result<FileInfo> {
+    let mut reader = Reader {
+        sink,
+        zero,
+        info: FileInfo::default(),
+        second: 0,
+        in_second: 0,
+        open: Vec::new(),
+        current: None,
+        arg: String::new(),
+        after_eq: false,
+        after_header: false,
+    };
+    let mut raw = Vec::new();
+    loop {
+        raw.clear();
+        if input.read_until(b'\n', &mut raw)? == 0 {
+            break;
+        }
+        reader.line(String::from_utf8_lossy(&raw).trim_end_matches(['\n', '\r']));
+    }
+    reader.did_not_return_all();
+    Ok(reader.info)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_are_monotonic_across_days_and_months() {
+        let a = seconds("2026-02-28 23:59:59").unwrap();
+        assert_eq!(seconds("2026-03-01 00:00:00").unwrap(), a + 1);
+        assert_eq!(seconds("2026-12-31 23:59:59").unwrap() + 1, seconds("2027-01-01 00:00:00").unwrap());
+        assert!(seconds("2026-1x-01 00:00:00").is_none());
+    }
+
+    #[test]
+    fn graph_replay_records_are_calls_with_their_statistics() {
+        let log = format!(
+            "{EQ}\n[2026-12-07 05:22:24] FlashInfer Graph Replay: cudaops.scale2 (id=1, replay 2)\n{}\n\
+             Tensor arguments before the call:\n  arg[1]:\n    min=nan\n    max=nan\n    mean=nan\n    nan_count=1\n\
+             \x20   inf_count=0\nTensor arguments after the call:\n  arg[0] (after):\n    min=1.0\n    nan_count=0\n{EQ}\n",
+            "-".repeat(80)
+        );
+        let (mut zero, mut events) = (None, Vec::new());
+        read(&mut zero, log.as_bytes(), &mut |e| events.push(e.kind)).unwrap();
+        let [Kind::NonFinite { name, arg, output: false, replay: true, line: 9, .. }, Kind::Call { call, outcome: Outcome::Replay, .. }] =
+            &events[..]
+        else {
+            panic!("{} events", events.len())
+        };
+        assert_eq!((name.as_str(), arg.as_str(), call.name.as_str()), ("cudaops.scale2", "arg[1]", "cudaops.scale2"));
+        assert_eq!(call.replay.as_deref(), Some("id=1, replay 2"));
+        assert_eq!(call.args[1], ("arg[0] (after)".to_string(), "min=1.0 nan_count=0".to_string()));
+    }
+}
