@@ -51,6 +51,13 @@ pub struct Finding {
     pub text: String,
 }
 
+impl Finding {
+    /// A finding of `kind` at `line`, with no argument, time or record text yet (the pass fills them in).
+    fn at(kind: FindingKind, what: String, name: String, line: u64) -> Finding {
+        Finding { kind, what, name, arg: String::new(), x: 0.0, line, text: String::new() }
+    }
+}
+
 /// Calls of one name in one file.
 #[derive(Default, Clone)]
 pub struct NameCount {
@@ -158,36 +165,17 @@ fn read_rank(path: &str, zero: &mut Option<u64>) -> std::io::Result<Rank> {
             let side = if output { "output" } else { "input" };
             let rep = if replay { " (graph replay)" } else { "" };
             let what = format!("NaN/Inf in {side} {arg} of {name}{rep}");
-            let f = Finding { kind: FindingKind::NonFinite, what, name, arg, x: 0.0, line, text: String::new() };
-            found.push((ts, f));
+            found.push((ts, Finding { arg, ..Finding::at(FindingKind::NonFinite, what, name, line) }));
         }
         Kind::DidNotReturn { name, ts, line, .. } => {
             tick(ts);
             let what = format!("did not return: {name}");
-            let f = Finding {
-                kind: FindingKind::DidNotReturn,
-                what,
-                name,
-                arg: String::new(),
-                x: 0.0,
-                line,
-                text: String::new(),
-            };
-            found.push((ts, f));
+            found.push((ts, Finding::at(FindingKind::DidNotReturn, what, name, line)));
         }
         Kind::CudaError { error, name, ts, line, .. } => {
             tick(ts);
             let what = format!("CUDA error after {name}: {error}");
-            let f = Finding {
-                kind: FindingKind::CudaError,
-                what,
-                name,
-                arg: String::new(),
-                x: 0.0,
-                line,
-                text: String::new(),
-            };
-            found.push((ts, f));
+            found.push((ts, Finding::at(FindingKind::CudaError, what, name, line)));
         }
     })?;
     let x = |ts: u64| series::spread(ts, &last_in_second);
