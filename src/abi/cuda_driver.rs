@@ -2,11 +2,11 @@
 //! kernel names), taken from the libcuda instance the host already loaded: found among the loaded objects
 //! and looked up in it with the real `dlsym`. The shim never loads a driver and never calls `cuInit`.
 
+use super::cuda_sync::KeptTexts;
 use super::dl::{loaded_object, real_dlsym};
 use crate::os::pinned::Span;
 use cudarc::driver::sys::CUresult;
 use std::ffi::{c_char, c_void, CStr};
-use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::OnceLock;
 
 /// `CUDA_SUCCESS` as the plain integer the wrappers pass around.
@@ -221,38 +221,17 @@ impl Driver {
     /// distinct texts are made, later ones share a generic text. `CUDA error (<code>)` when the driver has no
     /// name for it.
     pub fn failure_text(&self, what: &'static str, rc: i32) -> &'static str {
-        let known = |p: *mut Reason| -> Option<&'static str> {
-            // SAFETY: every non-null slot holds a leaked `Reason` that is never freed or changed.
-            let r: &'static Reason = unsafe { p.as_ref() }?;
-            (r.what == what && r.rc == rc).then_some(r.text.as_str())
-        };
-        if let Some(text) = REASONS.iter().find_map(|s| known(s.load(Ordering::Acquire))) {
-            return text;
-        }
-        // The driver's name and the code (`CUDA_ERROR_INVALID_HANDLE (400)`), as every driver error is written.
-        let name = match rc {
-            -1 => "not in this driver".to_string(),
-            rc => format!("{} ({rc})", self.error_name(rc).unwrap_or_else(|| "CUDA error".to_string())),
-        };
-        let fresh =
-            Box::into_raw(Box::new(Reason { what, rc, text: format!("capture status unknown ({what}: {name})") }));
-        for slot in &REASONS {
-            match slot.compare_exchange(std::ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
-                // SAFETY: `fresh` is now in a slot for the rest of the process.
-                Ok(_) => return unsafe { (*fresh).text.as_str() },
-                Err(other) => {
-                    if let Some(text) = known(other) {
-                        // Another thread made the same text first.
-                        // SAFETY: `fresh` was never published.
-                        drop(unsafe { Box::from_raw(fresh) });
-                        return text;
-                    }
-                }
-            }
-        }
-        // SAFETY: `fresh` was never published.
-        drop(unsafe { Box::from_raw(fresh) });
-        "capture status unknown (a driver query failed)"
+        REASONS
+            .get(what, rc, || {
+                // The driver's name and the code (`CUDA_ERROR_INVALID_HANDLE (400)`), as every driver error is
+                // written.
+                let name = match rc {
+                    -1 => "not in this driver".to_string(),
+                    rc => format!("{} ({rc})", self.error_name(rc).unwrap_or_else(|| "CUDA error".to_string())),
+                };
+                format!("capture status unknown ({what}: {name})")
+            })
+            .unwrap_or("capture status unknown (a driver query failed)")
     }
 
     /// Enqueues on `stream` the copy of `span.len()` bytes of device memory at `src` into the page-locked
@@ -316,13 +295,6 @@ impl Driver {
     }
 }
 
-/// A failed driver query's reason text (see [`Driver::failure_text`]).
-struct Reason {
-    what: &'static str,
-    rc: i32,
-    text: String,
-}
-
-/// Most distinct reason texts kept.
+/// Most distinct reason texts kept (see [`Driver::failure_text`]).
 const KEPT: usize = 16;
-static REASONS: [AtomicPtr<Reason>; KEPT] = [const { AtomicPtr::new(std::ptr::null_mut()) }; KEPT];
+static REASONS: KeptTexts<KEPT> = KeptTexts::new();

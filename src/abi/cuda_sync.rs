@@ -110,35 +110,75 @@ struct Kept {
     text: String,
 }
 
-const KEPT: usize = 64;
-static TABLE: [AtomicPtr<Kept>; KEPT] = [const { AtomicPtr::new(std::ptr::null_mut()) }; KEPT];
+/// Texts made once per (call, code) pair and kept for the process, lock-free: a reason line must be a
+/// `&'static str`, and its text depends on the driver's answer. At most `N` texts are kept.
+pub struct KeptTexts<const N: usize>([AtomicPtr<Kept>; N]);
+
+impl<const N: usize> KeptTexts<N> {
+    /// An empty table.
+    pub const fn new() -> Self {
+        KeptTexts([const { AtomicPtr::new(std::ptr::null_mut()) }; N])
+    }
+
+    /// The kept text for (`what`, `code`), made by `make` on first use; `Err` with the text made, kept nowhere,
+    /// when `N` other pairs are kept already (the caller decides what such a text becomes).
+    pub fn get(&self, what: &'static str, code: i32, make: impl FnOnce() -> String) -> Result<&'static str, String> {
+        let mut make = Some(make);
+        let mut fresh: *mut Kept = std::ptr::null_mut();
+        for slot in &self.0 {
+            let mut p = slot.load(Ordering::Acquire);
+            if p.is_null() {
+                if fresh.is_null() {
+                    let text = make.take().map(|m| m()).unwrap_or_default();
+                    fresh = Box::into_raw(Box::new(Kept { what, code, text }));
+                }
+                p = match slot.compare_exchange(std::ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
+                    Ok(_) => fresh,
+                    Err(seen) => seen,
+                };
+            }
+            // SAFETY: every published pointer is a leaked `Kept`, never freed or changed.
+            let k: &'static Kept = unsafe { &*p };
+            if k.code == code && k.what == what {
+                if !fresh.is_null() && !std::ptr::eq(fresh, p) {
+                    // Another thread kept the same pair first.
+                    // SAFETY: `fresh` was never published.
+                    drop(unsafe { Box::from_raw(fresh) });
+                }
+                return Ok(&k.text);
+            }
+        }
+        if fresh.is_null() {
+            return Err(make.take().map(|m| m()).unwrap_or_default());
+        }
+        // SAFETY: `fresh` was never published.
+        Err(unsafe { Box::from_raw(fresh) }.text)
+    }
+}
+
+static TABLE: KeptTexts<64> = KeptTexts::new();
 
 /// The text `make` gives for (`what`, `code`), made once and kept for the process, lock-free: a reason line
 /// must be a `&'static str`. When 64 distinct pairs are kept already, the text is made and leaked anyway.
 pub fn kept_text(what: &'static str, code: i32, make: impl FnOnce() -> String) -> &'static str {
-    let mut make = Some(make);
-    let mut fresh: *mut Kept = std::ptr::null_mut();
-    for slot in &TABLE {
-        let mut p = slot.load(Ordering::Acquire);
-        if p.is_null() {
-            if fresh.is_null() {
-                let text = make.take().map(|m| m()).unwrap_or_default();
-                fresh = Box::into_raw(Box::new(Kept { what, code, text }));
-            }
-            p = match slot.compare_exchange(std::ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => fresh,
-                Err(seen) => seen,
-            };
-        }
-        // SAFETY: every published pointer is a leaked `Kept`, never freed.
-        let k: &'static Kept = unsafe { &*p };
-        if k.code == code && k.what == what {
-            return &k.text;
-        }
+    TABLE.get(what, code, make).unwrap_or_else(|text| Box::leak(text.into_boxed_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kept_texts_keep_one_text_per_pair_and_refuse_past_their_size() {
+        static TEXTS: KeptTexts<2> = KeptTexts::new();
+        let a = TEXTS.get("cuA", 700, || "a 700".to_string()).unwrap();
+        assert_eq!(a, "a 700");
+        // The same pair: the kept text, `make` not called.
+        let again = TEXTS.get("cuA", 700, || unreachable!()).unwrap();
+        assert!(std::ptr::eq(a, again));
+        assert_eq!(TEXTS.get("cuA", 719, || "a 719".to_string()), Ok("a 719"));
+        // Full: the text is made and handed back, kept nowhere.
+        assert_eq!(TEXTS.get("cuB", 700, || "b 700".to_string()), Err("b 700".to_string()));
+        assert_eq!(TEXTS.get("cuA", 719, || unreachable!()), Ok("a 719"));
     }
-    if fresh.is_null() {
-        return Box::leak(make.take().map(|m| m()).unwrap_or_default().into_boxed_str());
-    }
-    // SAFETY: ours, never published, leaked for the process like the others.
-    &unsafe { &*fresh }.text
 }
