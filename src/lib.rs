@@ -6,27 +6,29 @@
 //! (`docs/architecture.md` explains the rule and how a call flows through them).
 //! 1. [`intercept`]: how calls arrive: the one exported symbol (`dlsym`), the trampolines and the frame of a
 //!    TVM-FFI call, the driver wrappers generated from one table, and the GOT rewrite of the PLT route;
-//! 2. [`sync`]: `FLASHLOG_SYNC`, the call (or graph replay) behind a CUDA error: a call's stream synchronised
+//! 2. [`calls`]: what a call logs, per level: the records and dumps before and after a TVM-FFI call (one
+//!    pending state between them), the argument array they read, kernel launch records;
+//! 3. [`sync`]: `FLASHLOG_SYNC`, the call (or graph replay) behind a CUDA error: a call's stream synchronised
 //!    around it, the FlashInfer calls each graph holds, the progress markers;
-//! 3. [`graph`]: statistics at CUDA graph replay and the NaN watch, with the driver callbacks they need (and
+//! 4. [`graph`]: statistics at CUDA graph replay and the NaN watch, with the driver callbacks they need (and
 //!    the statistics kernel's nodes in a capture); [`dump`]: level 10, every tensor of a call saved for
 //!    `flashlog replay`;
-//! 4. [`gpu`]: the library's own statistics kernel: loading it through the host's driver, planning and
+//! 5. [`gpu`]: the library's own statistics kernel: loading it through the host's driver, planning and
 //!    launching it for a phase's device tensors, folding its partials;
-//! 5. [`stats`]: level-5 tensor statistics (the numbers, the byte sources, the walk, driver errors by name);
-//! 6. [`log`]: a record out: this process's system information first, then the record, through the sink;
+//! 6. [`stats`]: level-5 tensor statistics (the numbers, the byte sources, the walk, driver errors by name);
+//! 7. [`log`]: a record out: this process's system information first, then the record, through the sink;
 //!    [`exit_line`]: the line a process that logged writes when it ends normally (through the sink);
-//! 7. [`record`]: the text of every record (pure);
-//! 8. [`sink`]: where records go and how they are written (transport only);
-//! 9. [`state`]: process-wide switches, the panic guard, the hooks run in a new process;
-//!    [`config`], [`glob`]: the environment, read once, with every default;
-//!    [`capture`]: which CUDA graph captures are running; [`correlation`]: call numbers and threads;
-//!    [`clock`]: record time stamps; [`buffers`]: the reusable record buffers;
-//! 10. [`ring`]: the flight recorder, the sink's other transport (records in a memory-mapped ring file); below
+//! 8. [`record`]: the text of every record (pure);
+//! 9. [`sink`]: where records go and how they are written (transport only);
+//! 10. [`state`]: process-wide switches, the panic guard, the hooks run in a new process;
+//!     [`config`], [`glob`]: the environment, read once, with every default;
+//!     [`capture`]: which CUDA graph captures are running; [`correlation`]: call numbers and threads;
+//!     [`clock`]: record time stamps; [`buffers`]: the reusable record buffers;
+//! 11. [`ring`]: the flight recorder, the sink's other transport (records in a memory-mapped ring file); below
 //!     the configuration, which reads the ring's size with the ring format's parser (shared with the launcher);
-//! 11. [`abi`]: foreign layouts and functions only (TVM-FFI, DLPack, CUDA and its statistics kernel's and
+//! 12. [`abi`]: foreign layouts and functions only (TVM-FFI, DLPack, CUDA and its statistics kernel's and
 //!     error functions, ELF, the dynamic loader's lists);
-//! 12. [`os`]: the library's own OS services (system calls and signal guards, files, process and fork state,
+//! 13. [`os`]: the library's own OS services (system calls and signal guards, files, process and fork state,
 //!     fault-tolerant reads, pipes, pools, the pinned arena, owned and leaked slots, the ring's mapping);
 //!     [`arch`]: the assembly of each processor.
 //!
@@ -51,6 +53,7 @@ macro_rules! modules {
 
 modules!(
     intercept,
+    calls,
     sync,
     graph,
     dump,

@@ -18,10 +18,10 @@
 // The wrappers carry the exact names of the C entry points they stand for.
 #![allow(non_snake_case)]
 
-use super::launch;
 use super::plt;
 use crate::abi::cuda_types::LaunchConfig;
 use crate::abi::dl;
+use crate::calls::launch;
 use crate::capture;
 use crate::os::sys::ErrnoGuard;
 use crate::record::launch::Launch;

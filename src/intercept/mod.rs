@@ -5,7 +5,6 @@
 pub mod args_copy;
 pub mod cuda;
 pub mod dlsym;
-pub mod launch;
 pub mod plt;
 pub mod trampoline;
 pub mod tvm_call;

@@ -1,4 +1,4 @@
-//! Kernel-launch records. Every launch reaches the shim through the driver wrappers in `cuda.rs`: programs
+//! Kernel-launch records. Every launch reaches the shim through the driver wrappers in `intercept/cuda.rs`: programs
 //! and modules calling the driver (through a rewritten GOT slot, `dlsym` or `cuGetProcAddress`), and the
 //! runtime's launches too, since libcudart obtains its driver functions through `cuGetProcAddress*`. So
 //! each launch is seen exactly once, at the driver, and the runtime's own entry points are not wrapped.
