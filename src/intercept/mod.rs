@@ -1,8 +1,7 @@
-//! The interception layer: the `dlsym` entry, the trampoline pool and wrapper of TVM-FFI calls, the CUDA
-//! driver wrappers and the GOT rewrite that routes PLT calls to them. With `abi`, the only code that deals
-//! in raw host pointers.
+//! The interception layer, how calls arrive: the `dlsym` entry, the trampoline pool and the frame of a
+//! TVM-FFI call, the CUDA driver wrappers and the GOT rewrite that routes PLT calls to them. With `abi` and
+//! `os`, the only code that dereferences raw host pointers. What each call logs is the `calls` layer's.
 
-pub mod args_copy;
 pub mod cuda;
 pub mod dlsym;
 pub mod plt;

@@ -73,7 +73,7 @@ pub fn wrap_module_export(handle: usize, export: &[u8], real: usize) -> usize {
     for (i, slot) in SLOTS[..used].iter().enumerate() {
         // SAFETY: published slots are never freed.
         if let Some(existing) = unsafe { slot.load(Ordering::Acquire).as_ref() } {
-            if existing.real as usize == real && existing.name == name {
+            if existing.real as usize == real && existing.export.name == name {
                 return stub_address(i);
             }
         }
