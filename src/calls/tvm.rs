@@ -45,63 +45,105 @@ impl Export {
 }
 
 /// What one call's logging carries from before the real call to after it. It owns pooled buffers and leases:
-/// the frame keeps it in a `ManuallyDrop` across the real call and hands it to [`after`], which drops it.
+/// the frame makes it with [`Pending::new`], keeps it in a `ManuallyDrop` across the real call and drops it in
+/// place after [`after`]; [`before`] and [`after`] fill and read it in place (it is a few hundred bytes, and
+/// moving it would cost a call more than its level-1 record). The fields that own something are declared in
+/// the order they are dropped.
 pub struct Pending<'a> {
-    export: &'a Export,
-    /// Made by a signal handler that interrupted the shim: no statistics, no waiting, no runtime type names.
-    reentered: bool,
-    /// Level 3 or above, and this export's records are not filtered out.
-    detailed: bool,
-    /// NaN watch: the inputs record is held until the outputs show whether the call met a NaN or infinity.
-    watch: bool,
-    /// Whether the inputs record (or call line) was written or held (a panic there turned logging off).
-    logged_inputs: bool,
-    /// The argument array, copied (level 3 and above).
-    copied: Option<CopiedArgs>,
+    /// The inputs record the NaN watch holds.
+    held: Option<buffers::Buffer>,
     /// Every tensor descriptor of the arguments, read in one batch (level 3 and above).
     prefetch: Option<Prefetch>,
     /// Level 5: the statistics source of both records.
     stats: Option<CallStats>,
+    /// The argument array, copied (level 3 and above).
+    copied: Option<CopiedArgs>,
+    /// Level 10: the dump whose inputs were saved (consumed by [`after`]).
+    dumping: Option<dump::Pending>,
+    export: &'a Export,
+    /// The level read when the call began (not 0).
+    level: u8,
+    /// Made by a signal handler that interrupted the shim: no statistics, no waiting, no runtime type names.
+    reentered: bool,
+    /// Level 3 or above, and this export's records are not filtered out.
+    detailed: bool,
     /// Level 5 in a call re-entered from a signal handler: the skip line in place of statistics.
     skipped: Option<SkippedStats>,
-    /// The inputs record the NaN watch holds.
-    held: Option<buffers::Buffer>,
+    /// NaN watch: the inputs record is held until the outputs show whether the call met a NaN or infinity.
+    watch: bool,
+    /// Whether the inputs record (or call line) was written or held (a panic there turned logging off).
+    logged_inputs: bool,
     /// The call's number and thread, and whether its records carry the correlation line.
     tag: Option<CallTag>,
     /// `FLASHLOG_SYNC`: the call's stream and what its synchronisation before the call found.
     synced: Option<sync::CallSync>,
-    /// Level 10: the dump whose inputs were saved.
-    dumping: Option<dump::Pending>,
     /// The FlashInfer call this one interrupted on its thread (restored after the real call).
     interrupted: Option<Option<sync::CurrentCall>>,
 }
 
-/// Logs what is due before the real function runs, at `level` (not 0), for a call of `export` with the host's
-/// argument array (`args`, `num_args`; copied with the fault-tolerant read, never read directly). Takes no
-/// `errno` care: the frame restores the host's `errno` after this.
-pub fn before(export: &Export, level: u8, args: *const FfiAny, num_args: i32) -> Pending<'_> {
-    let f = export;
-    let reentered = state::inside_shim();
-    let detailed = level >= LEVEL_DETAILED && f.detailed_allowed;
-    let mut stats = (level >= LEVEL_STATS && !reentered).then(CallStats::new);
-    let mut skipped = (level >= LEVEL_STATS && reentered).then_some(SkippedStats(REENTERED_LINE));
+impl<'a> Pending<'a> {
+    /// A call of `export` at `level` (not 0), nothing logged yet: whether it is re-entered from a signal
+    /// handler, whether it has level-3 records, and its statistics source.
+    pub fn new(export: &'a Export, level: u8) -> Self {
+        let reentered = state::inside_shim();
+        Pending {
+            held: None,
+            prefetch: None,
+            stats: (level >= LEVEL_STATS && !reentered).then(CallStats::new),
+            copied: None,
+            dumping: None,
+            export,
+            level,
+            reentered,
+            detailed: level >= LEVEL_DETAILED && export.detailed_allowed,
+            skipped: (level >= LEVEL_STATS && reentered).then_some(SkippedStats(REENTERED_LINE)),
+            watch: false,
+            logged_inputs: false,
+            tag: None,
+            synced: None,
+            interrupted: None,
+        }
+    }
+}
+
+/// Logs what is due before the real function runs, for the call `pending` (new) with the host's argument
+/// array (`args`, `num_args`; copied with the fault-tolerant read, never read directly). Takes no `errno`
+/// care: the frame restores the host's `errno` after this.
+pub fn before(pending: &mut Pending<'_>, args: *const FfiAny, num_args: i32) {
+    let Pending {
+        export: f,
+        level,
+        reentered,
+        detailed,
+        watch,
+        logged_inputs,
+        copied,
+        prefetch,
+        stats,
+        skipped,
+        held,
+        tag,
+        synced,
+        dumping,
+        interrupted,
+    } = pending;
+    let f: &Export = f;
+    let (level, reentered, detailed) = (*level, *reentered, *detailed);
     let section = state::ShimSection::enter();
     // The argument array is copied with the fault-tolerant read (a C host may claim more than it passes); only
     // records above level 1 read it.
-    let copied = if detailed { state::guarded(|| CopiedArgs::read(args, num_args)) } else { None };
+    *copied = if detailed { state::guarded(|| CopiedArgs::read(args, num_args)) } else { None };
     let arg_slice: &[FfiAny] = copied.as_ref().map_or(&[], |c| c.as_slice());
     // Every piece of shim logic runs under the panic guard: a panic must never unwind into the host.
-    let prefetch = if detailed { state::guarded(|| Prefetch::read_args(arg_slice)) } else { None };
+    *prefetch = if detailed { state::guarded(|| Prefetch::read_args(arg_slice)) } else { None };
     // Level 5: the data of small host tensors, one batch before the inputs record (and one after the call).
     if let (Some(s), Some(p)) = (stats.as_mut(), prefetch.as_ref()) {
         state::guarded(|| s.prefetch_data(p.descs(false)));
     }
     // NaN watch: the inputs record waits for the outputs (a crash inside the call leaves no inputs record).
-    let watch = detailed && stats.is_some() && graph::watch::enabled();
-    let mut held = None;
-    let mut tag = None;
-    let mut synced: Option<sync::CallSync> = None;
-    let logged_inputs = state::level() > 0
+    *watch = detailed && stats.is_some() && graph::watch::enabled();
+    let watch = *watch;
+    *logged_inputs = state::level() > 0
         && state::guarded(|| {
             if state::config().inject_panic.matches(f.name) {
                 panic!("injected by FLASHLOG_TEST_PANIC for {}", f.name);
@@ -109,16 +151,16 @@ pub fn before(export: &Export, level: u8, args: *const FfiAny, num_args: i32) ->
             let mut out = buffers::take();
             let stamp = clock::now();
             let this_call = correlation::begin_call();
-            tag = Some(this_call);
+            *tag = Some(this_call);
             // Never from a signal handler that interrupted the shim (the driver may hold its own lock there).
             if sync::enabled() && !reentered {
-                synced = Some(sync::before_call(f.name, &this_call, arg_slice, prefetch.as_ref()));
+                *synced = Some(sync::before_call(f.name, &this_call, arg_slice, prefetch.as_ref()));
             }
             if detailed {
                 if let Some(s) = stats.as_mut() {
                     s.begin_call(f.name, arg_slice, prefetch.as_ref());
                 }
-                let source = stats_source(&mut stats, &mut skipped);
+                let source = stats_source(stats, skipped);
                 let mut ctx = context(source, prefetch.as_ref(), reentered);
                 let line = this_call.correlated.then_some(&this_call);
                 push_inputs_record(&mut out, &stamp, f.name, line, arg_slice, &mut ctx);
@@ -135,7 +177,7 @@ pub fn before(export: &Export, level: u8, args: *const FfiAny, num_args: i32) ->
                 sync::annotate_inputs(&mut out, code);
             }
             if watch {
-                held = Some(out);
+                *held = Some(out);
             } else {
                 log::write_record(&out);
             }
@@ -143,16 +185,23 @@ pub fn before(export: &Export, level: u8, args: *const FfiAny, num_args: i32) ->
         .is_some();
     // Level 10: the inputs are saved before the call (a thread cancelled inside it leaves the folder at
     // `inputs_saved`, as a crash would).
-    let dumping = if level >= LEVEL_DUMP && detailed && state::level() > 0 {
+    *dumping = if level >= LEVEL_DUMP && detailed && state::level() > 0 {
         state::guarded(|| dump::before_call(&dump_target(f), arg_slice, prefetch.as_ref())).flatten()
     } else {
         None
     };
     drop(section);
     // Kernel-launch records made during the call name it.
-    let interrupted = tag.map(|t| sync::enter_call(f.name, t));
-    Pending {
-        export,
+    *interrupted = tag.map(|t| sync::enter_call(f.name, t));
+}
+
+/// Logs what is due after the real function returned `rc` (the frame then drops `pending`). `result` reads the
+/// host's result slot (None when the call failed or passed no slot); it is asked only when a dump or an
+/// outputs record needs the value.
+pub fn after(pending: &mut Pending<'_>, rc: i32, result: impl Fn() -> Option<FfiAny>) {
+    let Pending {
+        export: f,
+        level: _,
         reentered,
         detailed,
         watch,
@@ -166,30 +215,10 @@ pub fn before(export: &Export, level: u8, args: *const FfiAny, num_args: i32) ->
         synced,
         dumping,
         interrupted,
-    }
-}
-
-/// Logs what is due after the real function returned `rc`, and drops the call's state. `result` reads the
-/// host's result slot (None when the call failed or passed no slot); it is asked only when a dump or an
-/// outputs record needs the value.
-pub fn after(pending: Pending<'_>, rc: i32, result: impl Fn() -> Option<FfiAny>) {
-    let Pending {
-        export: f,
-        reentered,
-        detailed,
-        watch,
-        logged_inputs,
-        copied,
-        prefetch,
-        mut stats,
-        mut skipped,
-        mut held,
-        tag,
-        synced,
-        dumping,
-        interrupted,
     } = pending;
-    if let Some(previous) = interrupted {
+    let f: &Export = f;
+    let (reentered, detailed, watch, logged_inputs) = (*reentered, *detailed, *watch, *logged_inputs);
+    if let Some(previous) = interrupted.take() {
         sync::leave_call(previous);
     }
     let arg_slice: &[FfiAny] = copied.as_ref().map_or(&[], |c| c.as_slice());
@@ -202,10 +231,10 @@ pub fn after(pending: Pending<'_>, rc: i32, result: impl Fn() -> Option<FfiAny>)
         }
         _ => None,
     };
-    if let Some(pending) = dumping {
+    if let Some(dump) = dumping.take() {
         let _section = state::ShimSection::enter();
         let value = result();
-        state::guarded(|| dump::after_call(pending, rc, value.as_ref()));
+        state::guarded(|| dump::after_call(dump, rc, value.as_ref()));
     }
     // No outputs record without its inputs record (a panic there turned logging off).
     if detailed && logged_inputs && state::level() > 0 {
@@ -229,7 +258,7 @@ pub fn after(pending: Pending<'_>, rc: i32, result: impl Fn() -> Option<FfiAny>)
                 }
                 rc => Outcome::FailedWithoutError(rc),
             };
-            let source = stats_source(&mut stats, &mut skipped);
+            let source = stats_source(stats, skipped);
             let mut ctx = context(source, prefetch.as_ref(), reentered);
             let line = tag.as_ref().filter(|t| t.outputs_correlated()).map(|t| (f.name, t));
             push_outputs_record(&mut out, line, outcome, arg_slice, &mut ctx);
@@ -255,10 +284,6 @@ pub fn after(pending: Pending<'_>, rc: i32, result: impl Fn() -> Option<FfiAny>)
             }
         });
     }
-    drop(held);
-    drop(prefetch);
-    drop(stats);
-    drop(copied);
 }
 
 /// The level-5 statistics of a call, with the graph layer's replay statistics for calls made during a capture.

@@ -68,7 +68,8 @@ pub unsafe fn call(
     // The call's logging state (pooled buffers and leases) is not dropped while the real function runs: if a
     // thread is cancelled inside it, the state is leaked instead of dropped during the forced unwind. Every
     // piece of work inside `before` and `after` runs under the panic guard.
-    let pending = ManuallyDrop::new(tvm::before(&f.export, level, args, num_args));
+    let mut pending = ManuallyDrop::new(tvm::Pending::new(&f.export, level));
+    tvm::before(&mut pending, args, num_args);
     sys::set_errno(saved_errno);
     // SAFETY: as documented.
     let rc = unsafe { call_real(f, this, args, num_args, result) };
@@ -81,7 +82,10 @@ pub unsafe fn call(
         // it returned 0; we only read it. On failure it may hold anything, and is not read.
         Some(unsafe { *result })
     };
-    tvm::after(ManuallyDrop::into_inner(pending), rc, read_result);
+    tvm::after(&mut pending, rc, read_result);
+    // Dropped only now, after the real function returned, and in place (it is a few hundred bytes).
+    // SAFETY: `pending` is not used after this.
+    unsafe { ManuallyDrop::drop(&mut pending) };
     sys::set_errno(errno_after);
     rc
 }
