@@ -7,7 +7,8 @@
 //! 1. [`intercept`]: how calls arrive: the one exported symbol (`dlsym`), the trampolines and the frame of a
 //!    TVM-FFI call, the driver wrappers generated from one table, and the GOT rewrite of the PLT route;
 //! 2. [`calls`]: what a call logs, per level: the records and dumps before and after a TVM-FFI call (one
-//!    pending state between them), the argument array they read, kernel launch records;
+//!    pending state between them), the argument array they read, kernel launch records, what the driver's
+//!    graph calls (capture, instantiation, replay) record;
 //! 3. [`sync`]: `FLASHLOG_SYNC`, the call (or graph replay) behind a CUDA error: a call's stream synchronised
 //!    around it, the FlashInfer calls each graph holds, the progress markers;
 //! 4. [`graph`]: statistics at CUDA graph replay and the NaN watch, with the driver callbacks they need (and

@@ -21,8 +21,7 @@
 use super::plt;
 use crate::abi::cuda_types::LaunchConfig;
 use crate::abi::dl;
-use crate::calls::launch;
-use crate::capture;
+use crate::calls::{graphs, launch};
 use crate::os::sys::ErrnoGuard;
 use crate::record::launch::Launch;
 use crate::state;
@@ -308,17 +307,14 @@ macro_rules! begin_capture_wrapper {
         /// Called by the host with the driver's contract.
         pub unsafe extern "C" fn $name<const K: usize>(stream: Stream $(, $arg: $ty)*) -> i32 {
             plt::refresh_from_wrapper(&GOT_WRAPPERS);
-            crate::graph::prepare_before_capture();
+            graphs::before_capture_begin();
             // SAFETY: the table row of this entry gives this wrapper its C signature, the type `real` is asked for.
             let Some(f) = (unsafe { real::<unsafe extern "C" fn(Stream $(, $ty)*) -> i32>(Entry::$entry as usize, K) }) else {
                 return NOT_FOUND;
             };
             // SAFETY: the real driver function, called with the host's own arguments under the driver's contract.
             let rc = unsafe { f(stream $(, $arg)*) };
-            if rc == 0 {
-                capture::began(stream);
-            }
-            crate::sync::graph::on_capture_begin(stringify!($name), stream, rc);
+            graphs::after_capture_begin(stringify!($name), stream, rc);
             rc
         }
     };
@@ -340,11 +336,8 @@ macro_rules! end_capture_wrapper {
             };
             // SAFETY: the real driver function, called with the host's own arguments under the driver's contract.
             let rc = unsafe { f(stream, graph) };
-            if capture::end_result_ends_capture(rc) {
-                capture::ended(stream);
-            }
-            let made = if rc == 0 { crate::os::mem::read_pod::<usize>(graph as usize).unwrap_or(0) } else { 0 };
-            crate::sync::graph::on_capture_end(stringify!($name), stream, made, rc);
+            let made = || if rc == 0 { crate::os::mem::read_pod::<usize>(graph as usize).unwrap_or(0) } else { 0 };
+            graphs::after_capture_end(stringify!($name), stream, rc, made);
             rc
         }
     };
@@ -440,10 +433,10 @@ macro_rules! graph_launch_wrapper {
             else {
                 return NOT_FOUND;
             };
-            let replay = crate::sync::graph::on_launch_before(exec);
+            let replay = graphs::before_replay(exec);
             // SAFETY: the real driver function, called with the host's own arguments under the driver's contract.
             let rc = unsafe { f(exec, stream) };
-            crate::sync::graph::on_launch_after(replay, exec, stream, $per_thread, rc);
+            graphs::after_replay(replay, exec, stream, $per_thread, rc);
             rc
         }
     };
@@ -467,7 +460,7 @@ macro_rules! instantiate_wrapper {
             let rc = unsafe { f(exec, graph $(, $arg)*) };
             if rc == 0 {
                 let made = crate::os::mem::read_pod::<usize>(exec as usize).unwrap_or(0);
-                crate::sync::graph::on_instantiate(made, graph);
+                graphs::after_instantiate(made, graph);
             }
             rc
         }
