@@ -11,7 +11,7 @@ pub mod mem;
 pub mod owned_slot;
 pub mod pinned;
 pub mod pipe;
-pub mod pool;
+pub mod scratch;
 pub mod process;
 pub mod ringmap;
 pub mod signals;

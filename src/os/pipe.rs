@@ -1,4 +1,4 @@
-//! A pool of pipes for the cheaper kernel-checked copy of host memory: `writev` from the host's addresses
+//! The pipe set: pipes for the cheaper kernel-checked copy of host memory: `writev` from the host's addresses
 //! into a pipe of ours (the kernel checks every source byte and answers `EFAULT` for what is not mapped),
 //! then `readv` back into our buffers. See `mem.rs` for when this route is taken.
 //!
@@ -10,14 +10,14 @@
 //! - the host may close our descriptor and reuse its number for a file of its own: before every use the
 //!   descriptor is checked with `fstat` (a FIFO whose inode is the pipe's), so host memory is never written
 //!   into a host file; a descriptor that fails the check is abandoned, never closed (it is not ours now);
-//! - a forked child shares the parent's pipes: the pool remembers the pid that made its pipes and a process
+//! - a forked child shares the parent's pipes: the set remembers the pid that made its pipes and a process
 //!   with another pid (`crate::os::process::pid()`) closes the inherited ones (after the same check) and makes its own;
 //! - checkout is lock-free (a state byte per slot); a thread that finds every slot busy uses another route.
 
 use super::sys;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, Ordering};
 
-/// Pipes in the pool: enough for as many threads logging at the same instant.
+/// Pipes in the set: enough for as many threads logging at the same instant.
 const SLOTS: usize = 16;
 /// Our descriptors are moved at or above this number, out of the range hosts usually use.
 const FD_FLOOR: i32 = 800;
@@ -31,7 +31,7 @@ static STATE: [AtomicU8; SLOTS] = [const { AtomicU8::new(EMPTY) }; SLOTS];
 static FDS: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
 /// The pipe's inode, for the `fstat` check.
 static INO: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
-/// The pid whose pipes the pool holds (0: none yet).
+/// The pid whose pipes the set holds (0: none yet).
 static OWNER: AtomicI32 = AtomicI32::new(0);
 /// Set while one thread replaces the pipes inherited from a parent.
 static RESETTING: AtomicBool = AtomicBool::new(false);
@@ -41,7 +41,7 @@ static UNAVAILABLE: AtomicBool = AtomicBool::new(false);
 /// Capacity of a pipe (Linux default, 16 pages): the most one `writev` can leave in it.
 pub const CAPACITY: usize = 64 * 1024;
 
-/// A checked-out pipe, verified to still be ours; it goes back to the pool when dropped.
+/// A checked-out pipe, verified to still be ours; it goes back to the set when dropped.
 pub struct Checkout {
     slot: usize,
     /// Descriptor to read from.
@@ -53,7 +53,7 @@ pub struct Checkout {
 
 impl Checkout {
     /// Marks the pipe unusable (it holds bytes we could not drain, or failed in an unexpected way): it is
-    /// closed instead of going back to the pool.
+    /// closed instead of going back to the set.
     pub fn poison(&mut self) {
         self.poisoned = true;
     }
@@ -75,7 +75,7 @@ pub fn available() -> bool {
     !UNAVAILABLE.load(Ordering::Relaxed)
 }
 
-/// A verified pipe of this process, or None (pool busy, pipes unavailable, a fork being handled).
+/// A verified pipe of this process, or None (every pipe busy, pipes unavailable, a fork being handled).
 /// `count` is told how many system calls the checkout made.
 pub fn checkout(count: &mut dyn FnMut(u64)) -> Option<Checkout> {
     if !available() {
@@ -118,7 +118,7 @@ pub fn checkout(count: &mut dyn FnMut(u64)) -> Option<Checkout> {
 }
 
 /// First use in this process (or first after a fork): closes the pipes inherited from a parent, which it
-/// shares with that parent, and takes the pool over for `pid`. False while another thread does it.
+/// shares with that parent, and takes the set over for `pid`. False while another thread does it.
 fn adopt(pid: i32, count: &mut dyn FnMut(u64)) -> bool {
     if RESETTING.swap(true, Ordering::Acquire) {
         return false;

@@ -8,14 +8,14 @@ use std::ptr::null_mut;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
 /// Up to `N` idle objects of type `T`.
-pub struct Pool<T: 'static, const N: usize> {
+pub struct ScratchPool<T: 'static, const N: usize> {
     slots: [AtomicPtr<T>; N],
 }
 
-impl<T: Default + Reset + 'static, const N: usize> Pool<T, N> {
+impl<T: Default + Reset + 'static, const N: usize> ScratchPool<T, N> {
     /// An empty pool (usable in a `static`).
     pub const fn new() -> Self {
-        Pool { slots: [const { AtomicPtr::new(null_mut()) }; N] }
+        ScratchPool { slots: [const { AtomicPtr::new(null_mut()) }; N] }
     }
 
     /// Takes an idle object (reset), or makes a new one when every pooled object is on loan.
@@ -34,7 +34,7 @@ impl<T: Default + Reset + 'static, const N: usize> Pool<T, N> {
     }
 }
 
-impl<T: Default + Reset + 'static, const N: usize> Default for Pool<T, N> {
+impl<T: Default + Reset + 'static, const N: usize> Default for ScratchPool<T, N> {
     fn default() -> Self {
         Self::new()
     }
@@ -51,10 +51,10 @@ pub trait Reset {
     }
 }
 
-/// An object on loan from a [`Pool`]; it goes back there when dropped.
+/// An object on loan from a [`ScratchPool`]; it goes back there when dropped.
 pub struct Lease<T: Default + Reset + 'static, const N: usize> {
     item: Option<Box<T>>,
-    pool: &'static Pool<T, N>,
+    pool: &'static ScratchPool<T, N>,
 }
 
 impl<T: Default + Reset + 'static, const N: usize> Deref for Lease<T, N> {
@@ -102,7 +102,7 @@ mod tests {
         }
     }
 
-    static POOL: Pool<V, 2> = Pool::new();
+    static POOL: ScratchPool<V, 2> = ScratchPool::new();
 
     #[test]
     fn objects_are_reused_and_reset() {

@@ -1,7 +1,7 @@
-//! The page-locked pool of replay statistics: `FLASHLOG_GRAPH_STATS_MB` MiB (default 64) from
+//! The page-locked arena of replay statistics: `FLASHLOG_GRAPH_STATS_MB` MiB (default 64) from
 //! `cuMemAllocHost_v2`, allocated once, outside any capture, by the first capture-begin wrapper that finds
 //! the driver ready; never freed (graphs may be replayed until the process exits). Spans are handed out by
-//! [`crate::os::pinned::reserve`]; once the pool is spent, further captured tensors get the skip line.
+//! [`crate::os::pinned::reserve`]; once the arena is spent, further captured tensors get the skip line.
 
 use crate::abi::cuda_driver;
 use crate::os::pinned;
@@ -14,7 +14,7 @@ const READY: u8 = 2;
 
 static STATE: AtomicU8 = AtomicU8::new(UNPREPARED);
 
-/// Allocates the pool if it is not there yet and no capture is known to run. A thread that finds another one
+/// Allocates the arena if it is not there yet and no capture is known to run. A thread that finds another one
 /// allocating waits for it, so that its own capture cannot begin while the allocation is in flight (which
 /// would invalidate it). When the driver refuses (not initialised yet, out of memory), the next capture-begin
 /// tries again.
@@ -52,7 +52,7 @@ fn allocate() -> bool {
     }
 }
 
-/// The configured size, for the skip line: `graph statistics pool full (64 MiB)`.
+/// The configured size, for the skip line: `graph statistics pool full (64 MiB)` (the record keeps its wording).
 pub fn full_reason() -> String {
     format!("graph statistics pool full ({} MiB)", state::config().graph_stats_mb)
 }
