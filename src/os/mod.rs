@@ -1,6 +1,6 @@
 //! The library's own OS services, below the ABI layer: system calls and signal guards, file operations,
 //! process and fork state in one place, fault-tolerant reads of memory, the pipes they use, pools of reusable
-//! objects, the page-locked arena of graph statistics, a lock-free slot that owns a boxed value, a lock-free
+//! objects and the claim loop of their lock-free tables, the page-locked arena of graph statistics, a lock-free slot that owns a boxed value, a lock-free
 //! slot of a value leaked for the process, and the memory-mapped file of the flight recorder. Nothing here
 //! knows a foreign layout; `abi` builds on these, never the other way.
 
@@ -15,4 +15,5 @@ pub mod scratch;
 pub mod process;
 pub mod ringmap;
 pub mod signals;
+pub mod slots;
 pub mod sys;

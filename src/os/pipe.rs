@@ -14,7 +14,7 @@
 //!   with another pid (`crate::os::process::pid()`) closes the inherited ones (after the same check) and makes its own;
 //! - checkout is lock-free (a state byte per slot); a thread that finds every slot busy uses another route.
 
-use super::sys;
+use super::{slots, sys};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, Ordering};
 
 /// Pipes in the set: enough for as many threads logging at the same instant.
@@ -85,10 +85,7 @@ pub fn checkout(count: &mut dyn FnMut(u64)) -> Option<Checkout> {
     if OWNER.load(Ordering::Acquire) != pid && !adopt(pid, count) {
         return None;
     }
-    for slot in 0..SLOTS {
-        if STATE[slot].compare_exchange(FREE, TAKEN, Ordering::Acquire, Ordering::Relaxed).is_err() {
-            continue;
-        }
+    while let Some((slot, _)) = slots::claim(&STATE, 0, |s| s == FREE, TAKEN) {
         let (r, w) = unpack(FDS[slot].load(Ordering::Relaxed));
         let ino = INO[slot].load(Ordering::Relaxed);
         count(if r == w { 1 } else { 2 });
@@ -98,10 +95,7 @@ pub fn checkout(count: &mut dyn FnMut(u64)) -> Option<Checkout> {
         // Not ours any more (the host closed it, maybe reused the number): abandon without closing.
         STATE[slot].store(EMPTY, Ordering::Release);
     }
-    for slot in 0..SLOTS {
-        if STATE[slot].compare_exchange(EMPTY, TAKEN, Ordering::Acquire, Ordering::Relaxed).is_err() {
-            continue;
-        }
+    if let Some((slot, _)) = slots::claim(&STATE, 0, |s| s == EMPTY, TAKEN) {
         return match make_pipe(count) {
             Some((r, w, ino)) => {
                 FDS[slot].store(pack(r, w), Ordering::Relaxed);

@@ -1,11 +1,17 @@
-//! A small lock-free pool of reusable heap objects (the scratch buffers of batched reads), so steady-state
-//! logging allocates nothing, takes no lock and keeps no thread-local state that would need a destructor
-//! (the approach of `buffers.rs`, for any `Default` type). A fork child inherits the pool as it was: an object
-//! on loan in another thread at the fork is simply missing from it, nothing waits for it.
+//! The scratch pool: a small lock-free pool of reusable heap objects (record buffers, the scratch of batched
+//! reads and statistics), so steady-state logging allocates nothing, takes no lock and keeps no thread-local
+//! state that would need a destructor. Every pool of the library is one of these; what differs is said by the
+//! object's [`Reset`]: how it is emptied, and the size beyond which it is freed rather than kept (so one huge
+//! record or read does not pin its memory for the life of the process).
+//!
+//! Slots are taken and given back with [`slots::claim`], so nothing ever waits: a signal handler that
+//! interrupts a thread holding an object takes another one (or makes one), and a fork child inherits the pool
+//! as it was: an object on loan in another thread at the fork is simply missing from it.
 
+use super::slots;
 use std::ops::{Deref, DerefMut};
 use std::ptr::null_mut;
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::AtomicPtr;
 
 /// Up to `N` idle objects of type `T`.
 pub struct ScratchPool<T: 'static, const N: usize> {
@@ -20,15 +26,12 @@ impl<T: Default + Reset + 'static, const N: usize> ScratchPool<T, N> {
 
     /// Takes an idle object (reset), or makes a new one when every pooled object is on loan.
     pub fn take(&'static self) -> Lease<T, N> {
-        for slot in &self.slots {
-            let p = slot.swap(null_mut(), Ordering::Acquire);
-            if !p.is_null() {
-                // SAFETY: every non-null pointer in a slot came from `Box::into_raw` in `Lease::drop`, and the
-                // swap gave this thread sole ownership of it.
-                let mut b = unsafe { Box::from_raw(p) };
-                b.reset();
-                return Lease { item: Some(b), pool: self };
-            }
+        if let Some((_, p)) = slots::claim(&self.slots, 0, |p: *mut T| !p.is_null(), null_mut()) {
+            // SAFETY: every non-null pointer in a slot came from `Box::into_raw` in `Lease::drop`, and the
+            // claim gave this thread sole ownership of it.
+            let mut b = unsafe { Box::from_raw(p) };
+            b.reset();
+            return Lease { item: Some(b), pool: self };
         }
         Lease { item: Some(Box::default()), pool: self }
     }
@@ -77,10 +80,8 @@ impl<T: Default + Reset + 'static, const N: usize> Drop for Lease<T, N> {
             return;
         }
         let p = Box::into_raw(b);
-        for slot in &self.pool.slots {
-            if slot.compare_exchange(null_mut(), p, Ordering::Release, Ordering::Relaxed).is_ok() {
-                return;
-            }
+        if slots::claim(&self.pool.slots, 0, |q: *mut T| q.is_null(), p).is_some() {
+            return;
         }
         // SAFETY: the pool is full; `p` is still exclusively ours, so free it.
         drop(unsafe { Box::from_raw(p) });
@@ -113,9 +114,35 @@ mod tests {
         let b = POOL.take();
         assert!(b.0.is_empty());
         assert_eq!(b.0.as_ptr(), ptr);
-        let mut c = POOL.take();
-        c.0.reserve(5000);
-        drop(c);
-        drop(b);
+    }
+
+    static NESTED: ScratchPool<V, 2> = ScratchPool::new();
+
+    #[test]
+    fn a_nested_take_gets_its_own_object_and_a_full_pool_frees_the_rest() {
+        // As a signal handler would: take again while this thread holds one.
+        let mut outer = NESTED.take();
+        outer.0.push(1);
+        let mut inner = NESTED.take();
+        assert!(inner.0.is_empty());
+        inner.0.push(2);
+        let mut third = NESTED.take();
+        third.0.push(3);
+        let kept = [outer.0.as_ptr(), inner.0.as_ptr()];
+        drop(inner);
+        drop(outer);
+        drop(third); // two slots: this one is freed
+        let again = [NESTED.take(), NESTED.take()];
+        assert!(again.iter().all(|l| kept.contains(&l.0.as_ptr())));
+    }
+
+    static SMALL: ScratchPool<V, 1> = ScratchPool::new();
+
+    #[test]
+    fn an_object_grown_past_its_limit_is_freed_not_kept() {
+        let mut big = SMALL.take();
+        big.0.reserve(5000);
+        drop(big);
+        assert!(SMALL.take().0.capacity() < 1000);
     }
 }
