@@ -10,6 +10,7 @@
 //! record, and a thread never waits for work that it itself left unfinished (a signal handler re-entering).
 
 use crate::config::{expand_path_template, Dest, LauncherIds, ProcessIds};
+use crate::os::process::ProcessStamp;
 use crate::os::sys::{self, FileId, OpenError, WriteKind};
 use crate::state::{self, config};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
@@ -38,7 +39,8 @@ static REPLACED_REPORTED: AtomicBool = AtomicBool::new(false);
 /// Records written by this process (reset in a new process at its first record), and the pid that wrote them
 /// (0: none yet): a forked child that logged nothing still holds its parent's pid here.
 static RECORDS: AtomicU64 = AtomicU64::new(0);
-static RECORDS_PID: AtomicI32 = AtomicI32::new(0);
+/// The process whose records [`RECORDS`] counts (reset by [`reset_in_new_process`]).
+static RECORDS_OWNER: ProcessStamp = ProcessStamp::new();
 static REGISTERED: AtomicBool = AtomicBool::new(false);
 
 const KIND_PLAIN: u8 = 0;
@@ -62,9 +64,8 @@ pub fn write_record(record: &[u8], first: fn(&mut Vec<u8>)) {
     if !state::enter_process() || destination().is_none() || !ensure_system_info(first) {
         return;
     }
-    let pid = crate::os::process::pid();
-    if RECORDS_PID.load(Ordering::Relaxed) != pid {
-        RECORDS_PID.store(pid, Ordering::Relaxed);
+    if !RECORDS_OWNER.is_this_process() {
+        RECORDS_OWNER.mark();
     }
     RECORDS.fetch_add(1, Ordering::Relaxed);
     write_whole(record);
@@ -74,8 +75,7 @@ pub fn write_record(record: &[u8], first: fn(&mut Vec<u8>)) {
 // Used by the exit line's handler, which unit-test builds leave out.
 #[cfg_attr(test, allow(dead_code))]
 pub fn records_of_this_process() -> Option<u64> {
-    let pid = RECORDS_PID.load(Ordering::Relaxed);
-    (pid != 0 && pid == crate::os::process::pid()).then(|| RECORDS.load(Ordering::Relaxed))
+    RECORDS_OWNER.is_this_process().then(|| RECORDS.load(Ordering::Relaxed))
 }
 
 /// Writes a line outside any record (the exit line) to a destination this process has open; nothing when it
@@ -313,8 +313,8 @@ fn write_whole(bytes: &[u8]) {
 /// A record the destination did not take (a full disk, a file size limit, an I/O error): said once per
 /// process on stderr; later records are still tried (space may come back), and the host goes on.
 fn write_failed(errno: i32) {
-    static REPORTED_BY: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
-    if !crate::os::process::claim_for_this_process(&REPORTED_BY) {
+    static REPORTED_BY: ProcessStamp = ProcessStamp::new();
+    if !REPORTED_BY.claim() {
         return;
     }
     let name = destination_name();

@@ -95,6 +95,12 @@ static HOOKS: [OnceLock<fn()>; MAX_HOOKS] = [const { OnceLock::new() }; MAX_HOOK
 
 /// Registers `hook` to run once in every new process (the first one, and each forked child) before the
 /// shim does anything there that depends on per-process state. Idempotent; at most a few hooks exist.
+///
+/// The per-process reset of most state is a [`process::ProcessStamp`], which lets each user reset its own
+/// values when it first looks. The hooks are for what every other thread must wait for (the sink's
+/// destination reopened before any record is written), so they hang on the fork page's own set-up word and
+/// its claim word, which the kernel zeroes in a child: a waiting thread can never wait for a claim made by a
+/// thread of the parent.
 pub fn on_new_process(hook: fn()) {
     for slot in &HOOKS {
         match slot.get() {

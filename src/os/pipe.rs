@@ -10,12 +10,13 @@
 //! - the host may close our descriptor and reuse its number for a file of its own: before every use the
 //!   descriptor is checked with `fstat` (a FIFO whose inode is the pipe's), so host memory is never written
 //!   into a host file; a descriptor that fails the check is abandoned, never closed (it is not ours now);
-//! - a forked child shares the parent's pipes: the set remembers the pid that made its pipes and a process
-//!   with another pid (`crate::os::process::pid()`) closes the inherited ones (after the same check) and makes its own;
+//! - a forked child shares the parent's pipes: the set remembers the process that made its pipes (a
+//!   [`ProcessStamp`]) and another process closes the inherited ones (after the same check) and makes its own;
 //! - checkout is lock-free (a state byte per slot); a thread that finds every slot busy uses another route.
 
+use super::process::ProcessStamp;
 use super::{slots, sys};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 
 /// Pipes in the set: enough for as many threads logging at the same instant.
 const SLOTS: usize = 16;
@@ -31,8 +32,8 @@ static STATE: [AtomicU8; SLOTS] = [const { AtomicU8::new(EMPTY) }; SLOTS];
 static FDS: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
 /// The pipe's inode, for the `fstat` check.
 static INO: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
-/// The pid whose pipes the set holds (0: none yet).
-static OWNER: AtomicI32 = AtomicI32::new(0);
+/// The process whose pipes the set holds.
+static OWNER: ProcessStamp = ProcessStamp::new();
 /// Set while one thread replaces the pipes inherited from a parent.
 static RESETTING: AtomicBool = AtomicBool::new(false);
 /// Set when a pipe cannot be made at all (descriptor limit, no pipes): the route is not offered again.
@@ -81,8 +82,7 @@ pub fn checkout(count: &mut dyn FnMut(u64)) -> Option<Checkout> {
     if !available() {
         return None;
     }
-    let pid = crate::os::process::pid();
-    if OWNER.load(Ordering::Acquire) != pid && !adopt(pid, count) {
+    if !OWNER.is_this_process() && !adopt(count) {
         return None;
     }
     while let Some((slot, _)) = slots::claim(&STATE, 0, |s| s == FREE, TAKEN) {
@@ -112,12 +112,12 @@ pub fn checkout(count: &mut dyn FnMut(u64)) -> Option<Checkout> {
 }
 
 /// First use in this process (or first after a fork): closes the pipes inherited from a parent, which it
-/// shares with that parent, and takes the set over for `pid`. False while another thread does it.
-fn adopt(pid: i32, count: &mut dyn FnMut(u64)) -> bool {
+/// shares with that parent, and takes the set over for this process. False while another thread does it.
+fn adopt(count: &mut dyn FnMut(u64)) -> bool {
     if RESETTING.swap(true, Ordering::Acquire) {
         return false;
     }
-    if OWNER.load(Ordering::Acquire) != pid {
+    if !OWNER.is_this_process() {
         for slot in 0..SLOTS {
             if STATE[slot].swap(EMPTY, Ordering::AcqRel) == EMPTY {
                 continue;
@@ -129,7 +129,7 @@ fn adopt(pid: i32, count: &mut dyn FnMut(u64)) -> bool {
                 close_pair(r, w);
             }
         }
-        OWNER.store(pid, Ordering::Release);
+        OWNER.mark();
     }
     RESETTING.store(false, Ordering::Release);
     true
