@@ -17,3 +17,4 @@ pub mod ringmap;
 pub mod signals;
 pub mod slots;
 pub mod sys;
+pub mod thread_claim;

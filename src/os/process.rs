@@ -7,6 +7,7 @@
 //! is used instead and told apart by comparing the stored pid with `getpid()` (one system call per look),
 //! which catches every kind of fork as well; no message is printed.
 
+use super::thread_claim::ThreadClaim;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 
@@ -16,7 +17,7 @@ pub struct ProcessPage {
     /// Set-up state of this process: [`SETUP_NEW`], [`SETUP_RUNNING`] or [`SETUP_READY`].
     pub setup: AtomicU32,
     /// The thread running the set-up (so that a signal handler on it never waits for itself).
-    pub setup_owner: AtomicUsize,
+    pub setup_owner: ThreadClaim,
     pid: AtomicI32,
     staging_lock: AtomicU32,
     staging_owner: AtomicUsize,
@@ -38,7 +39,7 @@ const TAG_PID_CHECKED: usize = 1;
 static PAGE: AtomicPtr<ProcessPage> = AtomicPtr::new(std::ptr::null_mut());
 static STATIC_PAGE: ProcessPage = ProcessPage {
     setup: AtomicU32::new(0),
-    setup_owner: AtomicUsize::new(0),
+    setup_owner: ThreadClaim::new(),
     pid: AtomicI32::new(0),
     staging_lock: AtomicU32::new(0),
     staging_owner: AtomicUsize::new(0),
@@ -114,7 +115,7 @@ extern "C" fn zero_page_in_child() {
     page.pid.store(0, Ordering::Relaxed);
     page.staging_owner.store(0, Ordering::Relaxed);
     page.staging_lock.store(0, Ordering::Relaxed);
-    page.setup_owner.store(0, Ordering::Relaxed);
+    page.setup_owner.forget();
     page.generation.store(0, Ordering::Relaxed);
     page.setup.store(SETUP_NEW, Ordering::Release);
 }
@@ -153,7 +154,7 @@ fn claim_static_page(page: &ProcessPage) {
     if stored != me && page.pid.compare_exchange(stored, me, Ordering::AcqRel, Ordering::Acquire).is_ok() {
         page.staging_owner.store(0, Ordering::Relaxed);
         page.staging_lock.store(0, Ordering::Release);
-        page.setup_owner.store(0, Ordering::Relaxed);
+        page.setup_owner.forget();
         page.generation.store(0, Ordering::Relaxed);
         page.setup.store(SETUP_NEW, Ordering::Release);
     }
