@@ -5,37 +5,34 @@
 
 use crate::abi::cuda_driver;
 use crate::os::pinned;
+use crate::os::process::ProcessStamp;
+use crate::os::thread_claim::ThreadClaim;
 use crate::{capture, state};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
-const UNPREPARED: u8 = 0;
-const PREPARING: u8 = 1;
-const READY: u8 = 2;
-
-static STATE: AtomicU8 = AtomicU8::new(UNPREPARED);
+static READY: AtomicBool = AtomicBool::new(false);
+/// The thread allocating the arena.
+static PREPARER: ThreadClaim = ThreadClaim::new();
+/// [`PREPARER`]'s process: a fork child forgets a parent's thread that was allocating.
+static PREPARER_PROCESS: ProcessStamp = ProcessStamp::new();
 
 /// Allocates the arena if it is not there yet and no capture is known to run. A thread that finds another one
 /// allocating waits for it, so that its own capture cannot begin while the allocation is in flight (which
-/// would invalidate it). When the driver refuses (not initialised yet, out of memory), the next capture-begin
-/// tries again.
+/// would invalidate it); a signal handler that interrupted the allocating thread does not wait for itself.
+/// When the driver refuses (not initialised yet, out of memory), the next capture-begin tries again.
 pub fn prepare() {
-    loop {
-        match STATE.load(Ordering::Acquire) {
-            READY => return,
-            PREPARING => std::thread::yield_now(),
-            _ => {
-                if capture::any_active() {
-                    return;
-                }
-                if STATE.compare_exchange(UNPREPARED, PREPARING, Ordering::AcqRel, Ordering::Acquire).is_err() {
-                    continue;
-                }
-                let ready = allocate();
-                STATE.store(if ready { READY } else { UNPREPARED }, Ordering::Release);
-                return;
-            }
-        }
+    if READY.load(Ordering::Acquire) {
+        return;
     }
+    PREPARER.forget_if_stale(&PREPARER_PROCESS);
+    PREPARER.run_once(
+        || READY.load(Ordering::Acquire),
+        || {
+            if !capture::any_active() && allocate() {
+                READY.store(true, Ordering::Release);
+            }
+        },
+    );
 }
 
 fn allocate() -> bool {

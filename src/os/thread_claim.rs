@@ -6,7 +6,10 @@
 //! or per destination, never per call.
 //!
 //! A claim word must start at 0 in a forked child (a thread of the parent that held it does not exist
-//! there): it lives in the page a fork wipes, or its owner resets it in a new-process hook.
+//! there): it lives in the page a fork wipes, its owner resets it in a new-process hook, or it is paired with
+//! a [`ProcessStamp`] ([`ThreadClaim::forget_if_stale`]).
+
+use super::process::ProcessStamp;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -49,6 +52,19 @@ impl ThreadClaim {
     /// Forgets a holder that does not exist in this process (in a new process, before other threads look).
     pub fn forget(&self) {
         self.0.store(0, Ordering::Relaxed);
+    }
+
+    /// Forgets a holder inherited from a parent process, the first time this process looks (`stamp` is the
+    /// claim's own stamp, used for nothing else). Only a holder seen before the stamp was claimed is cleared,
+    /// so a claim made meanwhile by a thread of this process is never lost.
+    pub fn forget_if_stale(&self, stamp: &ProcessStamp) {
+        if stamp.is_this_process() {
+            return;
+        }
+        let seen = self.0.load(Ordering::Acquire);
+        if stamp.claim() && seen != 0 {
+            let _ = self.0.compare_exchange(seen, 0, Ordering::AcqRel, Ordering::Relaxed);
+        }
     }
 
     /// Runs `work` unless `done` says it is done, in one thread at a time: a thread that finds another one
@@ -141,5 +157,31 @@ mod tests {
             .join()
             .unwrap());
         assert!(done());
+    }
+
+    #[test]
+    fn a_holder_left_by_the_parent_is_forgotten_in_a_fork_child() {
+        static WORD: ThreadClaim = ThreadClaim::new();
+        static STAMP: ProcessStamp = ProcessStamp::new();
+        WORD.forget_if_stale(&STAMP);
+        // Held by another thread, which the child will not have.
+        assert_eq!(std::thread::spawn(|| WORD.try_claim()).join().unwrap(), Claimed::Mine);
+        WORD.forget_if_stale(&STAMP);
+        assert_eq!(WORD.try_claim(), Claimed::Busy, "this process's own holder is kept");
+        // SAFETY: the child only uses atomics (no lock, no allocation) and leaves with _exit.
+        let child = unsafe { libc::fork() };
+        assert!(child >= 0, "fork");
+        if child == 0 {
+            let busy_before = WORD.try_claim() == Claimed::Busy;
+            WORD.forget_if_stale(&STAMP);
+            let ok = busy_before && WORD.try_claim() == Claimed::Mine;
+            // SAFETY: _exit ends the child without running the parent's test harness.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for the child made above; `status` is ours.
+        assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "the child claims afresh: {status:#x}");
+        assert_eq!(WORD.try_claim(), Claimed::Busy, "the parent's holder is untouched");
     }
 }
