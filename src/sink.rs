@@ -37,10 +37,9 @@ static OWN_INO: AtomicU64 = AtomicU64::new(0);
 static STDOUT_DEV: AtomicU64 = AtomicU64::new(0);
 static STDOUT_INO: AtomicU64 = AtomicU64::new(0);
 static REPLACED_REPORTED: AtomicBool = AtomicBool::new(false);
-/// Records written by this process (reset in a new process at its first record), and the pid that wrote them
-/// (0: none yet): a forked child that logged nothing still holds its parent's pid here.
+/// Records written by this process (reset in a new process at its first record).
 static RECORDS: AtomicU64 = AtomicU64::new(0);
-/// The process whose records [`RECORDS`] counts (reset by [`reset_in_new_process`]).
+/// The process that wrote them: a forked child that logged nothing finds its parent's stamp here.
 static RECORDS_OWNER: ProcessStamp = ProcessStamp::new();
 static REGISTERED: AtomicBool = AtomicBool::new(false);
 
