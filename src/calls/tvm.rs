@@ -333,7 +333,7 @@ fn context<'a>(
 }
 
 /// What a dump of this call is filed under: its name, library and per-function call number.
-fn dump_target(f: &Export) -> dump::Target<'_> {
+fn dump_target(f: &Export) -> dump::Callee<'_> {
     let sequence = f.dump_calls.fetch_add(1, Ordering::Relaxed) + 1;
-    dump::Target { name: f.name, library: f.library, sequence, code: f.code }
+    dump::Callee { name: f.name, library: f.library, sequence, code: f.code }
 }
