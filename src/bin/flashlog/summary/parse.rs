@@ -27,7 +27,7 @@ enum State {
     SysHead,
     SysBody,
     SysClosed,
-    /// Right after an inputs record's call line (its correlation line may come).
+    /// Right after an inputs record's or a level-1 record's call line (its correlation line may come).
     InputsHead,
     /// An inputs record's body.
     Inputs,
@@ -57,12 +57,14 @@ struct Current {
     counted: [bool; 2],
 }
 
-/// An inputs record's call line, until its correlation line (or its absence) is known.
+/// An inputs record's (or a level-1 record's) call line, until its correlation line (or its absence) is known.
 struct Head {
     name: String,
     line: u64,
     stamp: String,
     call: Option<(u64, u32)>,
+    /// An inputs record (its outputs record is to come); false for a level-1 record.
+    open: bool,
 }
 
 /// What the system information record being read says.
@@ -97,10 +99,12 @@ pub fn split_stamp(line: &str) -> Option<(&str, &str)> {
     ok.then(|| (stamp, &line[22..]))
 }
 
-/// Parses `[call <name> #<number> thread <tid>]` into (name, number, tid).
+/// Parses `[call <name> #<number> thread <tid>]` into (name, number, tid); the record's time that newer logs
+/// carry at the end (` at HH:MM:SS.ffffff`) is skipped here (`records` reads it).
 pub fn correlation_line(line: &str) -> Option<(&str, u64, u32)> {
     let inner = line.strip_prefix("[call ")?.strip_suffix(']')?;
     let (rest, thread) = inner.rsplit_once(" thread ")?;
+    let thread = thread.split_once(" at ").map_or(thread, |(t, _)| t);
     let (name, number) = rest.rsplit_once(" #")?;
     Some((name, number.parse().ok()?, thread.parse().ok()?))
 }
@@ -258,7 +262,8 @@ impl<'a> FileParser<'a> {
         match self.state {
             State::InputsHead => {
                 if let Some(head) = self.head.take() {
-                    self.start_call(head, true);
+                    let open = head.open;
+                    self.start_call(head, open);
                 }
             }
             State::SysHead | State::SysBody | State::SysClosed => self.end_sysinfo(),
@@ -421,13 +426,9 @@ impl<'a> FileParser<'a> {
             self.end_record();
             self.record(after_eq);
             self.names(name).calls += 1;
-            let head = Head { name: name.to_string(), line: self.line_no, stamp: stamp.to_string(), call: None };
-            if after_eq {
-                self.head = Some(head);
-                self.state = State::InputsHead;
-            } else {
-                self.start_call(head, false);
-            }
+            let (line, stamp) = (self.line_no, stamp.to_string());
+            self.head = Some(Head { name: name.to_string(), line, stamp, call: None, open: after_eq });
+            self.state = State::InputsHead;
             return true;
         }
         if self.state == State::AfterEq && rest == "FlashInfer API Logging - System Information" {
@@ -519,6 +520,11 @@ impl<'a> FileParser<'a> {
 
     fn body_line(&mut self, line: &str) {
         match self.state {
+            State::InputsHead if !self.head.as_ref().is_some_and(|h| h.open) => {
+                // A level-1 record ends at its call line (or its correlation line).
+                self.end_record();
+                self.body_line(line);
+            }
             State::InputsHead => {
                 if line == DASH {
                     if let Some(head) = self.head.take() {
@@ -674,6 +680,7 @@ mod tests {
     fn correlation_lines_parse() {
         assert_eq!(correlation_line("[call norm.rmsnorm #1234 thread 5678]"), Some(("norm.rmsnorm", 1234, 5678)));
         assert_eq!(correlation_line("[call a #b #7 thread 9]"), Some(("a #b", 7, 9)));
+        assert_eq!(correlation_line("[call m.f #3 thread 9 at 21:04:05.123456]"), Some(("m.f", 3, 9)));
         assert_eq!(correlation_line("[call x #1 thread y]"), None);
         assert_eq!(correlation_line("[call x]"), None);
     }
