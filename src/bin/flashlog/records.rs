@@ -262,8 +262,13 @@ impl Reader<'_> {
 
     fn line(&mut self, line: &str) {
         self.info.lines += 1;
-        if self.level1.is_some() {
-            let tag = line.strip_prefix("[call ").and_then(|t| t.strip_suffix(']'));
+        if let Some(level1) = &self.level1 {
+            // Its own correlation line (the record is written whole), not another thread's outputs record of an
+            // open call after a level-1 record that has none.
+            let tag = line.strip_prefix("[call ").and_then(|t| t.strip_suffix(']')).filter(|tag| {
+                let (name, number, tid, _) = correlation(tag);
+                name == level1.name && !self.open.iter().any(|c| c.tid == tid && c.number == number)
+            });
             self.end_level1(tag);
             if tag.is_some() {
                 return;
@@ -341,7 +346,7 @@ impl Reader<'_> {
             return;
         }
         if let Some(tag) = line.strip_prefix("[call ").and_then(|t| t.strip_suffix(']')) {
-            let (_, number, tid, of_day) = correlation(tag);
+            let (name, number, tid, of_day) = correlation(tag);
             if after_header {
                 if let Some(Current::Inputs(i)) = self.current {
                     (self.open[i].tid, self.open[i].number) = (tid, number);
@@ -352,7 +357,11 @@ impl Reader<'_> {
                 return;
             }
             self.end_outputs();
-            if let Some(at) = self.open.iter().rposition(|c| c.tid == tid && c.number == number) {
+            // That thread's call of that number, else (its inputs record was written before a second thread
+            // logged, without the line) the latest uncorrelated call of that name.
+            let exact = self.open.iter().rposition(|c| c.tid == tid && c.number == number);
+            let early = || self.open.iter().rposition(|c| c.tid == 0 && c.number.is_none() && c.name == name);
+            if let Some(at) = exact.or_else(early) {
                 self.current = Some(Current::Outputs(self.open.remove(at)));
                 self.outputs_at = of_day.and_then(|t| self.measured(t));
             }
@@ -550,5 +559,26 @@ mod tests {
         assert_eq!(got, [("m.a", 0, 1), ("m.b", 3, 2), ("m.c", 0, 1_000_001)]);
         assert_eq!(correlation("m.f #3 thread 9 at 25:00:00.000000"), ("m.f", Some(3), 9, None));
         assert_eq!(correlation("m.f #3 thread 9 at 01:02:03.000004"), ("m.f", Some(3), 9, Some(3_723_000_004)));
+    }
+
+    #[test]
+    fn outputs_pair_after_level1_records_and_with_early_inputs() {
+        let dash = "-".repeat(80);
+        // An uncorrelated inputs record (written before a second thread logged), a level-1 record without a line,
+        // then another thread's call, whose outputs record follows the level-1 record, then the early one's.
+        let log = format!(
+            "{EQ}\n[2026-12-07 10:00:00] FlashInfer API Call: m.a\n{dash}\n(No explicit arguments)\n\
+             {EQ}\n[2026-12-07 10:00:00] FlashInfer API Call: m.b\n[call m.b #3 thread 8 at 10:00:00.000300]\n{dash}\n\
+             (No explicit arguments)\n[2026-12-07 10:00:00] FlashInfer API Call: m.b\n\
+             [call m.b #3 thread 8 at 10:00:00.000500]\nOutput value:\n  None\n{EQ}\n\n\
+             [call m.a #1 thread 7 at 10:00:00.000600]\nOutput value:\n  None\n{EQ}\n\n"
+        );
+        let (calls, _) = calls_of(&log);
+        let got: Vec<(&str, u64, u64, Outcome)> =
+            calls.iter().map(|(n, t, _, e, o)| (n.as_str(), *t, *e, *o)).collect();
+        assert_eq!(
+            got,
+            [("m.b", 0, 302, Outcome::Level1), ("m.b", 8, 500, Outcome::Returned), ("m.a", 0, 600, Outcome::Returned)]
+        );
     }
 }

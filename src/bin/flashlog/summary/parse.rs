@@ -380,7 +380,11 @@ impl<'a> FileParser<'a> {
             return;
         }
         if let Some((name, number, thread)) = correlation_line(line) {
-            if self.state == State::InputsHead {
+            // A record is written whole, so the line after a call line is its own, but for a level-1 record
+            // without one, which another thread's outputs record (of an open call) may follow.
+            let own =
+                self.head.as_ref().is_some_and(|h| h.open || (h.name == name && !self.run.has_open(thread, number)));
+            if self.state == State::InputsHead && own {
                 if let Some(head) = self.head.as_mut() {
                     head.call = Some((number, thread));
                 }
