@@ -85,9 +85,9 @@ def check_times(text):
             calls.setdefault((thread, number), {})[kind] = t
     for key, c in calls.items():
         # An outputs record alone: the first thread's call in flight when a second thread logged (its inputs
-        # record was built before; docs/log-format.md).
-        assert set(c) in ({"inputs", "outputs"}, {"outputs"}), key
-        if set(c) == {"outputs"}:
+        # record was built before; docs/log-format.md); an inputs record alone: a call that did not return.
+        assert set(c) in ({"inputs", "outputs"}, {"outputs"}, {"inputs"}), key
+        if len(c) == 1:
             continue
         start, end = unwrapped([c["inputs"], c["outputs"]])
         assert start <= end, key
@@ -263,3 +263,25 @@ def test_the_launcher_flag_sets_it(tmp_path):
     p = flashlog(["-l", "3", "--correlate", "-o", log, "--", require(DRIVER), "kinds", MODULE_DIR])
     assert p.returncode == 0, p.stderr
     assert len(check_times(log.read_text())) == 2 * log.read_text().count("FlashInfer API Call: ")
+
+
+@pytest.mark.parametrize("level", ["1", "3"])
+def test_summary_names_the_call_a_correlated_run_died_in(tmp_path, level):
+    """A run that aborts inside a call: with the correlation lines, the summary still names that call at its
+    call line (a level-1 record is its call line and its correlation line) and its thread and number."""
+    log = tmp_path / "crash.log"
+    plain = run([require(DRIVER), "crash", MODULE_DIR], preload=False)
+    p = run([DRIVER, "crash", MODULE_DIR], level=level, dest=log, env={"FLASHLOG_CORRELATE": 1})
+    assert (p.returncode, p.stdout) == (plain.returncode, plain.stdout)
+    text = log.read_text()
+    check_times(text)
+    lines = text.splitlines()
+    line = next(i for i, l in enumerate(lines) if l.endswith("API Call: testops.crash")) + 1
+    number, thread = FORM.search(lines[line]).group(2, 3)
+    s = flashlog(["summary", log])
+    assert s.returncode == 1, s.stdout
+    pid = re.search(r"Process: (\d+)", text).group(1)
+    assert (f"the run ended without its exit line: the last call started was testops.crash ({log}:{line}, "
+            f"pid {pid}, thread {thread} call #{number})\n") in s.stdout, s.stdout
+    shown = flashlog(["summary", "--show", log])
+    assert f"[call testops.crash #{number} thread {thread} at " in shown.stdout, shown.stdout
