@@ -1,5 +1,5 @@
 //! What a call made during a capture adds to it, when replay statistics are on: for each tensor argument
-//! whose statistics the replay will take, a copy of its span into the page-locked pool (device tensors) and
+//! whose statistics the replay will take, a copy of its span into the page-locked arena (device tensors) and
 //! the `[statistics deferred to graph replay: id=N]` line; per phase, one host function. Only calls that the
 //! capture allows are made here: `cuStreamIsCapturing`, `cuMemcpyDtoHAsync_v2` into page-locked memory and
 //! `cuLaunchHostFunc` on the capturing stream itself; no synchronisation, no allocation of device or
@@ -7,7 +7,7 @@
 
 use super::callbacks;
 use super::replay::{view_span, ReplayTensor, Phase, CapturedCall, ReplaySource};
-use super::{enabled, pool};
+use super::{arena, enabled};
 use crate::abi::cuda_driver;
 use crate::abi::dlpack::{device_type, TensorDesc};
 use crate::abi::ffi::FfiAny;
@@ -26,12 +26,12 @@ const CAPTURE_ACTIVE: i32 = 1;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// Reason for a capture the shim did not see begin (a route it does not wrap) before the pool existed.
-pub const UNSEEN_NO_POOL: &str = "graph statistics pool not prepared (capture begun by a route flashlog did not see)";
-/// Reason for a capture the shim did not see begin, once the pool exists.
+/// Reason for a capture the shim did not see begin (a route it does not wrap) before the arena existed.
+pub const UNSEEN_NO_ARENA: &str = "graph statistics pool not prepared (capture begun by a route flashlog did not see)";
+/// Reason for a capture the shim did not see begin, once the arena exists.
 pub const UNSEEN: &str = "CUDA graph capture begun by a route flashlog did not see";
-/// Reason for a capture the shim saw, when the pool could not be prepared before it.
-pub const NO_POOL: &str = "graph statistics pool not prepared";
+/// Reason for a capture the shim saw, when the arena could not be prepared before it.
+pub const NO_ARENA: &str = "graph statistics pool not prepared";
 /// Reason when the stream of the call cannot be identified.
 pub const NO_STREAM: &str = "capturing stream not identified";
 /// Reason for a tensor inside a container argument (replay records cover top-level tensor arguments).
@@ -122,10 +122,10 @@ impl CallState {
             None => return Verdict::Uncovered(NO_STREAM),
         }
         if !capture::is_tracked(stream) {
-            return Verdict::Uncovered(if pinned::installed() { UNSEEN } else { UNSEEN_NO_POOL });
+            return Verdict::Uncovered(if pinned::installed() { UNSEEN } else { UNSEEN_NO_ARENA });
         }
         if !pinned::installed() {
-            return Verdict::Uncovered(NO_POOL);
+            return Verdict::Uncovered(NO_ARENA);
         }
         Verdict::Covered(CaptureStream { stream, per_thread })
     }
@@ -168,7 +168,7 @@ impl CaptureDeferral for CallState {
         }
         if !self.active {
             // No capture known to the shim, yet the stream is capturing: begun behind its back.
-            push_line(out, indent, "[statistics skipped: ", if pinned::installed() { UNSEEN } else { UNSEEN_NO_POOL });
+            push_line(out, indent, "[statistics skipped: ", if pinned::installed() { UNSEEN } else { UNSEEN_NO_ARENA });
             return true;
         }
         let target = match self.verdict() {
@@ -256,7 +256,7 @@ fn source_for(desc: &TensorDesc, target: CaptureStream) -> ReplaySource {
         Err(reason) => return ReplaySource::Error(reason),
     };
     let Some(span) = pinned::reserve(len) else {
-        return ReplaySource::Skipped(pool::full_reason());
+        return ReplaySource::Skipped(arena::full_reason());
     };
     let Some(driver) = cuda_driver::driver() else {
         return ReplaySource::Error("CUDA driver not loaded");
