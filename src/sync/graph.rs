@@ -378,6 +378,6 @@ fn push_calls(out: &mut Vec<u8>, c: &'static Capture) {
 fn push_call(out: &mut Vec<u8>, call: &CapturedCall) {
     out.extend_from_slice(call.name.as_bytes());
     out.push(b' ');
-    crate::record::call::push_correlation_line(out, call.name, &call.tag);
+    crate::record::call::push_correlation_line(out, call.name, &call.tag, None);
     out.pop();
 }

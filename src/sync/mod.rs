@@ -145,7 +145,7 @@ pub fn after_call(name: &str, tag: &CallTag, sync: &CallSync, standalone: bool) 
         push_after(&mut out, code);
         out.pop();
         out.push(b' ');
-        push_correlation_line(&mut out, name, tag);
+        push_correlation_line(&mut out, name, tag, Some(&crate::clock::now()));
         log::write_record(&out);
     }
     Some(code)
@@ -183,12 +183,12 @@ pub fn annotate_outputs(record: &mut Vec<u8>, correlated: bool, code: i32) {
     record.splice(at..at, line);
 }
 
-/// Ends the first line of a built launch record with ` [call <name> #N thread T]`: the call the kernel was
-/// launched in (on the same line, so the record keeps its lines and no reader takes the form for the first line
-/// of an outputs record).
-pub fn name_call_in_launch(record: &mut Vec<u8>, call: &CurrentCall) {
+/// Ends the first line of a built launch record with ` [call <name> #N thread T at <time>]`: the call the
+/// kernel was launched in (on the same line, so the record keeps its lines and no reader takes the form for the
+/// first line of an outputs record); `stamp` is the launch record's own (its header's second and microseconds).
+pub fn name_call_in_launch(record: &mut Vec<u8>, call: &CurrentCall, stamp: &crate::clock::Stamp) {
     let mut form = vec![b' '];
-    push_correlation_line(&mut form, call.name, &call.tag);
+    push_correlation_line(&mut form, call.name, &call.tag, Some(stamp));
     form.pop();
     let at = record.iter().position(|&b| b == b'\n').unwrap_or(record.len());
     record.splice(at..at, form);
@@ -247,8 +247,12 @@ mod tests {
     fn a_launch_names_its_call_on_its_first_line() {
         let mut rec = b"[ts] FlashInfer Kernel Launch: k(int)\n  grid=(1, 1, 1)\n".to_vec();
         let call = CurrentCall { name: "m.f", tag: CallTag { number: 4, thread: 7, correlated: false } };
-        name_call_in_launch(&mut rec, &call);
-        assert_eq!(rec, b"[ts] FlashInfer Kernel Launch: k(int) [call m.f #4 thread 7]\n  grid=(1, 1, 1)\n");
+        let stamp = crate::clock::Stamp(crate::clock::Stamp::from_parts(2026, 12, 7, 5, 26, 22).0, 42);
+        name_call_in_launch(&mut rec, &call, &stamp);
+        assert_eq!(
+            rec,
+            b"[ts] FlashInfer Kernel Launch: k(int) [call m.f #4 thread 7 at 05:26:22.000042]\n  grid=(1, 1, 1)\n"
+        );
     }
 
     #[test]
