@@ -132,10 +132,14 @@ pub fn before(pending: &mut Pending<'_>, args: *const FfiAny, num_args: i32) {
     let section = state::ShimSection::enter();
     // The argument array is copied with the fault-tolerant read (a C host may claim more than it passes); only
     // records above level 1 read it.
-    *copied = if detailed { state::guarded(|| CopiedArgs::read(args, num_args)) } else { None };
+    if detailed {
+        *copied = state::guarded(|| CopiedArgs::read(args, num_args));
+    }
     let arg_slice: &[FfiAny] = copied.as_ref().map_or(&[], |c| c.as_slice());
     // Every piece of shim logic runs under the panic guard: a panic must never unwind into the host.
-    *prefetch = if detailed { state::guarded(|| Prefetch::read_args(arg_slice)) } else { None };
+    if detailed {
+        *prefetch = state::guarded(|| Prefetch::read_args(arg_slice));
+    }
     // Level 5: the data of small host tensors, one batch before the inputs record (and one after the call).
     if let (Some(s), Some(p)) = (stats.as_mut(), prefetch.as_ref()) {
         state::guarded(|| s.prefetch_data(p.descs(false)));
@@ -185,11 +189,9 @@ pub fn before(pending: &mut Pending<'_>, args: *const FfiAny, num_args: i32) {
         .is_some();
     // Level 10: the inputs are saved before the call (a thread cancelled inside it leaves the folder at
     // `inputs_saved`, as a crash would).
-    *dumping = if level >= LEVEL_DUMP && detailed && state::level() > 0 {
-        state::guarded(|| dump::before_call(&dump_target(f), arg_slice, prefetch.as_ref())).flatten()
-    } else {
-        None
-    };
+    if level >= LEVEL_DUMP && detailed && state::level() > 0 {
+        *dumping = state::guarded(|| dump::before_call(&dump_target(f), arg_slice, prefetch.as_ref())).flatten();
+    }
     drop(section);
     // Kernel-launch records made during the call name it.
     *interrupted = tag.map(|t| sync::enter_call(f.name, t));
