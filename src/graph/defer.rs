@@ -6,7 +6,7 @@
 //! page-locked memory.
 
 use super::callbacks;
-use super::replay::{view_span, ReplayTensor, Phase, CapturedCall, ReplaySource};
+use super::replay::{ReplayTensor, Phase, CapturedCall, ReplaySource};
 use super::{enabled, pool};
 use crate::abi::cuda_driver;
 use crate::abi::dlpack::{device_type, TensorDesc};
@@ -18,7 +18,8 @@ use crate::os::pinned;
 use crate::record::value::tensor_source;
 use crate::stats::compute::ElemKind;
 use crate::record::push_line;
-use crate::stats::{host_readable, CaptureDeferral};
+use crate::stats::source::{host_readable, view_span};
+use crate::stats::CaptureDeferral;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// `CU_STREAM_CAPTURE_STATUS_ACTIVE`.

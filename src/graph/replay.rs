@@ -6,12 +6,13 @@
 use super::callbacks::DriverCallback;
 use super::watch;
 use crate::abi::dlpack::TensorDesc;
-use crate::os::{mem, pinned};
+use crate::os::pinned;
 use crate::record::pyrepr::push_int;
 use crate::record::tensor::is_contiguous;
 use crate::record::{push_line, DASH_LINE, EQUALS_LINE};
 use crate::stats::compute::{Accumulator, ElemKind, Stats};
 use crate::stats::lines::write_stats_lines;
+use crate::stats::source::HostMemory;
 use crate::stats::walk::{walk_tensor, ByteSource};
 use crate::stats::STAGING_BYTES;
 use crate::{buffers, clock, log, state};
@@ -182,7 +183,7 @@ fn write_entry(out: &mut Vec<u8>, source: &ReplaySource, indent: usize) -> bool 
     let result = match source {
         ReplaySource::Device { desc, kind, span, lo } => pinned_stats(span.bytes(), *lo, desc, *kind),
         ReplaySource::Kernel { plan, span } => Ok(crate::graph::kernel::fold_span(plan, span.bytes())),
-        ReplaySource::Host { desc, kind } => stats_of(&mut HostSource, desc, *kind),
+        ReplaySource::Host { desc, kind } => stats_of(&mut HostMemory, desc, *kind),
         ReplaySource::Skipped(reason) => {
             push_line(out, indent, "[statistics skipped: ", reason);
             return false;
@@ -245,72 +246,10 @@ impl ByteSource for PinnedSource {
     }
 }
 
-/// Host memory, read with the fault-tolerant copy at replay time.
-struct HostSource;
-
-impl ByteSource for HostSource {
-    fn read(&mut self, addr: u64, dst: &mut [u8]) -> Result<(), &'static str> {
-        mem::read_bytes(addr as usize, dst).map_err(|_| "host memory not readable")
-    }
-}
-
-/// The bytes a view covers: (device address of its lowest byte, length). The walker reads exactly inside
-/// this span (it moves the base to the lowest element for negative strides; broadcast dimensions add
-/// nothing).
-pub fn view_span(desc: &TensorDesc, kind: ElemKind) -> Result<(u64, usize), &'static str> {
-    let eb = kind.elem_bytes() as i128;
-    let first = desc.first_element() as i128;
-    let (mut lo, mut hi) = (first, first + eb);
-    for (&n, &s) in desc.shape().iter().zip(desc.strides()) {
-        if n < 0 {
-            return Err("negative dimension size");
-        }
-        if n <= 1 || s == 0 {
-            continue;
-        }
-        let reach = (s as i128).checked_mul(n as i128 - 1).and_then(|r| r.checked_mul(eb)).ok_or("tensor too large")?;
-        if reach < 0 {
-            lo += reach;
-        } else {
-            hi += reach;
-        }
-    }
-    if lo < 0 || hi > u64::MAX as i128 || hi - lo > isize::MAX as i128 {
-        return Err("tensor address range overflows");
-    }
-    Ok((lo as u64, (hi - lo) as usize))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::abi::dlpack::{DataType, Device};
-
-    fn desc(data: usize, shape: &[i64], strides: &[i64]) -> TensorDesc {
-        let mut d = TensorDesc::new(
-            data,
-            0,
-            Device { device_type: 2, device_id: 0 },
-            DataType { code: 2, bits: 32, lanes: 1 },
-            shape.len(),
-        );
-        let (sh, st) = d.dims_mut();
-        sh.copy_from_slice(shape);
-        st.copy_from_slice(strides);
-        d
-    }
-
-    #[test]
-    fn spans_of_views() {
-        assert_eq!(view_span(&desc(0x1000, &[4, 8], &[8, 1]), ElemKind::F32), Ok((0x1000, 128)));
-        // Every other column of a 4x8 matrix: last element at 3*8+6.
-        assert_eq!(view_span(&desc(0x1000, &[4, 4], &[8, 2]), ElemKind::F32), Ok((0x1000, (3 * 8 + 6 + 1) * 4)));
-        // Reversed: the lowest element is 7 back.
-        assert_eq!(view_span(&desc(0x1000, &[8], &[-1]), ElemKind::F32), Ok((0x1000 - 28, 32)));
-        // Broadcast and size-1 dimensions add nothing.
-        assert_eq!(view_span(&desc(0x1000, &[5, 1, 3], &[0, 77, 1]), ElemKind::F32), Ok((0x1000, 12)));
-        assert_eq!(view_span(&desc(0x1000, &[], &[]), ElemKind::F32), Ok((0x1000, 4)));
-    }
+    use crate::stats::source::test_view as desc;
 
     #[test]
     fn compact_views_read_in_place_like_the_walk() {

@@ -8,12 +8,12 @@ pub mod errors;
 pub mod formats;
 pub mod gate;
 pub mod lines;
+pub mod source;
 pub mod walk;
 
-use crate::abi::cuda_driver::{self, Driver};
+use crate::abi::cuda_driver;
 use crate::abi::dlpack::{device_type, TensorDesc};
 use crate::abi::prefetch::Prefetch;
-use crate::abi::tvm_runtime;
 use crate::capture;
 use crate::os::mem;
 use crate::os::pool::{Lease, Pool, Reset};
@@ -21,6 +21,7 @@ use crate::record::push_indent;
 use crate::record::tensor::StatsSource;
 use compute::{Accumulator, ElemKind};
 use lines::write_stats_lines;
+use source::{view_span, Closed, DeviceMemory, Memory, PhaseStreams};
 use walk::{extent, walk_tensor, ByteSource};
 
 /// Size of the one staging buffer that every read goes through: the memory the shim adds never grows
@@ -75,9 +76,8 @@ pub enum GpuResult {
 /// The statistics source of one call: it synchronises each device stream once before the call's inputs
 /// are read and once more after the call, before its outputs are read.
 pub struct LiveStats<D: CaptureDeferral, K: KernelRoute> {
-    /// (device, stream) pairs synchronised in this phase; a call touches few devices.
-    synced: [(i32, usize); 8],
-    n_synced: usize,
+    /// The streams synchronised in this phase.
+    streams: PhaseStreams,
     /// Whether a tensor of this call held a NaN or an infinity (the NaN watch).
     nonfinite: bool,
     /// Whether statistics were skipped or deferred because of a capture.
@@ -147,8 +147,7 @@ impl<D: CaptureDeferral, K: KernelRoute> LiveStats<D, K> {
     /// A source for a new call.
     pub fn new() -> Self {
         LiveStats {
-            synced: [(0, 0); 8],
-            n_synced: 0,
+            streams: PhaseStreams::default(),
             nonfinite: false,
             during_capture: false,
             graph: Default::default(),
@@ -160,7 +159,7 @@ impl<D: CaptureDeferral, K: KernelRoute> LiveStats<D, K> {
     /// Marks that the real function ran: device streams must be synchronised again before reading outputs,
     /// and the data read before the call is stale.
     pub fn after_call(&mut self) {
-        self.n_synced = 0;
+        self.streams.clear();
         self.cache = None;
         self.gpu = None;
         self.graph.after_call();
@@ -207,21 +206,9 @@ impl<D: CaptureDeferral, K: KernelRoute> LiveStats<D, K> {
         // loaded objects).
         let has_device = descs.clone().any(|d| d.device.device_type == device_type::CUDA);
         if let Some(driver) = has_device.then(cuda_driver::driver).flatten() {
-            let mut synced = (self.synced, self.n_synced);
-            let mut sync = |device_id: i32, stream: usize| {
-                let (list, n) = &mut synced;
-                if list[..*n].contains(&(device_id, stream)) {
-                    return true;
-                }
-                let ok = driver.synchronize(stream).is_ok();
-                if ok && *n < list.len() {
-                    list[*n] = (device_id, stream);
-                    *n += 1;
-                }
-                ok
-            };
+            let streams = &mut self.streams;
+            let mut sync = |device_id: i32, stream: usize| streams.sync_once(driver, device_id, stream).is_ok();
             self.gpu = K::run_phase(descs.clone(), &mut sync);
-            (self.synced, self.n_synced) = synced;
         }
         let mut cache = DATA_CACHE.take();
         let c = &mut *cache;
@@ -233,16 +220,15 @@ impl<D: CaptureDeferral, K: KernelRoute> LiveStats<D, K> {
             let Some(kind) = ElemKind::from_dlpack(desc.dtype.code, desc.dtype.bits, desc.dtype.lanes) else {
                 continue;
             };
-            let Ok(Some(e)) = extent(desc.first_element() as u64, desc.shape(), desc.strides(), kind) else {
+            let Ok((lo, span)) = view_span(&desc, kind) else {
                 continue;
             };
-            if e.span > BATCH_TENSOR_BYTES || total + e.span as usize > BATCH_TOTAL_BYTES {
+            if span as u128 > BATCH_TENSOR_BYTES || total + span > BATCH_TOTAL_BYTES {
                 continue;
             }
-            let lo = lowest_address(&desc, kind);
-            c.spans.push((lo, total, e.span as usize));
-            c.pieces.push(mem::Piece { addr: lo as usize, off: total, len: e.span as usize });
-            total += e.span as usize;
+            c.spans.push((lo, total, span));
+            c.pieces.push(mem::Piece { addr: lo as usize, off: total, len: span });
+            total += span;
         }
         if c.pieces.is_empty() {
             return;
@@ -251,19 +237,6 @@ impl<D: CaptureDeferral, K: KernelRoute> LiveStats<D, K> {
         c.ok.resize(c.pieces.len(), false);
         mem::read_scatter(&mut c.bytes, &c.pieces, &mut c.ok);
         self.cache = Some(cache);
-    }
-
-    /// Synchronises the stream the call runs on for `device_id`, once per phase.
-    fn sync_once(&mut self, driver: &Driver, device_id: i32, stream: usize) -> Result<(), &'static str> {
-        if self.synced[..self.n_synced].contains(&(device_id, stream)) {
-            return Ok(());
-        }
-        driver.synchronize(stream).map_err(|rc| crate::stats::errors::failed("cuStreamSynchronize", rc))?;
-        if self.n_synced < self.synced.len() {
-            self.synced[self.n_synced] = (device_id, stream);
-            self.n_synced += 1;
-        }
-        Ok(())
     }
 
     /// Whether the view is too costly to walk: statistics are bounded by the bytes a view spans (with stride-0
@@ -286,29 +259,14 @@ impl<D: CaptureDeferral, K: KernelRoute> LiveStats<D, K> {
     }
 
     fn compute(&mut self, desc: &TensorDesc, kind: ElemKind) -> Result<compute::Stats, Failure> {
-        let dev = desc.device;
-        let host_memory = host_readable(dev.device_type);
         let mut acc = Accumulator::new(kind);
-        if host_memory {
-            if dev.device_type != device_type::CPU {
-                // Pinned or managed memory may still be written by a kernel: wait for the call's stream, when
-                // the driver says no capture could be disturbed by it.
-                if let Some(driver) = cuda_driver::driver() {
-                    let stream = tvm_runtime::env_stream(device_type::CUDA, dev.device_id).unwrap_or(0);
-                    let _relaxed = gate::enter(driver, stream, false)?;
-                    let _ = self.sync_once(driver, dev.device_id, stream);
-                }
+        let (memory, _relaxed) = self.streams.open(desc.device)?;
+        match memory {
+            Memory::Host => {
+                let cache = if desc.device.device_type == device_type::CPU { self.cache.as_deref() } else { None };
+                walk(&mut CachedHost(cache), desc, kind, &mut acc)?;
             }
-            let cache = if dev.device_type == device_type::CPU { self.cache.as_deref() } else { None };
-            walk(&mut HostMemory(cache), desc, kind, &mut acc)?;
-        } else if dev.device_type == device_type::CUDA {
-            let driver = cuda_driver::driver().ok_or("CUDA driver not loaded")?;
-            let stream = tvm_runtime::env_stream(device_type::CUDA, dev.device_id).unwrap_or(0);
-            let _relaxed = gate::enter(driver, stream, true)?;
-            self.sync_once(driver, dev.device_id, stream)?;
-            walk(&mut DeviceMemory(driver), desc, kind, &mut acc)?;
-        } else {
-            return Err("no reader for this device type".into());
+            Memory::Device(driver) => walk(&mut DeviceMemory(driver), desc, kind, &mut acc)?,
         }
         Ok(acc.finish())
     }
@@ -328,16 +286,13 @@ impl From<&'static str> for Failure {
     }
 }
 
-impl From<gate::Blocked> for Failure {
-    fn from(b: gate::Blocked) -> Self {
-        Failure::Blocked(b)
+impl From<Closed> for Failure {
+    fn from(c: Closed) -> Self {
+        match c {
+            Closed::Blocked(b) => Failure::Blocked(b),
+            Closed::Error(reason) => Failure::Error(reason),
+        }
     }
-}
-
-/// Whether this device type's memory is host memory, readable by the host's own threads (the statistics of
-/// a call, and the host functions of graph replay).
-pub fn host_readable(device: i32) -> bool {
-    matches!(device, device_type::CPU | device_type::CUDA_HOST | device_type::CUDA_MANAGED | device_type::ROCM_HOST)
 }
 
 /// Indentation source for statistics lines (no allocation per tensor).
@@ -493,37 +448,15 @@ fn push_error(out: &mut Vec<u8>, indent: usize, reason: &str) {
 
 /// Host memory of this process, read with the fault-tolerant copy (from the phase's batch when it holds the
 /// range).
-struct HostMemory<'a>(Option<&'a DataCache>);
+struct CachedHost<'a>(Option<&'a DataCache>);
 
-impl ByteSource for HostMemory<'_> {
+impl ByteSource for CachedHost<'_> {
     fn read(&mut self, addr: u64, dst: &mut [u8]) -> Result<(), &'static str> {
         if let Some(bytes) = self.0.and_then(|c| c.get(addr, dst.len())) {
             dst.copy_from_slice(bytes);
             return Ok(());
         }
-        mem::read_bytes(addr as usize, dst).map_err(|_| "host memory not readable")
-    }
-}
-
-/// The lowest address a view touches (its first element moved back by every negative stride); the caller
-/// checked with `extent` that the view is addressable.
-fn lowest_address(desc: &TensorDesc, kind: ElemKind) -> u64 {
-    let eb = kind.elem_bytes() as i128;
-    let mut lo = desc.first_element() as i128;
-    for (&n, &s) in desc.shape().iter().zip(desc.strides()) {
-        if s < 0 && n > 1 {
-            lo += (n as i128 - 1) * s as i128 * eb;
-        }
-    }
-    lo.max(0) as u64
-}
-
-/// Device memory, copied through the host program's driver.
-struct DeviceMemory(&'static Driver);
-
-impl ByteSource for DeviceMemory {
-    fn read(&mut self, addr: u64, dst: &mut [u8]) -> Result<(), &'static str> {
-        self.0.copy_to_host(addr, dst).map_err(crate::stats::errors::copy_failed)
+        source::HostMemory.read(addr, dst)
     }
 }
 
