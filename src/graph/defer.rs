@@ -15,7 +15,7 @@ use crate::abi::prefetch::Prefetch;
 use crate::abi::tvm_runtime;
 use crate::capture;
 use crate::os::pinned;
-use crate::record::value::tensor_source;
+use crate::record::kind::tensor_source;
 use crate::stats::compute::ElemKind;
 use crate::record::push_line;
 use crate::stats::source::{host_readable, view_span};

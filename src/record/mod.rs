@@ -2,6 +2,7 @@
 //! values: each function appends to a caller-provided buffer that the sink then writes with one `write(2)`.
 
 pub mod call;
+pub mod kind;
 pub mod launch;
 pub mod names;
 pub mod pyrepr;

@@ -21,7 +21,7 @@ use crate::abi::tvm_runtime;
 use crate::capture;
 use crate::correlation::CallTag;
 use crate::record::call::push_correlation_line;
-use crate::record::value::{tensor_source, TensorSource};
+use crate::record::kind::{tensor_source, TensorSource};
 use crate::{buffers, log, state};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicI32, Ordering};
