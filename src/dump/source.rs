@@ -12,7 +12,7 @@ use crate::stats::source::{call_stream, host_readable, Closed, DeviceMemory, Hos
 use crate::stats::walk::ByteSource;
 
 /// The reason a tensor listed during a capture has no bytes.
-pub const CAPTURE_REASON: &str = "CUDA graph capture in progress";
+pub const CAPTURE_REASON: &str = crate::record::stats_lines::CAPTURE_IN_PROGRESS;
 
 /// The reader of one phase (before or after the call): remembers which streams it synchronised.
 #[derive(Default)]

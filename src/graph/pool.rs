@@ -5,6 +5,7 @@
 
 use crate::abi::cuda_driver;
 use crate::os::pinned;
+use crate::record::stats_lines::Skipped;
 use crate::{capture, state};
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -52,7 +53,7 @@ fn allocate() -> bool {
     }
 }
 
-/// The configured size, for the skip line: `graph statistics pool full (64 MiB)`.
-pub fn full_reason() -> String {
-    format!("graph statistics pool full ({} MiB)", state::config().graph_stats_mb)
+/// Why a tensor is not covered once the pool is spent: `graph statistics pool full (64 MiB)`.
+pub fn full() -> Skipped {
+    Skipped::PoolFull { mb: state::config().graph_stats_mb }
 }

@@ -7,9 +7,9 @@ use super::callbacks::DriverCallback;
 use super::watch;
 use crate::abi::dlpack::TensorDesc;
 use crate::os::pinned;
-use crate::record::pyrepr::push_int;
+use crate::record::replay_lines::{push_arg_heading, push_phase_heading, push_replay_record};
 use crate::record::tensor::is_contiguous;
-use crate::record::{push_line, DASH_LINE, EQUALS_LINE};
+use crate::record::stats_lines::{push_skipped, push_stats_error, Skipped};
 use crate::stats::compute::{Accumulator, ElemKind, Stats};
 use crate::stats::lines::write_stats_lines;
 use crate::stats::source::HostMemory;
@@ -89,7 +89,7 @@ pub enum ReplaySource {
         kind: ElemKind,
     },
     /// Not covered: the skip line's reason.
-    Skipped(String),
+    Skipped(Skipped),
     /// Not covered: the error line's reason.
     Error(&'static str),
 }
@@ -131,15 +131,9 @@ impl DriverCallback for Phase {
             return;
         }
         let Run { body, nonfinite, replay, .. } = &mut *run;
-        body.extend_from_slice(if self.after {
-            b"Tensor arguments after the call:\n"
-        } else {
-            b"Tensor arguments before the call:\n"
-        });
+        push_phase_heading(body, self.after);
         for entry in &self.entries {
-            body.extend_from_slice(b"  arg[");
-            push_int(body, entry.arg);
-            body.extend_from_slice(if self.after { b"] (after):\n" } else { b"]:\n" });
+            push_arg_heading(body, entry.arg, self.after);
             *nonfinite |= write_entry(body, &entry.source, 4);
         }
         if !self.after && shared.has_after.load(Ordering::Acquire) {
@@ -158,23 +152,6 @@ impl DriverCallback for Phase {
     }
 }
 
-/// Appends a replay record: separators, `[ts] FlashInfer Graph Replay: <name> (id=N, replay K)`, the body.
-pub fn push_replay_record(out: &mut Vec<u8>, stamp: &[u8], name: &str, id: u64, replay: u64, body: &[u8]) {
-    out.extend_from_slice(EQUALS_LINE);
-    out.extend_from_slice(stamp);
-    out.extend_from_slice(b" FlashInfer Graph Replay: ");
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(b" (id=");
-    push_int(out, id);
-    out.extend_from_slice(b", replay ");
-    push_int(out, replay);
-    out.extend_from_slice(b")\n");
-    out.extend_from_slice(DASH_LINE);
-    out.extend_from_slice(body);
-    out.extend_from_slice(EQUALS_LINE);
-    out.push(b'\n');
-}
-
 /// Indentation source for statistics lines.
 const SPACES: &str = "                ";
 
@@ -184,8 +161,8 @@ fn write_entry(out: &mut Vec<u8>, source: &ReplaySource, indent: usize) -> bool 
         ReplaySource::Device { desc, kind, span, lo } => pinned_stats(span.bytes(), *lo, desc, *kind),
         ReplaySource::Kernel { plan, span } => Ok(crate::graph::kernel::fold_span(plan, span.bytes())),
         ReplaySource::Host { desc, kind } => stats_of(&mut HostMemory, desc, *kind),
-        ReplaySource::Skipped(reason) => {
-            push_line(out, indent, "[statistics skipped: ", reason);
+        ReplaySource::Skipped(why) => {
+            push_skipped(out, indent, *why);
             return false;
         }
         ReplaySource::Error(reason) => Err(*reason),
@@ -196,7 +173,7 @@ fn write_entry(out: &mut Vec<u8>, source: &ReplaySource, indent: usize) -> bool 
             stats.is_nonfinite()
         }
         Err(reason) => {
-            push_line(out, indent, "[statistics error: ", reason);
+            push_stats_error(out, indent, reason);
             false
         }
     }
@@ -281,24 +258,5 @@ mod tests {
         assert_eq!(dst, [6, 7, 8]);
         assert!(src.read(0x106, &mut dst).is_err());
         assert!(src.read(0xff, &mut dst).is_err());
-    }
-
-    #[test]
-    fn record_layout() {
-        let mut out = Vec::new();
-        push_replay_record(
-            &mut out,
-            b"[2026-12-02 01:10:06]",
-            "norm.rmsnorm",
-            7,
-            3,
-            b"Tensor arguments before the call:\n",
-        );
-        let eq = "=".repeat(80);
-        let dash = "-".repeat(80);
-        let want = format!(
-            "{eq}\n[2026-12-02 01:10:06] FlashInfer Graph Replay: norm.rmsnorm (id=7, replay 3)\n{dash}\nTensor arguments before the call:\n{eq}\n\n"
-        );
-        assert_eq!(String::from_utf8(out).unwrap(), want);
     }
 }

@@ -17,7 +17,7 @@ use crate::abi::prefetch::Prefetch;
 use crate::capture;
 use crate::os::mem;
 use crate::os::pool::{Lease, Pool, Reset};
-use crate::record::push_indent;
+use crate::record::stats_lines::{push_skipped, push_stats_error as push_error, Skipped};
 use crate::record::tensor::StatsSource;
 use compute::{Accumulator, ElemKind};
 use lines::write_stats_lines;
@@ -189,7 +189,7 @@ impl<D: CaptureDeferral, K: KernelRoute> LiveStats<D, K> {
     fn capture_line(&mut self, desc: &TensorDesc, out: &mut Vec<u8>, indent: usize) {
         self.during_capture = true;
         if !self.graph.defer(desc, out, indent) {
-            push_skipped(out, indent);
+            push_skipped(out, indent, Skipped::Capture);
         }
     }
 
@@ -241,19 +241,19 @@ impl<D: CaptureDeferral, K: KernelRoute> LiveStats<D, K> {
 
     /// Whether the view is too costly to walk: statistics are bounded by the bytes a view spans (with stride-0
     /// broadcast dimensions counted once, as the walker does), and by the per-tensor cap.
-    fn skip(desc: &TensorDesc, kind: ElemKind) -> Result<Option<Skip>, &'static str> {
+    fn skip(desc: &TensorDesc, kind: ElemKind) -> Result<Option<Skipped>, &'static str> {
         let Some(e) = extent(desc.first_element() as u64, desc.shape(), desc.strides(), kind)? else {
             return Ok(None);
         };
         let eb = kind.elem_bytes() as u128;
         let walked_bytes = e.walked as u128 * eb;
         if walked_bytes > e.span && walked_bytes - e.span > OVERLAP_SLACK_BYTES {
-            return Ok(Some(Skip::Overlapping { elements: e.elements, span: e.span }));
+            return Ok(Some(Skipped::Overlapping { elements: e.elements, span: e.span }));
         }
         let cap_mb = crate::state::config().stats_max_mb;
         let bytes = walked_bytes.min(e.span);
         if cap_mb != 0 && bytes > (cap_mb as u128) << 20 {
-            return Ok(Some(Skip::OverCap { bytes, cap_mb }));
+            return Ok(Some(Skipped::OverCap { bytes, cap_mb }));
         }
         Ok(None)
     }
@@ -299,18 +299,11 @@ impl From<Closed> for Failure {
 const SPACES: &str = "                ";
 
 /// Views whose visited elements exceed the bytes they span by more than this are not walked (see
-/// [`Skip::Overlapping`]): small overlapping views keep exact statistics.
+/// `Skipped::Overlapping`): small overlapping views keep exact statistics. The view reaches more elements than
+/// its span can hold (strides that do not separate its elements, as `as_strided` makes), and walking them
+/// would cost more than this beyond the span: the work would grow with the element count (2^60 elements over
+/// 12 MiB), not the memory.
 const OVERLAP_SLACK_BYTES: u128 = STAGING_BYTES as u128;
-
-/// Why statistics are not taken for a tensor that could be read.
-enum Skip {
-    /// The view reaches more elements than its span can hold (strides that do not separate its elements,
-    /// as `as_strided` makes), and walking them would cost more than [`OVERLAP_SLACK_BYTES`] beyond the
-    /// span: the work would grow with the element count (2^60 elements over 12 MiB), not the memory.
-    Overlapping { elements: u64, span: u128 },
-    /// The bytes to read exceed `FLASHLOG_STATS_MAX_MB`.
-    OverCap { bytes: u128, cap_mb: u64 },
-}
 
 /// Runs `f` with the shared staging buffer (level-10 dumps copy through it too, so the memory the shim adds
 /// stays [`STAGING_BYTES`] whatever the tensor size).
@@ -352,7 +345,7 @@ impl<D: CaptureDeferral, K: KernelRoute> StatsSource for LiveStats<D, K> {
         }
         match Self::skip(desc, kind) {
             Err(reason) => return push_error(out, indent, reason),
-            Ok(Some(skip)) => return push_skip_reason(out, indent, &skip),
+            Ok(Some(skip)) => return push_skipped(out, indent, skip),
             Ok(None) => {}
         }
         match self.compute(desc, kind) {
@@ -363,7 +356,7 @@ impl<D: CaptureDeferral, K: KernelRoute> StatsSource for LiveStats<D, K> {
             Err(Failure::Blocked(gate::Blocked::Capturing)) => self.capture_line(desc, out, indent),
             Err(Failure::Blocked(gate::Blocked::Unknown(reason))) => {
                 self.during_capture = true;
-                crate::record::push_line(out, indent, "[statistics skipped: ", reason);
+                push_skipped(out, indent, Skipped::Reason(reason));
             }
             Err(Failure::Error(reason)) => push_error(out, indent, reason),
         }
@@ -378,72 +371,9 @@ impl<D: CaptureDeferral, K: KernelRoute> LiveStats<D, K> {
                 self.nonfinite |= stats.is_nonfinite();
                 write_stats_lines(out, &SPACES[..indent.min(SPACES.len())], &stats)
             }
-            GpuResult::OverCap { bytes, cap_gb } => {
-                push_indent(out, indent);
-                out.extend_from_slice(b"[statistics skipped: ");
-                push_size(out, bytes);
-                out.extend_from_slice(b" over FLASHLOG_GPU_STATS_MAX_GB=");
-                let _ = std::io::Write::write_fmt(out, format_args!("{cap_gb}"));
-                out.extend_from_slice(b"]\n");
-            }
+            GpuResult::OverCap { bytes, cap_gb } => push_skipped(out, indent, Skipped::GpuOverCap { bytes, cap_gb }),
         }
     }
-}
-
-fn push_skipped(out: &mut Vec<u8>, indent: usize) {
-    push_indent(out, indent);
-    out.extend_from_slice(b"[statistics skipped: CUDA graph capture in progress]\n");
-}
-
-/// `[statistics skipped: overlapping view of N elements over 12.0 MiB]` or
-/// `[statistics skipped: 40.0 GiB over FLASHLOG_STATS_MAX_MB=256]`.
-fn push_skip_reason(out: &mut Vec<u8>, indent: usize, skip: &Skip) {
-    push_indent(out, indent);
-    match *skip {
-        Skip::Overlapping { elements, span } => {
-            out.extend_from_slice(b"[statistics skipped: overlapping view of ");
-            crate::record::pyrepr::push_int(out, elements);
-            out.extend_from_slice(b" elements over ");
-            push_size(out, span);
-        }
-        Skip::OverCap { bytes, cap_mb } => {
-            out.extend_from_slice(b"[statistics skipped: ");
-            push_size(out, bytes);
-            out.extend_from_slice(b" over FLASHLOG_STATS_MAX_MB=");
-            crate::record::pyrepr::push_int(out, cap_mb);
-        }
-    }
-    out.extend_from_slice(b"]\n");
-}
-
-/// A byte count as `512 B`, `12.0 MiB`, `40.0 GiB` (binary units, one decimal).
-pub fn push_size(out: &mut Vec<u8>, bytes: u128) {
-    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
-    if bytes < 1024 {
-        crate::record::pyrepr::push_int(out, bytes as u64);
-        out.extend_from_slice(b" B");
-        return;
-    }
-    let mut unit = 0;
-    let mut scale = 1024u128;
-    while unit + 1 < UNITS.len() && bytes >= scale * 1024 {
-        scale *= 1024;
-        unit += 1;
-    }
-    // Tenths, rounded half up, in integers (no float formatting, no allocation).
-    let tenths = (bytes * 10 + scale / 2) / scale;
-    crate::record::pyrepr::push_int(out, (tenths / 10) as u64);
-    out.push(b'.');
-    out.push(b'0' + (tenths % 10) as u8);
-    out.push(b' ');
-    out.extend_from_slice(UNITS[unit].as_bytes());
-}
-
-fn push_error(out: &mut Vec<u8>, indent: usize, reason: &str) {
-    push_indent(out, indent);
-    out.extend_from_slice(b"[statistics error: ");
-    out.extend_from_slice(reason.as_bytes());
-    out.extend_from_slice(b"]\n");
 }
 
 /// Host memory of this process, read with the fault-tolerant copy (from the phase's batch when it holds the
@@ -457,28 +387,5 @@ impl ByteSource for CachedHost<'_> {
             return Ok(());
         }
         source::HostMemory.read(addr, dst)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::push_size;
-
-    fn size(b: u128) -> String {
-        let mut out = Vec::new();
-        push_size(&mut out, b);
-        String::from_utf8(out).unwrap()
-    }
-
-    #[test]
-    fn sizes() {
-        assert_eq!(size(0), "0 B");
-        assert_eq!(size(1023), "1023 B");
-        assert_eq!(size(1024), "1.0 KiB");
-        assert_eq!(size(12 << 20), "12.0 MiB");
-        assert_eq!(size((12 << 20) - 4), "12.0 MiB");
-        assert_eq!(size(40 << 30), "40.0 GiB");
-        assert_eq!(size(1536 << 20), "1.5 GiB");
-        assert_eq!(size(u64::MAX as u128 * 4), "64.0 EiB");
     }
 }
