@@ -11,7 +11,7 @@ use crate::record::replay_lines::{push_arg_heading, push_phase_heading, push_rep
 use crate::record::tensor::is_contiguous;
 use crate::record::stats_lines::{push_skipped, push_stats_error, Skipped};
 use crate::stats::compute::{Accumulator, ElemKind, Stats};
-use crate::stats::lines::write_stats_lines;
+use crate::stats::lines::push_stats_lines;
 use crate::stats::source::HostMemory;
 use crate::stats::walk::{walk_tensor, ByteSource};
 use crate::stats::STAGING_BYTES;
@@ -152,9 +152,6 @@ impl DriverCallback for Phase {
     }
 }
 
-/// Indentation source for statistics lines.
-const SPACES: &str = "                ";
-
 /// Appends the statistics (or reason) lines of one tensor; true when it holds a NaN or an infinity.
 fn write_entry(out: &mut Vec<u8>, source: &ReplaySource, indent: usize) -> bool {
     let result = match source {
@@ -169,7 +166,7 @@ fn write_entry(out: &mut Vec<u8>, source: &ReplaySource, indent: usize) -> bool 
     };
     match result {
         Ok(stats) => {
-            write_stats_lines(out, &SPACES[..indent.min(SPACES.len())], &stats);
+            push_stats_lines(out, indent, &stats);
             stats.is_nonfinite()
         }
         Err(reason) => {

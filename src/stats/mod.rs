@@ -20,7 +20,7 @@ use crate::os::pool::{Lease, Pool, Reset};
 use crate::record::stats_lines::{push_skipped, push_stats_error as push_error, Skipped};
 use crate::record::tensor::StatsSource;
 use compute::{Accumulator, ElemKind};
-use lines::write_stats_lines;
+use lines::push_stats_lines;
 use source::{view_span, Closed, DeviceMemory, Memory, PhaseStreams};
 use walk::{extent, walk_tensor, ByteSource};
 
@@ -295,9 +295,6 @@ impl From<Closed> for Failure {
     }
 }
 
-/// Indentation source for statistics lines (no allocation per tensor).
-const SPACES: &str = "                ";
-
 /// Views whose visited elements exceed the bytes they span by more than this are not walked (see
 /// `Skipped::Overlapping`): small overlapping views keep exact statistics. The view reaches more elements than
 /// its span can hold (strides that do not separate its elements, as `as_strided` makes), and walking them
@@ -351,7 +348,7 @@ impl<D: CaptureDeferral, K: KernelRoute> StatsSource for LiveStats<D, K> {
         match self.compute(desc, kind) {
             Ok(stats) => {
                 self.nonfinite |= stats.is_nonfinite();
-                write_stats_lines(out, &SPACES[..indent.min(SPACES.len())], &stats)
+                push_stats_lines(out, indent, &stats)
             }
             Err(Failure::Blocked(gate::Blocked::Capturing)) => self.capture_line(desc, out, indent),
             Err(Failure::Blocked(gate::Blocked::Unknown(reason))) => {
@@ -369,7 +366,7 @@ impl<D: CaptureDeferral, K: KernelRoute> LiveStats<D, K> {
         match result {
             GpuResult::Stats(stats) => {
                 self.nonfinite |= stats.is_nonfinite();
-                write_stats_lines(out, &SPACES[..indent.min(SPACES.len())], &stats)
+                push_stats_lines(out, indent, &stats)
             }
             GpuResult::OverCap { bytes, cap_gb } => push_skipped(out, indent, Skipped::GpuOverCap { bytes, cap_gb }),
         }
