@@ -164,6 +164,9 @@ impl ShimSection {
             d.set(depth + 1);
             depth == 0
         });
+        if outermost {
+            crate::os::pipe::begin_section();
+        }
         ShimSection { cancel_state: outermost.then(sys::disable_cancel) }
     }
 }
@@ -172,6 +175,9 @@ impl Drop for ShimSection {
     fn drop(&mut self) {
         // The marker first: restoring the state may act on a pending asynchronous cancellation at once.
         DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
+        if self.cancel_state.is_some() {
+            crate::os::pipe::end_section();
+        }
         if let Some(state) = self.cancel_state {
             sys::restore_cancel_state(state);
         }

@@ -281,18 +281,41 @@ impl Driver {
     /// What identifies a kernel's current name without copying it: the address and length of the driver's
     /// string and a hash of its bytes (`cuFuncGetName`, no allocation). A handle the driver reused for another
     /// module's kernel gives another key even when its string landed at the same address.
-    pub fn function_name_key(&self, function: usize) -> Option<(usize, usize, u64)> {
-        let f = self.func_get_name?;
+    pub fn function_name_key(&self, function: usize) -> NameKey {
+        let Some(f) = self.func_get_name else {
+            return NameKey::Gone;
+        };
         let mut name: *const c_char = std::ptr::null();
         // SAFETY: valid out-parameter; the driver owns the returned string.
-        if unsafe { f(&mut name, function) } != SUCCESS || name.is_null() {
-            return None;
+        let rc = unsafe { f(&mut name, function) };
+        if rc != SUCCESS || name.is_null() {
+            return if is_sticky_execution_error(rc) { NameKey::Unanswered } else { NameKey::Gone };
         }
         // SAFETY: the driver's NUL-terminated name, valid while the function exists (during this launch).
         let bytes = unsafe { CStr::from_ptr(name) }.to_bytes();
         let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
-        Some((name as usize, bytes.len(), hash))
+        NameKey::Known((name as usize, bytes.len(), hash))
     }
+}
+
+/// What the driver says about a kernel handle's name now (see [`Driver::function_name_key`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NameKey {
+    /// The name's key: the driver string's address, its length and a hash of its bytes.
+    Known((usize, usize, u64)),
+    /// The context is in a sticky execution error (an illegal address, a device-side assert, ...), so the
+    /// driver answers that error to every call. No module can be unloaded in that state either, so a handle
+    /// still names the kernel it named before the error.
+    Unanswered,
+    /// No name: no `cuFuncGetName`, or the handle is not (or no longer) a function.
+    Gone,
+}
+
+/// The driver's sticky kernel-execution errors: once one happened, every call on the context returns it.
+fn is_sticky_execution_error(rc: i32) -> bool {
+    // 700 illegal address, 702 launch timeout, 710 assert, 714 hardware stack error, 715 illegal instruction,
+    // 716 misaligned address, 717 invalid address space, 718 invalid PC, 719 launch failed.
+    matches!(rc, 700 | 702 | 710 | 714..=719)
 }
 
 /// Most distinct reason texts kept (see [`Driver::failure_text`]).

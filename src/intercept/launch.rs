@@ -6,7 +6,7 @@
 //! `FLASHLOG_KERNELS` are logged. Logging never synchronises, so launches inside a capture are logged as
 //! usual.
 
-use crate::abi::cuda_driver;
+use crate::abi::cuda_driver::{self, NameKey};
 use crate::os::owned_slot::OwnedSlot;
 use crate::os::sys::ErrnoGuard;
 use crate::record::launch::{push_launch_record, Launch};
@@ -65,10 +65,18 @@ fn slot_of(kernel: usize) -> usize {
 /// its new kernel's name. A miss (first sight, a reused handle, another kernel in the slot, or the entry on
 /// loan to another thread) resolves the name again. Memory: at most [`SLOTS`] entries, plus one per thread
 /// launching at that moment; launch cost: one slot, whatever the number of kernels.
+///
+/// When the context is in a sticky execution error the driver answers that error to every call, the name
+/// included; a handle then still names the kernel it named before (nothing can be unloaded in that state), so
+/// the kept entry is used: the launches after an illegal address are named, not `<unnamed kernel>`.
 fn kernel_name(kernel: usize) -> Box<KernelName> {
-    let key = cuda_driver::driver().and_then(|d| d.function_name_key(kernel));
+    let answer = cuda_driver::driver().map_or(NameKey::Gone, |d| d.function_name_key(kernel));
+    let key = match answer {
+        NameKey::Known(key) => Some(key),
+        NameKey::Unanswered | NameKey::Gone => None,
+    };
     match TABLE[slot_of(kernel)].take() {
-        Some(entry) if entry.kernel == kernel && entry.key == key => entry,
+        Some(entry) if entry.kernel == kernel && (entry.key == key || answer == NameKey::Unanswered) => entry,
         _ => Box::new(resolve(kernel, key)),
     }
 }

@@ -22,18 +22,19 @@ pub const UNREADABLE: ReadError = "unreadable memory";
 /// Most ranges one `process_vm_readv` or `writev` takes (the kernel's `IOV_MAX`).
 pub const IOV_MAX: usize = 1024;
 
-/// Batches at most this large (and of more than [`PVR_MAX_PIECES`] ranges) go through a pipe; larger ones
-/// through `process_vm_readv`, which copies large ranges faster.
+/// Batches at most this large go through a pipe; larger ones through `process_vm_readv`, which copies large
+/// ranges faster.
 ///
 /// Measured here (x86-64, Linux 6.x, 48-byte ranges; `tests/fixtures/ffi/copy_costs.c`, printed by
-/// `make bench`; two runs on this shared 2-core VM, quiet and loaded): `process_vm_readv` costs about
-/// 0.4-0.9 us plus 0.15-0.55 us per range (it pins each remote range), a `writev` into a pipe plus a `readv`
-/// back about 0.4-0.8 us plus 0.05-0.13 us per range, and the `fstat` that checks the pipe is still ours
-/// 0.2-0.3 us. So one or two ranges: `process_vm_readv`; three or more: the pipe (32 ranges: 5.5 us against
-/// 1.8 us). For one large range the pipe loses (64 KiB: 5.2 us against 8.3 us; 4 MiB: 0.4 ms against 1.1 ms).
+/// `make bench`; this shared 2-core VM, 2026-12-07): `process_vm_readv` costs 1.3 us for one range and 2.2 us
+/// for four (it pins each remote range), a `writev` into a pipe plus a `readv` back 0.76 us and 0.98 us, and
+/// the `fstat` that checks the pipe is still ours 0.4 us, paid once per slot and section of shim work (see
+/// `pipe.rs`). So every small batch, one range included, goes through the pipe: a level-3 call's three
+/// dependent reads (the argument array, the descriptors, the shapes and strides) cost one `fstat` and three
+/// `writev` + `readv` pairs. For one large range the pipe loses (64 KiB: 11.1 us against 5.7 us; 4 MiB:
+/// 0.9 ms against 0.35 ms). An earlier run on a quieter day measured one range at 0.55-1.45 us through
+/// `process_vm_readv` against 0.65-1.2 us through the pipe with its `fstat`: the pipe wins or ties there too.
 pub const PIPE_MAX_BYTES: usize = 32 * 1024;
-/// Batches of at most this many ranges go through `process_vm_readv` (see [`PIPE_MAX_BYTES`]).
-pub const PVR_MAX_PIECES: usize = 2;
 
 /// One range of a scatter read: `len` bytes at host address `addr`, copied to `dst[off..off + len]`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -70,8 +71,8 @@ pub fn read_bytes(addr: usize, dst: &mut [u8]) -> Result<(), ReadError> {
 /// is reported unread, never read.
 ///
 /// System calls, when every piece is readable: one `process_vm_readv` per group of [`IOV_MAX`] pieces, or
-/// (through a pipe, for small batches of more than two pieces) one `fstat` + one `writev` + one `readv` per
-/// group of [`IOV_MAX`] pieces and 64 KiB (the pipe's capacity). Each unreadable piece costs at most one
+/// (through a pipe, for batches of at most [`PIPE_MAX_BYTES`]) one `writev` + one `readv` per group of
+/// [`IOV_MAX`] pieces and 64 KiB (the pipe's capacity), plus one `fstat` per pipe and section of shim work. Each unreadable piece costs at most one
 /// more call (the copy resumes after it).
 pub fn read_scatter(dst: &mut [u8], pieces: &[Piece], ok: &mut [bool]) {
     let n = pieces.len().min(ok.len());
@@ -83,14 +84,14 @@ pub fn read_scatter(dst: &mut [u8], pieces: &[Piece], ok: &mut [bool]) {
     }
     let mut start = 0;
     while start < n {
-        // The next batch: up to IOV_MAX pieces; small batches of several pieces go through the pipe.
+        // The next batch: up to IOV_MAX pieces; small batches go through the pipe.
         let mut end = start;
         let mut bytes = 0usize;
         while end < n && end - start < IOV_MAX {
             bytes = bytes.saturating_add(pieces[end].len);
             end += 1;
         }
-        let route = choose(end - start, bytes);
+        let route = choose(bytes);
         copy_batch(route, dst, &pieces[start..end], &mut ok[start..end]);
         start = end;
     }
@@ -105,9 +106,9 @@ enum Route {
     Pipe,
 }
 
-fn choose(count: usize, bytes: usize) -> Route {
+fn choose(bytes: usize) -> Route {
     let vm_ok = vm_readv_allowed();
-    if !vm_ok || (count > PVR_MAX_PIECES && bytes <= PIPE_MAX_BYTES && pipe::available()) {
+    if !vm_ok || (bytes <= PIPE_MAX_BYTES && pipe::available()) {
         Route::Pipe
     } else {
         Route::VmReadv

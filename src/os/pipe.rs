@@ -12,9 +12,16 @@
 //!   into a host file; a descriptor that fails the check is abandoned, never closed (it is not ours now);
 //! - a forked child shares the parent's pipes: the pool remembers the pid that made its pipes and a process
 //!   with another pid (`crate::os::process::pid()`) closes the inherited ones (after the same check) and makes its own;
-//! - checkout is lock-free (a state byte per slot); a thread that finds every slot busy uses another route.
+//! - checkout is lock-free (a state byte per slot); a thread that finds every slot busy uses another route;
+//! - the `fstat` is paid once per slot and section of shim work ([`begin_section`] / [`end_section`], the
+//!   outermost `state::ShimSection` of a call's phase): a checkout by the thread that verified the slot in the
+//!   same section skips it. A section never spans the host's real call, so the descriptor is trusted for at
+//!   most the few microseconds of one phase's reads, the same kind of window as the one between any `fstat`
+//!   and the `writev` after it (a host thread that closes and reuses our number inside that window could
+//!   receive host bytes; outside a section every checkout checks).
 
 use super::sys;
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, Ordering};
 
 /// Pipes in the pool: enough for as many threads logging at the same instant.
@@ -37,6 +44,46 @@ static OWNER: AtomicI32 = AtomicI32::new(0);
 static RESETTING: AtomicBool = AtomicBool::new(false);
 /// Set when a pipe cannot be made at all (descriptor limit, no pipes): the route is not offered again.
 static UNAVAILABLE: AtomicBool = AtomicBool::new(false);
+
+/// The section token of the last thread that verified each slot's descriptor with `fstat` (0: none).
+static VERIFIED: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
+/// Source of section tokens: unique for the process's lifetime, never 0.
+static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// This thread's token for its current section: 0 outside a section, or inside one that has not
+    /// verified a pipe yet (a token is drawn only when one is needed, so a section without reads costs no
+    /// atomic operation).
+    static SECTION_TOKEN: Cell<u64> = const { Cell::new(0) };
+    /// Whether this thread is inside a section.
+    static IN_SECTION: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Opens a section of shim work on this thread (called by the outermost `state::ShimSection`): checkouts
+/// in it verify each slot's descriptor once.
+pub fn begin_section() {
+    IN_SECTION.with(|s| s.set(true));
+    SECTION_TOKEN.with(|t| t.set(0));
+}
+
+/// Closes the section: later checkouts verify again.
+pub fn end_section() {
+    IN_SECTION.with(|s| s.set(false));
+    SECTION_TOKEN.with(|t| t.set(0));
+}
+
+/// The current section's token (drawn on first use), or 0 outside a section.
+fn section_token() -> u64 {
+    if !IN_SECTION.with(Cell::get) {
+        return 0;
+    }
+    SECTION_TOKEN.with(|t| {
+        if t.get() == 0 {
+            t.set(NEXT_TOKEN.fetch_add(1, Ordering::Relaxed));
+        }
+        t.get()
+    })
+}
 
 /// Capacity of a pipe (Linux default, 16 pages): the most one `writev` can leave in it.
 pub const CAPACITY: usize = 64 * 1024;
@@ -85,14 +132,20 @@ pub fn checkout(count: &mut dyn FnMut(u64)) -> Option<Checkout> {
     if OWNER.load(Ordering::Acquire) != pid && !adopt(pid, count) {
         return None;
     }
+    let token = section_token();
     for slot in 0..SLOTS {
         if STATE[slot].compare_exchange(FREE, TAKEN, Ordering::Acquire, Ordering::Relaxed).is_err() {
             continue;
         }
         let (r, w) = unpack(FDS[slot].load(Ordering::Relaxed));
+        if token != 0 && VERIFIED[slot].load(Ordering::Relaxed) == token {
+            // Verified by this thread in this section (see the module's comment).
+            return Some(Checkout { slot, r, w, poisoned: false });
+        }
         let ino = INO[slot].load(Ordering::Relaxed);
         count(if r == w { 1 } else { 2 });
         if is_our_pipe(w, ino) && (r == w || is_our_pipe(r, ino)) {
+            VERIFIED[slot].store(token, Ordering::Relaxed);
             return Some(Checkout { slot, r, w, poisoned: false });
         }
         // Not ours any more (the host closed it, maybe reused the number): abandon without closing.
@@ -106,6 +159,7 @@ pub fn checkout(count: &mut dyn FnMut(u64)) -> Option<Checkout> {
             Some((r, w, ino)) => {
                 FDS[slot].store(pack(r, w), Ordering::Relaxed);
                 INO[slot].store(ino, Ordering::Relaxed);
+                VERIFIED[slot].store(token, Ordering::Relaxed);
                 Some(Checkout { slot, r, w, poisoned: false })
             }
             None => {
@@ -243,5 +297,45 @@ mod tests {
         let b = checkout(&mut |k| n += k).expect("pipe");
         assert!(is_our_pipe(b.w, INO[b.slot].load(Ordering::Relaxed)));
         assert!(n >= 2);
+    }
+
+    #[test]
+    fn a_section_checks_each_pipe_once_and_the_next_section_checks_again() {
+        let checks = |n: &mut u64| {
+            let start = *n;
+            let c = checkout(&mut |k| *n += k).expect("pipe");
+            (c, *n - start)
+        };
+        let mut n = 0u64;
+        begin_section();
+        let (a, first) = checks(&mut n);
+        let slot = a.slot;
+        drop(a);
+        let (b, second) = checks(&mut n);
+        assert!(first >= 1, "the first checkout of a section checks (or makes) the pipe");
+        // (Another test's thread may have taken the slot in between and checked it under its own token; then
+        // this checkout has to check again.)
+        assert!(b.slot != slot || second == 0, "a second checkout of the slot in the same section skips the fstat");
+        drop(b);
+        end_section();
+        // Outside a section every checkout checks (or makes a pipe).
+        let (c, outside) = checks(&mut n);
+        assert!(outside >= 1);
+        // A descriptor the host closed and reused between sections is noticed in the next one.
+        let (r, w) = (c.r, c.w);
+        drop(c);
+        close_pair(r, w);
+        // SAFETY: a file of the "host" at the number we just closed (dup2 onto a fresh descriptor).
+        let host = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::dup2(host, w) }, w);
+        begin_section();
+        let d = checkout(&mut |k| n += k).expect("pipe");
+        assert_ne!(d.w, w, "the descriptor that is not ours any more is abandoned, never used");
+        assert!(is_our_pipe(d.w, INO[d.slot].load(Ordering::Relaxed)));
+        drop(d);
+        end_section();
+        sys::close(host);
+        sys::close(w);
     }
 }

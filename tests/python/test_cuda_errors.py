@@ -127,6 +127,17 @@ def test_a_launch_record_inside_a_call_names_the_call(tmp_path):
                              f"[call cudaops.scale2 #1 thread {tid}]"), lines[i]
 
 
+def test_launches_after_a_sticky_error_keep_their_kernel_names(tmp_path):
+    # After the fault every driver call answers 700, cuFuncGetName included: the third call's launch of a kernel
+    # seen before is still named (its handle cannot have been reused: nothing unloads in that state).
+    _, log = run_pair(tmp_path, ["eager"], 1, {"FLASHLOG_KERNELS": "*"})
+    launches = re.findall(r"FlashInfer Kernel Launch: (.*) \[call (\S+) #(\d+) thread \d+\]$", log, re.M)
+    assert launches == [("flashinfer::scale2(float*, float const*, int)", "cudaops.scale2", "1"),
+                        ("flashinfer::fault_kernel(float*, int)", "cudaops.fault", "2"),
+                        ("flashinfer::scale2(float*, float const*, int)", "cudaops.scale2", "3")], log
+    assert "unnamed kernel" not in log
+
+
 def test_summary_names_the_first_cuda_error_and_exits_1(tmp_path):
     launcher = require(LAUNCHER)
     _, eager = run_pair(tmp_path, ["eager"], 1, {"FLASHLOG_SYNC": 1}, name="eager")
