@@ -17,7 +17,6 @@ use crate::abi::dlpack::device_type;
 use crate::abi::ffi::FfiAny;
 use crate::os::mem;
 use crate::abi::prefetch::Prefetch;
-use crate::abi::tvm_runtime;
 use crate::capture;
 use crate::correlation::CallTag;
 use crate::record::sync_lines;
@@ -111,7 +110,7 @@ pub fn call_stream(args: &[FfiAny], prefetch: Option<&Prefetch>) -> usize {
         .filter_map(|a| tensor_source(a).and_then(device_of))
         .find(|&(kind, _)| kind == device_type::CUDA)
         .map_or(0, |(_, id)| id);
-    tvm_runtime::env_stream(device_type::CUDA, device).unwrap_or(0)
+    crate::stats::source::call_stream(device)
 }
 
 /// Before the call's inputs record: synchronises its stream (outside captures), or notes the call in the
