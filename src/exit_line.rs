@@ -13,8 +13,6 @@ use crate::os::sys;
 use crate::{sink, state};
 
 /// The exit handler (`atexit`): the line, in the process that logged, when logging is still on.
-// Registered by the library's constructor, which unit-test builds leave out.
-#[cfg_attr(test, allow(dead_code))]
 pub extern "C" fn at_exit() {
     let _errno = sys::ErrnoGuard::save();
     state::guarded(|| {
@@ -45,6 +43,54 @@ pub fn exit_line(out: &mut [u8; 96], pid: i32, records: u64) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use crate::sink;
+    use std::process::{Command, Stdio};
+
+    /// Runs the ignored test `name` in a child of the test binary, with logging at level 1 to a file of its own
+    /// (the configuration is read once per process); returns the child's pid and the file's text (None when
+    /// it was never created).
+    fn in_child(name: &str) -> (u32, Option<String>) {
+        let dir = std::env::temp_dir().join(format!("flashlog-exit-line-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("exit.log");
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("FLASHINFER_") || key.to_string_lossy().starts_with("FLASHLOG_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.args(["--exact", &format!("exit_line::tests::{name}"), "--ignored", "--test-threads=1", "-q"]);
+        cmd.env("FLASHINFER_LOGLEVEL", "1").env("FLASHINFER_LOGDEST", &log);
+        let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let pid = child.id();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let text = std::fs::read_to_string(&log).ok();
+        std::fs::remove_dir_all(&dir).unwrap();
+        (pid, text)
+    }
+
+    #[test]
+    fn the_handler_writes_the_line_after_the_records_of_the_process_that_logged() {
+        let (pid, text) = in_child("a_process_that_logged");
+        assert_eq!(text.unwrap(), format!("[system information]\nrecord one\n[flashlog exit: pid {pid}, 1 record]\n"));
+        let (_, text) = in_child("a_process_that_logged_nothing");
+        assert_eq!(text, None, "no record, no line (and no file)");
+    }
+
+    #[test]
+    #[ignore = "run by the_handler_writes_the_line_after_the_records_of_the_process_that_logged, in a process of its own"]
+    fn a_process_that_logged() {
+        sink::write_record(b"record one\n", |out| out.extend_from_slice(b"[system information]\n"));
+        super::at_exit();
+    }
+
+    #[test]
+    #[ignore = "run by the_handler_writes_the_line_after_the_records_of_the_process_that_logged, in a process of its own"]
+    fn a_process_that_logged_nothing() {
+        super::at_exit();
+    }
+
     #[test]
     fn the_line() {
         let mut out = [0u8; 96];

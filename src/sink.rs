@@ -71,8 +71,6 @@ pub fn write_record(record: &[u8], first: fn(&mut Vec<u8>)) {
 }
 
 /// How many records this process wrote; None when it wrote none (a forked child that logged nothing included).
-// Used by the exit line's handler, which unit-test builds leave out.
-#[cfg_attr(test, allow(dead_code))]
 pub fn records_of_this_process() -> Option<u64> {
     let pid = RECORDS_PID.load(Ordering::Relaxed);
     (pid != 0 && pid == crate::os::process::pid()).then(|| RECORDS.load(Ordering::Relaxed))
@@ -80,8 +78,6 @@ pub fn records_of_this_process() -> Option<u64> {
 
 /// Writes a line outside any record (the exit line) to a destination this process has open; nothing when it
 /// has none, when logging to it ended, or when this thread interrupted its own opening of it.
-// Used by the exit line's handler, which unit-test builds leave out.
-#[cfg_attr(test, allow(dead_code))]
 pub fn write_unframed(line: &[u8]) {
     let _section = state::ShimSection::enter();
     if STATE.load(Ordering::Acquire) != OPEN || !state::enter_process() {

@@ -10,34 +10,15 @@ import ml_dtypes
 import numpy as np
 import pytest
 
+import dlpack_kinds
 from conftest import FIXDIR, MODULE_DIR, require, run
 
 DRIVER = FIXDIR / "stats/stats_driver"
 MODULE = MODULE_DIR / "statsops/statsops.so"
 STAGING_BYTES = 4 << 20
 
-# name -> (numpy dtype, DLPack code, bits, lanes)
-FLOATS = {
-    "float16": (np.float16, 2, 16, 1),
-    "bfloat16": (ml_dtypes.bfloat16, 4, 16, 1),
-    "float32": (np.float32, 2, 32, 1),
-    "float64": (np.float64, 2, 64, 1),
-    "float8_e3m4": (ml_dtypes.float8_e3m4, 7, 8, 1),
-    "float8_e4m3": (ml_dtypes.float8_e4m3, 8, 8, 1),
-    "float8_e4m3b11fnuz": (ml_dtypes.float8_e4m3b11fnuz, 9, 8, 1),
-    "float8_e4m3fn": (ml_dtypes.float8_e4m3fn, 10, 8, 1),
-    "float8_e4m3fnuz": (ml_dtypes.float8_e4m3fnuz, 11, 8, 1),
-    "float8_e5m2": (ml_dtypes.float8_e5m2, 12, 8, 1),
-    "float8_e5m2fnuz": (ml_dtypes.float8_e5m2fnuz, 13, 8, 1),
-    "float8_e8m0fnu": (ml_dtypes.float8_e8m0fnu, 14, 8, 1),
-    "float6_e2m3fn": (ml_dtypes.float6_e2m3fn, 15, 6, 1),
-    "float6_e3m2fn": (ml_dtypes.float6_e3m2fn, 16, 6, 1),
-}
-INTS = {
-    "int8": (np.int8, 0, 8), "int16": (np.int16, 0, 16), "int32": (np.int32, 0, 32), "int64": (np.int64, 0, 64),
-    "uint8": (np.uint8, 1, 8), "uint16": (np.uint16, 1, 16), "uint32": (np.uint32, 1, 32),
-    "uint64": (np.uint64, 1, 64), "bool": (np.bool_, 6, 8),
-}
+# name -> (numpy dtype, DLPack code, bits, lanes); float4 is tested on its own (two codes per byte).
+FLOATS, INTS = dlpack_kinds.FLOATS, dlpack_kinds.INTS
 
 
 def shim_stats(tmp_path, base, code, bits, lanes, offset_elems, shape, strides, expect_rc=0):
@@ -149,7 +130,7 @@ def test_float4_packed_two_per_byte(tmp_path):
 
 @pytest.mark.parametrize("name", list(INTS))
 def test_integer_and_bool_kinds(tmp_path, name):
-    dt, code, bits = INTS[name]
+    dt, code, bits, _ = INTS[name]
     rng = np.random.default_rng(bits + code)
     if dt is np.bool_:
         vals = rng.integers(0, 2, 777).astype(np.bool_)

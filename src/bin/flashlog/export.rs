@@ -108,6 +108,7 @@ impl Trace {
         let mut file =
             FileEvents { events: &mut self.events, calls: &mut self.calls, file: path, threads: BTreeMap::new() };
         let info = records::read(&mut self.zero, reader, &mut |e| file.event(e.pid.unwrap_or(index as u64), e.kind))?;
+        crate::lines::say("flashlog export", path, &info.skipped);
         let threads: Vec<u64> = file.threads.keys().copied().collect();
         let rank = info.rank.as_ref().map(|r| format!("rank {r}: ")).unwrap_or_default();
         let pid = info.pid.unwrap_or(index as u64);

@@ -10,6 +10,7 @@
 
 mod export;
 mod launcher;
+mod lines;
 mod locate;
 mod options;
 mod preload;

@@ -9,6 +9,7 @@
 //! the earliest second seen, plus the record's order within its second (1, 2, 3 ...): the order of records, and
 //! so of calls, is exact; distances inside a second are not measured ones.
 
+use crate::lines::{Line, Skipped};
 use std::io::BufRead;
 
 /// The frame line of a record.
@@ -95,6 +96,8 @@ pub struct FileInfo {
     pub rank: Option<String>,
     /// Lines read.
     pub lines: u64,
+    /// What the line reader skipped (over-long lines, NUL bytes).
+    pub skipped: Skipped,
 }
 
 /// Seconds since an epoch of `YYYY-MM-DD HH:MM:SS` (only differences matter), or None.
@@ -357,16 +360,13 @@ pub fn read(zero: &mut Option<u64>, mut input: impl BufRead, sink: &mut dyn FnMu
         after_eq: false,
         after_header: false,
     };
-    let mut raw = Vec::new();
-    loop {
-        raw.clear();
-        if input.read_until(b'\n', &mut raw)? == 0 {
-            break;
-        }
-        reader.line(String::from_utf8_lossy(&raw).trim_end_matches(['\n', '\r']));
-    }
+    let skipped = crate::lines::for_each(&mut input, |line| match line {
+        Line::Text(raw) => reader.line(String::from_utf8_lossy(raw).trim_end_matches('\r')),
+        // A line too long to read counts, so that later places keep their line numbers, and means nothing.
+        Line::Skipped => reader.line(""),
+    })?;
     reader.did_not_return_all();
-    Ok(reader.info)
+    Ok(FileInfo { skipped, ..reader.info })
 }
 
 #[cfg(test)]

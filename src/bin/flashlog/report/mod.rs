@@ -13,9 +13,11 @@ pub mod series;
 mod texts;
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::BufRead;
+use std::io::Read;
+use std::ops::ControlFlow;
 use std::process::ExitCode;
 
+use crate::lines::Line;
 use crate::records::{self, Kind, Outcome};
 use series::{Point, Series};
 
@@ -93,21 +95,24 @@ pub struct Rank {
     pub finding_xs: Vec<f64>,
 }
 
-/// Seconds in the log's header lines: the first one, to set the report's zero before reading any file.
+/// Seconds in the log's header lines (its first 64 lines, read with the bounded reader): the first one, to set
+/// the report's zero before reading any file.
 fn first_second(path: &str) -> std::io::Result<Option<u64>> {
-    let mut input = std::io::BufReader::new(std::fs::File::open(path)?);
-    let mut raw = Vec::new();
-    for _ in 0..64 {
-        raw.clear();
-        if input.read_until(b'\n', &mut raw)? == 0 {
-            break;
+    let input = std::io::BufReader::new(std::fs::File::open(path)?);
+    let (mut first, mut lines) = (None, 0);
+    crate::lines::until(&mut input.take(64 * crate::lines::MAX_LINE as u64), |line| {
+        lines += 1;
+        if let Line::Text(raw) = line {
+            let line = String::from_utf8_lossy(raw);
+            first = records::stamped(line.trim_end()).and_then(|(s, _)| records::seconds(s));
         }
-        let line = String::from_utf8_lossy(&raw);
-        if let Some(s) = records::stamped(line.trim_end()).and_then(|(s, _)| records::seconds(s)) {
-            return Ok(Some(s));
+        if first.is_some() || lines == 64 {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
         }
-    }
-    Ok(None)
+    })?;
+    Ok(first)
 }
 
 /// Parses `min=... max=... mean=... nan_count=... inf_count=...` (time and line left at 0); None without min,
@@ -178,6 +183,7 @@ fn read_rank(path: &str, zero: &mut Option<u64>) -> std::io::Result<Rank> {
             found.push((ts, Finding::at(FindingKind::CudaError, what, name, line)));
         }
     })?;
+    crate::lines::say("flashlog report", path, &info.skipped);
     let x = |ts: u64| series::spread(ts, &last_in_second);
     let index: HashMap<&str, u32> = names.keys().enumerate().map(|(i, n)| (n.as_str(), i as u32)).collect();
     let times = calls.iter().map(|(ts, name)| (x(*ts), index[name.as_str()])).collect();

@@ -1,106 +1,137 @@
-//! The record texts of the listed findings: a second pass over the file keeps the record that holds each
-//! finding's line (from its opening frame line to its closing one); a line outside any record (a CUDA error line
-//! written after its call's record) gets the record before it and the line itself.
+//! The record texts of the listed findings, cut by the cutter `flashlog summary --show` uses
+//! ([`crate::summary::cut`]): a first pass finds the record that holds each finding's line (for a call, its
+//! inputs record with its outputs record and, in a log of one thread, its launches; a line outside records is
+//! its own), a second one keeps those records' lines, with `--show`'s mark where other threads' records stood
+//! between two of a call's lines.
 
-use std::collections::HashMap;
-use std::io::BufRead;
+use std::collections::{HashMap, HashSet};
 
 use super::Finding;
-use crate::records::{stamped, EQ};
+use crate::summary::cut;
 
 /// Lines kept of one record (a level-10 record of a large tensor can be long).
 const MAX_LINES: usize = 300;
+/// Bytes kept of one record's text (a line may be up to 1 MiB long; the page holds up to 100 texts per file).
+const MAX_TEXT: usize = 256 << 10;
 
 /// Sets `text` of each finding from the file at `path`.
 pub fn fill(path: &str, findings: &mut [Finding]) -> std::io::Result<()> {
     if findings.is_empty() {
         return Ok(());
     }
-    let wanted: HashMap<u64, ()> = findings.iter().map(|f| (f.line, ())).collect();
-    let texts = records_of(std::io::BufReader::new(std::fs::File::open(path)?), &wanted)?;
+    let open = || std::fs::File::open(path).map(|f| std::io::BufReader::with_capacity(1 << 20, f));
+    let wanted: HashSet<u64> = findings.iter().map(|f| f.line).collect();
+    let texts = records_of(path, &wanted, open)?;
     for f in findings {
         f.text = texts.get(&f.line).cloned().unwrap_or_default();
     }
     Ok(())
 }
 
-/// The text of the record holding each wanted line.
-fn records_of(mut input: impl BufRead, wanted: &HashMap<u64, ()>) -> std::io::Result<HashMap<u64, String>> {
-    let mut out = HashMap::new();
-    let (mut record, mut last): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
-    let (mut inside, mut hits, mut prev_eq, mut n) = (false, Vec::new(), false, 0u64);
-    let mut raw = Vec::new();
-    let finish =
-        |out: &mut HashMap<u64, String>, record: &mut Vec<String>, hits: &mut Vec<u64>, last: &mut Vec<String>| {
-            let text = record.join("\n");
-            for h in hits.drain(..) {
-                out.insert(h, text.clone());
+/// One record's text being cut.
+#[derive(Default)]
+struct Text {
+    text: String,
+    lines: usize,
+    last: u64,
+}
+
+/// The text of the record holding each wanted line; `open` reads the file from its start (twice).
+fn records_of<R: std::io::BufRead>(
+    path: &str,
+    wanted: &HashSet<u64>,
+    open: impl Fn() -> std::io::Result<R>,
+) -> std::io::Result<HashMap<u64, String>> {
+    let mut record_of = HashMap::new();
+    cut::cut(
+        path,
+        &mut open()?,
+        |_| true,
+        |record, line_no, _| {
+            if wanted.contains(&line_no) {
+                record_of.insert(line_no, record);
             }
-            *last = std::mem::take(record);
-        };
-    loop {
-        raw.clear();
-        if input.read_until(b'\n', &mut raw)? == 0 {
-            break;
-        }
-        n += 1;
-        let text = String::from_utf8_lossy(&raw);
-        let line = text.trim_end_matches(['\n', '\r']);
-        let starts = stamped(line).is_some() || (prev_eq && line.starts_with("[call "));
-        if starts {
-            if inside {
-                finish(&mut out, &mut record, &mut hits, &mut last);
+        },
+    )?;
+    let records: HashSet<u64> = record_of.values().copied().collect();
+    let mut texts: HashMap<u64, Text> = HashMap::new();
+    cut::cut(
+        path,
+        &mut open()?,
+        |r| records.contains(&r),
+        |record, line_no, line| {
+            let t = texts.entry(record).or_default();
+            let gap = t.lines > 0 && t.last + 1 != line_no;
+            let more = line.len() + if gap { cut::OTHER_THREADS.len() + 2 } else { 1 };
+            if t.lines >= MAX_LINES || t.text.len() + more > MAX_TEXT {
+                return;
             }
-            record.clear();
-            if prev_eq {
-                record.push(EQ.to_string());
+            if t.lines > 0 {
+                t.text.push('\n');
             }
-            inside = true;
-        }
-        prev_eq = line == EQ;
-        if inside {
-            if record.len() < MAX_LINES {
-                record.push(line.to_string());
+            if gap {
+                t.text.push_str(cut::OTHER_THREADS);
+                t.text.push('\n');
             }
-            if wanted.contains_key(&n) {
-                hits.push(n);
-            }
-            if line.is_empty() || (prev_eq && record.len() > 2) {
-                finish(&mut out, &mut record, &mut hits, &mut last);
-                inside = false;
-            }
-        } else if wanted.contains_key(&n) {
-            let mut text = last.join("\n");
-            text.push('\n');
-            text.push_str(line);
-            out.insert(n, text);
-        }
-    }
-    finish(&mut out, &mut record, &mut hits, &mut last);
-    Ok(out)
+            t.text.push_str(line);
+            (t.lines, t.last) = (t.lines + 1, line_no);
+        },
+    )?;
+    Ok(record_of.into_iter().filter_map(|(line, r)| Some((line, texts.get(&r)?.text.clone()))).collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::records::EQ;
+
+    fn texts(log: &str, wanted: &[u64]) -> HashMap<u64, String> {
+        let wanted = wanted.iter().copied().collect();
+        records_of("t.log", &wanted, || Ok(log.as_bytes())).unwrap()
+    }
 
     #[test]
-    fn a_line_maps_to_its_record_and_a_line_after_one_to_both() {
+    fn a_line_maps_to_its_call_and_a_line_outside_records_to_itself() {
         let d = "-".repeat(80);
         let log = format!(
-            "{EQ}\n[2026-12-07 05:22:24] FlashInfer API Call: a\n{d}\n  arg[0]:\n    nan_count=1\n{EQ}\n\n\
-             {EQ}\n[2026-12-07 05:22:24] FlashInfer API Call: b\n{d}\nOutput value:\n{EQ}\n\
-             [CUDA error after this call: X (1)]\n\n[2026-12-07 05:22:25] FlashInfer API Call: c\n\
-             [2026-12-07 05:22:25] FlashInfer API Call: d\n"
+            "{EQ}\n[2026-12-07 05:22:24] FlashInfer API Call: a\n{d}\n  arg[0]:\n    nan_count=1\n\n\
+             {EQ}\n[2026-12-07 05:22:24] FlashInfer API Call: b\n{d}\nPositional input arguments:\n\
+             Output value:\n[CUDA error after this call: X (1)]\n  nan_count=2\n{EQ}\n\n\
+             [2026-12-07 05:22:25] FlashInfer API Call: c\n\
+             [CUDA error after this call: Y (2)] [call c #3 thread 7]\n"
         );
-        let wanted = [5, 9, 13, 15].into_iter().map(|l| (l, ())).collect();
-        let texts = records_of(log.as_bytes(), &wanted).unwrap();
-        assert!(texts[&5].starts_with(&format!("{EQ}\n[2026-12-07 05:22:24] FlashInfer API Call: a\n")));
-        assert!(texts[&5].ends_with(&format!("nan_count=1\n{EQ}")));
-        assert!(texts[&9].contains("Call: b") && !texts[&9].contains("Call: a"));
-        assert!(texts[&13].contains("Call: b") && texts[&13].ends_with("\n[CUDA error after this call: X (1)]"));
-        assert_eq!(texts[&15], "[2026-12-07 05:22:25] FlashInfer API Call: c");
-        let texts = records_of(log.as_bytes(), &[(16, ())].into_iter().collect()).unwrap();
-        assert_eq!(texts[&16], "[2026-12-07 05:22:25] FlashInfer API Call: d");
+        let texts = texts(&log, &[5, 12, 13, 17]);
+        let a = log.lines().take(6).collect::<Vec<_>>().join("\n");
+        assert_eq!(texts[&5], a, "a's inputs record, to the next one");
+        let b = log.lines().skip(6).take(8).collect::<Vec<_>>().join("\n");
+        assert_eq!((&texts[&12], &texts[&13]), (&b, &b), "b's inputs and outputs records, its closing = line included");
+        assert_eq!(texts[&17], "[CUDA error after this call: Y (2)] [call c #3 thread 7]");
+    }
+
+    #[test]
+    fn a_call_of_a_thread_is_cut_around_other_threads_records_and_long_lines() {
+        let d = "-".repeat(80);
+        let inputs = |name: &str, n: u32, t: u32| {
+            format!("{EQ}\n[2026-12-07 05:22:24] FlashInfer API Call: {name}\n[call {name} #{n} thread {t}]\n{d}\n")
+        };
+        let outputs = |name: &str, n: u32, t: u32| format!("[call {name} #{n} thread {t}]\nOutput value:\n");
+        let log = format!(
+            "{}  arg[0]:\n{}\n{}{}  nan_count=3\n{EQ}\n{}{EQ}\n",
+            inputs("a", 1, 7),
+            "x".repeat(crate::lines::MAX_LINE + 1),
+            inputs("b", 2, 8),
+            outputs("a", 1, 7),
+            outputs("b", 2, 8)
+        );
+        let at = log.lines().position(|l| l == "  nan_count=3").unwrap() as u64 + 1;
+        let texts = texts(&log, &[at]);
+        let want = format!(
+            "{}  arg[0]:\n{}\n{}\n{}  nan_count=3\n{EQ}",
+            inputs("a", 1, 7),
+            cut::LONG_LINE,
+            cut::OTHER_THREADS,
+            outputs("a", 1, 7)
+        );
+        assert_eq!(texts[&at], want);
     }
 }

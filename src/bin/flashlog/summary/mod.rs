@@ -14,8 +14,8 @@
 //! unusable input (a file that cannot be read or holds no record).
 
 mod cuda_errors;
+pub mod cut;
 mod hints;
-mod lines;
 mod parse;
 mod render;
 mod runs;
@@ -24,6 +24,7 @@ mod term;
 #[cfg(test)]
 mod tests;
 
+use crate::lines;
 use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::process::ExitCode;
@@ -207,21 +208,6 @@ A file whose lines are mostly outside records (a README, a script) is not a log:
 Exit status: 0 nothing found, 1 a NaN/Inf, a call that did not return, a run that died or a CUDA error,
 2 unusable input (a file that cannot be read or is not a log).";
 
-/// One stderr line for each kind of input the line reader skipped in `path`.
-fn say_skipped(path: &str, s: &lines::Skipped) {
-    if s.long_lines > 0 {
-        eprintln!("flashlog summary: {path}: {} lines longer than {} MiB skipped", s.long_lines, lines::MAX_LINE >> 20);
-    }
-    if s.stopped {
-        eprintln!(
-            "flashlog summary: {path}: read no further after {} GiB of NUL bytes in a row",
-            lines::MAX_NUL_RUN >> 30
-        );
-    } else if s.nul_bytes > 0 {
-        eprintln!("flashlog summary: {path}: {} NUL bytes skipped (zero-filled blocks of a crashed run?)", s.nul_bytes);
-    }
-}
-
 /// Whether a file read is a log: at least one record, and at most half of its lines outside records or not
 /// fitting the grammar of the records they are in.
 fn not_a_log_reason(f: &FileInfo) -> Option<String> {
@@ -258,7 +244,7 @@ pub fn main(args: &[String]) -> ExitCode {
         let before = summary.clone();
         let result = crate::summary_input::open(path).and_then(|r| summary.read(path, r));
         if let Ok(skipped) = &result {
-            say_skipped(path, skipped);
+            lines::say("flashlog summary", path, skipped);
         }
         match result {
             Err(e) => {

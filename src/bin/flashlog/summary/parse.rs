@@ -4,8 +4,14 @@
 //! its correlation line, `Output value:` or `Call failed:` (it has no separator of its own). A run starts at a
 //! system information record, except the shim's record that follows FlashInfer's one in the same process (the
 //! shim writes its own at its first record, often inside the first Python call).
+//!
+//! This file holds the grammar of record starts and frame lines; `sysinfo` the system information records and
+//! the runs they start, `values` the lines inside records (arguments, NaN/Inf counts, deferred statistics),
+//! `ends` the lines that tell how runs and calls ended.
 
 mod ends;
+mod sysinfo;
+mod values;
 
 use super::runs::{End, Group, Pending, Run};
 use super::{NameStats, Place, RunInfo, Summary};
@@ -267,45 +273,6 @@ impl<'a> FileParser<'a> {
         self.state = State::Outside;
     }
 
-    fn end_sysinfo(&mut self) {
-        let sys = std::mem::take(&mut self.sys);
-        let empty = !self.shape.python_sysinfo && !self.shape.shim_sysinfo && !self.shape.calls;
-        let joins = empty || (sys.shim && self.shape.python_sysinfo && !self.shape.shim_sysinfo);
-        if !joins {
-            self.new_run();
-        }
-        if sys.shim {
-            self.shape.shim_sysinfo = true;
-        } else {
-            self.shape.python_sysinfo = true;
-        }
-        let file = &mut self.sum.files[self.file];
-        let run = file.run_count as usize - 1;
-        if let Some(info) = file.runs.get_mut(run) {
-            info.shim |= sys.shim;
-            info.pid = info.pid.or(sys.pid);
-            if sys.rank.is_some() {
-                info.rank = sys.rank;
-            }
-        }
-    }
-
-    fn new_run(&mut self) {
-        self.finish_run();
-        self.shape = RunShape::default();
-        let file = &mut self.sum.files[self.file];
-        file.run_count += 1;
-        if file.runs.len() < super::MAX_RUNS_KEPT {
-            file.runs.push(RunInfo::default());
-        }
-    }
-
-    fn finish_run(&mut self) {
-        for (call, end) in self.run.finish() {
-            self.ended(call, end);
-        }
-    }
-
     /// A line the reader skipped (too long): counted, so later line numbers stay right, and otherwise ignored.
     pub fn skipped_line(&mut self) {
         self.line_no += 1;
@@ -473,18 +440,6 @@ impl<'a> FileParser<'a> {
         false
     }
 
-    fn sys_line(&mut self, line: &str) {
-        if line.starts_with("flashlog version:") {
-            self.sys.shim = true;
-        } else if let Some(p) = line.strip_prefix("Process: ") {
-            self.sys.shim = true;
-            self.sys.pid = p.split(' ').next().and_then(|n| n.parse().ok());
-        } else if let Some(r) = line.strip_prefix("Rank: ") {
-            let r = r.split(" (local").next().unwrap_or(r).trim();
-            self.sys.rank = Some(r.to_string());
-        }
-    }
-
     /// An outputs record starts: pair it with its call, within its thread's group only.
     fn outputs_start(&mut self, correlated: Option<(&str, u64, u32)>) {
         self.record(false);
@@ -515,147 +470,6 @@ impl<'a> FileParser<'a> {
             }
         };
         self.arg.clear();
-    }
-
-    fn body_line(&mut self, line: &str) {
-        match self.state {
-            State::InputsHead => {
-                if line == DASH {
-                    if let Some(head) = self.head.take() {
-                        self.start_call(head, true);
-                    }
-                    self.state = State::Inputs;
-                    return;
-                }
-                self.end_record();
-                self.state = State::Inputs;
-                self.body_line(line);
-            }
-            State::Inputs => match line {
-                "Positional input arguments:" | "(No explicit arguments)" => {}
-                "Keyword input arguments:" | "Default parameters (not explicitly provided):" => {
-                    self.run.set_python_of_latest(true)
-                }
-                _ => match line.strip_prefix("  ") {
-                    Some(rest) => self.value_line(rest),
-                    None => self.unparsed(line),
-                },
-            },
-            State::Outputs | State::OutputsHead => {
-                if line == "Tensor arguments after the call:" {
-                    self.arg.clear();
-                    return;
-                }
-                match line.strip_prefix("  ") {
-                    Some(rest) => self.value_line(rest),
-                    None => self.unparsed(line),
-                }
-            }
-            State::ReplayHead | State::Replay => match line {
-                DASH => self.state = State::Replay,
-                "Tensor arguments before the call:" => self.set_output(false),
-                "Tensor arguments after the call:" => self.set_output(true),
-                _ => match line.strip_prefix("  ") {
-                    Some(rest) => self.value_line(rest),
-                    None => self.unparsed(line),
-                },
-            },
-            State::Launch if line.starts_with("  ") => {}
-            State::AfterEq => {
-                self.unparsed(line);
-                self.state = State::Outside;
-            }
-            _ => {
-                self.state = State::Outside;
-                if !line.is_empty() {
-                    self.sum.other_lines += 1;
-                    self.sum.files[self.file].other_lines += 1;
-                }
-            }
-        }
-    }
-
-    fn set_output(&mut self, output: bool) {
-        if let Some(c) = self.current.as_mut() {
-            c.output = output;
-        }
-        self.arg.clear();
-    }
-
-    /// An indented line of a record (without its first two spaces): names the argument, notes NaN/Inf counts,
-    /// and tells which logger wrote an inputs record.
-    fn value_line(&mut self, rest: &str) {
-        if !rest.starts_with(' ') {
-            // An argument's own line: `arg[i]:`, `arg[i] (after):`, `name=`, `name= [DEFAULT]`.
-            if rest.starts_with("arg[") {
-                if let Some(end) = rest.find(']') {
-                    self.arg.clear();
-                    self.arg.push_str(&rest[..=end]);
-                }
-            } else if let Some((key, _)) = rest.split_once('=') {
-                if !key.is_empty() && key.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_') {
-                    self.arg.clear();
-                    self.arg.push_str(key);
-                }
-            }
-            return;
-        }
-        let t = rest.trim_start();
-        if let Some(id) = t.strip_prefix("[stats deferred to GPU kernel: id=") {
-            let id = id.split(';').next().and_then(|n| n.parse::<u64>().ok());
-            if let (Some(id), Some(cur)) = (id, self.current.as_ref()) {
-                if self.deferred.len() < MAX_DEFERRED {
-                    let at = Current { call: "graph replay".into(), ..cur.clone() };
-                    self.deferred.insert(id, (at, self.arg.clone()));
-                }
-            }
-            return;
-        }
-        if self.state == State::Inputs {
-            if t.starts_with("requires_grad=") {
-                self.run.set_python_of_latest(true);
-            } else if t.starts_with("data_ptr=") {
-                self.run.set_python_of_latest(false);
-            }
-        }
-        let count = t.strip_prefix("nan_count=").or_else(|| t.strip_prefix("inf_count="));
-        let Some(n) = count.and_then(|c| c.parse::<u64>().ok()) else { return };
-        if n == 0 {
-            return;
-        }
-        let Some(cur) = self.current.as_ref() else { return };
-        let place = self.place(self.line_no, &cur.stamp, &cur.call, &self.arg);
-        let output = cur.output;
-        let name = cur.name.clone();
-        let first_of_call =
-            !std::mem::replace(&mut self.current.as_mut().expect("checked").counted[output as usize], true);
-        let entry = self.names(&name);
-        if first_of_call {
-            *(if output { &mut entry.nan_out_calls } else { &mut entry.nan_in_calls }) += 1;
-        }
-        let slot = if output { &mut entry.first_out } else { &mut entry.first_in };
-        if slot.is_none() {
-            *slot = Some(place);
-        }
-    }
-
-    /// `N numel=M min=... nan=K inf=J` (or `(all non-finite) nan=K inf=J`): a NaN/Inf at a graph replay, reported
-    /// at this line under the call and argument of the record that deferred it.
-    fn deferred_stats(&mut self, rest: &str) {
-        let Some(id) = rest.split(' ').next().and_then(|n| n.parse::<u64>().ok()) else { return };
-        let count = |key: &str| rest.split(' ').find_map(|w| w.strip_prefix(key)).and_then(|n| n.parse::<u64>().ok());
-        if count("nan=").unwrap_or(0) + count("inf=").unwrap_or(0) == 0 {
-            return;
-        }
-        let Some((at, arg)) = self.deferred.get(&id).cloned() else { return };
-        let mut place = self.place(self.line_no, &at.stamp, &at.call, &arg);
-        (place.record, place.call_record) = (self.line_no, at.call_record);
-        let entry = self.names(&at.name);
-        *(if at.output { &mut entry.nan_out_calls } else { &mut entry.nan_in_calls }) += 1;
-        let slot = if at.output { &mut entry.first_out } else { &mut entry.first_in };
-        if slot.is_none() {
-            *slot = Some(place);
-        }
     }
 
     /// The file ended.

@@ -1,9 +1,11 @@
-//! The summary's line reader, in bounded memory whatever the input: a line longer than [`MAX_LINE`] bytes is
-//! skipped (and counted), NUL bytes are skipped (a process that crashed before its writes reached the disk
-//! leaves zero-filled blocks, often hundreds of MiB), and a file that goes on with [`MAX_NUL_RUN`] NUL bytes in a
-//! row (`/dev/zero`) is read no further.
+//! The one line reader of the log readers (`summary`, its `--show`, `export --trace`, `report`), in bounded
+//! memory whatever the input (a log may be a damaged file, a ring's text or something hostile): a line longer
+//! than [`MAX_LINE`] bytes is skipped (and counted), NUL bytes are skipped (a process that crashed before its
+//! writes reached the disk leaves zero-filled blocks, often hundreds of MiB), and a file that goes on with
+//! [`MAX_NUL_RUN`] NUL bytes in a row (`/dev/zero`) is read no further.
 
 use std::io::{BufRead, ErrorKind};
+use std::ops::ControlFlow;
 
 /// The longest line read (a record's lines are far shorter).
 pub const MAX_LINE: usize = 1 << 20;
@@ -31,6 +33,15 @@ pub enum Line<'a> {
 
 /// Calls `f` for each line of `reader`, holding at most [`MAX_LINE`] bytes of a line besides the reader's buffer.
 pub fn for_each(reader: &mut impl BufRead, mut f: impl FnMut(Line)) -> std::io::Result<Skipped> {
+    until(reader, |line| {
+        f(line);
+        ControlFlow::Continue(())
+    })
+}
+
+/// [`for_each`] that stops after the line for which `f` says [`ControlFlow::Break`] (the rest of the reader's
+/// buffer is consumed).
+pub fn until(reader: &mut impl BufRead, mut f: impl FnMut(Line) -> ControlFlow<()>) -> std::io::Result<Skipped> {
     let mut s = Skipped::default();
     let mut line = Vec::new();
     let mut too_long = false;
@@ -66,26 +77,43 @@ pub fn for_each(reader: &mut impl BufRead, mut f: impl FnMut(Line)) -> std::io::
             }
             i = end;
             if i < n && buf[i] == b'\n' {
-                if too_long {
+                let flow = if too_long {
                     s.long_lines += 1;
-                    f(Line::Skipped);
+                    f(Line::Skipped)
                 } else {
-                    f(Line::Text(&line));
-                }
+                    f(Line::Text(&line))
+                };
                 line.clear();
                 too_long = false;
                 i += 1;
+                if flow.is_break() {
+                    reader.consume(n);
+                    return Ok(s);
+                }
             }
         }
         reader.consume(n);
     }
     if too_long {
         s.long_lines += 1;
-        f(Line::Skipped);
+        let _ = f(Line::Skipped);
     } else if !line.is_empty() {
-        f(Line::Text(&line));
+        let _ = f(Line::Text(&line));
     }
     Ok(s)
+}
+
+/// One stderr line (`TOOL: PATH: ...`) for each kind of input the reader skipped in `path`; nothing when it
+/// skipped nothing.
+pub fn say(tool: &str, path: &str, s: &Skipped) {
+    if s.long_lines > 0 {
+        eprintln!("{tool}: {path}: {} lines longer than {} MiB skipped", s.long_lines, MAX_LINE >> 20);
+    }
+    if s.stopped {
+        eprintln!("{tool}: {path}: read no further after {} GiB of NUL bytes in a row", MAX_NUL_RUN >> 30);
+    } else if s.nul_bytes > 0 {
+        eprintln!("{tool}: {path}: {} NUL bytes skipped (zero-filled blocks of a crashed run?)", s.nul_bytes);
+    }
 }
 
 #[cfg(test)]
@@ -117,6 +145,22 @@ mod tests {
         }
         let exact = [vec![b'y'; MAX_LINE], b"\n".to_vec()].concat();
         assert_eq!(lines(&exact, 4096).0[0].len(), MAX_LINE);
+    }
+
+    #[test]
+    fn until_stops_after_the_line_it_is_told() {
+        let mut seen = Vec::new();
+        let mut input = BufReader::with_capacity(4, &b"a\nbb\nc\n"[..]);
+        until(&mut input, |l| {
+            seen.push(matches!(l, Line::Text(t) if t == b"bb"));
+            if seen.len() == 2 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+        .unwrap();
+        assert_eq!(seen, [false, true]);
     }
 
     #[test]
