@@ -2,6 +2,7 @@
 //! active the shim makes no synchronising call, copy, allocation or module load, and takes no statistics:
 //! a GLOBAL-mode capture anywhere in the process fails (and invalidates) on such calls from any thread.
 
+use crate::os::slots;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
 const TRACKED: usize = 64;
@@ -16,22 +17,17 @@ static ACTIVE: AtomicI64 = AtomicI64::new(0);
 pub fn began(stream: usize) {
     ACTIVE.fetch_add(1, Ordering::SeqCst);
     let key = stream.wrapping_add(1);
-    for slot in &STREAMS {
-        if slot.compare_exchange(EMPTY, key, Ordering::SeqCst, Ordering::Relaxed).is_ok() {
-            return;
-        }
-    }
+    // A full table leaves the capture counted in ACTIVE only.
+    let _ = slots::claim(&STREAMS, 0, |s| s == EMPTY, key);
 }
 
 /// Records that the capture on `stream` ended (EndCapture returned, successfully or with the capture
 /// invalidated). A stream the shim never saw begin is ignored.
 pub fn ended(stream: usize) {
     let key = stream.wrapping_add(1);
-    for slot in &STREAMS {
-        if slot.compare_exchange(key, EMPTY, Ordering::SeqCst, Ordering::Relaxed).is_ok() {
-            ACTIVE.fetch_sub(1, Ordering::SeqCst);
-            return;
-        }
+    if slots::claim(&STREAMS, 0, |s| s == key, EMPTY).is_some() {
+        ACTIVE.fetch_sub(1, Ordering::SeqCst);
+        return;
     }
     // Not in the table: it may be one of the overflow captures counted only in ACTIVE.
     let _ = ACTIVE.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {

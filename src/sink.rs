@@ -10,9 +10,11 @@
 //! record, and a thread never waits for work that it itself left unfinished (a signal handler re-entering).
 
 use crate::config::{expand_path_template, Dest, LauncherIds, ProcessIds};
+use crate::os::process::ProcessStamp;
 use crate::os::sys::{self, FileId, OpenError, WriteKind};
+use crate::os::thread_claim::{Claimed, ThreadClaim};
 use crate::state::{self, config};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, Ordering};
 
 const UNOPENED: u8 = 0;
 const OPENING: u8 = 1;
@@ -22,7 +24,7 @@ const CLOSED: u8 = 3;
 
 static STATE: AtomicU8 = AtomicU8::new(UNOPENED);
 /// The thread moving STATE through OPENING (opening, or reopening a replaced descriptor); 0 when none.
-static OPENER: AtomicUsize = AtomicUsize::new(0);
+static OPENER: ThreadClaim = ThreadClaim::new();
 static FD: AtomicI32 = AtomicI32::new(-1);
 static KIND: AtomicU8 = AtomicU8::new(KIND_PIPE);
 /// Whether FD is a descriptor the shim opened or duplicated: then its identity is checked before writes.
@@ -35,10 +37,10 @@ static OWN_INO: AtomicU64 = AtomicU64::new(0);
 static STDOUT_DEV: AtomicU64 = AtomicU64::new(0);
 static STDOUT_INO: AtomicU64 = AtomicU64::new(0);
 static REPLACED_REPORTED: AtomicBool = AtomicBool::new(false);
-/// Records written by this process (reset in a new process at its first record), and the pid that wrote them
-/// (0: none yet): a forked child that logged nothing still holds its parent's pid here.
+/// Records written by this process (reset in a new process at its first record).
 static RECORDS: AtomicU64 = AtomicU64::new(0);
-static RECORDS_PID: AtomicI32 = AtomicI32::new(0);
+/// The process that wrote them: a forked child that logged nothing finds its parent's stamp here.
+static RECORDS_OWNER: ProcessStamp = ProcessStamp::new();
 static REGISTERED: AtomicBool = AtomicBool::new(false);
 
 const KIND_PLAIN: u8 = 0;
@@ -48,7 +50,7 @@ const KIND_SOCKET: u8 = 2;
 const SYSINFO_NONE: u8 = 0;
 const SYSINFO_DONE: u8 = 2;
 static SYSINFO: AtomicU8 = AtomicU8::new(SYSINFO_NONE);
-static SYSINFO_WRITER: AtomicUsize = AtomicUsize::new(0);
+static SYSINFO_WRITER: ThreadClaim = ThreadClaim::new();
 
 /// Writes one whole record. The record `first` builds (the system information) goes first if this process
 /// has not written it: the caller passes the builder, so the transport never reaches up to what gathers it.
@@ -62,9 +64,8 @@ pub fn write_record(record: &[u8], first: fn(&mut Vec<u8>)) {
     if !state::enter_process() || destination().is_none() || !ensure_system_info(first) {
         return;
     }
-    let pid = crate::os::process::pid();
-    if RECORDS_PID.load(Ordering::Relaxed) != pid {
-        RECORDS_PID.store(pid, Ordering::Relaxed);
+    if !RECORDS_OWNER.is_this_process() {
+        RECORDS_OWNER.mark();
     }
     RECORDS.fetch_add(1, Ordering::Relaxed);
     write_whole(record);
@@ -72,8 +73,7 @@ pub fn write_record(record: &[u8], first: fn(&mut Vec<u8>)) {
 
 /// How many records this process wrote; None when it wrote none (a forked child that logged nothing included).
 pub fn records_of_this_process() -> Option<u64> {
-    let pid = RECORDS_PID.load(Ordering::Relaxed);
-    (pid != 0 && pid == crate::os::process::pid()).then(|| RECORDS.load(Ordering::Relaxed))
+    RECORDS_OWNER.is_this_process().then(|| RECORDS.load(Ordering::Relaxed))
 }
 
 /// Writes a line outside any record (the exit line) to a destination this process has open; nothing when it
@@ -91,29 +91,18 @@ pub fn write_unframed(line: &[u8]) {
 /// writer's word is the claim itself, so a signal handler can never see the record claimed by its own
 /// thread without knowing it.
 fn ensure_system_info(build: fn(&mut Vec<u8>)) -> bool {
-    let me = sys::thread_id();
-    loop {
-        if SYSINFO.load(Ordering::Acquire) == SYSINFO_DONE {
-            return true;
-        }
-        match SYSINFO_WRITER.compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => {
-                if SYSINFO.load(Ordering::Acquire) != SYSINFO_DONE {
-                    let mut info = crate::buffers::take();
-                    // A panic here must not leave other threads waiting forever.
-                    let built = state::guarded(|| build(&mut info));
-                    if built.is_some() && !crate::ring::write_system_info(&info) {
-                        write_whole(&info);
-                    }
-                    SYSINFO.store(SYSINFO_DONE, Ordering::Release);
-                }
-                SYSINFO_WRITER.store(0, Ordering::Release);
-                return true;
+    SYSINFO_WRITER.run_once(
+        || SYSINFO.load(Ordering::Acquire) == SYSINFO_DONE,
+        || {
+            let mut info = crate::buffers::take();
+            // A panic here must not leave other threads waiting forever.
+            let built = state::guarded(|| build(&mut info));
+            if built.is_some() && !crate::ring::write_system_info(&info) {
+                write_whole(&info);
             }
-            Err(owner) if owner == me => return false,
-            Err(_) => std::thread::yield_now(),
-        }
-    }
+            SYSINFO.store(SYSINFO_DONE, Ordering::Release);
+        },
+    )
 }
 
 /// The descriptor records go to and how to write to it, opening the destination on first use. `None`
@@ -124,47 +113,38 @@ fn destination() -> Option<(i32, WriteKind)> {
             OPEN => return Some(current()),
             CLOSED => return None,
             _ => match claim_opening(UNOPENED) {
-                Claim::Mine => {
+                Claimed::Mine => {
                     let state = open_destination();
                     finish_opening(state);
                 }
-                Claim::Reentered => return None,
-                Claim::Other => std::thread::yield_now(),
+                Claimed::Reentered => return None,
+                Claimed::Busy => std::thread::yield_now(),
             },
         }
     }
 }
 
-enum Claim {
-    /// This thread moved STATE from the expected value to OPENING and must call [`finish_opening`].
-    Mine,
-    /// This very thread is opening (a signal handler that interrupted it).
-    Reentered,
-    /// Another thread is, or STATE moved on: look again.
-    Other,
-}
-
-/// Claims the right to (re)open the destination when STATE is `from`. The opener's word is claimed first,
-/// so a signal handler on the claiming thread always knows that it interrupted its own thread.
-fn claim_opening(from: u8) -> Claim {
-    let me = sys::thread_id();
-    match OPENER.compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire) {
-        Ok(_) => {
+/// Claims the right to (re)open the destination when STATE is `from` ([`Claimed::Mine`]: STATE is now
+/// OPENING and the caller must call [`finish_opening`]; [`Claimed::Busy`]: another thread is at it, or STATE
+/// moved on: look again). The opener's word is claimed first, so a signal handler on the claiming thread
+/// always knows that it interrupted its own thread.
+fn claim_opening(from: u8) -> Claimed {
+    match OPENER.try_claim() {
+        Claimed::Mine => {
             if STATE.compare_exchange(from, OPENING, Ordering::AcqRel, Ordering::Acquire).is_ok() {
-                Claim::Mine
+                Claimed::Mine
             } else {
-                OPENER.store(0, Ordering::Release);
-                Claim::Other
+                OPENER.release();
+                Claimed::Busy
             }
         }
-        Err(owner) if owner == me => Claim::Reentered,
-        Err(_) => Claim::Other,
+        other => other,
     }
 }
 
 fn finish_opening(state: u8) {
     STATE.store(state, Ordering::Release);
-    OPENER.store(0, Ordering::Release);
+    OPENER.release();
 }
 
 fn current() -> (i32, WriteKind) {
@@ -309,8 +289,8 @@ fn write_whole(bytes: &[u8]) {
 /// A record the destination did not take (a full disk, a file size limit, an I/O error): said once per
 /// process on stderr; later records are still tried (space may come back), and the host goes on.
 fn write_failed(errno: i32) {
-    static REPORTED_BY: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
-    if !crate::os::process::claim_for_this_process(&REPORTED_BY) {
+    static REPORTED_BY: ProcessStamp = ProcessStamp::new();
+    if !REPORTED_BY.claim() {
         return;
     }
     let name = destination_name();
@@ -337,12 +317,12 @@ fn checked_destination() -> Option<(i32, WriteKind)> {
             return Some((fd, kind));
         }
         match claim_opening(OPEN) {
-            Claim::Mine => {
+            Claimed::Mine => {
                 let state = reclaim();
                 finish_opening(state);
             }
-            Claim::Reentered => return None,
-            Claim::Other => std::thread::yield_now(),
+            Claimed::Reentered => return None,
+            Claimed::Busy => std::thread::yield_now(),
         }
     }
 }
@@ -423,8 +403,8 @@ fn reset_in_new_process() {
     crate::ring::forget_in_child();
     RECORDS.store(0, Ordering::Relaxed);
     SYSINFO.store(SYSINFO_NONE, Ordering::Relaxed);
-    SYSINFO_WRITER.store(0, Ordering::Relaxed);
-    OPENER.store(0, Ordering::Relaxed);
+    SYSINFO_WRITER.forget();
+    OPENER.forget();
     let state = STATE.load(Ordering::Acquire);
     let file = matches!(&config().dest, Dest::File(_));
     if state == OPENING || (file && state != UNOPENED) {

@@ -4,7 +4,7 @@
 //! per-thread marker of "inside the shim's own work" that keeps signal handlers and cancellation safe.
 
 use crate::config::Config;
-use crate::os::process::{self, SETUP_NEW, SETUP_READY, SETUP_RUNNING};
+use crate::os::process::{self, SETUP_READY, SETUP_RUNNING};
 use crate::os::sys;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -95,6 +95,12 @@ static HOOKS: [OnceLock<fn()>; MAX_HOOKS] = [const { OnceLock::new() }; MAX_HOOK
 
 /// Registers `hook` to run once in every new process (the first one, and each forked child) before the
 /// shim does anything there that depends on per-process state. Idempotent; at most a few hooks exist.
+///
+/// The per-process reset of most state is a [`process::ProcessStamp`], which lets each user reset its own
+/// values when it first looks. The hooks are for what every other thread must wait for (the sink's
+/// destination reopened before any record is written), so they hang on the fork page's own set-up word and
+/// its claim word, which the kernel zeroes in a child: a waiting thread can never wait for a claim made by a
+/// thread of the parent.
 pub fn on_new_process(hook: fn()) {
     for slot in &HOOKS {
         match slot.get() {
@@ -118,28 +124,16 @@ pub fn enter_process() -> bool {
     if page.setup.load(Ordering::Acquire) == SETUP_READY {
         return true;
     }
-    let me = sys::thread_id();
-    loop {
-        if page.setup.load(Ordering::Acquire) == SETUP_READY {
-            return true;
-        }
-        // The owner's word is the claim, so a signal handler on the claiming thread always knows it.
-        match page.setup_owner.compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => {
-                if page.setup.load(Ordering::Acquire) == SETUP_NEW {
-                    page.setup.store(SETUP_RUNNING, Ordering::Release);
-                    for hook in HOOKS.iter().filter_map(|slot| slot.get()) {
-                        guarded(hook);
-                    }
-                    page.setup.store(SETUP_READY, Ordering::Release);
-                }
-                page.setup_owner.store(0, Ordering::Release);
-                return true;
+    page.setup_owner.run_once(
+        || page.setup.load(Ordering::Acquire) == SETUP_READY,
+        || {
+            page.setup.store(SETUP_RUNNING, Ordering::Release);
+            for hook in HOOKS.iter().filter_map(|slot| slot.get()) {
+                guarded(hook);
             }
-            Err(owner) if owner == me => return false,
-            Err(_) => std::thread::yield_now(),
-        }
-    }
+            page.setup.store(SETUP_READY, Ordering::Release);
+        },
+    )
 }
 
 thread_local! {

@@ -15,12 +15,12 @@
 //! the call and one after it (`stats::LiveStats::prefetch_data`); every other tensor costs one read per
 //! 4 MiB of span and phase (pinned, managed and device memory, larger tensors).
 //!
-//! The scratch vectors are pooled (`pool.rs`): no allocation per call once the pool is warm.
+//! The scratch vectors are pooled (`os/scratch.rs`): no allocation per call once the scratch pool is warm.
 
 use super::dlpack::{desc_from_raw, desc_with_dims, read_tensor, RawDlTensor, TensorDesc, MAX_NDIM};
 use super::ffi::{type_index as ti, FfiAny, SeqPayload, OBJECT_HEADER_SIZE};
 use crate::os::mem::{read_scatter, Piece, ReadError};
-use crate::os::pool::{Lease, Pool, Reset};
+use crate::os::scratch::{Lease, Reset, ScratchPool};
 use std::cell::Cell;
 use std::mem::size_of;
 
@@ -76,7 +76,7 @@ impl Reset for Scratch {
     }
 }
 
-static SCRATCH: Pool<Scratch, 32> = Pool::new();
+static SCRATCH: ScratchPool<Scratch, 32> = ScratchPool::new();
 
 /// The descriptors (and shapes and strides) of a call's tensors and the items of its Arrays, read in a few
 /// batches before the inputs record is written and kept for the outputs record.

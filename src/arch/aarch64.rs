@@ -1,4 +1,4 @@
-//! aarch64 (Grace: GH200, GB200): the naked `dlsym` entry, the trampoline pool, and glibc's versions of
+//! aarch64 (Grace: GH200, GB200): the naked `dlsym` entry, the trampoline block, and glibc's versions of
 //! `dlsym`.
 
 /// glibc's versions of `dlsym`, newest first (`GLIBC_2.17` is the aarch64 baseline).
@@ -35,13 +35,13 @@ macro_rules! dlsym_entry_asm {
     };
 }
 
-/// The trampoline pool: stub `i` is `bti c; movz w9, #i; b common; nop` (16 bytes). The common path shifts
+/// The trampoline block: stub `i` is `bti c; movz w9, #i; b common; nop` (16 bytes). The common path shifts
 /// the four safe-call arguments one register up (self, args, num_args, result -> x1, x2, w3, x4), puts the
 /// slot in w0 and tail-branches to `$dispatch`: x30 still holds the host's return address, so `$dispatch`
 /// returns straight to the host.
 #[macro_export]
 #[doc(hidden)]
-macro_rules! trampoline_pool_asm {
+macro_rules! trampoline_block_asm {
     ($dispatch:path) => {
         std::arch::global_asm!(
             ".pushsection .text.flashlog_trampolines,\"ax\",@progbits",

@@ -1,5 +1,5 @@
 //! Everything that depends on the processor, one file per architecture: the naked `dlsym` entry that
-//! tail-jumps with the caller's registers and return address untouched, the trampoline pool of wrapped
+//! tail-jumps with the caller's registers and return address untouched, the trampoline block of wrapped
 //! TVM-FFI functions, and the glibc symbol versions of `dlsym`. The rest of the crate sees the same names on
 //! every architecture.
 

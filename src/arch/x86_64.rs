@@ -1,4 +1,4 @@
-//! x86-64: the naked `dlsym` entry, the trampoline pool, and glibc's versions of `dlsym`.
+//! x86-64: the naked `dlsym` entry, the trampoline block, and glibc's versions of `dlsym`.
 
 /// glibc's versions of `dlsym`, newest first (`GLIBC_2.2.5` is the x86-64 baseline).
 pub const DLSYM_VERSIONS: [&std::ffi::CStr; 2] = [c"GLIBC_2.34", c"GLIBC_2.2.5"];
@@ -33,13 +33,13 @@ macro_rules! dlsym_entry_asm {
     };
 }
 
-/// The trampoline pool: stub `i` is `mov $i, %eax; jmp common`, padded to 16 bytes. The common path shifts
+/// The trampoline block: stub `i` is `mov $i, %eax; jmp common`, padded to 16 bytes. The common path shifts
 /// the four safe-call arguments one register to the right (self, args, num_args, result -> rsi, rdx, ecx, r8),
 /// puts the slot in edi, and tail-jumps to `$dispatch`: the host's return address stays on the stack, so
 /// `$dispatch` returns straight to the host.
 #[macro_export]
 #[doc(hidden)]
-macro_rules! trampoline_pool_asm {
+macro_rules! trampoline_block_asm {
     ($dispatch:path) => {
         std::arch::global_asm!(
             ".pushsection .text.flashlog_trampolines,\"ax\",@progbits",

@@ -3,7 +3,7 @@
 //! `metadata.jsonl` and `session.jsonl` (each one `write(2)` in append mode), and the one stderr line that
 //! stops dumping after a write error.
 
-use super::Target;
+use super::Callee;
 use crate::os::forkgen;
 use crate::os::fsio::{self, File};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -97,7 +97,7 @@ pub fn stamp() -> String {
 }
 
 /// Makes the folder of one call; None (dumping stopped) when it cannot be made.
-pub fn make_call_folder(dir: &str, stamp: &str, t: &Target) -> Option<String> {
+pub fn make_call_folder(dir: &str, stamp: &str, t: &Callee) -> Option<String> {
     let name: String = t.name.chars().map(|c| if c == '/' || c.is_control() { '_' } else { c }).collect();
     let path = format!("{dir}/{stamp}_pid{}_{name}_call{:04}", crate::os::process::pid(), t.sequence);
     match fsio::mkdir_new(&path) {

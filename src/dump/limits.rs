@@ -2,17 +2,18 @@
 //! byte is copied, the number of dumped calls and the total bytes of this process (inputs and outputs) stay
 //! within the limits. The first call refused says so in one stderr line; later calls that fit are dumped.
 
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use crate::os::process::ProcessStamp;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 static COUNT: AtomicU64 = AtomicU64::new(0);
 static BYTES: AtomicU64 = AtomicU64::new(0);
 static REPORTED: AtomicBool = AtomicBool::new(false);
-/// The process the counts belong to: a forked child (any kind of fork) sees another pid and starts afresh.
-static OWNER: AtomicI32 = AtomicI32::new(0);
+/// The process the counts belong to: a forked child (any kind of fork) finds it not its own and starts afresh.
+static OWNER: ProcessStamp = ProcessStamp::new();
 
 /// Makes the counts this process's own, zeroing them in a new process.
 fn own_counts() {
-    if crate::os::process::claim_for_this_process(&OWNER) {
+    if OWNER.claim() {
         COUNT.store(0, Ordering::SeqCst);
         BYTES.store(0, Ordering::SeqCst);
         REPORTED.store(false, Ordering::Relaxed);

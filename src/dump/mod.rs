@@ -24,7 +24,7 @@ use source::{capture_blocks, Reader, CAPTURE_REASON};
 use tensors::DumpTensor;
 
 /// What identifies the dumped function.
-pub struct Target<'a> {
+pub struct Callee<'a> {
     /// `<module>.<export>`.
     pub name: &'a str,
     /// The module's path (what `tvm_ffi.load_module` takes).
@@ -46,7 +46,7 @@ pub struct Pending {
 }
 
 /// The fields both lines share (up to and excluding the closing brace).
-fn common_fields(t: &Target, folder: &str, stamp: &str, arguments: &[u8], capture: bool) -> Vec<u8> {
+fn common_fields(t: &Callee, folder: &str, stamp: &str, arguments: &[u8], capture: bool) -> Vec<u8> {
     let (module, export) = t.name.rsplit_once('.').unwrap_or(("", t.name));
     let mut o = Vec::with_capacity(512 + arguments.len());
     o.extend_from_slice(b"{\"function_name\": ");
@@ -111,7 +111,7 @@ fn tensor_info_fields(prefix: &str, tensors: &[DumpTensor]) -> Vec<u8> {
 
 /// Dumps the inputs of a call about to run; None when the call is not dumped (limits, a stopped dump, an
 /// error, which printed its one line).
-pub fn before_call(t: &Target, args: &[FfiAny], prefetch: Option<&Prefetch>) -> Option<Pending> {
+pub fn before_call(t: &Callee, args: &[FfiAny], prefetch: Option<&Prefetch>) -> Option<Pending> {
     let _fsize = crate::os::signals::file_size_limited().then(FsizeGuard::new);
     let dir = folder::session_dir()?;
     let mut arguments = Vec::with_capacity(256);

@@ -6,7 +6,7 @@
 use super::plan::{plan, Fold, Plan};
 use crate::abi::cuda_driver::{self, Driver};
 use crate::abi::dlpack::{device_type, TensorDesc};
-use crate::os::pool::{Lease, Pool, Reset};
+use crate::os::scratch::{Lease, Reset, ScratchPool};
 use crate::abi::stats_kernel::{self, Batch, KernelApi, Partial, PartialsArena, MAX_TENSORS};
 use crate::stats::compute::ElemKind;
 use crate::stats::gate;
@@ -104,7 +104,7 @@ impl Reset for Phase {
     }
 }
 
-static PHASES: Pool<Phase, 16> = Pool::new();
+static PHASES: ScratchPool<Phase, 16> = ScratchPool::new();
 
 impl Phase {
     /// The GPU result for `desc`, when the phase computed one. Looked up in phase order first.

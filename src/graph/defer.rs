@@ -1,5 +1,5 @@
 //! What a call made during a capture adds to it, when replay statistics are on: for each tensor argument
-//! whose statistics the replay will take, a copy of its span into the page-locked pool (device tensors) and
+//! whose statistics the replay will take, a copy of its span into the page-locked arena (device tensors) and
 //! the `[statistics deferred to graph replay: id=N]` line; per phase, one host function. Only calls that the
 //! capture allows are made here: `cuStreamIsCapturing`, `cuMemcpyDtoHAsync_v2` into page-locked memory and
 //! `cuLaunchHostFunc` on the capturing stream itself; no synchronisation, no allocation of device or
@@ -7,7 +7,7 @@
 
 use super::callbacks;
 use super::replay::{ReplayTensor, Phase, CapturedCall, ReplaySource};
-use super::{enabled, pool};
+use super::{arena, enabled};
 use crate::abi::cuda_driver;
 use crate::abi::dlpack::{device_type, TensorDesc};
 use crate::abi::ffi::FfiAny;
@@ -18,7 +18,7 @@ use crate::os::pinned;
 use crate::record::kind::tensor_source;
 use crate::stats::compute::ElemKind;
 use crate::record::stats_lines::{
-    push_deferred, push_skipped, push_stats_error, Skipped, NESTED, NO_POOL, NO_STREAM, UNSEEN, UNSEEN_NO_POOL,
+    push_deferred, push_skipped, push_stats_error, Skipped, NESTED, NO_ARENA, NO_STREAM, UNSEEN, UNSEEN_NO_ARENA,
 };
 use crate::stats::source::{host_readable, view_span};
 use crate::stats::CaptureDeferral;
@@ -114,10 +114,10 @@ impl CallState {
             None => return Verdict::Uncovered(NO_STREAM),
         }
         if !capture::is_tracked(stream) {
-            return Verdict::Uncovered(if pinned::installed() { UNSEEN } else { UNSEEN_NO_POOL });
+            return Verdict::Uncovered(if pinned::installed() { UNSEEN } else { UNSEEN_NO_ARENA });
         }
         if !pinned::installed() {
-            return Verdict::Uncovered(NO_POOL);
+            return Verdict::Uncovered(NO_ARENA);
         }
         Verdict::Covered(CaptureStream { stream, per_thread })
     }
@@ -160,7 +160,7 @@ impl CaptureDeferral for CallState {
         }
         if !self.active {
             // No capture known to the shim, yet the stream is capturing: begun behind its back.
-            push_skipped(out, indent, Skipped::Reason(if pinned::installed() { UNSEEN } else { UNSEEN_NO_POOL }));
+            push_skipped(out, indent, Skipped::Reason(if pinned::installed() { UNSEEN } else { UNSEEN_NO_ARENA }));
             return true;
         }
         let target = match self.verdict() {
@@ -245,7 +245,7 @@ fn source_for(desc: &TensorDesc, target: CaptureStream) -> ReplaySource {
         Err(reason) => return ReplaySource::Error(reason),
     };
     let Some(span) = pinned::reserve(len) else {
-        return ReplaySource::Skipped(pool::full());
+        return ReplaySource::Skipped(arena::full());
     };
     let Some(driver) = cuda_driver::driver() else {
         return ReplaySource::Error("CUDA driver not loaded");

@@ -1,5 +1,5 @@
 //! Replay statistics on the GPU: during a capture, a covered device tensor gets a kernel node (one tensor per
-//! launch, on the capturing stream) that writes its block partials into a span of the page-locked pool; at
+//! launch, on the capturing stream) that writes its block partials into a span of the page-locked arena; at
 //! every replay the call's host function folds them (`crate::graph::replay`). Nothing of the tensor's data is
 //! copied. Only calls a capture allows are made: `cuStreamGetCtx`, `cuPointerGetAttribute`, device attribute
 //! queries and the launch; the kernel was loaded into the context before the capture began.
@@ -27,7 +27,7 @@ pub fn kernel_source(desc: &TensorDesc, kind: ElemKind, stream: usize, per_threa
     }
     let nb = plan.desc.nblocks as usize;
     let Some(span) = pinned::reserve(nb * std::mem::size_of::<Partial>()) else {
-        return Some(Source::Skipped(crate::graph::pool::full()));
+        return Some(Source::Skipped(crate::graph::arena::full()));
     };
     let mut batch = Box::<Batch>::default();
     batch.count = 1;

@@ -8,7 +8,7 @@
 //! statistics of the copied bytes with the level-5 code and writes one replay record.
 //!
 //! - [`callbacks`]: the C-ABI adapters the driver calls (`cuLaunchHostFunc` host functions) and the exit handler;
-//! - [`pool`]: the page-locked pool, allocated by the capture-begin wrappers before a capture starts;
+//! - [`arena`]: the page-locked arena, allocated by the capture-begin wrappers before a capture starts;
 //! - [`defer`]: what a captured call adds to the capture (the copies, the host functions, the lines);
 //! - [`replay`]: the host functions and the replay records;
 //! - [`watch`]: the NaN watch's counters and its line at exit.
@@ -16,7 +16,7 @@
 pub mod callbacks;
 pub mod defer;
 pub mod kernel;
-pub mod pool;
+pub mod arena;
 pub mod replay;
 pub mod watch;
 
@@ -29,7 +29,7 @@ pub fn enabled() -> bool {
     state::level() >= LEVEL_STATS && state::config().graph_stats
 }
 
-/// Called by every capture-begin wrapper before it calls the driver: prepares the page-locked pool while no
+/// Called by every capture-begin wrapper before it calls the driver: prepares the page-locked arena while no
 /// capture is known to run (an allocation during a capture would be refused and invalidate it). Cheap and
 /// allocation-free when replay statistics are off; keeps `errno`.
 pub fn prepare_before_capture() {
@@ -39,7 +39,7 @@ pub fn prepare_before_capture() {
     let _errno = ErrnoGuard::save();
     state::guarded(|| {
         if state::config().graph_stats {
-            pool::prepare();
+            arena::prepare();
             crate::gpu::prepare_capture();
         }
     });

@@ -61,7 +61,7 @@ impl CapturedCall {
 
 /// Where a tensor's statistics come from at replay.
 pub enum ReplaySource {
-    /// A device tensor: the copy of its span in the page-locked pool; `lo` is the device address of the
+    /// A device tensor: the copy of its span in the page-locked arena; `lo` is the device address of the
     /// span's first byte (the view's lowest element).
     Device {
         /// The view, as the call saw it.

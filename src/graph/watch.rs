@@ -9,18 +9,19 @@ use crate::config::LEVEL_STATS;
 use crate::os::sys;
 use crate::record::replay_lines::push_watch_summary;
 use crate::{buffers, clock, log, state};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use crate::os::process::ProcessStamp;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 static CALLS: AtomicU64 = AtomicU64::new(0);
 static REPLAYS: AtomicU64 = AtomicU64::new(0);
 static FLAGGED: AtomicU64 = AtomicU64::new(0);
 static REGISTERED: AtomicBool = AtomicBool::new(false);
-/// The process the counters belong to: a forked child (whatever made it) sees another pid and starts from zero.
-static OWNER: AtomicI32 = AtomicI32::new(0);
+/// The process the counters belong to: a forked child (whatever made it) finds it not its own and starts from zero.
+static OWNER: ProcessStamp = ProcessStamp::new();
 
 /// Makes the counters this process's own, zeroing them in a new process.
 fn own_counters() {
-    if crate::os::process::claim_for_this_process(&OWNER) {
+    if OWNER.claim() {
         CALLS.store(0, Ordering::Relaxed);
         REPLAYS.store(0, Ordering::Relaxed);
         FLAGGED.store(0, Ordering::Relaxed);
@@ -64,7 +65,7 @@ extern "C" fn at_exit() {
     let _errno = sys::ErrnoGuard::save();
     state::guarded(|| {
         // A forked child that checked nothing itself still holds its parent's counts: nothing to say.
-        if OWNER.load(Ordering::Acquire) != crate::os::process::pid() {
+        if !OWNER.is_this_process() {
             return;
         }
         let (calls, replays) = (CALLS.load(Ordering::Relaxed), REPLAYS.load(Ordering::Relaxed));

@@ -7,7 +7,7 @@
 
 use crate::abi::ffi::FfiAny;
 use crate::os::mem;
-use crate::os::pool::{Lease, Pool, Reset};
+use crate::os::scratch::{Lease, Reset, ScratchPool};
 use crate::record::pyrepr::push_int;
 
 /// Most arguments of one call that are logged (FlashInfer's widest exports take about 40).
@@ -22,7 +22,7 @@ impl Reset for Buf {
     }
 }
 
-static BUFS: Pool<Buf, 16> = Pool::new();
+static BUFS: ScratchPool<Buf, 16> = ScratchPool::new();
 
 /// The copied arguments of one call.
 pub struct CopiedArgs {

@@ -54,11 +54,11 @@ pub struct EntryInfo {
     /// from CUDA 12.0), and from which API version; `""` for none.
     pub also: (&'static str, i32),
     /// Which entry.
-    pub entry: Entry,
+    pub entry: DriverEntry,
 }
 
 /// Generates everything that names a driver entry point from the one table below ([`driver_entries!`]'s
-/// invocation): the [`Entry`] enum, the [`ENTRIES`] rows, the [`REAL`] slots, the wrapper functions (by the
+/// invocation): the [`DriverEntry`] enum, the [`ENTRIES`] rows, the [`REAL`] slots, the wrapper functions (by the
 /// row's wrapper kind) and [`wrapper_addr`].
 macro_rules! driver_entries {
     ($( $(#[$doc:meta])* $entry:ident = $sym:ident, base $base:literal $(or $also:literal from $also_since:literal)?,
@@ -66,11 +66,11 @@ macro_rules! driver_entries {
         /// The wrapped driver entry points; the discriminant indexes [`REAL`] and [`ENTRIES`].
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
         #[repr(usize)]
-        pub enum Entry {
+        pub enum DriverEntry {
             $( $(#[$doc])* $entry, )*
         }
 
-        /// Every wrapped driver entry point, in the order of [`Entry`].
+        /// Every wrapped driver entry point, in the order of [`DriverEntry`].
         pub const ENTRIES: [EntryInfo; COUNT] = [
             $( EntryInfo {
                 symbol: stringify!($sym),
@@ -81,7 +81,7 @@ macro_rules! driver_entries {
                     let also = [("", 0) $(, ($also, $also_since))?];
                     also[also.len() - 1]
                 },
-                entry: Entry::$entry,
+                entry: DriverEntry::$entry,
             }, )*
         ];
 
@@ -91,9 +91,9 @@ macro_rules! driver_entries {
         $( $kind!($sym, $entry, ($($args)*)); )*
 
         /// The address of copy `k` of the shim's wrapper for `entry`.
-        fn wrapper_addr(entry: Entry, k: usize) -> usize {
+        fn wrapper_addr(entry: DriverEntry, k: usize) -> usize {
             let all = match entry {
-                $( Entry::$entry => copies!($sym), )*
+                $( DriverEntry::$entry => copies!($sym), )*
             };
             all[k]
         }
@@ -109,7 +109,7 @@ pub fn is_tracked_driver_name(name: &[u8]) -> bool {
 }
 
 /// The entry whose exported driver symbol is `name`.
-pub fn entry_by_symbol(name: &[u8]) -> Option<Entry> {
+pub fn entry_by_symbol(name: &[u8]) -> Option<DriverEntry> {
     ENTRIES.iter().find(|e| e.symbol.as_bytes() == name).map(|e| e.entry)
 }
 
@@ -138,7 +138,7 @@ unsafe fn real<F: Copy>(e: usize, k: usize) -> Option<F> {
 /// The wrapper copy of `entry` bound to `real`: the copy already bound to it, else a free copy bound now.
 /// None for an address inside the shim (never called as "real": that would call itself) and when every
 /// copy is bound to another function (the caller then hands out `real` itself, unwrapped).
-pub fn wrapper_for(entry: Entry, real: usize) -> Option<usize> {
+pub fn wrapper_for(entry: DriverEntry, real: usize) -> Option<usize> {
     if real == 0 || dl::is_own(real) {
         return None;
     }
@@ -211,7 +211,7 @@ fn wrap_proc_address(symbol: &[u8], found: usize, version: i32, flags: u64) -> u
 /// same per-thread kind, when `base` has per-thread variants), the one with the latest `since` not after
 /// `version`. When no per-thread row exists yet at `version` (per-thread launches exist from 7.0), both flags
 /// get the legacy function. None for a base the table does not have.
-pub fn infer_variant(base: &str, version: i32, per_thread: bool) -> Option<Entry> {
+pub fn infer_variant(base: &str, version: i32, per_thread: bool) -> Option<DriverEntry> {
     let has_ptsz = ENTRIES.iter().any(|e| e.base == base && e.per_thread);
     // The version from which the driver maps `base` to row `e`, if it does.
     let since = |e: &EntryInfo| match () {
@@ -266,7 +266,7 @@ pub unsafe extern "C" fn cuGetProcAddress<const K: usize>(
 ) -> i32 {
     plt::refresh_from_wrapper(&GOT_WRAPPERS);
     // SAFETY: the table row of this entry gives this wrapper its C signature, the type `real` is asked for.
-    let Some(f) = (unsafe { real::<GetProcAddressFn>(Entry::GetProcAddress as usize, K) }) else {
+    let Some(f) = (unsafe { real::<GetProcAddressFn>(DriverEntry::GetProcAddress as usize, K) }) else {
         return NOT_FOUND;
     };
     // SAFETY: the real driver function, called with the host's own arguments under the driver's contract.
@@ -289,7 +289,7 @@ pub unsafe extern "C" fn cuGetProcAddress_v2<const K: usize>(
 ) -> i32 {
     plt::refresh_from_wrapper(&GOT_WRAPPERS);
     // SAFETY: the table row of this entry gives this wrapper its C signature, the type `real` is asked for.
-    let Some(f) = (unsafe { real::<GetProcAddressV2Fn>(Entry::GetProcAddressV2 as usize, K) }) else {
+    let Some(f) = (unsafe { real::<GetProcAddressV2Fn>(DriverEntry::GetProcAddressV2 as usize, K) }) else {
         return NOT_FOUND;
     };
     // SAFETY: the real driver function, called with the host's own arguments under the driver's contract.
@@ -310,7 +310,7 @@ macro_rules! begin_capture_wrapper {
             plt::refresh_from_wrapper(&GOT_WRAPPERS);
             crate::graph::prepare_before_capture();
             // SAFETY: the table row of this entry gives this wrapper its C signature, the type `real` is asked for.
-            let Some(f) = (unsafe { real::<unsafe extern "C" fn(Stream $(, $ty)*) -> i32>(Entry::$entry as usize, K) }) else {
+            let Some(f) = (unsafe { real::<unsafe extern "C" fn(Stream $(, $ty)*) -> i32>(DriverEntry::$entry as usize, K) }) else {
                 return NOT_FOUND;
             };
             // SAFETY: the real driver function, called with the host's own arguments under the driver's contract.
@@ -335,7 +335,7 @@ macro_rules! end_capture_wrapper {
             plt::refresh_from_wrapper(&GOT_WRAPPERS);
             type EndCaptureFn = unsafe extern "C" fn(Stream, *mut usize) -> i32;
             // SAFETY: the table row of this entry gives this wrapper its C signature, the type `real` is asked for.
-            let Some(f) = (unsafe { real::<EndCaptureFn>(Entry::$entry as usize, K) }) else {
+            let Some(f) = (unsafe { real::<EndCaptureFn>(DriverEntry::$entry as usize, K) }) else {
                 return NOT_FOUND;
             };
             // SAFETY: the real driver function, called with the host's own arguments under the driver's contract.
@@ -376,7 +376,7 @@ macro_rules! launch_kernel_wrapper {
         ) -> i32 {
             plt::refresh_from_wrapper(&GOT_WRAPPERS);
             // SAFETY: the table row of this entry gives this wrapper its C signature, the type `real` is asked for.
-            let Some(f) = (unsafe { real::<LaunchKernelFn>(Entry::$entry as usize, K) }) else {
+            let Some(f) = (unsafe { real::<LaunchKernelFn>(DriverEntry::$entry as usize, K) }) else {
                 return NOT_FOUND;
             };
             launch::log_launch(function, || Launch {
@@ -408,7 +408,7 @@ macro_rules! launch_kernel_ex_wrapper {
         ) -> i32 {
             plt::refresh_from_wrapper(&GOT_WRAPPERS);
             // SAFETY: the table row of this entry gives this wrapper its C signature, the type `real` is asked for.
-            let Some(f) = (unsafe { real::<LaunchKernelExFn>(Entry::$entry as usize, K) }) else {
+            let Some(f) = (unsafe { real::<LaunchKernelExFn>(DriverEntry::$entry as usize, K) }) else {
                 return NOT_FOUND;
             };
             if let Ok(c) = crate::os::mem::read_pod::<LaunchConfig>(config as usize) {
@@ -436,7 +436,7 @@ macro_rules! graph_launch_wrapper {
         pub unsafe extern "C" fn $name<const K: usize>(exec: usize, stream: Stream) -> i32 {
             plt::refresh_from_wrapper(&GOT_WRAPPERS);
             // SAFETY: the table row of this entry gives this wrapper its C signature, the type `real` is asked for.
-            let Some(f) = (unsafe { real::<unsafe extern "C" fn(usize, Stream) -> i32>(Entry::$entry as usize, K) })
+            let Some(f) = (unsafe { real::<unsafe extern "C" fn(usize, Stream) -> i32>(DriverEntry::$entry as usize, K) })
             else {
                 return NOT_FOUND;
             };
@@ -460,7 +460,7 @@ macro_rules! instantiate_wrapper {
             plt::refresh_from_wrapper(&GOT_WRAPPERS);
             type InstantiateFn = unsafe extern "C" fn(*mut usize, usize $(, $ty)*) -> i32;
             // SAFETY: the table row of this entry gives this wrapper its C signature, the type `real` is asked for.
-            let Some(f) = (unsafe { real::<InstantiateFn>(Entry::$entry as usize, K) }) else {
+            let Some(f) = (unsafe { real::<InstantiateFn>(DriverEntry::$entry as usize, K) }) else {
                 return NOT_FOUND;
             };
             // SAFETY: the real driver function, called with the host's own arguments under the driver's contract.
@@ -558,38 +558,38 @@ mod tests {
 
     #[test]
     fn variants_follow_the_driver_mapping() {
-        assert_eq!(infer_variant("cuGetProcAddress", 12000, true), Some(Entry::GetProcAddressV2));
-        assert_eq!(infer_variant("cuLaunchKernel", 12000, true), Some(Entry::LaunchKernelPtsz));
+        assert_eq!(infer_variant("cuGetProcAddress", 12000, true), Some(DriverEntry::GetProcAddressV2));
+        assert_eq!(infer_variant("cuLaunchKernel", 12000, true), Some(DriverEntry::LaunchKernelPtsz));
         assert_eq!(infer_variant("cuMemAlloc", 12000, false), None);
-        assert_eq!(infer_variant("cuStreamBeginCapture", 10000, false), Some(Entry::BeginCapture));
-        assert_eq!(infer_variant("cuStreamBeginCapture", 10010, false), Some(Entry::BeginCaptureV2));
-        assert_eq!(infer_variant("cuStreamBeginCapture", 10010, true), Some(Entry::BeginCaptureV2Ptsz));
-        assert_eq!(infer_variant("cuStreamBeginCapture", 10000, true), Some(Entry::BeginCapturePtsz));
-        assert_eq!(infer_variant("cuStreamEndCapture", 10000, true), Some(Entry::EndCapturePtsz));
-        assert_eq!(infer_variant("cuGetProcAddress", 11030, false), Some(Entry::GetProcAddress));
-        assert_eq!(infer_variant("cuGetProcAddress", 12000, false), Some(Entry::GetProcAddressV2));
-        assert_eq!(infer_variant("cuLaunchKernel", 4000, true), Some(Entry::LaunchKernel));
-        assert_eq!(infer_variant("cuLaunchKernel", 7000, true), Some(Entry::LaunchKernelPtsz));
-        assert_eq!(infer_variant("cuGraphLaunch", 10000, true), Some(Entry::GraphLaunchPtsz));
-        assert_eq!(infer_variant("cuGraphLaunch", 10000, false), Some(Entry::GraphLaunch));
-        assert_eq!(infer_variant("cuGraphInstantiate", 10000, false), Some(Entry::GraphInstantiate));
-        assert_eq!(infer_variant("cuGraphInstantiate", 11000, false), Some(Entry::GraphInstantiateV2));
-        assert_eq!(infer_variant("cuGraphInstantiate", 12000, false), Some(Entry::GraphInstantiateWithFlags));
-        assert_eq!(infer_variant("cuGraphInstantiate", 12000, true), Some(Entry::GraphInstantiateWithFlags));
-        assert_eq!(infer_variant("cuGraphInstantiateWithFlags", 11040, false), Some(Entry::GraphInstantiateWithFlags));
+        assert_eq!(infer_variant("cuStreamBeginCapture", 10000, false), Some(DriverEntry::BeginCapture));
+        assert_eq!(infer_variant("cuStreamBeginCapture", 10010, false), Some(DriverEntry::BeginCaptureV2));
+        assert_eq!(infer_variant("cuStreamBeginCapture", 10010, true), Some(DriverEntry::BeginCaptureV2Ptsz));
+        assert_eq!(infer_variant("cuStreamBeginCapture", 10000, true), Some(DriverEntry::BeginCapturePtsz));
+        assert_eq!(infer_variant("cuStreamEndCapture", 10000, true), Some(DriverEntry::EndCapturePtsz));
+        assert_eq!(infer_variant("cuGetProcAddress", 11030, false), Some(DriverEntry::GetProcAddress));
+        assert_eq!(infer_variant("cuGetProcAddress", 12000, false), Some(DriverEntry::GetProcAddressV2));
+        assert_eq!(infer_variant("cuLaunchKernel", 4000, true), Some(DriverEntry::LaunchKernel));
+        assert_eq!(infer_variant("cuLaunchKernel", 7000, true), Some(DriverEntry::LaunchKernelPtsz));
+        assert_eq!(infer_variant("cuGraphLaunch", 10000, true), Some(DriverEntry::GraphLaunchPtsz));
+        assert_eq!(infer_variant("cuGraphLaunch", 10000, false), Some(DriverEntry::GraphLaunch));
+        assert_eq!(infer_variant("cuGraphInstantiate", 10000, false), Some(DriverEntry::GraphInstantiate));
+        assert_eq!(infer_variant("cuGraphInstantiate", 11000, false), Some(DriverEntry::GraphInstantiateV2));
+        assert_eq!(infer_variant("cuGraphInstantiate", 12000, false), Some(DriverEntry::GraphInstantiateWithFlags));
+        assert_eq!(infer_variant("cuGraphInstantiate", 12000, true), Some(DriverEntry::GraphInstantiateWithFlags));
+        assert_eq!(infer_variant("cuGraphInstantiateWithFlags", 11040, false), Some(DriverEntry::GraphInstantiateWithFlags));
         assert_eq!(
             infer_variant("cuGraphInstantiateWithParams", 12000, true),
-            Some(Entry::GraphInstantiateWithParamsPtsz)
+            Some(DriverEntry::GraphInstantiateWithParamsPtsz)
         );
         assert_eq!(
             infer_variant("cuGraphInstantiateWithParams", 12000, false),
-            Some(Entry::GraphInstantiateWithParams)
+            Some(DriverEntry::GraphInstantiateWithParams)
         );
     }
 
     #[test]
     fn each_real_function_gets_its_own_copy_and_the_shim_none() {
-        let e = Entry::LaunchKernelExPtsz;
+        let e = DriverEntry::LaunchKernelExPtsz;
         let (a, b) = (0x1000usize, 0x2000usize);
         let wa = wrapper_for(e, a).unwrap();
         assert_eq!(wrapper_for(e, a), Some(wa));

@@ -1,4 +1,4 @@
-//! The interception layer: the `dlsym` entry, the trampoline pool and wrapper of TVM-FFI calls, the CUDA
+//! The interception layer: the `dlsym` entry, the trampoline block and wrapper of TVM-FFI calls, the CUDA
 //! driver wrappers and the GOT rewrite that routes PLT calls to them. With `abi`, the only code that deals
 //! in raw host pointers.
 

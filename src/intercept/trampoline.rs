@@ -1,6 +1,6 @@
-//! A pool of entry points for wrapped TVM-FFI functions. FlashInfer calls each function with `self == NULL`,
+//! A block of entry points for wrapped TVM-FFI functions. FlashInfer calls each function with `self == NULL`,
 //! so a wrapper cannot learn which function it stands for from its arguments: each wrapped function gets its
-//! own entry point. The pool is 4096 tiny stubs laid out 16 bytes apart in one assembly block; stub `i`
+//! own entry point. The block is 4096 tiny stubs laid out 16 bytes apart in one assembly block; stub `i`
 //! loads `i` and jumps to a common path that calls [`dispatch`] with the slot number prepended to the
 //! arguments. Slots are never freed: the loader keeps the pointer for the life of the process.
 
@@ -14,17 +14,17 @@ use std::ptr::null_mut;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
 /// Number of entry points.
-pub const POOL_SIZE: usize = 4096;
+pub const STUB_COUNT: usize = 4096;
 // The stubs and their common path, in the assembly of the target (`crate::arch`).
-crate::trampoline_pool_asm!(dispatch);
+crate::trampoline_block_asm!(dispatch);
 
 extern "C" {
-    static flashlog_trampolines: [u8; POOL_SIZE * STUB_BYTES];
+    static flashlog_trampolines: [u8; STUB_COUNT * STUB_BYTES];
 }
 
-static SLOTS: [AtomicPtr<WrappedFunction>; POOL_SIZE] = [const { AtomicPtr::new(null_mut()) }; POOL_SIZE];
+static SLOTS: [AtomicPtr<WrappedFunction>; STUB_COUNT] = [const { AtomicPtr::new(null_mut()) }; STUB_COUNT];
 static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
-static POOL_SPENT_REPORTED: AtomicBool = AtomicBool::new(false);
+static STUBS_SPENT_REPORTED: AtomicBool = AtomicBool::new(false);
 
 fn stub_address(slot: usize) -> usize {
     let base = std::ptr::addr_of!(flashlog_trampolines) as usize;
@@ -69,7 +69,7 @@ pub fn wrap_module_export(handle: usize, export: &[u8], real: usize) -> usize {
     // A slot stands for one function of one module: after `dlclose`, another module may be loaded at the
     // same address, and its functions must get their own names.
     let name = format!("{}.{}", module_name(&path), String::from_utf8_lossy(export));
-    let used = NEXT_SLOT.load(Ordering::Acquire).min(POOL_SIZE);
+    let used = NEXT_SLOT.load(Ordering::Acquire).min(STUB_COUNT);
     for (i, slot) in SLOTS[..used].iter().enumerate() {
         // SAFETY: published slots are never freed.
         if let Some(existing) = unsafe { slot.load(Ordering::Acquire).as_ref() } {
@@ -79,9 +79,9 @@ pub fn wrap_module_export(handle: usize, export: &[u8], real: usize) -> usize {
         }
     }
     let slot = NEXT_SLOT.fetch_add(1, Ordering::AcqRel);
-    if slot >= POOL_SIZE {
-        if !POOL_SPENT_REPORTED.swap(true, Ordering::Relaxed) {
-            let line = format!("flashlog: all {POOL_SIZE} wrapper entry points are in use; {name} and later functions are not logged\n");
+    if slot >= STUB_COUNT {
+        if !STUBS_SPENT_REPORTED.swap(true, Ordering::Relaxed) {
+            let line = format!("flashlog: all {STUB_COUNT} wrapper entry points are in use; {name} and later functions are not logged\n");
             crate::os::signals::write_all(2, line.as_bytes());
         }
         return real;

@@ -278,7 +278,7 @@ fn context<'a>(
 }
 
 /// What a dump of this call is filed under: its name, library and per-function call number.
-fn dump_target(f: &WrappedFunction) -> dump::Target<'_> {
+fn dump_target(f: &WrappedFunction) -> dump::Callee<'_> {
     let sequence = f.dump_calls.fetch_add(1, Ordering::Relaxed) + 1;
-    dump::Target { name: f.name, library: f.library, sequence, code: f.real as usize }
+    dump::Callee { name: f.name, library: f.library, sequence, code: f.real as usize }
 }

@@ -4,7 +4,7 @@
 
 use super::sys::{describe_fd, errno, FileId};
 use std::ffi::CString;
-use std::sync::atomic::{AtomicI32, AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicPtr, Ordering};
 
 /// The `errno` text of the last failed call.
 fn last_error() -> String {
@@ -147,8 +147,8 @@ impl File {
             return Err(self.lost("closed by the program and replaced by another file"));
         }
         self.fd = fd;
-        static REPORTED: AtomicI32 = AtomicI32::new(0);
-        if super::process::claim_for_this_process(&REPORTED) {
+        static REPORTED: super::process::ProcessStamp = super::process::ProcessStamp::new();
+        if REPORTED.claim() {
             let line =
                 format!("flashlog: the dump file '{}' was closed or replaced by the program; reopened it\n", self.path);
             super::signals::write_all(2, line.as_bytes());

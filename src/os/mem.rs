@@ -8,7 +8,7 @@
 //! sandbox answering `ENOSYS`) every read goes through the pipe, after one line on stderr.
 
 use super::pipe;
-use super::pool::{Pool, Reset};
+use super::scratch::{Reset, ScratchPool};
 use super::sys;
 use std::mem::{size_of, MaybeUninit};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
@@ -336,7 +336,7 @@ impl Reset for Iovecs {
     }
 }
 
-static IOVECS: Pool<Iovecs, 32> = Pool::new();
+static IOVECS: ScratchPool<Iovecs, 32> = ScratchPool::new();
 
 /// Whether an `errno` from `process_vm_readv` means the call itself is refused here.
 fn refused(errno: i32) -> bool {

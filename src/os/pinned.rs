@@ -1,7 +1,7 @@
-//! The page-locked host memory of the graph statistics pool: one `cuMemAllocHost_v2` block, handed out in
+//! The page-locked host memory of the graph statistics arena: one `cuMemAllocHost_v2` block, handed out in
 //! spans that are never given back (a captured graph may be replayed until the process exits). The only
 //! code that turns the block's address into Rust slices. The block itself comes from the driver
-//! (`graph::pool`), and the copies into a span are enqueued by `abi::cuda_driver::Driver::copy_into_span`.
+//! (`graph::arena`), and the copies into a span are enqueued by `abi::cuda_driver::Driver::copy_into_span`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
@@ -17,26 +17,26 @@ struct Block {
 
 static BLOCK: OnceLock<Block> = OnceLock::new();
 
-/// A span of the pool: `len` bytes of page-locked memory, valid until the process exits.
+/// A span of the arena: `len` bytes of page-locked memory, valid until the process exits.
 #[derive(Clone, Copy, Debug)]
 pub struct Span {
     addr: usize,
     len: usize,
 }
 
-/// Installs the pool: `size` bytes at `base`, from `cuMemAllocHost_v2` (or `base == 0` for an empty pool).
-/// Returns false when a pool was installed already.
+/// Installs the arena: `size` bytes at `base`, from `cuMemAllocHost_v2` (or `base == 0` for an empty arena).
+/// Returns false when an arena was installed already.
 pub fn install(base: usize, size: usize) -> bool {
     let size = if base == 0 { 0 } else { size };
     BLOCK.set(Block { base, size, used: AtomicUsize::new(0) }).is_ok()
 }
 
-/// Whether a pool is installed.
+/// Whether an arena is installed.
 pub fn installed() -> bool {
     BLOCK.get().is_some()
 }
 
-/// Takes `len` bytes from the pool; None when they do not fit what is left (or no pool is installed).
+/// Takes `len` bytes from the arena; None when they do not fit what is left (or no arena is installed).
 pub fn reserve(len: usize) -> Option<Span> {
     let block = BLOCK.get()?;
     let need = len.checked_add(ALIGN - 1)? & !(ALIGN - 1);

@@ -1,4 +1,4 @@
-//! A pool of pipes for the cheaper kernel-checked copy of host memory: `writev` from the host's addresses
+//! The pipe set: pipes for the cheaper kernel-checked copy of host memory: `writev` from the host's addresses
 //! into a pipe of ours (the kernel checks every source byte and answers `EFAULT` for what is not mapped),
 //! then `readv` back into our buffers. See `mem.rs` for when this route is taken.
 //!
@@ -10,8 +10,8 @@
 //! - the host may close our descriptor and reuse its number for a file of its own: before every use the
 //!   descriptor is checked with `fstat` (a FIFO whose inode is the pipe's), so host memory is never written
 //!   into a host file; a descriptor that fails the check is abandoned, never closed (it is not ours now);
-//! - a forked child shares the parent's pipes: the pool remembers the pid that made its pipes and a process
-//!   with another pid (`crate::os::process::pid()`) closes the inherited ones (after the same check) and makes its own;
+//! - a forked child shares the parent's pipes: the set remembers the process that made its pipes (a
+//!   [`ProcessStamp`]) and another process closes the inherited ones (after the same check) and makes its own;
 //! - checkout is lock-free (a state byte per slot); a thread that finds every slot busy uses another route;
 //! - the `fstat` is paid once per slot and section of shim work ([`begin_section`] / [`end_section`], the
 //!   outermost `state::ShimSection` of a call's phase): a checkout by the thread that verified the slot in the
@@ -20,11 +20,12 @@
 //!   and the `writev` after it (a host thread that closes and reuses our number inside that window could
 //!   receive host bytes; outside a section every checkout checks).
 
-use super::sys;
+use super::process::ProcessStamp;
+use super::{slots, sys};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 
-/// Pipes in the pool: enough for as many threads logging at the same instant.
+/// Pipes in the set: enough for as many threads logging at the same instant.
 const SLOTS: usize = 16;
 /// Our descriptors are moved at or above this number, out of the range hosts usually use.
 const FD_FLOOR: i32 = 800;
@@ -38,8 +39,8 @@ static STATE: [AtomicU8; SLOTS] = [const { AtomicU8::new(EMPTY) }; SLOTS];
 static FDS: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
 /// The pipe's inode, for the `fstat` check.
 static INO: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
-/// The pid whose pipes the pool holds (0: none yet).
-static OWNER: AtomicI32 = AtomicI32::new(0);
+/// The process whose pipes the set holds.
+static OWNER: ProcessStamp = ProcessStamp::new();
 /// Set while one thread replaces the pipes inherited from a parent.
 static RESETTING: AtomicBool = AtomicBool::new(false);
 /// Set when a pipe cannot be made at all (descriptor limit, no pipes): the route is not offered again.
@@ -88,7 +89,7 @@ fn section_token() -> u64 {
 /// Capacity of a pipe (Linux default, 16 pages): the most one `writev` can leave in it.
 pub const CAPACITY: usize = 64 * 1024;
 
-/// A checked-out pipe, verified to still be ours; it goes back to the pool when dropped.
+/// A checked-out pipe, verified to still be ours; it goes back to the set when dropped.
 pub struct Checkout {
     slot: usize,
     /// Descriptor to read from.
@@ -100,7 +101,7 @@ pub struct Checkout {
 
 impl Checkout {
     /// Marks the pipe unusable (it holds bytes we could not drain, or failed in an unexpected way): it is
-    /// closed instead of going back to the pool.
+    /// closed instead of going back to the set.
     pub fn poison(&mut self) {
         self.poisoned = true;
     }
@@ -122,21 +123,17 @@ pub fn available() -> bool {
     !UNAVAILABLE.load(Ordering::Relaxed)
 }
 
-/// A verified pipe of this process, or None (pool busy, pipes unavailable, a fork being handled).
+/// A verified pipe of this process, or None (every pipe busy, pipes unavailable, a fork being handled).
 /// `count` is told how many system calls the checkout made.
 pub fn checkout(count: &mut dyn FnMut(u64)) -> Option<Checkout> {
     if !available() {
         return None;
     }
-    let pid = crate::os::process::pid();
-    if OWNER.load(Ordering::Acquire) != pid && !adopt(pid, count) {
+    if !OWNER.is_this_process() && !adopt(count) {
         return None;
     }
     let token = section_token();
-    for slot in 0..SLOTS {
-        if STATE[slot].compare_exchange(FREE, TAKEN, Ordering::Acquire, Ordering::Relaxed).is_err() {
-            continue;
-        }
+    while let Some((slot, _)) = slots::claim(&STATE, 0, |s| s == FREE, TAKEN) {
         let (r, w) = unpack(FDS[slot].load(Ordering::Relaxed));
         if token != 0 && VERIFIED[slot].load(Ordering::Relaxed) == token {
             // Verified by this thread in this section (see the module's comment).
@@ -151,10 +148,7 @@ pub fn checkout(count: &mut dyn FnMut(u64)) -> Option<Checkout> {
         // Not ours any more (the host closed it, maybe reused the number): abandon without closing.
         STATE[slot].store(EMPTY, Ordering::Release);
     }
-    for slot in 0..SLOTS {
-        if STATE[slot].compare_exchange(EMPTY, TAKEN, Ordering::Acquire, Ordering::Relaxed).is_err() {
-            continue;
-        }
+    if let Some((slot, _)) = slots::claim(&STATE, 0, |s| s == EMPTY, TAKEN) {
         return match make_pipe(count) {
             Some((r, w, ino)) => {
                 FDS[slot].store(pack(r, w), Ordering::Relaxed);
@@ -172,12 +166,12 @@ pub fn checkout(count: &mut dyn FnMut(u64)) -> Option<Checkout> {
 }
 
 /// First use in this process (or first after a fork): closes the pipes inherited from a parent, which it
-/// shares with that parent, and takes the pool over for `pid`. False while another thread does it.
-fn adopt(pid: i32, count: &mut dyn FnMut(u64)) -> bool {
+/// shares with that parent, and takes the set over for this process. False while another thread does it.
+fn adopt(count: &mut dyn FnMut(u64)) -> bool {
     if RESETTING.swap(true, Ordering::Acquire) {
         return false;
     }
-    if OWNER.load(Ordering::Acquire) != pid {
+    if !OWNER.is_this_process() {
         for slot in 0..SLOTS {
             if STATE[slot].swap(EMPTY, Ordering::AcqRel) == EMPTY {
                 continue;
@@ -189,7 +183,7 @@ fn adopt(pid: i32, count: &mut dyn FnMut(u64)) -> bool {
                 close_pair(r, w);
             }
         }
-        OWNER.store(pid, Ordering::Release);
+        OWNER.mark();
     }
     RESETTING.store(false, Ordering::Release);
     true

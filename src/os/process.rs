@@ -7,6 +7,7 @@
 //! is used instead and told apart by comparing the stored pid with `getpid()` (one system call per look),
 //! which catches every kind of fork as well; no message is printed.
 
+use super::thread_claim::ThreadClaim;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 
@@ -16,7 +17,7 @@ pub struct ProcessPage {
     /// Set-up state of this process: [`SETUP_NEW`], [`SETUP_RUNNING`] or [`SETUP_READY`].
     pub setup: AtomicU32,
     /// The thread running the set-up (so that a signal handler on it never waits for itself).
-    pub setup_owner: AtomicUsize,
+    pub setup_owner: ThreadClaim,
     pid: AtomicI32,
     staging_lock: AtomicU32,
     staging_owner: AtomicUsize,
@@ -38,7 +39,7 @@ const TAG_PID_CHECKED: usize = 1;
 static PAGE: AtomicPtr<ProcessPage> = AtomicPtr::new(std::ptr::null_mut());
 static STATIC_PAGE: ProcessPage = ProcessPage {
     setup: AtomicU32::new(0),
-    setup_owner: AtomicUsize::new(0),
+    setup_owner: ThreadClaim::new(),
     pid: AtomicI32::new(0),
     staging_lock: AtomicU32::new(0),
     staging_owner: AtomicUsize::new(0),
@@ -114,7 +115,7 @@ extern "C" fn zero_page_in_child() {
     page.pid.store(0, Ordering::Relaxed);
     page.staging_owner.store(0, Ordering::Relaxed);
     page.staging_lock.store(0, Ordering::Relaxed);
-    page.setup_owner.store(0, Ordering::Relaxed);
+    page.setup_owner.forget();
     page.generation.store(0, Ordering::Relaxed);
     page.setup.store(SETUP_NEW, Ordering::Release);
 }
@@ -153,18 +154,50 @@ fn claim_static_page(page: &ProcessPage) {
     if stored != me && page.pid.compare_exchange(stored, me, Ordering::AcqRel, Ordering::Acquire).is_ok() {
         page.staging_owner.store(0, Ordering::Relaxed);
         page.staging_lock.store(0, Ordering::Release);
-        page.setup_owner.store(0, Ordering::Relaxed);
+        page.setup_owner.forget();
         page.generation.store(0, Ordering::Relaxed);
         page.setup.store(SETUP_NEW, Ordering::Release);
     }
 }
 
-/// Claims `owner` (a process id, 0 at first) for this process: true the first time this process claims it,
-/// so the caller resets the per-process values `owner` guards (counts, a once-per-process message); false
-/// when it already belongs to this process. A child made by any kind of fork sees its parent's pid there.
-pub fn claim_for_this_process(owner: &AtomicI32) -> bool {
-    let me = pid();
-    owner.load(Ordering::Acquire) != me && owner.swap(me, Ordering::AcqRel) != me
+/// The library's one per-process reset: which process a piece of state belongs to, by its [`generation`]
+/// (plus one; 0: none yet). A stamp in a process's memory was written by that process or by an ancestor
+/// before a fork, and a child's generation is always greater than its ancestors', so a child made by any kind
+/// of fork finds a stamp not its own, without fork handlers and without a system call: the generation lives
+/// in the page the kernel wipes at a fork. The page's own words (set-up, staging lock) are reset by the page
+/// itself, and state kept behind a blocking lock takes a slot per generation (`forkgen`), since a lock held by
+/// a thread the child does not have cannot be taken to reset what it guards.
+pub struct ProcessStamp(AtomicUsize);
+
+impl ProcessStamp {
+    /// A stamp of no process (usable in a `static`).
+    pub const fn new() -> Self {
+        ProcessStamp(AtomicUsize::new(0))
+    }
+
+    /// Claims the stamp for this process: true the first time (the caller resets the per-process values it
+    /// guards: counts, a once-per-process message), false when it is this process's already.
+    pub fn claim(&self) -> bool {
+        let me = generation() + 1;
+        self.0.load(Ordering::Acquire) != me && self.0.swap(me, Ordering::AcqRel) != me
+    }
+
+    /// Whether this process has claimed or [`ProcessStamp::mark`]ed the stamp.
+    pub fn is_this_process(&self) -> bool {
+        self.0.load(Ordering::Acquire) == generation() + 1
+    }
+
+    /// Marks the stamp this process's, once the caller has reset what it guards (see [`ProcessStamp::claim`]
+    /// for when claiming first is right).
+    pub fn mark(&self) {
+        self.0.store(generation() + 1, Ordering::Release);
+    }
+}
+
+impl Default for ProcessStamp {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// The process id, without a system call once known (the page forgets it in a child).
@@ -280,5 +313,30 @@ mod tests {
         assert!(!other.is_finished(), "another thread waits");
         drop(held);
         assert_eq!(other.join().unwrap(), Some(STAGING_BYTES));
+    }
+
+    #[test]
+    fn a_stamp_is_claimed_once_per_process_and_again_in_a_fork_child() {
+        static STAMP: ProcessStamp = ProcessStamp::new();
+        static MARKED: ProcessStamp = ProcessStamp::new();
+        assert!(!MARKED.is_this_process());
+        MARKED.mark();
+        assert!(MARKED.is_this_process());
+        assert!(STAMP.claim(), "first claim in this process");
+        assert!(!STAMP.claim(), "already this process's");
+        // SAFETY: the child only reads and writes atomics (no lock, no allocation) and leaves with _exit.
+        let child = unsafe { libc::fork() };
+        assert!(child >= 0, "fork");
+        if child == 0 {
+            let fresh = !MARKED.is_this_process() && STAMP.claim() && !STAMP.claim() && STAMP.is_this_process();
+            // SAFETY: _exit ends the child without running the parent's test harness.
+            unsafe { libc::_exit(if fresh { 0 } else { 1 }) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for the child made above; `status` is ours.
+        assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "the child claims afresh: {status:#x}");
+        assert!(!STAMP.claim(), "the parent's stamp is untouched");
+        assert!(MARKED.is_this_process());
     }
 }

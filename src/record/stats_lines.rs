@@ -36,7 +36,7 @@ pub enum Skipped {
         /// The cap in GiB.
         cap_gb: f64,
     },
-    /// The page-locked pool of replay statistics is spent: `graph statistics pool full (64 MiB)`.
+    /// The page-locked arena of replay statistics is spent: `graph statistics pool full (64 MiB)`.
     PoolFull {
         /// The pool's size in MiB (`FLASHLOG_GRAPH_STATS_MB`).
         mb: usize,
@@ -46,12 +46,12 @@ pub enum Skipped {
     Reason(&'static str),
 }
 
-/// Reason for a capture the shim did not see begin (a route it does not wrap) before the pool existed.
-pub const UNSEEN_NO_POOL: &str = "graph statistics pool not prepared (capture begun by a route flashlog did not see)";
-/// Reason for a capture the shim did not see begin, once the pool exists.
+/// Reason for a capture the shim did not see begin (a route it does not wrap) before the arena existed.
+pub const UNSEEN_NO_ARENA: &str = "graph statistics pool not prepared (capture begun by a route flashlog did not see)";
+/// Reason for a capture the shim did not see begin, once the arena exists.
 pub const UNSEEN: &str = "CUDA graph capture begun by a route flashlog did not see";
-/// Reason for a capture the shim saw, when the pool could not be prepared before it.
-pub const NO_POOL: &str = "graph statistics pool not prepared";
+/// Reason for a capture the shim saw, when the arena could not be prepared before it.
+pub const NO_ARENA: &str = "graph statistics pool not prepared";
 /// Reason when the stream of the call cannot be identified.
 pub const NO_STREAM: &str = "capturing stream not identified";
 /// Reason for a tensor inside a container argument (replay records cover top-level tensor arguments).

@@ -85,14 +85,9 @@ pub fn forget_in_child() {
 fn claim_slot(value: u64, span: u64) -> Option<usize> {
     // Thread identifiers share their low bits (they are aligned addresses): spread them with a multiplicative hash.
     let start = (crate::os::sys::thread_id() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60;
-    let start = start as usize % IN_FLIGHT_SLOTS;
-    (0..IN_FLIGHT_SLOTS).map(|k| (start + k) % IN_FLIGHT_SLOTS).find(|&i| {
-        let claimed = IN_FLIGHT[i].compare_exchange(0, value, Ordering::SeqCst, Ordering::Relaxed).is_ok();
-        if claimed {
-            IN_FLIGHT_SPAN[i].store(span, Ordering::SeqCst);
-        }
-        claimed
-    })
+    let (i, _) = crate::os::slots::claim(&IN_FLIGHT, start as usize, |v| v == 0, value)?;
+    IN_FLIGHT_SPAN[i].store(span, Ordering::SeqCst);
+    Some(i)
 }
 
 /// Whether the bytes of positions `[position, position + span)` lie on a previous lap's record that another

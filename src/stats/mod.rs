@@ -16,7 +16,7 @@ use crate::abi::dlpack::{device_type, TensorDesc};
 use crate::abi::prefetch::Prefetch;
 use crate::capture;
 use crate::os::mem;
-use crate::os::pool::{Lease, Pool, Reset};
+use crate::os::scratch::{Lease, Reset, ScratchPool};
 use crate::record::stats_lines::{push_skipped, push_stats_error as push_error, Skipped};
 use crate::record::tensor::StatsSource;
 use compute::{Accumulator, ElemKind};
@@ -119,7 +119,7 @@ impl Reset for DataCache {
     }
 }
 
-static DATA_CACHE: Pool<DataCache, 16> = Pool::new();
+static DATA_CACHE: ScratchPool<DataCache, 16> = ScratchPool::new();
 
 impl DataCache {
     /// The cached bytes `[addr, addr + len)`, when one readable span holds them all.
