@@ -83,6 +83,9 @@ pub struct Config {
     pub sync: bool,
     /// `FLASHLOG_GRAPH_MARKERS=1` (with `FLASHLOG_SYNC=1`): a progress marker after each captured call.
     pub graph_markers: bool,
+    /// `FLASHLOG_CORRELATE=1`: every call's records carry the correlation line (with its microsecond time) from
+    /// the first call, one thread or many (`crate::correlation`); by default only once a second thread logs.
+    pub correlate: bool,
     /// `FLASHLOG_GPU_STATS` (default on; `0` off): statistics of device tensors by the library's own kernel
     /// (`crate::gpu`) instead of copies to the host.
     pub gpu_stats: bool,
@@ -183,6 +186,7 @@ impl Config {
             watch_nonfinite,
             sync: get("FLASHLOG_SYNC").is_some_and(|v| v.trim() == "1"),
             graph_markers: get("FLASHLOG_GRAPH_MARKERS").is_some_and(|v| v.trim() == "1"),
+            correlate: parse_switch(&get, "FLASHLOG_CORRELATE", "correlation lines only with several threads", &mut warnings),
             gpu_stats: get("FLASHLOG_GPU_STATS").is_none_or(|v| v.trim() != "0"),
             gpu_stats_max_gb: get("FLASHLOG_GPU_STATS_MAX_GB")
                 .and_then(|v| v.trim().parse::<f64>().ok())
@@ -247,6 +251,19 @@ fn first_set(
     match get(first) {
         Some(v) => (first, Some(v)),
         None => (second, get(second)),
+    }
+}
+
+/// A variable that is on (`1`) or off (`0`, empty or unset); anything else is a warning (`then` says what
+/// happens instead) and off.
+fn parse_switch(get: &impl Fn(&str) -> Option<String>, name: &str, then: &str, warnings: &mut Vec<String>) -> bool {
+    match get(name).as_deref().map(str::trim) {
+        None | Some("") | Some("0") => false,
+        Some("1") => true,
+        Some(other) => {
+            warnings.push(format!("flashlog: {name}='{other}' is not 0 or 1; {then}"));
+            false
+        }
     }
 }
 
@@ -536,6 +553,19 @@ mod tests {
                 "flashlog: FLASHLOG_WATCH='nan' is not 'nonfinite'; watch off",
                 "flashlog: FLASHLOG_GRAPH_STATS_EVERY='0' is not an integer >= 1; using 1"
             ]
+        );
+    }
+
+    #[test]
+    fn correlate_is_0_or_1() {
+        assert!(!cfg(&[]).correlate && !cfg(&[("FLASHLOG_CORRELATE", "0")]).correlate);
+        let c = cfg(&[("FLASHLOG_CORRELATE", " 1 ")]);
+        assert!(c.correlate && c.warnings.is_empty());
+        let c = cfg(&[("FLASHLOG_CORRELATE", "yes")]);
+        assert!(!c.correlate);
+        assert_eq!(
+            c.warnings,
+            ["flashlog: FLASHLOG_CORRELATE='yes' is not 0 or 1; correlation lines only with several threads"]
         );
     }
 

@@ -9,7 +9,8 @@
 //! "did another thread write between my two records" cannot be exact without a lock around the write, so the
 //! line is carried whenever interleaving is possible at all. Records written by the first thread before the
 //! second one appeared carry no line; they are the only uncorrelated records of the process, so a reader can
-//! still pair them (they all come from one thread).
+//! still pair them (they all come from one thread). `FLASHLOG_CORRELATE=1` turns the line on from the first
+//! call, one thread or many, for the microsecond time it carries (`record::call`).
 //!
 //! Atomics and one thread-local `Cell` without a destructor: no lock, no allocation.
 
@@ -108,11 +109,12 @@ fn several_threads(pid: i32, me: u64) -> bool {
     }
 }
 
-/// Starts a logged call: numbers it and says whether its records carry the correlation line.
+/// Starts a logged call: numbers it and says whether its records carry the correlation line (a second thread
+/// has logged, or `FLASHLOG_CORRELATE=1`; the threads are counted either way).
 pub fn begin_call() -> CallTag {
     let pid = crate::os::process::pid();
     let me = this_thread(pid);
-    let correlated = several_threads(pid, me);
+    let correlated = several_threads(pid, me) || crate::state::config().correlate;
     CallTag { number: next_number(&CALLS, pid), thread: me as u32, correlated }
 }
 

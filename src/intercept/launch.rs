@@ -42,10 +42,11 @@ pub fn log_launch(kernel: usize, launch: impl FnOnce() -> Launch) {
         let name = kernel_name(kernel);
         if name.logged {
             let mut out = buffers::take();
-            push_launch_record(&mut out, &clock::now(), &name.name, &launch(), level >= LEVEL_DETAILED);
+            let stamp = clock::now();
+            push_launch_record(&mut out, &stamp, &name.name, &launch(), level >= LEVEL_DETAILED);
             // Made inside a FlashInfer call on this thread: the call's correlation form names it.
             if let Some(call) = crate::sync::current_call() {
-                crate::sync::name_call_in_launch(&mut out, &call);
+                crate::sync::name_call_in_launch(&mut out, &call, &stamp);
             }
             log::write_record(&out);
         }

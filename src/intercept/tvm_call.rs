@@ -8,7 +8,7 @@ use crate::abi::prefetch::Prefetch;
 use crate::abi::tvm_runtime;
 use crate::config::{LEVEL_DETAILED, LEVEL_DUMP, LEVEL_STATS};
 use crate::os::sys;
-use crate::record::call::{push_call_line, push_inputs_record, push_outputs_record, Outcome};
+use crate::record::call::{push_inputs_record, push_level1_record, push_outputs_record, Outcome};
 use crate::record::push_indent;
 use crate::record::tensor::StatsSource;
 use crate::record::value::{start_record, ValueContext};
@@ -128,7 +128,7 @@ pub unsafe fn call(
                     s.end_phase();
                 }
             } else {
-                push_call_line(&mut out, &stamp, f.name);
+                push_level1_record(&mut out, &stamp, f.name, this_call.correlated.then_some(&this_call));
             }
             if let Some(code) = synced.as_ref().and_then(|s| s.before) {
                 sync::annotate_inputs(&mut out, code);

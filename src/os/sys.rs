@@ -235,12 +235,14 @@ pub fn is_secure_execution() -> bool {
     unsafe { libc::getauxval(libc::AT_SECURE) != 0 }
 }
 
-/// Wall-clock seconds since the epoch (coarse clock: the shim prints whole seconds).
-pub fn now_seconds() -> i64 {
+/// Wall-clock time since the epoch as (seconds, microseconds within the second), from one `CLOCK_REALTIME`
+/// reading (vDSO, no system call on the usual clock sources). Not the coarse clock: records order calls within
+/// a millisecond by the microseconds, and the coarse clock only moves once per scheduler tick.
+pub fn now_micros() -> (i64, u32) {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `ts` is a valid out-parameter.
-    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
-    ts.tv_sec
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    (ts.tv_sec, (ts.tv_nsec / 1000).clamp(0, 999_999) as u32)
 }
 
 /// Broken-down local time of `secs`: (year, month 1-12, day, hour, minute, second).

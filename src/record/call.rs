@@ -1,9 +1,11 @@
 //! Records of one TVM-FFI call: the level-1 line, the inputs record written before the call and the outputs
 //! record written after it.
 //!
-//! When threads may interleave records (see `crate::correlation`), both records of a call carry a correlation
-//! line, `[call <name> #<number> thread <tid>]`: in the inputs record right after the `FlashInfer API Call:`
-//! line, and as the first line of the outputs record. It matches none of the patterns FlashInfer-grammar
+//! When threads may interleave records, or `FLASHLOG_CORRELATE=1` asks for it (see `crate::correlation`), both
+//! records of a call carry a correlation line, `[call <name> #<number> thread <tid> at <HH:MM:SS.ffffff>]`: in
+//! the inputs record (and at level 1) right after the `FlashInfer API Call:` line, and as the first line of the
+//! outputs record. `at` is the time of the record it is in, to the microsecond (the header keeps FlashInfer's
+//! whole seconds). It matches none of the patterns FlashInfer-grammar
 //! parsers key on (the timestamped call line, separators, `  arg[i]:`, `shape=` / `dtype=`), so they skip it.
 
 use super::pyrepr::{push_escaped, push_int};
@@ -24,15 +26,29 @@ pub fn push_call_line(out: &mut Vec<u8>, stamp: &Stamp, name: &str) {
     out.push(b'\n');
 }
 
-/// Appends `[call <name> #<number> thread <tid>]` and a newline.
-pub fn push_correlation_line(out: &mut Vec<u8>, name: &str, tag: &CallTag) {
+/// Appends `[call <name> #<number> thread <tid> at <HH:MM:SS.ffffff>]` and a newline; without `at` (a form that
+/// names a call recorded elsewhere, as a graph replay error's list does) the time is left out.
+pub fn push_correlation_line(out: &mut Vec<u8>, name: &str, tag: &CallTag, at: Option<&Stamp>) {
     out.extend_from_slice(b"[call ");
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b" #");
     push_int(out, tag.number);
     out.extend_from_slice(b" thread ");
     push_int(out, tag.thread);
+    if let Some(at) = at {
+        out.extend_from_slice(b" at ");
+        at.push_time_of_day(out);
+    }
     out.extend_from_slice(b"]\n");
+}
+
+/// Appends the level-1 record: the call line, then the correlation line (with the call line's time) when `tag`
+/// is given.
+pub fn push_level1_record(out: &mut Vec<u8>, stamp: &Stamp, name: &str, tag: Option<&CallTag>) {
+    push_call_line(out, stamp, name);
+    if let Some(tag) = tag {
+        push_correlation_line(out, name, tag, Some(stamp));
+    }
 }
 
 /// Appends the inputs record: separator, call line, the correlation line when `tag` is given, dashes, and
@@ -48,7 +64,7 @@ pub fn push_inputs_record(
     out.extend_from_slice(EQUALS_LINE);
     push_call_line(out, stamp, name);
     if let Some(tag) = tag {
-        push_correlation_line(out, name, tag);
+        push_correlation_line(out, name, tag, Some(stamp));
     }
     out.extend_from_slice(DASH_LINE);
     if args.is_empty() {
@@ -79,7 +95,8 @@ pub enum Outcome<'a> {
     FailedWithoutError(i32),
 }
 
-/// Appends the outputs record: the correlation line when `tagged` names the call, the output value or the
+/// Appends the outputs record: the correlation line when `tagged` names the call (its time read now, as the
+/// record is built after the call returned), the output value or the
 /// failure, at level 5 the statistics of every tensor argument after the call, then the closing separator and
 /// a blank line.
 pub fn push_outputs_record(
@@ -90,7 +107,7 @@ pub fn push_outputs_record(
     ctx: &mut ValueContext,
 ) {
     if let Some((name, tag)) = tagged {
-        push_correlation_line(out, name, tag);
+        push_correlation_line(out, name, tag, Some(&crate::clock::now()));
     }
     match outcome {
         Outcome::Returned(result) => {
@@ -201,21 +218,35 @@ mod tests {
 
     #[test]
     fn correlation_lines_where_parsers_skip_them() {
-        let stamp = Stamp::from_parts(2026, 11, 28, 21, 4, 5);
+        let stamp = Stamp(Stamp::from_parts(2026, 11, 28, 21, 4, 5).0, 123_456);
         let tag = CallTag { number: 1234, thread: 5678, correlated: true };
         let mut ctx = ValueContext { type_key: &no_types, stats: None, prefetch: None };
         let args = [any(ti::FLOAT, 1e-6f64.to_bits())];
         let mut out = Vec::new();
         push_inputs_record(&mut out, &stamp, "norm.rmsnorm", Some(&tag), &args, &mut ctx);
         let none = any(ti::NONE, 0);
+        let inputs_end = out.len();
         push_outputs_record(&mut out, Some(("norm.rmsnorm", &tag)), Outcome::Returned(&none), &args, &mut ctx);
         let eq = "=".repeat(80);
         let dash = "-".repeat(80);
-        let line = "[call norm.rmsnorm #1234 thread 5678]";
+        let line = "[call norm.rmsnorm #1234 thread 5678 at 21:04:05.123456]";
         let want = format!(
-            "{eq}\n[2026-11-28 21:04:05] FlashInfer API Call: norm.rmsnorm\n{line}\n{dash}\nPositional input arguments:\n  arg[0]:\n    1e-06\n{line}\nOutput value:\n  None\n{eq}\n\n"
+            "{eq}\n[2026-11-28 21:04:05] FlashInfer API Call: norm.rmsnorm\n{line}\n{dash}\nPositional input arguments:\n  arg[0]:\n    1e-06\n"
         );
-        assert_eq!(String::from_utf8(out).unwrap(), want);
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(&text[..inputs_end], want);
+        // The outputs record's line has the time it was built at (read from the clock: only its shape is known).
+        let outputs = &text[inputs_end..];
+        let (first, rest) = outputs.split_once('\n').unwrap();
+        let time = first.strip_prefix("[call norm.rmsnorm #1234 thread 5678 at ").unwrap().strip_suffix(']').unwrap();
+        assert!(time.len() == 15 && time.as_bytes()[8] == b'.' && time.bytes().filter(u8::is_ascii_digit).count() == 12);
+        assert_eq!(rest, format!("Output value:\n  None\n{eq}\n\n"));
+        let mut level1 = Vec::new();
+        push_level1_record(&mut level1, &stamp, "m.f", Some(&tag));
+        assert_eq!(level1, b"[2026-11-28 21:04:05] FlashInfer API Call: m.f\n[call m.f #1234 thread 5678 at 21:04:05.123456]\n");
+        let mut named = Vec::new();
+        push_correlation_line(&mut named, "m.f", &tag, None);
+        assert_eq!(named, b"[call m.f #1234 thread 5678]\n");
         // None of the patterns a FlashInfer-grammar parser keys on.
         assert!(
             !line.starts_with("  arg[")

@@ -6,6 +6,7 @@
 use super::call::push_correlation_line;
 use super::pyrepr::{push_hex, push_int};
 use super::{DASH_LINE, EQUALS_LINE};
+use crate::clock::Stamp;
 use crate::correlation::CallTag;
 
 /// A CUDA driver error as the records name it.
@@ -51,12 +52,12 @@ pub fn push_error_after(out: &mut Vec<u8>, error: DriverError) {
 }
 
 /// Appends the record of an error after a call that has no outputs record:
-/// `[CUDA error after this call: NAME (CODE)] [call <name> #N thread T]`.
-pub fn push_error_after_alone(out: &mut Vec<u8>, error: DriverError, name: &str, tag: &CallTag) {
+/// `[CUDA error after this call: NAME (CODE)] [call <name> #N thread T at <time>]` (`at`: now).
+pub fn push_error_after_alone(out: &mut Vec<u8>, error: DriverError, name: &str, tag: &CallTag, at: &Stamp) {
     push_error_after(out, error);
     out.pop();
     out.push(b' ');
-    push_correlation_line(out, name, tag);
+    push_correlation_line(out, name, tag, Some(at));
 }
 
 /// Puts the "before" line into a built inputs record (`record`): right after its dashes, before the
@@ -76,12 +77,12 @@ pub fn annotate_outputs(record: &mut Vec<u8>, correlated: bool, error: DriverErr
     record.splice(at..at, line);
 }
 
-/// Ends the first line of a built launch record with ` [call <name> #N thread T]`: the call the kernel was
-/// launched in (on the same line, so the record keeps its lines and no reader takes the form for the first line
-/// of an outputs record).
-pub fn name_call_in_launch(record: &mut Vec<u8>, name: &str, tag: &CallTag) {
+/// Ends the first line of a built launch record with ` [call <name> #N thread T at <time>]`: the call the kernel
+/// was launched in (on the same line, so the record keeps its lines and no reader takes the form for the first
+/// line of an outputs record); `at` is the launch record's own stamp (its header's second and microseconds).
+pub fn name_call_in_launch(record: &mut Vec<u8>, name: &str, tag: &CallTag, at: &Stamp) {
     let mut form = vec![b' '];
-    push_correlation_line(&mut form, name, tag);
+    push_correlation_line(&mut form, name, tag, Some(at));
     form.pop();
     let at = record.iter().position(|&b| b == b'\n').unwrap_or(record.len());
     record.splice(at..at, form);
@@ -211,17 +212,22 @@ fn push_calls(out: &mut Vec<u8>, c: &CapturedCalls) {
     out.push(b'\n');
 }
 
-/// `<name> [call <name> #N thread T]`: the call and the place of its capture-time record.
+/// `<name> [call <name> #N thread T]`: the call and the place of its capture-time record (no time: it names a
+/// call recorded elsewhere).
 fn push_call(out: &mut Vec<u8>, call: &CapturedCallLine) {
     out.extend_from_slice(call.name.as_bytes());
     out.push(b' ');
-    push_correlation_line(out, call.name, &call.tag);
+    push_correlation_line(out, call.name, &call.tag, None);
     out.pop();
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn stamp() -> Stamp {
+        Stamp(Stamp::from_parts(2026, 12, 7, 5, 26, 22).0, 42)
+    }
 
     const E700: DriverError = DriverError::Code { code: 700, name: Some("CUDA_ERROR_ILLEGAL_ADDRESS") };
 
@@ -243,21 +249,24 @@ mod tests {
     #[test]
     fn a_launch_names_its_call_on_its_first_line() {
         let mut rec = b"[ts] FlashInfer Kernel Launch: k(int)\n  grid=(1, 1, 1)\n".to_vec();
-        name_call_in_launch(&mut rec, "m.f", &CallTag { number: 4, thread: 7, correlated: false });
-        assert_eq!(rec, b"[ts] FlashInfer Kernel Launch: k(int) [call m.f #4 thread 7]\n  grid=(1, 1, 1)\n");
+        name_call_in_launch(&mut rec, "m.f", &CallTag { number: 4, thread: 7, correlated: false }, &stamp());
+        assert_eq!(
+            rec,
+            b"[ts] FlashInfer Kernel Launch: k(int) [call m.f #4 thread 7 at 05:26:22.000042]\n  grid=(1, 1, 1)\n"
+        );
     }
 
     #[test]
     fn error_lines() {
         let tag = CallTag { number: 2, thread: 5, correlated: false };
         let mut out = Vec::new();
-        push_error_after_alone(&mut out, E700, "m.f", &tag);
+        push_error_after_alone(&mut out, E700, "m.f", &tag, &stamp());
         push_error_from(&mut out, "cuStreamEndCapture_ptsz", DriverError::Code { code: 901, name: None });
         push_replay_again_line(&mut out, GraphName::Captured(3), 9, E700, false);
         push_replay_again_line(&mut out, GraphName::Exec(0xab), 1, E700, true);
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "[CUDA error after this call: CUDA_ERROR_ILLEGAL_ADDRESS (700)] [call m.f #2 thread 5]\n\
+            "[CUDA error after this call: CUDA_ERROR_ILLEGAL_ADDRESS (700)] [call m.f #2 thread 5 at 05:26:22.000042]\n\
              [CUDA error from cuStreamEndCapture_ptsz: CUDA error (901)]\n\
              [CUDA error after replay of graph id=3, replay 9: CUDA_ERROR_ILLEGAL_ADDRESS (700), the context had failed already]\n\
              [CUDA error at launch of graph exec 0xab (not captured under FLASHLOG_SYNC), replay 1: CUDA_ERROR_ILLEGAL_ADDRESS (700), the context had failed already]\n"

@@ -1,8 +1,9 @@
 //! The flight recorder: with `FLASHLOG_RING_MB=N` and a file destination, records go into a ring of N MiB in a
 //! memory-mapped file instead of being appended with `write(2)`. Steady state makes no system call and takes no
-//! lock: a writer notes its record in one of the process's in-flight slots, reserves its bytes with one atomic
-//! `fetch_add` on the head word in the file's header, marks the record as being written, copies its text, and
-//! publishes it by storing its length and checksum and then its own position (release order). When the ring is
+//! lock: a writer notes its record in one of the process's in-flight slots, reserves its bytes with a
+//! compare-exchange on the head word in the file's header (retried while other writers move it), marks the
+//! record as being written, copies its text, and publishes it by storing its length and checksum and then its
+//! own position (release order). When the ring is
 //! full the oldest bytes are overwritten; a record whose bytes would land on an older record still being written
 //! (its writer stalled for a whole lap) is dropped and counted instead, so records are never mixed. A process that
 //! dies in any way leaves every published record in the kernel's page cache, hence in the file; a record its
@@ -27,15 +28,17 @@ static RING: Published = Published::new();
 /// The data area's size of this process's ring.
 static DATA_BYTES: AtomicU64 = AtomicU64::new(0);
 
-/// Unfinished records of this process: each slot holds one plus the position its writer reserved, with
-/// [`RESERVED`] set, or, in the instant before that is known, one plus the head just before it reserved (a lower
-/// bound); 0 when free. [`IN_FLIGHT_SPAN`] holds the record's span. A writer whose bytes would land on a previous
-/// lap's record that is still being written (its writer stalled while the others wrote the whole ring) writes
-/// nothing: the record is dropped and counted, and the older record is never mixed with a newer one.
+/// Unfinished records of this process: each slot holds one plus the position its writer is reserving or has
+/// reserved, with [`RESERVED`] set; 0 when free. [`IN_FLIGHT_SPAN`] holds the record's span. A writer publishes
+/// the position it is about to reserve before the compare-exchange that reserves it (and publishes the new one
+/// before each retry), so a writer that reserved later always sees an earlier writer's true position. A writer
+/// whose bytes would land on a previous lap's record that is still being written (its writer stalled while the
+/// others wrote the whole ring) writes nothing: the record is dropped and counted, and the older record is never
+/// mixed with a newer one.
 static IN_FLIGHT: [AtomicU64; IN_FLIGHT_SLOTS] = [const { AtomicU64::new(0) }; IN_FLIGHT_SLOTS];
 static IN_FLIGHT_SPAN: [AtomicU64; IN_FLIGHT_SLOTS] = [const { AtomicU64::new(0) }; IN_FLIGHT_SLOTS];
 const IN_FLIGHT_SLOTS: usize = 16;
-/// In an [`IN_FLIGHT`] slot: the position is the reserved one, not a lower bound.
+/// In an [`IN_FLIGHT`] slot: marks a used slot (the value is never 0 with it set).
 const RESERVED: u64 = 1 << 63;
 
 /// Why no ring was opened.
@@ -80,19 +83,22 @@ pub fn forget_in_child() {
     }
 }
 
-/// Claims a free in-flight slot for a record of `span` bytes with `value` (one plus the head); `None` when all
-/// are taken (then as many records as there are slots are being written at once, signal handlers included).
-fn claim_slot(value: u64, span: u64) -> Option<usize> {
+/// Claims a free in-flight slot for a record of `span` bytes that is about to be reserved at `position`; `None`
+/// when all are taken (then as many records as there are slots are being written at once, signal handlers
+/// included). The span is stored before the caller's reservation, so whoever sees the slot sees its span.
+fn claim_slot(position: u64, span: u64) -> Option<usize> {
     // Thread identifiers share their low bits (they are aligned addresses): spread them with a multiplicative hash.
     let start = (crate::os::sys::thread_id() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60;
-    let (i, _) = crate::os::slots::claim(&IN_FLIGHT, start as usize, |v| v == 0, value)?;
+    let (i, _) = crate::os::slots::claim(&IN_FLIGHT, start as usize, |v| v == 0, (position + 1) | RESERVED)?;
     IN_FLIGHT_SPAN[i].store(span, Ordering::SeqCst);
     Some(i)
 }
 
 /// Whether the bytes of positions `[position, position + span)` lie on a previous lap's record that another
-/// writer may still be writing. A record whose writer never finishes (a signal handler that jumped out of the
-/// shim in the middle of it) costs the records that would overwrite its bytes, about one per lap of the ring.
+/// writer may still be writing. A slot whose writer is still retrying its reservation holds a position it may
+/// not get (conservative: at worst this record is dropped for nothing). A record whose writer never finishes (a
+/// signal handler that jumped out of the shim in the middle of it) costs the records that would overwrite its
+/// bytes, about one per lap of the ring.
 fn laps_an_unfinished_record(mine: usize, position: u64, span: u64, data_bytes: u64) -> bool {
     // This record's bytes are those of positions [position - size, position + span - size) of the previous lap.
     let Some(limit) = (position + span).checked_sub(data_bytes) else { return false };
@@ -103,13 +109,7 @@ fn laps_an_unfinished_record(mine: usize, position: u64, span: u64, data_bytes: 
             return false;
         }
         let other = (v & !RESERVED) - 1;
-        if v & RESERVED != 0 {
-            return other < limit && other + IN_FLIGHT_SPAN[i].load(Ordering::SeqCst) > lap_start;
-        }
-        // A lower bound only (its writer is between its claim and its reservation): the record may start anywhere
-        // from there. Two laps behind, it is taken to be gone (a signal handler that jumped out of the shim there),
-        // so that it cannot stop every later record.
-        other < limit && other + 2 * data_bytes > position
+        other < limit && other + IN_FLIGHT_SPAN[i].load(Ordering::SeqCst) > lap_start
     })
 }
 
@@ -123,14 +123,18 @@ pub fn write(record: &[u8]) -> bool {
         m.word(OFF_TOO_LARGE).fetch_add(1, Ordering::Relaxed);
         return true;
     }
-    // The slot is claimed before the reservation (both sequentially consistent), so a later writer that reserves
-    // bytes on this record's lap always sees it.
-    let Some(slot) = claim_slot(m.word(OFF_HEAD).load(Ordering::SeqCst) + 1, span) else {
+    // The slot holds the position before the compare-exchange that reserves it (all sequentially consistent), so
+    // a later writer that reserves bytes on this record's lap always sees where this record is.
+    let head = m.word(OFF_HEAD);
+    let mut position = head.load(Ordering::SeqCst);
+    let Some(slot) = claim_slot(position, span) else {
         m.word(OFF_DROPPED).fetch_add(1, Ordering::Relaxed);
         return true;
     };
-    let position = m.word(OFF_HEAD).fetch_add(span, Ordering::SeqCst);
-    IN_FLIGHT[slot].store((position + 1) | RESERVED, Ordering::SeqCst);
+    while let Err(now) = head.compare_exchange_weak(position, position + span, Ordering::SeqCst, Ordering::SeqCst) {
+        position = now;
+        IN_FLIGHT[slot].store((position + 1) | RESERVED, Ordering::SeqCst);
+    }
     if laps_an_unfinished_record(slot, position, span, data_bytes) {
         IN_FLIGHT[slot].store(0, Ordering::Release);
         m.word(OFF_DROPPED).fetch_add(1, Ordering::Relaxed);

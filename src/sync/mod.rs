@@ -142,7 +142,7 @@ pub fn after_call(name: &str, tag: &CallTag, sync: &CallSync, standalone: bool) 
     };
     if standalone {
         let mut out = buffers::take();
-        sync_lines::push_error_after_alone(&mut out, driver_error(code), name, tag);
+        sync_lines::push_error_after_alone(&mut out, driver_error(code), name, tag, &crate::clock::now());
         log::write_record(&out);
     }
     Some(code)
@@ -160,10 +160,10 @@ pub fn annotate_outputs(record: &mut Vec<u8>, correlated: bool, code: i32) {
     sync_lines::annotate_outputs(record, correlated, driver_error(code));
 }
 
-/// Ends the first line of a built launch record with the call it was launched in, ` [call <name> #N thread T]`
-/// (`record::sync_lines::name_call_in_launch`).
-pub fn name_call_in_launch(record: &mut Vec<u8>, call: &CurrentCall) {
-    sync_lines::name_call_in_launch(record, call.name, &call.tag);
+/// Ends the first line of a built launch record with ` [call <name> #N thread T at <time>]`, the call the kernel
+/// was launched in; `stamp` is the launch record's own (`record::sync_lines::name_call_in_launch`).
+pub fn name_call_in_launch(record: &mut Vec<u8>, call: &CurrentCall, stamp: &crate::clock::Stamp) {
+    sync_lines::name_call_in_launch(record, call.name, &call.tag, stamp);
 }
 
 /// The FlashInfer call in progress on a thread: its name, number and thread.

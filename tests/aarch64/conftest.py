@@ -48,7 +48,7 @@ def masked(text):
     text = re.sub(r"Process: \d+ \(.*\)", "Process: PID (CMD)", text)
     # Correlation lines, alone or ending a launch record's first line: thread ids differ between runs, and so do
     # call numbers when threads interleave.
-    text = re.sub(r"\[call (\S+) #\d+ thread \d+\]$", r"[call \1 #N thread T]", text, flags=re.M)
+    text = re.sub(r"\[call (\S+) #\d+ thread \d+(?: at [\d:.]+)?\]$", r"[call \1 #N thread T]", text, flags=re.M)
     # The exit line names the process.
     text = re.sub(r"^\[flashlog exit: pid \d+,", "[flashlog exit: pid P,", text, flags=re.M)
     text = text.replace(str(ARM_FIX), "FIXDIR").replace(str(NATIVE_FIX), "FIXDIR")

@@ -106,7 +106,7 @@ def test_sixteen_threads_never_interleave(tmp_path):
     # records may come between the two, but no record may be cut. Scan the file as a sequence of whole units.
     tensor = r"    Tensor\(\n(      .*\n){6}    \)\n"
     # Once a second thread logs, both records of a call carry its correlation line (README, log format).
-    correlation = r"(\[call norm\.rmsnorm #\d+ thread \d+\]\n)?"
+    correlation = r"(\[call norm\.rmsnorm #\d+ thread \d+ at \d{2}:\d{2}:\d{2}\.\d{6}\]\n)?"
     inputs = re.compile(
         re.escape(EQ) + "\n" + STAMP + r" FlashInfer API Call: norm\.rmsnorm\n" + correlation + re.escape(DASH) + "\n"
         r"Positional input arguments:\n(  arg\[[012]\]:\n" + tensor + r")"

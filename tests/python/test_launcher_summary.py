@@ -46,7 +46,8 @@ VALUED = [("--level", "5", "FLASHLOG_LEVEL", "5"), ("--output", "{tmp}/r_%i.log"
           ("--modules", "*x*", "FLASHLOG_MODULES", "*x*"), ("--kernels", "", "FLASHLOG_KERNELS", ""),
           ("--dump-dir", "{tmp}/dumps_%i", "FLASHLOG_DUMP_DIR", "{tmp}/dumps_%i")]
 FLAGS = [("--graph-stats", "FLASHLOG_GRAPH_STATS", "1"), ("--watch", "FLASHLOG_WATCH", "nonfinite"),
-         ("--sync", "FLASHLOG_SYNC", "1"), ("--graph-markers", "FLASHLOG_GRAPH_MARKERS", "1")]
+         ("--sync", "FLASHLOG_SYNC", "1"), ("--graph-markers", "FLASHLOG_GRAPH_MARKERS", "1"),
+         ("--correlate", "FLASHLOG_CORRELATE", "1")]
 # What a flag needs given with it.
 WITH = {"--graph-markers": ["--sync"]}
 SHORT = {"--level": "-l", "--output": "-o"}
@@ -86,6 +87,7 @@ REFUSALS = [
     (["--graph-stats"], "flashlog: --graph-stats needs level 5 or 10 (the level is 1): add -l 5"),
     (["-l5", "--dump-dir", "d"], "flashlog: --dump-dir needs level 10 (the level is 5): add -l 10"),
     (["-l0", "--sync"], "flashlog: --sync needs level 1, 3, 5 or 10 (the level is 0): add -l 1"),
+    (["-l0", "--correlate"], "flashlog: --correlate needs level 1, 3, 5 or 10 (the level is 0): add -l 1"),
     (["--graph-markers"], "flashlog: --graph-markers needs --sync (or FLASHLOG_SYNC=1): add --sync"),
     (["-l", "5", "--graph-markers", "--watch"], "flashlog: --graph-markers needs --sync (or FLASHLOG_SYNC=1): add --sync"),
     (["--output="], "flashlog: option --output= needs a destination"),
@@ -154,7 +156,7 @@ def test_help_and_usage_doc_list_the_same_things():
     helptext = launch(["--help"]).stdout
     flat = option_names(helptext, r"^  (?:(-\w), )?(--[\w-]+)")
     assert flat >= {"-l", "--level", "-o", "--output", "--modules", "--kernels", "--with-python-logger",
-                    "--graph-stats", "--watch", "--sync", "--graph-markers", "--dump-dir"}
+                    "--graph-stats", "--watch", "--sync", "--graph-markers", "--correlate", "--dump-dir"}
     doc = (REPO / "docs/usage.md").read_text()
     section = doc[doc.index("### Launcher options"):]
     section = section[: section.index("\n## ")]

@@ -19,9 +19,9 @@ HEADER = 64 << 10
 EQ = "=" * 80
 
 INPUTS = re.compile(
-    EQ + r"\n\[TS\] FlashInfer API Call: testops\.echo\n(?:\[call testops\.echo #(\d+) thread \d+\]\n)?-{80}\n"
+    EQ + r"\n\[TS\] FlashInfer API Call: testops\.echo\n(?:\[call testops\.echo #(\d+) thread \d+ at [\d:.]{15}\]\n)?-{80}\n"
     r"Positional input arguments:\n  arg\[0\]:\n    (\d+)\n  arg\[1\]:\n    (\d+)\n")
-OUTPUTS = re.compile(r"(?:\[call testops\.echo #(\d+) thread \d+\]\n)?Output value:\n  (\d+)\n" + EQ + "\n\n")
+OUTPUTS = re.compile(r"(?:\[call testops\.echo #(\d+) thread \d+ at [\d:.]{15}\]\n)?Output value:\n  (\d+)\n" + EQ + "\n\n")
 ACCOUNT = re.compile(r"flashlog show: (.*): (\d+) records, (\d+|an unknown number of) older records overwritten, "
                      r"(\d+) torn records left out(?:, (\d+) damaged records left out \(checksum mismatch\))?"
                      r"(?:, (\d+) records dropped by their writers)?")

@@ -39,7 +39,7 @@ def test_sixteen_threads_planted_nan_names_exactly_that_call(tmp_path):
     text = log.read_text()
 
     # The planted call is the one inputs record with eps = nan; its correlation line names thread and number.
-    planted = re.findall(r"FlashInfer API Call: norm\.rmsnorm\n\[call norm\.rmsnorm #(\d+) thread (\d+)\]\n"
+    planted = re.findall(r"FlashInfer API Call: norm\.rmsnorm\n\[call norm\.rmsnorm #(\d+) thread (\d+) at [\d:.]+\]\n"
                          r"(?:(?!\n={80}\n).)*?  arg\[3\]:\n    nan\n", text, re.S)
     assert len(planted) == 1, planted[:3]
     number, thread = planted[0]
@@ -49,7 +49,7 @@ def test_sixteen_threads_planted_nan_names_exactly_that_call(tmp_path):
     # the planted call starts once every thread has logged, so it has its correlation line, and waits inside the
     # module until another thread's call has run): pairing an outputs record with the latest unfinished call would
     # blame another thread's call.
-    tags = re.findall(r"^\[call norm\.rmsnorm #(\d+) thread (\d+)\]\n(Output value:|-{80})$", text, re.M)
+    tags = re.findall(r"^\[call norm\.rmsnorm #(\d+) thread (\d+) at [\d:.]+\]\n(Output value:|-{80})$", text, re.M)
     # Correlation lines start when a second thread logs: only the calls before that have none (how many depends
     # on the scheduling), and every record from then on has one. The decision is made before a record is built,
     # so the first thread's one call in flight when the second thread logged may land after tagged records: all
@@ -213,8 +213,8 @@ def test_forked_child_numbers_its_own_calls(tmp_path):
     assert len(logs) == 2
     child_log = logs.pop(f"p_{child}.log")
     parent_log = logs.popitem()[1]
-    assert len(re.findall(r"^\[call norm\.rmsnorm #\d+ thread \d+\]$", parent_log, re.M)) >= 2 * 150  # threads 2 to 4 at least
-    tags = [(int(n), int(t)) for n, t in re.findall(r"^\[call norm\.rmsnorm #(\d+) thread (\d+)\]$", child_log, re.M)]
+    assert len(re.findall(r"^\[call norm\.rmsnorm #\d+ thread \d+ at [\d:.]+\]$", parent_log, re.M)) >= 2 * 150  # threads 2 to 4 at least
+    tags = [(int(n), int(t)) for n, t in re.findall(r"^\[call norm\.rmsnorm #(\d+) thread (\d+) at [\d:.]+\]$", child_log, re.M)]
     uncorrelated = re.findall(r"FlashInfer API Call: norm\.rmsnorm\n-{80}\n", child_log)
     assert len(uncorrelated) == 3 and child_log.index("[call ") > child_log.rindex(uncorrelated[0])
     assert sorted({n for n, _ in tags}) == list(range(4, 14))  # 10 threaded calls, numbered after the first 3

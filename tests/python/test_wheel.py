@@ -302,6 +302,7 @@ def masked(text, fixdir):
     text = re.sub(r"0x[0-9a-f]+", "0xADDR", text)
     text = re.sub(r"Process: \d+ \(.*\)", "Process: PID (CMD)", text)
     text = re.sub(r"^\[flashlog exit: pid \d+,", "[flashlog exit: pid P,", text, flags=re.M)
+    text = re.sub(r" at \d{2}:\d{2}:\d{2}\.\d{6}\]", " at TIME]", text)
     return text.replace(str(fixdir), "FIXDIR").splitlines()
 
 

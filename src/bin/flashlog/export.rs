@@ -3,9 +3,10 @@
 //! gives one) and thread, one complete event (`"ph": "X"`) per call, with the statistics of its tensors in its
 //! arguments, and instant events (`"ph": "i"`) for a NaN/Inf, a call that did not return and a CUDA error.
 //!
-//! Time: records carry their time to the second (FlashInfer's header format), so within one second the calls
-//! of a file are laid out one microsecond apart in the order of their records: the order of records, and so of
-//! calls, is exact; durations and gaps inside a second are not measured ones (`docs/usage.md`, "Trace").
+//! Time (`records`, `docs/usage.md`, "Trace"): a call whose records carry their time to the microsecond (the
+//! correlation line's `at` field) is a slice from its inputs record's time to its outputs record's; records
+//! without it carry their time to the second only, and are laid out one microsecond apart in the order of their
+//! records within their second: the order of calls is exact, durations and gaps inside a second are not measured.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -137,8 +138,10 @@ usage: flashlog export --trace LOG... -o trace.json
 
 Writes the calls of the logs as Chrome trace-event JSON, which Perfetto (ui.perfetto.dev) and chrome://tracing
 open: one track per process and thread, one slice per call (its tensors' statistics in its arguments), instant
-events for a NaN/Inf, a call that did not return and a CUDA error. Records carry their time to the second: within
-a second, calls are laid out 1 us apart in the order of their records.";
+events for a NaN/Inf, a call that did not return and a CUDA error. A call whose records carry their time to the
+microsecond (correlation lines with an `at` field: several threads, or FLASHLOG_CORRELATE=1) runs from its inputs
+record's time to its outputs record's; other records carry their time to the second: within a second, they are
+laid out 1 us apart in the order of their records.";
 
 /// `flashlog export --trace LOG... -o FILE`.
 pub fn main(args: &[String]) -> ExitCode {

@@ -143,6 +143,17 @@ pub const OPTIONS: &[Opt] = &[
     },
     Opt {
         short: None,
+        long: "--correlate",
+        takes: Takes::Flag("1"),
+        var: Some("FLASHLOG_CORRELATE"),
+        min_level: 1,
+        check: Check::None,
+        help: "every call's records carry the correlation line from the first call, with the record's time to the \
+               microsecond (by default only once a second thread logs), so export --trace and report place \
+               calls at measured times",
+    },
+    Opt {
+        short: None,
         long: "--dump-dir",
         takes: Takes::Value("DIR"),
         var: Some("FLASHLOG_DUMP_DIR"),

@@ -5,9 +5,12 @@
 //! graph replay record, a NaN/Inf count above zero, a call that did not return and a CUDA error line, each with
 //! its line number so that a place is `FILE:LINE`.
 //!
-//! Time: records carry their time to the second (FlashInfer's header format), so a time is microseconds since
-//! the earliest second seen, plus the record's order within its second (1, 2, 3 ...): the order of records, and
-//! so of calls, is exact; distances inside a second are not measured ones.
+//! Time: a time is microseconds since the earliest second seen. A record whose correlation form carries its time
+//! (`[call <name> #N thread T at HH:MM:SS.ffffff]`: several threads, or `FLASHLOG_CORRELATE=1`) has that measured
+//! time: a call runs from its inputs record's time to its outputs record's. Other records carry their time to the
+//! second only (FlashInfer's header format): they get the microsecond after the record before them in the same
+//! second (the first of a second its microsecond 1), so the order of records, and so of calls, is exact, and
+//! distances inside a second are not measured ones.
 
 use crate::lines::{Line, Skipped};
 use std::io::BufRead;
@@ -98,6 +101,33 @@ pub struct FileInfo {
     pub lines: u64,
     /// What the line reader skipped (over-long lines, NUL bytes).
     pub skipped: Skipped,
+    /// Whether some record carried its time to the microsecond (then times are measured ones, see the module's
+    /// comment on time).
+    pub timed: bool,
+}
+
+/// The fields of a correlation form's inside (`<name> #N thread T` and, in newer logs, ` at HH:MM:SS.ffffff`):
+/// (name, number, thread, microseconds since midnight). Old logs without the time parse with None there.
+pub fn correlation(tag: &str) -> (&str, Option<u64>, u64, Option<u64>) {
+    let (rest, thread) = tag.rsplit_once(" thread ").unwrap_or((tag, "0"));
+    let (thread, at) = match thread.split_once(" at ") {
+        Some((t, a)) => (t, time_of_day(a)),
+        None => (thread, None),
+    };
+    let (name, number) = match rest.rsplit_once(" #") {
+        Some((name, n)) => (name, n.parse::<u64>().ok()),
+        None => (rest, None),
+    };
+    (name, number, thread.parse::<u64>().unwrap_or(0), at)
+}
+
+/// `HH:MM:SS.ffffff` as microseconds since midnight.
+fn time_of_day(text: &str) -> Option<u64> {
+    let (hms, frac) = text.split_once('.')?;
+    let mut parts = hms.split(':').map(|p| p.parse::<u64>().ok().filter(|_| p.len() == 2));
+    let (h, m, sec) = (parts.next()??, parts.next()??, parts.next()??);
+    let micros = frac.parse::<u64>().ok().filter(|_| frac.len() == 6)?;
+    (parts.next().is_none() && h < 24 && m < 60 && sec < 61).then_some(((h * 60 + m) * 60 + sec) * 1_000_000 + micros)
 }
 
 /// Seconds since an epoch of `YYYY-MM-DD HH:MM:SS` (only differences matter), or None.
@@ -133,9 +163,13 @@ struct Reader<'a> {
     sink: &'a mut dyn FnMut(Event),
     zero: &'a mut Option<u64>,
     info: FileInfo,
-    /// Seconds of the current record and records seen in that second.
+    /// Seconds of the current record, and the latest time given (see the module's comment on time).
     second: u64,
-    in_second: u64,
+    last: u64,
+    /// A level-1 call, until the next line says whether its correlation line follows.
+    level1: Option<Call>,
+    /// The measured time of the outputs record being read.
+    outputs_at: Option<u64>,
     open: Vec<Call>,
     current: Option<Current>,
     arg: String,
@@ -151,13 +185,31 @@ impl Reader<'_> {
     fn now(&mut self, stamp: Option<&str>) -> u64 {
         if let Some(s) = stamp.and_then(seconds) {
             let zero = *self.zero.get_or_insert(s);
-            let s = s.max(zero);
-            if s != self.second {
-                (self.second, self.in_second) = (s, 0);
-            }
+            self.second = s.max(zero);
         }
-        self.in_second = (self.in_second + 1).min(999_999);
-        (self.second - self.zero.unwrap_or(self.second)) * 1_000_000 + self.in_second
+        let base = (self.second - self.zero.unwrap_or(self.second)) * 1_000_000;
+        self.last =
+            if (base..base + 1_000_000).contains(&self.last) { (self.last + 1).min(base + 999_999) } else { base + 1 };
+        self.last
+    }
+
+    /// The time of a correlation form's `at` field (microseconds since midnight), on the day of the current
+    /// record (the day before or after when that is nearer: a call across midnight); it becomes the latest time.
+    fn measured(&mut self, of_day: u64) -> Option<u64> {
+        const DAY: u64 = 86_400;
+        let zero = (*self.zero)?;
+        let current = self.second * 1_000_000;
+        let mut at = (self.second - self.second % DAY) * 1_000_000 + of_day;
+        if at + DAY / 2 * 1_000_000 < current {
+            at += DAY * 1_000_000;
+        } else if at > current + DAY / 2 * 1_000_000 {
+            at = at.saturating_sub(DAY * 1_000_000);
+        }
+        let at = at.max(zero * 1_000_000);
+        self.second = at / 1_000_000;
+        self.last = at - zero * 1_000_000;
+        self.info.timed = true;
+        Some(self.last)
     }
 
     fn close(&mut self, call: Call, end: u64, outcome: Outcome) {
@@ -167,7 +219,10 @@ impl Reader<'_> {
     fn end_outputs(&mut self) {
         match self.current.take() {
             Some(Current::Outputs(call)) => {
-                let end = self.now(None);
+                let end = match self.outputs_at.take() {
+                    Some(at) => at,
+                    None => self.now(None),
+                };
                 let failed = call.args.iter().any(|(k, _)| k == "failed");
                 self.close(call, end, if failed { Outcome::Failed } else { Outcome::Returned });
             }
@@ -180,6 +235,7 @@ impl Reader<'_> {
     }
 
     fn did_not_return_all(&mut self) {
+        self.end_level1(None);
         self.end_outputs();
         let end = self.now(None);
         for call in std::mem::take(&mut self.open) {
@@ -193,8 +249,34 @@ impl Reader<'_> {
         Call { name, ts, tid: 0, number: None, line: self.info.lines, args: Vec::new(), replay: None }
     }
 
+    /// Closes a level-1 call; `tag` is the inside of its correlation line when one follows it.
+    fn end_level1(&mut self, tag: Option<&str>) {
+        let Some(mut call) = self.level1.take() else { return };
+        if let Some(tag) = tag {
+            let (_, number, tid, at) = correlation(tag);
+            (call.tid, call.number) = (tid, number);
+            if let Some(at) = at.and_then(|at| self.measured(at)) {
+                call.ts = at;
+            }
+        }
+        let end = call.ts + 1;
+        self.close(call, end, Outcome::Level1);
+    }
+
     fn line(&mut self, line: &str) {
         self.info.lines += 1;
+        if let Some(level1) = &self.level1 {
+            // Its own correlation line (the record is written whole), not another thread's outputs record of an
+            // open call after a level-1 record that has none.
+            let tag = line.strip_prefix("[call ").and_then(|t| t.strip_suffix(']')).filter(|tag| {
+                let (name, number, tid, _) = correlation(tag);
+                name == level1.name && !self.open.iter().any(|c| c.tid == tid && c.number == number)
+            });
+            self.end_level1(tag);
+            if tag.is_some() {
+                return;
+            }
+        }
         let after_header = std::mem::replace(&mut self.after_header, false);
         if line == EQ {
             self.end_outputs();
@@ -220,15 +302,27 @@ impl Reader<'_> {
                     self.current = Some(Current::Inputs(self.open.len() - 1));
                     self.after_header = true;
                 } else {
-                    self.close(call, ts + 1, Outcome::Level1);
+                    self.level1 = Some(call);
                 }
                 return;
             }
             if let Some(kernel) = rest.strip_prefix("FlashInfer Kernel Launch: ") {
                 self.end_outputs();
                 let ts = self.now(Some(stamp));
-                let call = self.call(format!("[kernel] {kernel}"), ts);
-                self.close(call, ts + 1, Outcome::Launched);
+                // Made inside a call: ` [call <name> #N thread T at <time>]` ends the line (its thread and time).
+                let (kernel, form) = match kernel.strip_suffix(']').and_then(|k| k.rsplit_once(" [call ")) {
+                    Some((k, form)) => (k, Some(correlation(form))),
+                    None => (kernel, None),
+                };
+                let mut call = self.call(format!("[kernel] {kernel}"), ts);
+                if let Some((_, _, tid, at)) = form {
+                    call.tid = tid;
+                    if let Some(at) = at.and_then(|at| self.measured(at)) {
+                        call.ts = at;
+                    }
+                }
+                let end = call.ts + 1;
+                self.close(call, end, Outcome::Launched);
                 return;
             }
             if let Some(what) = rest.strip_prefix("FlashInfer Graph Replay: ") {
@@ -255,18 +349,24 @@ impl Reader<'_> {
             return;
         }
         if let Some(tag) = line.strip_prefix("[call ").and_then(|t| t.strip_suffix(']')) {
-            let (rest, thread) = tag.rsplit_once(" thread ").unwrap_or((tag, "0"));
-            let number = rest.rsplit_once(" #").and_then(|(_, n)| n.parse::<u64>().ok());
-            let tid = thread.parse::<u64>().unwrap_or(0);
+            let (name, number, tid, of_day) = correlation(tag);
             if after_header {
                 if let Some(Current::Inputs(i)) = self.current {
                     (self.open[i].tid, self.open[i].number) = (tid, number);
+                    if let Some(at) = of_day.and_then(|t| self.measured(t)) {
+                        self.open[i].ts = at;
+                    }
                 }
                 return;
             }
             self.end_outputs();
-            if let Some(at) = self.open.iter().rposition(|c| c.tid == tid && c.number == number) {
+            // That thread's call of that number, else (its inputs record was written before a second thread
+            // logged, without the line) the latest uncorrelated call of that name.
+            let exact = self.open.iter().rposition(|c| c.tid == tid && c.number == number);
+            let early = || self.open.iter().rposition(|c| c.tid == 0 && c.number.is_none() && c.name == name);
+            if let Some(at) = exact.or_else(early) {
                 self.current = Some(Current::Outputs(self.open.remove(at)));
+                self.outputs_at = of_day.and_then(|t| self.measured(t));
             }
             return;
         }
@@ -286,6 +386,17 @@ impl Reader<'_> {
             return;
         }
         if let Some(error) = line.strip_prefix("[CUDA error after this call: ").and_then(|e| e.strip_suffix(']')) {
+            // A call without an outputs record (level 1) gets the line on its own, ending with its correlation form.
+            if let Some((error, form)) = error.split_once("] [call ") {
+                let (name, _, tid, of_day) = correlation(form);
+                let ts = match of_day.and_then(|t| self.measured(t)) {
+                    Some(at) => at,
+                    None => self.now(None),
+                };
+                let (error, name, line) = (error.to_string(), name.to_string(), self.info.lines);
+                self.emit(Kind::CudaError { error, name, ts, tid, line });
+                return;
+            }
             let ts = self.now(None);
             let (name, tid) = match &self.current {
                 Some(Current::Outputs(c)) => (c.name.clone(), c.tid),
@@ -353,7 +464,9 @@ pub fn read(zero: &mut Option<u64>, mut input: impl BufRead, sink: &mut dyn FnMu
         zero,
         info: FileInfo::default(),
         second: 0,
-        in_second: 0,
+        last: 0,
+        level1: None,
+        outputs_at: None,
         open: Vec::new(),
         current: None,
         arg: String::new(),
@@ -399,5 +512,73 @@ mod tests {
         assert_eq!((name.as_str(), arg.as_str(), call.name.as_str()), ("cudaops.scale2", "arg[1]", "cudaops.scale2"));
         assert_eq!(call.replay.as_deref(), Some("id=1, replay 2"));
         assert_eq!(call.args[1], ("arg[0] (after)".to_string(), "min=1.0 nan_count=0".to_string()));
+    }
+
+    /// (name, thread, start, end, outcome) of each call of a log.
+    type Calls = Vec<(String, u64, u64, u64, Outcome)>;
+
+    fn calls_of(log: &str) -> (Calls, FileInfo) {
+        let (mut zero, mut calls) = (None, Vec::new());
+        let info = read(&mut zero, log.as_bytes(), &mut |e| {
+            if let Kind::Call { call, end, outcome } = e.kind {
+                calls.push((call.name, call.tid, call.ts, end, outcome));
+            }
+        })
+        .unwrap();
+        (calls, info)
+    }
+
+    #[test]
+    fn measured_times_come_from_correlation_forms() {
+        let dash = "-".repeat(80);
+        let log = format!(
+            "[2026-12-07 23:59:59] FlashInfer API Call: m.a\n[call m.a #1 thread 7 at 23:59:59.000100]\n\
+             {EQ}\n[2026-12-07 23:59:59] FlashInfer API Call: m.b\n[call m.b #2 thread 7 at 23:59:59.999000]\n{dash}\n\
+             (No explicit arguments)\n\
+             [2026-12-07 23:59:59] FlashInfer Kernel Launch: k(int) [call m.b #2 thread 7 at 23:59:59.999500]\n\
+             [call m.b #2 thread 7 at 00:00:00.000250]\nOutput value:\n  None\n{EQ}\n\n"
+        );
+        let (calls, info) = calls_of(&log);
+        assert!(info.timed);
+        let names: Vec<(&str, u64, u64, u64)> = calls.iter().map(|(n, t, s, e, _)| (n.as_str(), *t, *s, *e)).collect();
+        // The outputs record is after midnight: the next day, 1250 us after its inputs record.
+        assert_eq!(
+            names,
+            [("m.a", 7, 100, 101), ("[kernel] k(int)", 7, 999_500, 999_501), ("m.b", 7, 999_000, 1_000_250)]
+        );
+        assert_eq!(calls[0].4, Outcome::Level1);
+    }
+
+    #[test]
+    fn records_without_times_keep_their_order_within_the_second() {
+        let log = "[2026-12-07 10:00:00] FlashInfer API Call: m.a\n[2026-12-07 10:00:00] FlashInfer API Call: m.b\n\
+                   [call m.b #2 thread 3]\n[2026-12-07 10:00:01] FlashInfer API Call: m.c\n";
+        let (calls, info) = calls_of(log);
+        assert!(!info.timed);
+        let got: Vec<(&str, u64, u64)> = calls.iter().map(|(n, t, s, _, _)| (n.as_str(), *t, *s)).collect();
+        assert_eq!(got, [("m.a", 0, 1), ("m.b", 3, 2), ("m.c", 0, 1_000_001)]);
+        assert_eq!(correlation("m.f #3 thread 9 at 25:00:00.000000"), ("m.f", Some(3), 9, None));
+        assert_eq!(correlation("m.f #3 thread 9 at 01:02:03.000004"), ("m.f", Some(3), 9, Some(3_723_000_004)));
+    }
+
+    #[test]
+    fn outputs_pair_after_level1_records_and_with_early_inputs() {
+        let dash = "-".repeat(80);
+        // An uncorrelated inputs record (written before a second thread logged), a level-1 record without a line,
+        // then another thread's call, whose outputs record follows the level-1 record, then the early one's.
+        let log = format!(
+            "{EQ}\n[2026-12-07 10:00:00] FlashInfer API Call: m.a\n{dash}\n(No explicit arguments)\n\
+             {EQ}\n[2026-12-07 10:00:00] FlashInfer API Call: m.b\n[call m.b #3 thread 8 at 10:00:00.000300]\n{dash}\n\
+             (No explicit arguments)\n[2026-12-07 10:00:00] FlashInfer API Call: m.b\n\
+             [call m.b #3 thread 8 at 10:00:00.000500]\nOutput value:\n  None\n{EQ}\n\n\
+             [call m.a #1 thread 7 at 10:00:00.000600]\nOutput value:\n  None\n{EQ}\n\n"
+        );
+        let (calls, _) = calls_of(&log);
+        let got: Vec<(&str, u64, u64, Outcome)> =
+            calls.iter().map(|(n, t, _, e, o)| (n.as_str(), *t, *e, *o)).collect();
+        assert_eq!(
+            got,
+            [("m.b", 0, 302, Outcome::Level1), ("m.b", 8, 500, Outcome::Returned), ("m.a", 0, 600, Outcome::Returned)]
+        );
     }
 }

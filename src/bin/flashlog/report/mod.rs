@@ -85,6 +85,8 @@ pub struct Rank {
     pub names: BTreeMap<String, NameCount>,
     /// Call times (seconds) and name index into `names` order, for the timeline.
     pub times: Vec<(f64, u32)>,
+    /// Whether the file's records carry their time to the microsecond (then times are measured, not spread).
+    pub timed: bool,
     /// Statistics series by (call name, argument label), decimated.
     pub series: BTreeMap<(String, String), Series>,
     /// Listed findings, in the order of the file.
@@ -134,7 +136,8 @@ fn stats(text: &str) -> Option<Point> {
     any.then_some(Point { x: 0.0, min, max, mean, nan, inf, line: 0, replay: false })
 }
 
-/// Reads one file into a [`Rank`]; times are spread over their second (see [`series::spread`]).
+/// Reads one file into a [`Rank`]; times are the records' measured ones when they carry them, else spread over
+/// their second (see [`series::spread`]).
 fn read_rank(path: &str, zero: &mut Option<u64>) -> std::io::Result<Rank> {
     let mut names: BTreeMap<String, NameCount> = BTreeMap::new();
     let mut calls: Vec<(u64, String)> = Vec::new();
@@ -184,7 +187,7 @@ fn read_rank(path: &str, zero: &mut Option<u64>) -> std::io::Result<Rank> {
         }
     })?;
     crate::lines::say("flashlog report", path, &info.skipped);
-    let x = |ts: u64| series::spread(ts, &last_in_second);
+    let x = |ts: u64| if info.timed { ts as f64 / 1e6 } else { series::spread(ts, &last_in_second) };
     let index: HashMap<&str, u32> = names.keys().enumerate().map(|(i, n)| (n.as_str(), i as u32)).collect();
     let times = calls.iter().map(|(ts, name)| (x(*ts), index[name.as_str()])).collect();
     let series = points
@@ -209,7 +212,8 @@ fn read_rank(path: &str, zero: &mut Option<u64>) -> std::io::Result<Rank> {
         (None, Some(p)) => format!("pid {p}"),
         (None, None) => String::new(),
     };
-    Ok(Rank { label, path: path.to_string(), who, names, times, series, findings, unlisted, finding_xs })
+    let timed = info.timed;
+    Ok(Rank { label, path: path.to_string(), who, names, times, timed, series, findings, unlisted, finding_xs })
 }
 
 /// The findings listed: every call that did not return and CUDA error, the first NaN/Inf of each call name
@@ -241,8 +245,9 @@ usage: flashlog report LOG... -o report.html
 Writes one self-contained HTML page (no network needed to view it) of the logs: per file (rank, process), the
 calls over time by name; for a chosen call name and argument, its statistics over calls and graph replays (min,
 max, mean as lines; NaN and Inf counts as marks); the first NaN/Inf, each call that did not return and each CUDA
-error, marked and linked to its record's text. Records carry their time to the second: within a second, calls
-are spread evenly in the order of their records.";
+error, marked and linked to its record's text. Calls are placed at the microsecond times of their correlation
+lines when the records carry them (several threads, or FLASHLOG_CORRELATE=1); otherwise records carry their time
+to the second, and within a second calls are spread evenly in the order of their records.";
 
 /// `flashlog report LOG... -o FILE`.
 pub fn main(args: &[String]) -> ExitCode {

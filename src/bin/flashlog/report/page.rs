@@ -138,13 +138,15 @@ pub fn html(ranks: &[Rank]) -> String {
     let _ = write!(h, "<style>{UPLOT_CSS}</style>\n<style>{PAGE_CSS}</style>\n</head><body>\n");
     h.push_str("<pre id=\"errors\"></pre>\n<h1>flashlog report</h1>\n");
     let calls: usize = ranks.iter().map(|r| r.times.len()).sum();
-    let _ = writeln!(
-        h,
-        "<p class=\"note\">{} files, {calls} calls and graph replays. Records carry their time to the second: within a \
-         second, calls are spread evenly in the order of their records (the order is exact, distances inside a \
-         second are not measured ones).</p>",
-        ranks.len()
-    );
+    let timed = ranks.iter().filter(|r| r.timed).count();
+    let spread = "records carry their time to the second: within a second, calls are spread evenly in the order of \
+                  their records (the order is exact, distances inside a second are not measured ones)";
+    let time_note = match timed {
+        0 => format!("Times: {spread}."),
+        t if t == ranks.len() => "Times: the records' own, to the microsecond (their correlation lines).".to_string(),
+        t => format!("Times: in {t} of the files, the records' own to the microsecond (their correlation lines); in the others, {spread}."),
+    };
+    let _ = writeln!(h, "<p class=\"note\">{} files, {calls} calls and graph replays. {time_note}</p>", ranks.len());
 
     // The first NaN/Inf, linked to its record below.
     let first = ranks

@@ -33,7 +33,7 @@ enum State {
     SysHead,
     SysBody,
     SysClosed,
-    /// Right after an inputs record's call line (its correlation line may come).
+    /// Right after an inputs record's or a level-1 record's call line (its correlation line may come).
     InputsHead,
     /// An inputs record's body.
     Inputs,
@@ -63,12 +63,14 @@ struct Current {
     counted: [bool; 2],
 }
 
-/// An inputs record's call line, until its correlation line (or its absence) is known.
+/// An inputs record's (or a level-1 record's) call line, until its correlation line (or its absence) is known.
 struct Head {
     name: String,
     line: u64,
     stamp: String,
     call: Option<(u64, u32)>,
+    /// An inputs record (its outputs record is to come); false for a level-1 record.
+    open: bool,
 }
 
 /// What the system information record being read says.
@@ -103,10 +105,12 @@ pub fn split_stamp(line: &str) -> Option<(&str, &str)> {
     ok.then(|| (stamp, &line[22..]))
 }
 
-/// Parses `[call <name> #<number> thread <tid>]` into (name, number, tid).
+/// Parses `[call <name> #<number> thread <tid>]` into (name, number, tid); the record's time that newer logs
+/// carry at the end (` at HH:MM:SS.ffffff`) is skipped here (`records` reads it).
 pub fn correlation_line(line: &str) -> Option<(&str, u64, u32)> {
     let inner = line.strip_prefix("[call ")?.strip_suffix(']')?;
     let (rest, thread) = inner.rsplit_once(" thread ")?;
+    let thread = thread.split_once(" at ").map_or(thread, |(t, _)| t);
     let (name, number) = rest.rsplit_once(" #")?;
     Some((name, number.parse().ok()?, thread.parse().ok()?))
 }
@@ -264,7 +268,8 @@ impl<'a> FileParser<'a> {
         match self.state {
             State::InputsHead => {
                 if let Some(head) = self.head.take() {
-                    self.start_call(head, true);
+                    let open = head.open;
+                    self.start_call(head, open);
                 }
             }
             State::SysHead | State::SysBody | State::SysClosed => self.end_sysinfo(),
@@ -297,6 +302,10 @@ impl<'a> FileParser<'a> {
             if self.stamped_line(stamp, rest) {
                 return;
             }
+        }
+        // A level-1 record is its call line and, when it has one, its correlation line: any other line ends it.
+        if self.state == State::InputsHead && self.head.as_ref().is_some_and(|h| !h.open) && !self.own_line(line) {
+            self.end_record();
         }
         match self.state {
             State::SysHead => {
@@ -342,7 +351,7 @@ impl<'a> FileParser<'a> {
             return;
         }
         if let Some((name, number, thread)) = correlation_line(line) {
-            if self.state == State::InputsHead {
+            if self.state == State::InputsHead && self.own_line(line) {
                 if let Some(head) = self.head.as_mut() {
                     head.call = Some((number, thread));
                 }
@@ -369,6 +378,14 @@ impl<'a> FileParser<'a> {
         self.body_line(line);
     }
 
+    /// Whether `line` is the correlation line of the call line just read. A record is written whole, so the line
+    /// after a call line is its own, but for a level-1 record without one, which another thread's outputs record
+    /// (of an open call) may follow.
+    fn own_line(&self, line: &str) -> bool {
+        let Some((name, number, thread)) = correlation_line(line) else { return false };
+        self.head.as_ref().is_some_and(|h| h.open || (h.name == name && !self.run.has_open(thread, number)))
+    }
+
     /// A line with a timestamp; true when it was a record's first line.
     fn stamped_line(&mut self, stamp: &str, rest: &str) -> bool {
         if let Some(kernel) = rest.strip_prefix("FlashInfer Kernel Launch: ") {
@@ -388,13 +405,9 @@ impl<'a> FileParser<'a> {
             self.end_record();
             self.record(after_eq);
             self.names(name).calls += 1;
-            let head = Head { name: name.to_string(), line: self.line_no, stamp: stamp.to_string(), call: None };
-            if after_eq {
-                self.head = Some(head);
-                self.state = State::InputsHead;
-            } else {
-                self.start_call(head, false);
-            }
+            let (line, stamp) = (self.line_no, stamp.to_string());
+            self.head = Some(Head { name: name.to_string(), line, stamp, call: None, open: after_eq });
+            self.state = State::InputsHead;
             return true;
         }
         if self.state == State::AfterEq && rest == "FlashInfer API Logging - System Information" {
@@ -488,6 +501,7 @@ mod tests {
     fn correlation_lines_parse() {
         assert_eq!(correlation_line("[call norm.rmsnorm #1234 thread 5678]"), Some(("norm.rmsnorm", 1234, 5678)));
         assert_eq!(correlation_line("[call a #b #7 thread 9]"), Some(("a #b", 7, 9)));
+        assert_eq!(correlation_line("[call m.f #3 thread 9 at 21:04:05.123456]"), Some(("m.f", 3, 9)));
         assert_eq!(correlation_line("[call x #1 thread y]"), None);
         assert_eq!(correlation_line("[call x]"), None);
     }

@@ -172,6 +172,11 @@ impl Run {
         Some(self.take(at))
     }
 
+    /// Whether that thread's call of that number is open (its inputs record read, its outputs record not yet).
+    pub fn has_open(&self, thread: u32, number: u64) -> bool {
+        self.pending.iter().any(|p| p.group == Some(thread) && p.number == Some(number))
+    }
+
     /// The open call an outputs record without a correlation line belongs to: the latest uncorrelated one.
     pub fn take_uncorrelated(&mut self) -> Option<Pending> {
         let at = self.pending.iter().rposition(|p| p.group.is_none())?;

@@ -349,3 +349,23 @@ fn cuda_error_after_a_launch_record_shows_its_call() {
     assert!(shown.contains(launch) && shown.contains("\n[CUDA error after this call: "), "{shown}");
     assert!(!shown.contains("records of other threads"), "the launch is the call's own: {shown}");
 }
+
+#[test]
+fn level1_correlation_lines_and_outputs_after_a_level1_record() {
+    // Level 1 with the line (several threads, or FLASHLOG_CORRELATE=1): the line after the call line is its own.
+    let level1 = "[2026-11-28 21:04:05] FlashInfer API Call: a.f\n[call a.f #1 thread 7 at 21:04:05.000100]\n\
+                  [2026-11-28 21:04:05] FlashInfer API Call: a.f\n[call a.f #2 thread 8 at 21:04:05.000200]\n";
+    let s = summarise(&[("l.log", &format!("{}{level1}", sysinfo(1, None)))]);
+    assert_eq!((s.names["a.f"].calls, s.unmatched_outputs, s.did_not_return.count), (2, 0, 0));
+    // A level-1 record without one (an excluded call at level 3, written before a second thread logged) may be
+    // followed by another thread's outputs record of an open call of the same name: that one pairs.
+    let text = format!(
+        "{}{}[2026-11-28 21:04:05] FlashInfer API Call: a.f\n{}",
+        sysinfo(1, None),
+        inputs("a.f", Some((1, 8))),
+        outputs("a.f", Some((1, 8)), 2)
+    );
+    let s = summarise(&[("m.log", &text)]);
+    assert_eq!((s.unmatched_outputs, s.did_not_return.count), (0, 0));
+    assert_eq!(s.names["a.f"].first_out.as_ref().unwrap().call, "thread 8 call #1");
+}
