@@ -5,13 +5,12 @@
 use super::json::{push_float, push_int, push_ints, push_key, push_str};
 use super::source::capture_blocks;
 use super::tensors::{push_tensor_fields, DumpTensor};
-use crate::abi::dlpack::{DataType, Device};
 use crate::abi::ffi::{self, type_index as ti, ByteArray, FfiAny, SeqPayload};
 use crate::abi::prefetch::Prefetch;
 use crate::abi::tvm_runtime;
 use crate::os::mem;
+use crate::record::kind::{classify, read_shape, ObjectKind, TensorSource, Value, STATIC_TYPES};
 use crate::record::names::{device_text, dtype_text};
-use crate::record::value::{object_of, tensor_source, TensorSource};
 
 /// Longest string argument kept whole (longer ones are marked not replayable).
 const MAX_TEXT: usize = 1 << 16;
@@ -49,28 +48,24 @@ pub fn describe(
     left_out: &[(String, &'static str)],
     prefetch: Option<&Prefetch>,
 ) {
-    if let Some(source) = tensor_source(v) {
-        let mut t = DumpTensor::read(key, source, matches!(source, TensorSource::Object(_)), prefetch);
-        if t.not_dumped.is_none() {
-            t.not_dumped = t.desc.as_ref().ok().and_then(|d| capture_blocks(d.device));
+    match classify(v) {
+        Value::Tensor(source) => {
+            let mut t = DumpTensor::read(key, source, matches!(source, TensorSource::Object(_)), prefetch);
+            if t.not_dumped.is_none() {
+                t.not_dumped = t.desc.as_ref().ok().and_then(|d| capture_blocks(d.device));
+            }
+            if let Some((_, reason)) = left_out.iter().find(|(k, _)| k == key) {
+                t.not_dumped = Some(reason);
+            }
+            push_tensor_fields(out, &t);
+            tensors.push(t);
         }
-        if let Some((_, reason)) = left_out.iter().find(|(k, _)| k == key) {
-            t.not_dumped = Some(reason);
-        }
-        push_tensor_fields(out, &t);
-        tensors.push(t);
-        return;
-    }
-    match v.type_index {
-        ti::NONE => out.extend_from_slice(b"null"),
-        ti::INT => simple(out, "int", |o| push_int(o, v.as_i64())),
-        ti::BOOL => out.extend_from_slice(if v.payload != 0 { b"true" } else { b"false" }),
-        ti::FLOAT => simple(out, "float", |o| push_float(o, v.as_f64())),
-        ti::OPAQUE_PTR if v.payload == 0 => out.extend_from_slice(b"null"),
-        ti::OPAQUE_PTR => not_replayable(out, "opaque_ptr", &format!("0x{:x}", v.payload)),
-        ti::DATA_TYPE => {
-            let b = v.inline_bytes();
-            let dt = DataType { code: b[0], bits: b[1], lanes: u16::from_le_bytes([b[2], b[3]]) };
+        Value::None => out.extend_from_slice(b"null"),
+        Value::Int(i) => simple(out, "int", |o| push_int(o, i)),
+        Value::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
+        Value::Float(f) => simple(out, "float", |o| push_float(o, f)),
+        Value::OpaquePtr(p) => not_replayable(out, "opaque_ptr", &format!("0x{p:x}")),
+        Value::DataType(dt) => {
             out.extend_from_slice(b"{\"kind\": \"dtype\", ");
             push_key(out, "value");
             push_str(out, dtype_text(dt).as_bytes());
@@ -79,12 +74,7 @@ pub fn describe(
             push_ints(out, &[dt.code as i64, dt.bits as i64, dt.lanes as i64]);
             out.push(b'}');
         }
-        ti::DEVICE => {
-            let b = v.inline_bytes();
-            let d = Device {
-                device_type: i32::from_le_bytes([b[0], b[1], b[2], b[3]]),
-                device_id: i32::from_le_bytes([b[4], b[5], b[6], b[7]]),
-            };
+        Value::Device(d) => {
             out.extend_from_slice(b"{\"kind\": \"device\", ");
             push_key(out, "device_type");
             push_int(out, d.device_type);
@@ -96,26 +86,24 @@ pub fn describe(
             push_str(out, device_text(d).as_bytes());
             out.push(b'}');
         }
-        ti::RAW_STR => {
+        Value::RawStr(addr) => {
             let mut text = Vec::new();
-            match mem::read_c_str(v.as_addr(), MAX_TEXT, &mut text) {
+            match mem::read_c_str(addr, MAX_TEXT, &mut text) {
                 Ok(false) => text_value(out, "str", &text),
                 _ => not_replayable(out, "str", "unreadable or too long"),
             }
         }
-        ti::BYTE_ARRAY_PTR => match mem::read_pod::<ByteArray>(v.as_addr()) {
+        Value::ByteArrayPtr(addr) => match mem::read_pod::<ByteArray>(addr) {
             Ok(b) => byte_array(out, "bytes", b),
             Err(_) => not_replayable(out, "bytes", "unreadable"),
         },
-        ti::SMALL_STR | ti::SMALL_BYTES => {
-            let bytes = v.inline_bytes();
-            let len = (v.small_len as usize).min(7);
-            text_value(out, if v.type_index == ti::SMALL_STR { "str" } else { "bytes" }, &bytes[..len]);
+        Value::Small { bytes, len, text } => text_value(out, if text { "str" } else { "bytes" }, &bytes[..len]),
+        Value::Unchanged => not_replayable(out, "unknown", &format!("type_index={}", ti::UNCHANGED)),
+        Value::Unknown(t) => not_replayable(out, "unknown", &format!("type_index={t}")),
+        Value::Object { obj, type_index, kind } if obj != 0 => {
+            object(out, (obj, type_index, kind), key, tensors, depth, left_out, prefetch)
         }
-        t if t < ti::STATIC_OBJECT_BEGIN && t != ti::OBJECT_RVALUE_REF => {
-            not_replayable(out, "unknown", &format!("type_index={t}"))
-        }
-        _ => object(out, v, key, tensors, depth, left_out, prefetch),
+        Value::Object { .. } | Value::UnreadableReference => not_replayable(out, "object", "unreadable"),
     }
 }
 
@@ -155,34 +143,26 @@ fn not_replayable(out: &mut Vec<u8>, kind: &str, what: &str) {
     out.extend_from_slice(b", \"replayable\": false}");
 }
 
+/// Appends the JSON entry of an object other than a tensor: (address, not null; type index; kind).
 fn object(
     out: &mut Vec<u8>,
-    v: &FfiAny,
+    (obj, t, kind): (usize, i32, ObjectKind),
     key: &str,
     tensors: &mut Vec<DumpTensor>,
     depth: usize,
     left_out: &[(String, &'static str)],
     prefetch: Option<&Prefetch>,
 ) {
-    let Some((obj, t)) = object_of(v).filter(|&(obj, _)| obj != 0) else {
-        return not_replayable(out, "object", "unreadable");
-    };
-    match t {
-        ti::STR | ti::BYTES => match ffi::read_object_payload::<ByteArray>(obj) {
-            Ok(b) => byte_array(out, if t == ti::STR { "str" } else { "bytes" }, b),
+    match kind {
+        ObjectKind::Str | ObjectKind::Bytes => match ffi::read_object_payload::<ByteArray>(obj) {
+            Ok(b) => byte_array(out, if kind == ObjectKind::Str { "str" } else { "bytes" }, b),
             Err(_) => not_replayable(out, "object", "unreadable"),
         },
-        ti::SHAPE => match ffi::read_object_payload::<ByteArray>(obj) {
-            Ok(s) if s.size <= 64 => {
-                let mut dims = [0i64; 64];
-                match mem::read_i64s(s.data, &mut dims[..s.size]) {
-                    Ok(()) => simple(out, "shape", |o| push_ints(o, &dims[..s.size])),
-                    Err(_) => not_replayable(out, "shape", "unreadable"),
-                }
-            }
-            _ => not_replayable(out, "shape", "unreadable"),
+        ObjectKind::Shape => match read_shape(obj) {
+            Ok((dims, n)) => simple(out, "shape", |o| push_ints(o, &dims[..n])),
+            Err(_) => not_replayable(out, "shape", "unreadable"),
         },
-        ti::ARRAY | ti::LIST if depth < MAX_DEPTH => match ffi::read_object_payload::<SeqPayload>(obj) {
+        ObjectKind::Seq if depth < MAX_DEPTH => match ffi::read_object_payload::<SeqPayload>(obj) {
             Ok(seq) if seq.size >= 0 && (seq.size as usize) <= MAX_ITEMS => {
                 out.extend_from_slice(b"{\"kind\": ");
                 push_str(out, if t == ti::ARRAY { b"array" } else { b"list" });
@@ -202,10 +182,10 @@ fn object(
             }
             _ => not_replayable(out, "array", "unreadable or too long"),
         },
-        t => {
+        _ => {
             let mut type_key = Vec::new();
             // Only the static indices are asked about (the runtime exits on an unregistered index).
-            if !((64..=78).contains(&t) && tvm_runtime::type_key(t, &mut type_key)) {
+            if !(STATIC_TYPES.contains(&t) && tvm_runtime::type_key(t, &mut type_key)) {
                 type_key = format!("type_index={t}").into_bytes();
             }
             out.extend_from_slice(b"{\"kind\": \"object\", ");

@@ -9,6 +9,7 @@
 
 #![forbid(unsafe_code)]
 
+use crate::stats::source::reach;
 use crate::stats::walk::ByteSource;
 
 /// Why a copy stopped.
@@ -179,16 +180,7 @@ impl Copier<'_> {
             return self.run(a, eb as u64);
         }
         // Lowest offset (negative strides) and span of the block.
-        let mut low: i128 = 0;
-        let mut high: i128 = 0;
-        for &(n, s) in inner {
-            let d = (n as i128 - 1) * s as i128;
-            if d < 0 {
-                low += d;
-            } else {
-                high += d;
-            }
-        }
+        let (low, high) = reach(inner.iter().copied()).map_err(CopyError::Read)?;
         let start = addr(a, low, self.eb)?;
         let span = ((high - low) as usize + 1) * eb;
         let half = self.staging.len() / 2;

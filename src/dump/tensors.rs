@@ -5,7 +5,7 @@ use super::json::{push_int, push_ints, push_key, push_str};
 use crate::abi::dlpack::{DataType, TensorDesc};
 use crate::abi::prefetch::Prefetch;
 use crate::record::names::{device_text, dtype_text};
-use crate::record::value::TensorSource;
+use crate::record::kind::TensorSource;
 
 /// A tensor argument (or a returned tensor) of a dumped call.
 pub struct DumpTensor {

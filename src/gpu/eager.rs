@@ -8,7 +8,6 @@ use crate::abi::cuda_driver::{self, Driver};
 use crate::abi::dlpack::{device_type, TensorDesc};
 use crate::os::scratch::{Lease, Reset, ScratchPool};
 use crate::abi::stats_kernel::{self, Batch, KernelApi, Partial, PartialsArena, MAX_TENSORS};
-use crate::abi::tvm_runtime;
 use crate::stats::compute::ElemKind;
 use crate::stats::gate;
 use crate::stats::walk::extent;
@@ -196,7 +195,7 @@ pub fn run_phase(
             continue;
         }
         let bytes = walked.min(e.span);
-        let stream = tvm_runtime::env_stream(device_type::CUDA, desc.device.device_id).unwrap_or(0);
+        let stream = crate::stats::source::call_stream(desc.device.device_id);
         // The capture gate, as on the copy route: nothing here (no load, launch or synchronisation) for a stream
         // the driver says is capturing or cannot say about; the shim's own calls run in RELAXED capture mode, so
         // a GLOBAL capture begun elsewhere by a route the shim never saw neither refuses nor invalidates them.

@@ -5,6 +5,7 @@
 
 use crate::abi::cuda_driver;
 use crate::os::pinned;
+use crate::record::stats_lines::Skipped;
 use crate::os::process::ProcessStamp;
 use crate::os::thread_claim::ThreadClaim;
 use crate::{capture, state};
@@ -49,7 +50,8 @@ fn allocate() -> bool {
     }
 }
 
-/// The configured size, for the skip line: `graph statistics pool full (64 MiB)` (the record keeps its wording).
-pub fn full_reason() -> String {
-    format!("graph statistics pool full ({} MiB)", state::config().graph_stats_mb)
+/// Why a tensor is not covered once the arena is spent: `graph statistics pool full (64 MiB)` (the record keeps
+/// its wording).
+pub fn full() -> Skipped {
+    Skipped::PoolFull { mb: state::config().graph_stats_mb }
 }

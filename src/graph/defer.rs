@@ -6,7 +6,7 @@
 //! page-locked memory.
 
 use super::callbacks;
-use super::replay::{view_span, ReplayTensor, Phase, CapturedCall, ReplaySource};
+use super::replay::{ReplayTensor, Phase, CapturedCall, ReplaySource};
 use super::{arena, enabled};
 use crate::abi::cuda_driver;
 use crate::abi::dlpack::{device_type, TensorDesc};
@@ -15,27 +15,19 @@ use crate::abi::prefetch::Prefetch;
 use crate::abi::tvm_runtime;
 use crate::capture;
 use crate::os::pinned;
-use crate::record::value::tensor_source;
+use crate::record::kind::tensor_source;
 use crate::stats::compute::ElemKind;
-use crate::record::push_line;
-use crate::stats::{host_readable, CaptureDeferral};
+use crate::record::stats_lines::{
+    push_deferred, push_skipped, push_stats_error, Skipped, NESTED, NO_ARENA, NO_STREAM, UNSEEN, UNSEEN_NO_ARENA,
+};
+use crate::stats::source::{host_readable, view_span};
+use crate::stats::CaptureDeferral;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// `CU_STREAM_CAPTURE_STATUS_ACTIVE`.
 const CAPTURE_ACTIVE: i32 = 1;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-
-/// Reason for a capture the shim did not see begin (a route it does not wrap) before the arena existed.
-pub const UNSEEN_NO_ARENA: &str = "graph statistics pool not prepared (capture begun by a route flashlog did not see)";
-/// Reason for a capture the shim did not see begin, once the arena exists.
-pub const UNSEEN: &str = "CUDA graph capture begun by a route flashlog did not see";
-/// Reason for a capture the shim saw, when the arena could not be prepared before it.
-pub const NO_ARENA: &str = "graph statistics pool not prepared";
-/// Reason when the stream of the call cannot be identified.
-pub const NO_STREAM: &str = "capturing stream not identified";
-/// Reason for a tensor inside a container argument (replay records cover top-level tensor arguments).
-pub const NESTED: &str = "tensor inside a container argument: not covered at graph replay";
 
 /// The capturing stream the call's copies and host functions go to.
 #[derive(Clone, Copy)]
@@ -168,13 +160,13 @@ impl CaptureDeferral for CallState {
         }
         if !self.active {
             // No capture known to the shim, yet the stream is capturing: begun behind its back.
-            push_line(out, indent, "[statistics skipped: ", if pinned::installed() { UNSEEN } else { UNSEEN_NO_ARENA });
+            push_skipped(out, indent, Skipped::Reason(if pinned::installed() { UNSEEN } else { UNSEEN_NO_ARENA }));
             return true;
         }
         let target = match self.verdict() {
             Verdict::Unknown | Verdict::NotCapturing => return false,
             Verdict::Uncovered(reason) => {
-                push_line(out, indent, "[statistics skipped: ", reason);
+                push_skipped(out, indent, Skipped::Reason(reason));
                 return true;
             }
             Verdict::Covered(t) => t,
@@ -185,7 +177,7 @@ impl CaptureDeferral for CallState {
                 *i
             }
             _ => {
-                push_line(out, indent, "[statistics skipped: ", NESTED);
+                push_skipped(out, indent, Skipped::Reason(NESTED));
                 return true;
             }
         };
@@ -195,13 +187,10 @@ impl CaptureDeferral for CallState {
         let source = source_for(desc, target);
         match &source {
             ReplaySource::Device { .. } | ReplaySource::Kernel { .. } | ReplaySource::Host { .. } => {
-                crate::record::push_indent(out, indent);
-                out.extend_from_slice(b"[statistics deferred to graph replay: id=");
-                crate::record::pyrepr::push_int(out, shared.id);
-                out.extend_from_slice(b"]\n");
+                push_deferred(out, indent, shared.id)
             }
-            ReplaySource::Skipped(reason) => push_line(out, indent, "[statistics skipped: ", reason),
-            ReplaySource::Error(reason) => push_line(out, indent, "[statistics error: ", reason),
+            ReplaySource::Skipped(why) => push_skipped(out, indent, *why),
+            ReplaySource::Error(reason) => push_stats_error(out, indent, reason),
         }
         self.entries.push(ReplayTensor { arg, source });
         true
@@ -256,7 +245,7 @@ fn source_for(desc: &TensorDesc, target: CaptureStream) -> ReplaySource {
         Err(reason) => return ReplaySource::Error(reason),
     };
     let Some(span) = pinned::reserve(len) else {
-        return ReplaySource::Skipped(arena::full_reason());
+        return ReplaySource::Skipped(arena::full());
     };
     let Some(driver) = cuda_driver::driver() else {
         return ReplaySource::Error("CUDA driver not loaded");

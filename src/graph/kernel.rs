@@ -27,7 +27,7 @@ pub fn kernel_source(desc: &TensorDesc, kind: ElemKind, stream: usize, per_threa
     }
     let nb = plan.desc.nblocks as usize;
     let Some(span) = pinned::reserve(nb * std::mem::size_of::<Partial>()) else {
-        return Some(Source::Skipped(crate::graph::arena::full_reason()));
+        return Some(Source::Skipped(crate::graph::arena::full()));
     };
     let mut batch = Box::<Batch>::default();
     batch.count = 1;

@@ -6,12 +6,13 @@
 use super::callbacks::DriverCallback;
 use super::watch;
 use crate::abi::dlpack::TensorDesc;
-use crate::os::{mem, pinned};
-use crate::record::pyrepr::push_int;
+use crate::os::pinned;
+use crate::record::replay_lines::{push_arg_heading, push_phase_heading, push_replay_record};
 use crate::record::tensor::is_contiguous;
-use crate::record::{push_line, DASH_LINE, EQUALS_LINE};
+use crate::record::stats_lines::{push_skipped, push_stats_error, Skipped};
 use crate::stats::compute::{Accumulator, ElemKind, Stats};
-use crate::stats::lines::write_stats_lines;
+use crate::stats::lines::push_stats_lines;
+use crate::stats::source::HostMemory;
 use crate::stats::walk::{walk_tensor, ByteSource};
 use crate::stats::STAGING_BYTES;
 use crate::{buffers, clock, log, state};
@@ -88,7 +89,7 @@ pub enum ReplaySource {
         kind: ElemKind,
     },
     /// Not covered: the skip line's reason.
-    Skipped(String),
+    Skipped(Skipped),
     /// Not covered: the error line's reason.
     Error(&'static str),
 }
@@ -130,15 +131,9 @@ impl DriverCallback for Phase {
             return;
         }
         let Run { body, nonfinite, replay, .. } = &mut *run;
-        body.extend_from_slice(if self.after {
-            b"Tensor arguments after the call:\n"
-        } else {
-            b"Tensor arguments before the call:\n"
-        });
+        push_phase_heading(body, self.after);
         for entry in &self.entries {
-            body.extend_from_slice(b"  arg[");
-            push_int(body, entry.arg);
-            body.extend_from_slice(if self.after { b"] (after):\n" } else { b"]:\n" });
+            push_arg_heading(body, entry.arg, self.after);
             *nonfinite |= write_entry(body, &entry.source, 4);
         }
         if !self.after && shared.has_after.load(Ordering::Acquire) {
@@ -157,45 +152,25 @@ impl DriverCallback for Phase {
     }
 }
 
-/// Appends a replay record: separators, `[ts] FlashInfer Graph Replay: <name> (id=N, replay K)`, the body.
-pub fn push_replay_record(out: &mut Vec<u8>, stamp: &[u8], name: &str, id: u64, replay: u64, body: &[u8]) {
-    out.extend_from_slice(EQUALS_LINE);
-    out.extend_from_slice(stamp);
-    out.extend_from_slice(b" FlashInfer Graph Replay: ");
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(b" (id=");
-    push_int(out, id);
-    out.extend_from_slice(b", replay ");
-    push_int(out, replay);
-    out.extend_from_slice(b")\n");
-    out.extend_from_slice(DASH_LINE);
-    out.extend_from_slice(body);
-    out.extend_from_slice(EQUALS_LINE);
-    out.push(b'\n');
-}
-
-/// Indentation source for statistics lines.
-const SPACES: &str = "                ";
-
 /// Appends the statistics (or reason) lines of one tensor; true when it holds a NaN or an infinity.
 fn write_entry(out: &mut Vec<u8>, source: &ReplaySource, indent: usize) -> bool {
     let result = match source {
         ReplaySource::Device { desc, kind, span, lo } => pinned_stats(span.bytes(), *lo, desc, *kind),
         ReplaySource::Kernel { plan, span } => Ok(crate::graph::kernel::fold_span(plan, span.bytes())),
-        ReplaySource::Host { desc, kind } => stats_of(&mut HostSource, desc, *kind),
-        ReplaySource::Skipped(reason) => {
-            push_line(out, indent, "[statistics skipped: ", reason);
+        ReplaySource::Host { desc, kind } => stats_of(&mut HostMemory, desc, *kind),
+        ReplaySource::Skipped(why) => {
+            push_skipped(out, indent, *why);
             return false;
         }
         ReplaySource::Error(reason) => Err(*reason),
     };
     match result {
         Ok(stats) => {
-            write_stats_lines(out, &SPACES[..indent.min(SPACES.len())], &stats);
+            push_stats_lines(out, indent, &stats);
             stats.is_nonfinite()
         }
         Err(reason) => {
-            push_line(out, indent, "[statistics error: ", reason);
+            push_stats_error(out, indent, reason);
             false
         }
     }
@@ -245,72 +220,10 @@ impl ByteSource for PinnedSource {
     }
 }
 
-/// Host memory, read with the fault-tolerant copy at replay time.
-struct HostSource;
-
-impl ByteSource for HostSource {
-    fn read(&mut self, addr: u64, dst: &mut [u8]) -> Result<(), &'static str> {
-        mem::read_bytes(addr as usize, dst).map_err(|_| "host memory not readable")
-    }
-}
-
-/// The bytes a view covers: (device address of its lowest byte, length). The walker reads exactly inside
-/// this span (it moves the base to the lowest element for negative strides; broadcast dimensions add
-/// nothing).
-pub fn view_span(desc: &TensorDesc, kind: ElemKind) -> Result<(u64, usize), &'static str> {
-    let eb = kind.elem_bytes() as i128;
-    let first = desc.first_element() as i128;
-    let (mut lo, mut hi) = (first, first + eb);
-    for (&n, &s) in desc.shape().iter().zip(desc.strides()) {
-        if n < 0 {
-            return Err("negative dimension size");
-        }
-        if n <= 1 || s == 0 {
-            continue;
-        }
-        let reach = (s as i128).checked_mul(n as i128 - 1).and_then(|r| r.checked_mul(eb)).ok_or("tensor too large")?;
-        if reach < 0 {
-            lo += reach;
-        } else {
-            hi += reach;
-        }
-    }
-    if lo < 0 || hi > u64::MAX as i128 || hi - lo > isize::MAX as i128 {
-        return Err("tensor address range overflows");
-    }
-    Ok((lo as u64, (hi - lo) as usize))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::abi::dlpack::{DataType, Device};
-
-    fn desc(data: usize, shape: &[i64], strides: &[i64]) -> TensorDesc {
-        let mut d = TensorDesc::new(
-            data,
-            0,
-            Device { device_type: 2, device_id: 0 },
-            DataType { code: 2, bits: 32, lanes: 1 },
-            shape.len(),
-        );
-        let (sh, st) = d.dims_mut();
-        sh.copy_from_slice(shape);
-        st.copy_from_slice(strides);
-        d
-    }
-
-    #[test]
-    fn spans_of_views() {
-        assert_eq!(view_span(&desc(0x1000, &[4, 8], &[8, 1]), ElemKind::F32), Ok((0x1000, 128)));
-        // Every other column of a 4x8 matrix: last element at 3*8+6.
-        assert_eq!(view_span(&desc(0x1000, &[4, 4], &[8, 2]), ElemKind::F32), Ok((0x1000, (3 * 8 + 6 + 1) * 4)));
-        // Reversed: the lowest element is 7 back.
-        assert_eq!(view_span(&desc(0x1000, &[8], &[-1]), ElemKind::F32), Ok((0x1000 - 28, 32)));
-        // Broadcast and size-1 dimensions add nothing.
-        assert_eq!(view_span(&desc(0x1000, &[5, 1, 3], &[0, 77, 1]), ElemKind::F32), Ok((0x1000, 12)));
-        assert_eq!(view_span(&desc(0x1000, &[], &[]), ElemKind::F32), Ok((0x1000, 4)));
-    }
+    use crate::stats::source::test_view as desc;
 
     #[test]
     fn compact_views_read_in_place_like_the_walk() {
@@ -342,24 +255,5 @@ mod tests {
         assert_eq!(dst, [6, 7, 8]);
         assert!(src.read(0x106, &mut dst).is_err());
         assert!(src.read(0xff, &mut dst).is_err());
-    }
-
-    #[test]
-    fn record_layout() {
-        let mut out = Vec::new();
-        push_replay_record(
-            &mut out,
-            b"[2026-12-02 01:10:06]",
-            "norm.rmsnorm",
-            7,
-            3,
-            b"Tensor arguments before the call:\n",
-        );
-        let eq = "=".repeat(80);
-        let dash = "-".repeat(80);
-        let want = format!(
-            "{eq}\n[2026-12-02 01:10:06] FlashInfer Graph Replay: norm.rmsnorm (id=7, replay 3)\n{dash}\nTensor arguments before the call:\n{eq}\n\n"
-        );
-        assert_eq!(String::from_utf8(out).unwrap(), want);
     }
 }

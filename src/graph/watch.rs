@@ -7,7 +7,7 @@
 use super::callbacks;
 use crate::config::LEVEL_STATS;
 use crate::os::sys;
-use crate::record::pyrepr::push_int;
+use crate::record::replay_lines::push_watch_summary;
 use crate::{buffers, clock, log, state};
 use crate::os::process::ProcessStamp;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -73,32 +73,7 @@ extern "C" fn at_exit() {
             return;
         }
         let mut out = buffers::take();
-        push_summary(&mut out, &clock::now().0, calls, replays, FLAGGED.load(Ordering::Relaxed));
+        push_watch_summary(&mut out, &clock::now().0, calls, replays, FLAGGED.load(Ordering::Relaxed));
         log::write_record(&out);
     });
-}
-
-/// Appends `[ts] flashlog watch: N calls and M graph replays checked, K with NaN or Inf`.
-pub fn push_summary(out: &mut Vec<u8>, stamp: &[u8], calls: u64, replays: u64, flagged: u64) {
-    out.extend_from_slice(stamp);
-    out.extend_from_slice(b" flashlog watch: ");
-    push_int(out, calls);
-    out.extend_from_slice(b" calls and ");
-    push_int(out, replays);
-    out.extend_from_slice(b" graph replays checked, ");
-    push_int(out, flagged);
-    out.extend_from_slice(b" with NaN or Inf\n");
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn summary_line() {
-        let mut out = Vec::new();
-        super::push_summary(&mut out, b"[2026-12-02 01:10:09]", 120000, 5000, 2);
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "[2026-12-02 01:10:09] flashlog watch: 120000 calls and 5000 graph replays checked, 2 with NaN or Inf\n"
-        );
-    }
 }

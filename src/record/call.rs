@@ -10,7 +10,8 @@
 
 use super::pyrepr::{push_escaped, push_int};
 use super::tensor::StatsSource;
-use super::value::{tensor_source, write_value, ValueContext};
+use super::kind::tensor_source;
+use super::value::{write_value, ValueContext};
 use super::{push_indent, DASH_LINE, EQUALS_LINE};
 use crate::abi::ffi::FfiAny;
 use crate::abi::prefetch::Prefetch;

@@ -1,12 +1,13 @@
-//! The text of one TVM-FFI value (`docs/log-format.md`, "Values"): one small printer per kind; [`write_value`]
-//! only dispatches. Every pointer inside a value is read through the fault-tolerant readers of `abi`.
+//! The text of one TVM-FFI value (`docs/log-format.md`, "Values"): one small printer per kind of
+//! [`super::kind::classify`] (the switch over the type index that the dump's JSON shares); [`write_value`] only
+//! dispatches. Every pointer inside a value is read through the fault-tolerant readers of `abi`.
 
 use super::names::{push_device, push_dtype};
 use super::push_indent;
 use super::pyrepr::{push_bytes_repr, push_float_repr, push_hex, push_int, push_str_repr, push_tuple};
+use super::kind::{classify, read_shape, ObjectKind, ShapeError, TensorSource, Value, STATIC_TYPES};
 use super::tensor::{write_tensor_block, StatsSource};
-use crate::abi::dlpack::{self, DataType, Device, TensorDesc};
-use crate::abi::ffi::{self, type_index as ti, ByteArray, FfiAny, SeqPayload};
+use crate::abi::ffi::{self, ByteArray, FfiAny, SeqPayload};
 use crate::abi::prefetch::Prefetch;
 use crate::os::mem;
 use std::cell::Cell;
@@ -17,10 +18,6 @@ pub const MAX_TEXT_BYTES: usize = 1024;
 pub const MAX_ITEMS: usize = 64;
 /// Deepest nesting of containers printed.
 pub const MAX_DEPTH: usize = 8;
-/// The object type indices every TVM-FFI runtime registers statically (Object 64 to BigInt 78).
-const STATIC_TYPES: std::ops::RangeInclusive<i32> = 64..=78;
-/// Longest Shape object printed.
-const MAX_SHAPE: usize = 64;
 
 /// What the value printer needs from its surroundings. Whoever builds one for a record calls
 /// [`start_record`] first (the record's budget of container items is per thread).
@@ -39,9 +36,9 @@ pub fn write_value(out: &mut Vec<u8>, value: &FfiAny, indent: usize, ctx: &mut V
 }
 
 fn write_value_at_depth(out: &mut Vec<u8>, value: &FfiAny, indent: usize, ctx: &mut ValueContext, depth: usize) {
-    match as_block(value, ctx.prefetch) {
-        Some(block) => write_block(out, block, indent, ctx, depth),
-        None => {
+    match as_block(classify(value), ctx.prefetch) {
+        Ok(block) => write_block(out, block, indent, ctx, depth),
+        Err(value) => {
             push_indent(out, indent);
             write_inline(out, value, ctx);
             out.push(b'\n');
@@ -57,73 +54,21 @@ enum Block {
     Seq(usize, SeqPayload),
 }
 
-/// Where a tensor's `DLTensor` lives.
-#[derive(Clone, Copy)]
-pub enum TensorSource {
-    /// A `DLTensor*` (type index 7).
-    DlTensorPtr(usize),
-    /// A Tensor object (70): the `DLTensor` follows the object header.
-    Object(usize),
-}
-
-impl TensorSource {
-    /// The address of the `DLTensor` (None for a null Tensor object).
-    pub fn descriptor_addr(self) -> Option<usize> {
-        match self {
-            TensorSource::DlTensorPtr(p) => Some(p),
-            TensorSource::Object(0) => None,
-            TensorSource::Object(obj) => obj.checked_add(ffi::OBJECT_HEADER_SIZE),
-        }
-    }
-
-    /// Reads and checks the descriptor, from `prefetch` when it holds it.
-    pub fn read(self, prefetch: Option<&Prefetch>) -> Result<TensorDesc, mem::ReadError> {
-        let addr = self.descriptor_addr().ok_or("null Tensor object")?;
-        match prefetch {
-            Some(p) => p.tensor(addr),
-            None => dlpack::read_tensor(addr),
-        }
-    }
-}
-
-/// The object an argument refers to, and its type index: objects directly, ObjectRValueRef through one
-/// indirection (the type index then comes from the object's header). Shared with the level-10 dumps.
-pub fn object_of(value: &FfiAny) -> Option<(usize, i32)> {
-    match value.type_index {
-        t if t >= ti::STATIC_OBJECT_BEGIN => Some((value.as_addr(), t)),
-        ti::OBJECT_RVALUE_REF => {
-            let obj: usize = mem::read_pod(value.as_addr()).ok()?;
-            let header = ffi::read_object_header(obj).ok()?;
-            Some((obj, header.type_index))
-        }
-        _ => None,
-    }
-}
-
-/// If `value` is a tensor (7, 70, or a reference to a Tensor object), where its descriptor lives.
-pub fn tensor_source(value: &FfiAny) -> Option<TensorSource> {
-    if value.type_index == ti::DL_TENSOR_PTR {
-        return Some(TensorSource::DlTensorPtr(value.as_addr()));
-    }
-    match object_of(value) {
-        Some((obj, ti::TENSOR)) => Some(TensorSource::Object(obj)),
-        _ => None,
-    }
-}
-
-fn as_block(value: &FfiAny, prefetch: Option<&Prefetch>) -> Option<Block> {
-    if let Some(t) = tensor_source(value) {
-        return Some(Block::Tensor(t));
-    }
-    match object_of(value) {
-        Some((obj, ti::ARRAY | ti::LIST)) if obj != 0 => {
+/// A value printed over several lines (a tensor, a readable non-empty sequence), or else the value back.
+fn as_block(value: Value, prefetch: Option<&Prefetch>) -> Result<Block, Value> {
+    match value {
+        Value::Tensor(t) => Ok(Block::Tensor(t)),
+        Value::Object { obj, kind: ObjectKind::Seq, .. } if obj != 0 => {
             let seq = match prefetch.and_then(|p| p.seq(obj)) {
-                Some((seq, _)) => seq,
-                None => ffi::read_object_payload(obj).ok()?,
+                Some((seq, _)) => Some(seq),
+                None => ffi::read_object_payload(obj).ok(),
             };
-            (seq.size > 0).then_some(Block::Seq(obj, seq))
+            match seq {
+                Some(seq) if seq.size > 0 => Ok(Block::Seq(obj, seq)),
+                _ => Err(value),
+            }
         }
-        _ => None,
+        _ => Err(value),
     }
 }
 
@@ -185,14 +130,14 @@ fn write_block(out: &mut Vec<u8>, block: Block, indent: usize, ctx: &mut ValueCo
                         out.extend_from_slice(reason.as_bytes());
                         out.extend_from_slice(b">\n");
                     }
-                    Ok(item) => match as_block(&item, ctx.prefetch) {
-                        Some(b) => {
+                    Ok(item) => match as_block(classify(&item), ctx.prefetch) {
+                        Ok(b) => {
                             out.push(b'\n');
                             write_block(out, b, indent + 4, ctx, depth + 1);
                         }
-                        None => {
+                        Err(item) => {
                             out.push(b' ');
-                            write_inline(out, &item, ctx);
+                            write_inline(out, item, ctx);
                             out.push(b'\n');
                         }
                     },
@@ -217,89 +162,64 @@ fn write_block(out: &mut Vec<u8>, block: Block, indent: usize, ctx: &mut ValueCo
 }
 
 /// Appends a value that fits on one line (no newline).
-fn write_inline(out: &mut Vec<u8>, value: &FfiAny, ctx: &mut ValueContext) {
-    match value.type_index {
-        ti::NONE => out.extend_from_slice(b"None"),
-        ti::INT => push_int(out, value.as_i64()),
-        ti::BOOL => out.extend_from_slice(if value.payload != 0 { b"True" } else { b"False" }),
-        ti::FLOAT => push_float_repr(out, value.as_f64()),
-        ti::OPAQUE_PTR if value.payload == 0 => out.extend_from_slice(b"None"),
-        ti::OPAQUE_PTR => push_hex(out, value.payload),
-        ti::DATA_TYPE => {
-            let b = value.inline_bytes();
-            push_dtype(out, DataType { code: b[0], bits: b[1], lanes: u16::from_le_bytes([b[2], b[3]]) });
-        }
-        ti::DEVICE => {
-            let b = value.inline_bytes();
-            push_device(
-                out,
-                Device {
-                    device_type: i32::from_le_bytes([b[0], b[1], b[2], b[3]]),
-                    device_id: i32::from_le_bytes([b[4], b[5], b[6], b[7]]),
-                },
-            );
-        }
-        ti::RAW_STR => {
+fn write_inline(out: &mut Vec<u8>, value: Value, ctx: &mut ValueContext) {
+    match value {
+        // Never reached: a tensor is always a block.
+        Value::Tensor(_) => {}
+        Value::None => out.extend_from_slice(b"None"),
+        Value::Int(i) => push_int(out, i),
+        Value::Bool(b) => out.extend_from_slice(if b { b"True" } else { b"False" }),
+        Value::Float(f) => push_float_repr(out, f),
+        Value::OpaquePtr(p) => push_hex(out, p),
+        Value::DataType(dt) => push_dtype(out, dt),
+        Value::Device(d) => push_device(out, d),
+        Value::RawStr(addr) => {
             let mut text = [0u8; MAX_TEXT_BYTES];
-            match mem::read_c_str_into(value.as_addr(), &mut text) {
+            match mem::read_c_str_into(addr, &mut text) {
                 Ok((len, truncated)) => push_str_repr(out, &text[..len], truncated),
                 Err(reason) => push_unreadable(out, "str", reason),
             }
         }
-        ti::BYTE_ARRAY_PTR => match mem::read_pod::<ByteArray>(value.as_addr()) {
+        Value::ByteArrayPtr(addr) => match mem::read_pod::<ByteArray>(addr) {
             Ok(bytes) => push_byte_array(out, bytes, true),
             Err(reason) => push_unreadable(out, "bytes", reason),
         },
-        ti::SMALL_STR | ti::SMALL_BYTES => {
-            let bytes = value.inline_bytes();
-            let len = (value.small_len as usize).min(7);
-            if value.type_index == ti::SMALL_STR {
-                push_str_repr(out, &bytes[..len], false);
-            } else {
-                push_bytes_repr(out, &bytes[..len], false);
-            }
-        }
-        ti::UNCHANGED => out.extend_from_slice(b"<unchanged>"),
-        t if t < ti::STATIC_OBJECT_BEGIN && t != ti::OBJECT_RVALUE_REF => {
+        Value::Small { bytes, len, text: true } => push_str_repr(out, &bytes[..len], false),
+        Value::Small { bytes, len, text: false } => push_bytes_repr(out, &bytes[..len], false),
+        Value::Unchanged => out.extend_from_slice(b"<unchanged>"),
+        Value::Unknown(t) => {
             out.extend_from_slice(b"<unknown type_index=");
             push_int(out, t);
             out.push(b'>');
         }
-        _ => match object_of(value) {
-            Some((obj, t)) => write_object_inline(out, obj, t, ctx),
-            None => push_unreadable(out, "object", "unreadable reference"),
-        },
+        Value::Object { obj, type_index, kind } => write_object_inline(out, obj, type_index, kind, ctx),
+        Value::UnreadableReference => push_unreadable(out, "object", "unreadable reference"),
     }
 }
 
 /// Appends an object that is not a tensor and not a non-empty sequence.
-fn write_object_inline(out: &mut Vec<u8>, obj: usize, type_index: i32, ctx: &mut ValueContext) {
+fn write_object_inline(out: &mut Vec<u8>, obj: usize, type_index: i32, kind: ObjectKind, ctx: &mut ValueContext) {
     if obj == 0 {
         push_unreadable(out, "object", "null pointer");
         return;
     }
-    match type_index {
-        ti::STR | ti::BYTES => match ffi::read_object_payload::<ByteArray>(obj) {
-            Ok(bytes) => push_byte_array(out, bytes, type_index == ti::BYTES),
+    match kind {
+        ObjectKind::Str | ObjectKind::Bytes => match ffi::read_object_payload::<ByteArray>(obj) {
+            Ok(bytes) => push_byte_array(out, bytes, kind == ObjectKind::Bytes),
             Err(reason) => push_unreadable(out, "object", reason),
         },
-        ti::SHAPE => match ffi::read_object_payload::<ByteArray>(obj) {
-            Ok(shape) if shape.size <= MAX_SHAPE => {
-                let mut dims = [0i64; MAX_SHAPE];
-                match mem::read_i64s(shape.data, &mut dims[..shape.size]) {
-                    Ok(()) => push_tuple(out, &dims[..shape.size]),
-                    Err(reason) => push_unreadable(out, "shape", reason),
-                }
-            }
-            Ok(_) => push_unreadable(out, "shape", "too many dimensions"),
-            Err(reason) => push_unreadable(out, "object", reason),
+        ObjectKind::Shape => match read_shape(obj) {
+            Ok((dims, n)) => push_tuple(out, &dims[..n]),
+            Err(ShapeError::Object(reason)) => push_unreadable(out, "object", reason),
+            Err(ShapeError::TooMany) => push_unreadable(out, "shape", "too many dimensions"),
+            Err(ShapeError::Dims(reason)) => push_unreadable(out, "shape", reason),
         },
         // Readable non-empty sequences are blocks; what reaches here is empty or unreadable.
-        ti::ARRAY | ti::LIST => match ffi::read_object_payload::<SeqPayload>(obj) {
+        ObjectKind::Seq => match ffi::read_object_payload::<SeqPayload>(obj) {
             Ok(_) => out.extend_from_slice(b"[]"),
             Err(reason) => push_unreadable(out, "object", reason),
         },
-        ti::MAP | ti::DICT => match ffi::read_object_payload::<[u64; 2]>(obj) {
+        ObjectKind::Map => match ffi::read_object_payload::<[u64; 2]>(obj) {
             Ok([_, size]) if size < (1 << 40) => {
                 out.extend_from_slice(b"{dict with ");
                 push_int(out, size);
@@ -307,14 +227,12 @@ fn write_object_inline(out: &mut Vec<u8>, obj: usize, type_index: i32, ctx: &mut
             }
             _ => out.extend_from_slice(b"{dict}"),
         },
-        t => {
+        ObjectKind::Other => {
             out.extend_from_slice(b"<object ");
-            // The runtime is asked only about the static indices, which are always registered: the real
-            // `TVMFFIGetTypeInfo` exits the process for an index nobody registered, and a corrupt object can
-            // claim any index.
-            if !(STATIC_TYPES.contains(&t) && (ctx.type_key)(t, out)) {
+            // The runtime is asked only about the static indices (see `STATIC_TYPES`).
+            if !(STATIC_TYPES.contains(&type_index) && (ctx.type_key)(type_index, out)) {
                 out.extend_from_slice(b"type_index=");
-                push_int(out, t);
+                push_int(out, type_index);
             }
             out.push(b'>');
         }

@@ -3,20 +3,21 @@
 //! statistics and dumps print are `&'static str`; [`failed`] gives one per (call, code), made once and kept.
 
 use crate::abi::cuda_sync::{self, MISSING};
-use crate::record::pyrepr::push_int;
+use crate::record::sync_lines::{push_driver_error, DriverError};
+
+/// The error `code` as the records name it: the host driver's `cuGetErrorName`, or [`MISSING`] (the driver
+/// lacks the function).
+pub fn driver_error(code: i32) -> DriverError {
+    if code == MISSING {
+        return DriverError::Missing;
+    }
+    DriverError::Code { code, name: cuda_sync::driver().and_then(|d| d.error_name(code)) }
+}
 
 /// Appends `NAME (CODE)`: `CUDA_ERROR_ILLEGAL_ADDRESS (700)`. A code the driver has no name for is written
 /// `CUDA error (CODE)`; [`MISSING`] (the driver lacks the function) `function not in the driver`.
 pub fn push_error(out: &mut Vec<u8>, code: i32) {
-    if code == MISSING {
-        out.extend_from_slice(b"function not in the driver");
-        return;
-    }
-    let name = cuda_sync::driver().and_then(|d| d.error_name(code));
-    out.extend_from_slice(name.unwrap_or("CUDA error").as_bytes());
-    out.extend_from_slice(b" (");
-    push_int(out, code);
-    out.push(b')');
+    push_driver_error(out, driver_error(code));
 }
 
 /// `NAME (CODE)` as a string.

@@ -78,6 +78,15 @@ pub fn write_stats_lines(out: &mut Vec<u8>, indent: &str, stats: &Stats) {
     }
 }
 
+/// Indentation source for [`push_stats_lines`] (no allocation per tensor).
+const SPACES: &str = "                ";
+
+/// [`write_stats_lines`] indented by `indent` spaces (at most 16), as the records of a call and of a graph replay
+/// print a tensor's statistics.
+pub fn push_stats_lines(out: &mut Vec<u8>, indent: usize, stats: &Stats) {
+    write_stats_lines(out, &SPACES[..indent.min(SPACES.len())], stats);
+}
+
 #[cfg(test)]
 mod f6_tests {
     use super::write_f6;

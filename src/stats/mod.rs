@@ -8,19 +8,20 @@ pub mod errors;
 pub mod formats;
 pub mod gate;
 pub mod lines;
+pub mod source;
 pub mod walk;
 
-use crate::abi::cuda_driver::{self, Driver};
+use crate::abi::cuda_driver;
 use crate::abi::dlpack::{device_type, TensorDesc};
 use crate::abi::prefetch::Prefetch;
-use crate::abi::tvm_runtime;
 use crate::capture;
 use crate::os::mem;
 use crate::os::scratch::{Lease, Reset, ScratchPool};
-use crate::record::push_indent;
+use crate::record::stats_lines::{push_skipped, push_stats_error as push_error, Skipped};
 use crate::record::tensor::StatsSource;
 use compute::{Accumulator, ElemKind};
-use lines::write_stats_lines;
+use lines::push_stats_lines;
+use source::{view_span, Closed, DeviceMemory, Memory, PhaseStreams};
 use walk::{extent, walk_tensor, ByteSource};
 
 /// Size of the one staging buffer that every read goes through: the memory the shim adds never grows
@@ -75,9 +76,8 @@ pub enum GpuResult {
 /// The statistics source of one call: it synchronises each device stream once before the call's inputs
 /// are read and once more after the call, before its outputs are read.
 pub struct LiveStats<D: CaptureDeferral, K: KernelRoute> {
-    /// (device, stream) pairs synchronised in this phase; a call touches few devices.
-    synced: [(i32, usize); 8],
-    n_synced: usize,
+    /// The streams synchronised in this phase.
+    streams: PhaseStreams,
     /// Whether a tensor of this call held a NaN or an infinity (the NaN watch).
     nonfinite: bool,
     /// Whether statistics were skipped or deferred because of a capture.
@@ -147,8 +147,7 @@ impl<D: CaptureDeferral, K: KernelRoute> LiveStats<D, K> {
     /// A source for a new call.
     pub fn new() -> Self {
         LiveStats {
-            synced: [(0, 0); 8],
-            n_synced: 0,
+            streams: PhaseStreams::default(),
             nonfinite: false,
             during_capture: false,
             graph: Default::default(),
@@ -160,7 +159,7 @@ impl<D: CaptureDeferral, K: KernelRoute> LiveStats<D, K> {
     /// Marks that the real function ran: device streams must be synchronised again before reading outputs,
     /// and the data read before the call is stale.
     pub fn after_call(&mut self) {
-        self.n_synced = 0;
+        self.streams.clear();
         self.cache = None;
         self.gpu = None;
         self.graph.after_call();
@@ -190,7 +189,7 @@ impl<D: CaptureDeferral, K: KernelRoute> LiveStats<D, K> {
     fn capture_line(&mut self, desc: &TensorDesc, out: &mut Vec<u8>, indent: usize) {
         self.during_capture = true;
         if !self.graph.defer(desc, out, indent) {
-            push_skipped(out, indent);
+            push_skipped(out, indent, Skipped::Capture);
         }
     }
 
@@ -207,21 +206,9 @@ impl<D: CaptureDeferral, K: KernelRoute> LiveStats<D, K> {
         // loaded objects).
         let has_device = descs.clone().any(|d| d.device.device_type == device_type::CUDA);
         if let Some(driver) = has_device.then(cuda_driver::driver).flatten() {
-            let mut synced = (self.synced, self.n_synced);
-            let mut sync = |device_id: i32, stream: usize| {
-                let (list, n) = &mut synced;
-                if list[..*n].contains(&(device_id, stream)) {
-                    return true;
-                }
-                let ok = driver.synchronize(stream).is_ok();
-                if ok && *n < list.len() {
-                    list[*n] = (device_id, stream);
-                    *n += 1;
-                }
-                ok
-            };
+            let streams = &mut self.streams;
+            let mut sync = |device_id: i32, stream: usize| streams.sync_once(driver, device_id, stream).is_ok();
             self.gpu = K::run_phase(descs.clone(), &mut sync);
-            (self.synced, self.n_synced) = synced;
         }
         let mut cache = DATA_CACHE.take();
         let c = &mut *cache;
@@ -233,16 +220,15 @@ impl<D: CaptureDeferral, K: KernelRoute> LiveStats<D, K> {
             let Some(kind) = ElemKind::from_dlpack(desc.dtype.code, desc.dtype.bits, desc.dtype.lanes) else {
                 continue;
             };
-            let Ok(Some(e)) = extent(desc.first_element() as u64, desc.shape(), desc.strides(), kind) else {
+            let Ok((lo, span)) = view_span(&desc, kind) else {
                 continue;
             };
-            if e.span > BATCH_TENSOR_BYTES || total + e.span as usize > BATCH_TOTAL_BYTES {
+            if span as u128 > BATCH_TENSOR_BYTES || total + span > BATCH_TOTAL_BYTES {
                 continue;
             }
-            let lo = lowest_address(&desc, kind);
-            c.spans.push((lo, total, e.span as usize));
-            c.pieces.push(mem::Piece { addr: lo as usize, off: total, len: e.span as usize });
-            total += e.span as usize;
+            c.spans.push((lo, total, span));
+            c.pieces.push(mem::Piece { addr: lo as usize, off: total, len: span });
+            total += span;
         }
         if c.pieces.is_empty() {
             return;
@@ -253,62 +239,34 @@ impl<D: CaptureDeferral, K: KernelRoute> LiveStats<D, K> {
         self.cache = Some(cache);
     }
 
-    /// Synchronises the stream the call runs on for `device_id`, once per phase.
-    fn sync_once(&mut self, driver: &Driver, device_id: i32, stream: usize) -> Result<(), &'static str> {
-        if self.synced[..self.n_synced].contains(&(device_id, stream)) {
-            return Ok(());
-        }
-        driver.synchronize(stream).map_err(|rc| crate::stats::errors::failed("cuStreamSynchronize", rc))?;
-        if self.n_synced < self.synced.len() {
-            self.synced[self.n_synced] = (device_id, stream);
-            self.n_synced += 1;
-        }
-        Ok(())
-    }
-
     /// Whether the view is too costly to walk: statistics are bounded by the bytes a view spans (with stride-0
     /// broadcast dimensions counted once, as the walker does), and by the per-tensor cap.
-    fn skip(desc: &TensorDesc, kind: ElemKind) -> Result<Option<Skip>, &'static str> {
+    fn skip(desc: &TensorDesc, kind: ElemKind) -> Result<Option<Skipped>, &'static str> {
         let Some(e) = extent(desc.first_element() as u64, desc.shape(), desc.strides(), kind)? else {
             return Ok(None);
         };
         let eb = kind.elem_bytes() as u128;
         let walked_bytes = e.walked as u128 * eb;
         if walked_bytes > e.span && walked_bytes - e.span > OVERLAP_SLACK_BYTES {
-            return Ok(Some(Skip::Overlapping { elements: e.elements, span: e.span }));
+            return Ok(Some(Skipped::Overlapping { elements: e.elements, span: e.span }));
         }
         let cap_mb = crate::state::config().stats_max_mb;
         let bytes = walked_bytes.min(e.span);
         if cap_mb != 0 && bytes > (cap_mb as u128) << 20 {
-            return Ok(Some(Skip::OverCap { bytes, cap_mb }));
+            return Ok(Some(Skipped::OverCap { bytes, cap_mb }));
         }
         Ok(None)
     }
 
     fn compute(&mut self, desc: &TensorDesc, kind: ElemKind) -> Result<compute::Stats, Failure> {
-        let dev = desc.device;
-        let host_memory = host_readable(dev.device_type);
         let mut acc = Accumulator::new(kind);
-        if host_memory {
-            if dev.device_type != device_type::CPU {
-                // Pinned or managed memory may still be written by a kernel: wait for the call's stream, when
-                // the driver says no capture could be disturbed by it.
-                if let Some(driver) = cuda_driver::driver() {
-                    let stream = tvm_runtime::env_stream(device_type::CUDA, dev.device_id).unwrap_or(0);
-                    let _relaxed = gate::enter(driver, stream, false)?;
-                    let _ = self.sync_once(driver, dev.device_id, stream);
-                }
+        let (memory, _relaxed) = self.streams.open(desc.device)?;
+        match memory {
+            Memory::Host => {
+                let cache = if desc.device.device_type == device_type::CPU { self.cache.as_deref() } else { None };
+                walk(&mut CachedHost(cache), desc, kind, &mut acc)?;
             }
-            let cache = if dev.device_type == device_type::CPU { self.cache.as_deref() } else { None };
-            walk(&mut HostMemory(cache), desc, kind, &mut acc)?;
-        } else if dev.device_type == device_type::CUDA {
-            let driver = cuda_driver::driver().ok_or("CUDA driver not loaded")?;
-            let stream = tvm_runtime::env_stream(device_type::CUDA, dev.device_id).unwrap_or(0);
-            let _relaxed = gate::enter(driver, stream, true)?;
-            self.sync_once(driver, dev.device_id, stream)?;
-            walk(&mut DeviceMemory(driver), desc, kind, &mut acc)?;
-        } else {
-            return Err("no reader for this device type".into());
+            Memory::Device(driver) => walk(&mut DeviceMemory(driver), desc, kind, &mut acc)?,
         }
         Ok(acc.finish())
     }
@@ -328,34 +286,21 @@ impl From<&'static str> for Failure {
     }
 }
 
-impl From<gate::Blocked> for Failure {
-    fn from(b: gate::Blocked) -> Self {
-        Failure::Blocked(b)
+impl From<Closed> for Failure {
+    fn from(c: Closed) -> Self {
+        match c {
+            Closed::Blocked(b) => Failure::Blocked(b),
+            Closed::Error(reason) => Failure::Error(reason),
+        }
     }
 }
 
-/// Whether this device type's memory is host memory, readable by the host's own threads (the statistics of
-/// a call, and the host functions of graph replay).
-pub fn host_readable(device: i32) -> bool {
-    matches!(device, device_type::CPU | device_type::CUDA_HOST | device_type::CUDA_MANAGED | device_type::ROCM_HOST)
-}
-
-/// Indentation source for statistics lines (no allocation per tensor).
-const SPACES: &str = "                ";
-
 /// Views whose visited elements exceed the bytes they span by more than this are not walked (see
-/// [`Skip::Overlapping`]): small overlapping views keep exact statistics.
+/// `Skipped::Overlapping`): small overlapping views keep exact statistics. The view reaches more elements than
+/// its span can hold (strides that do not separate its elements, as `as_strided` makes), and walking them
+/// would cost more than this beyond the span: the work would grow with the element count (2^60 elements over
+/// 12 MiB), not the memory.
 const OVERLAP_SLACK_BYTES: u128 = STAGING_BYTES as u128;
-
-/// Why statistics are not taken for a tensor that could be read.
-enum Skip {
-    /// The view reaches more elements than its span can hold (strides that do not separate its elements,
-    /// as `as_strided` makes), and walking them would cost more than [`OVERLAP_SLACK_BYTES`] beyond the
-    /// span: the work would grow with the element count (2^60 elements over 12 MiB), not the memory.
-    Overlapping { elements: u64, span: u128 },
-    /// The bytes to read exceed `FLASHLOG_STATS_MAX_MB`.
-    OverCap { bytes: u128, cap_mb: u64 },
-}
 
 /// Runs `f` with the shared staging buffer (level-10 dumps copy through it too, so the memory the shim adds
 /// stays [`STAGING_BYTES`] whatever the tensor size).
@@ -397,18 +342,18 @@ impl<D: CaptureDeferral, K: KernelRoute> StatsSource for LiveStats<D, K> {
         }
         match Self::skip(desc, kind) {
             Err(reason) => return push_error(out, indent, reason),
-            Ok(Some(skip)) => return push_skip_reason(out, indent, &skip),
+            Ok(Some(skip)) => return push_skipped(out, indent, skip),
             Ok(None) => {}
         }
         match self.compute(desc, kind) {
             Ok(stats) => {
                 self.nonfinite |= stats.is_nonfinite();
-                write_stats_lines(out, &SPACES[..indent.min(SPACES.len())], &stats)
+                push_stats_lines(out, indent, &stats)
             }
             Err(Failure::Blocked(gate::Blocked::Capturing)) => self.capture_line(desc, out, indent),
             Err(Failure::Blocked(gate::Blocked::Unknown(reason))) => {
                 self.during_capture = true;
-                crate::record::push_line(out, indent, "[statistics skipped: ", reason);
+                push_skipped(out, indent, Skipped::Reason(reason));
             }
             Err(Failure::Error(reason)) => push_error(out, indent, reason),
         }
@@ -421,131 +366,23 @@ impl<D: CaptureDeferral, K: KernelRoute> LiveStats<D, K> {
         match result {
             GpuResult::Stats(stats) => {
                 self.nonfinite |= stats.is_nonfinite();
-                write_stats_lines(out, &SPACES[..indent.min(SPACES.len())], &stats)
+                push_stats_lines(out, indent, &stats)
             }
-            GpuResult::OverCap { bytes, cap_gb } => {
-                push_indent(out, indent);
-                out.extend_from_slice(b"[statistics skipped: ");
-                push_size(out, bytes);
-                out.extend_from_slice(b" over FLASHLOG_GPU_STATS_MAX_GB=");
-                let _ = std::io::Write::write_fmt(out, format_args!("{cap_gb}"));
-                out.extend_from_slice(b"]\n");
-            }
+            GpuResult::OverCap { bytes, cap_gb } => push_skipped(out, indent, Skipped::GpuOverCap { bytes, cap_gb }),
         }
     }
-}
-
-fn push_skipped(out: &mut Vec<u8>, indent: usize) {
-    push_indent(out, indent);
-    out.extend_from_slice(b"[statistics skipped: CUDA graph capture in progress]\n");
-}
-
-/// `[statistics skipped: overlapping view of N elements over 12.0 MiB]` or
-/// `[statistics skipped: 40.0 GiB over FLASHLOG_STATS_MAX_MB=256]`.
-fn push_skip_reason(out: &mut Vec<u8>, indent: usize, skip: &Skip) {
-    push_indent(out, indent);
-    match *skip {
-        Skip::Overlapping { elements, span } => {
-            out.extend_from_slice(b"[statistics skipped: overlapping view of ");
-            crate::record::pyrepr::push_int(out, elements);
-            out.extend_from_slice(b" elements over ");
-            push_size(out, span);
-        }
-        Skip::OverCap { bytes, cap_mb } => {
-            out.extend_from_slice(b"[statistics skipped: ");
-            push_size(out, bytes);
-            out.extend_from_slice(b" over FLASHLOG_STATS_MAX_MB=");
-            crate::record::pyrepr::push_int(out, cap_mb);
-        }
-    }
-    out.extend_from_slice(b"]\n");
-}
-
-/// A byte count as `512 B`, `12.0 MiB`, `40.0 GiB` (binary units, one decimal).
-pub fn push_size(out: &mut Vec<u8>, bytes: u128) {
-    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
-    if bytes < 1024 {
-        crate::record::pyrepr::push_int(out, bytes as u64);
-        out.extend_from_slice(b" B");
-        return;
-    }
-    let mut unit = 0;
-    let mut scale = 1024u128;
-    while unit + 1 < UNITS.len() && bytes >= scale * 1024 {
-        scale *= 1024;
-        unit += 1;
-    }
-    // Tenths, rounded half up, in integers (no float formatting, no allocation).
-    let tenths = (bytes * 10 + scale / 2) / scale;
-    crate::record::pyrepr::push_int(out, (tenths / 10) as u64);
-    out.push(b'.');
-    out.push(b'0' + (tenths % 10) as u8);
-    out.push(b' ');
-    out.extend_from_slice(UNITS[unit].as_bytes());
-}
-
-fn push_error(out: &mut Vec<u8>, indent: usize, reason: &str) {
-    push_indent(out, indent);
-    out.extend_from_slice(b"[statistics error: ");
-    out.extend_from_slice(reason.as_bytes());
-    out.extend_from_slice(b"]\n");
 }
 
 /// Host memory of this process, read with the fault-tolerant copy (from the phase's batch when it holds the
 /// range).
-struct HostMemory<'a>(Option<&'a DataCache>);
+struct CachedHost<'a>(Option<&'a DataCache>);
 
-impl ByteSource for HostMemory<'_> {
+impl ByteSource for CachedHost<'_> {
     fn read(&mut self, addr: u64, dst: &mut [u8]) -> Result<(), &'static str> {
         if let Some(bytes) = self.0.and_then(|c| c.get(addr, dst.len())) {
             dst.copy_from_slice(bytes);
             return Ok(());
         }
-        mem::read_bytes(addr as usize, dst).map_err(|_| "host memory not readable")
-    }
-}
-
-/// The lowest address a view touches (its first element moved back by every negative stride); the caller
-/// checked with `extent` that the view is addressable.
-fn lowest_address(desc: &TensorDesc, kind: ElemKind) -> u64 {
-    let eb = kind.elem_bytes() as i128;
-    let mut lo = desc.first_element() as i128;
-    for (&n, &s) in desc.shape().iter().zip(desc.strides()) {
-        if s < 0 && n > 1 {
-            lo += (n as i128 - 1) * s as i128 * eb;
-        }
-    }
-    lo.max(0) as u64
-}
-
-/// Device memory, copied through the host program's driver.
-struct DeviceMemory(&'static Driver);
-
-impl ByteSource for DeviceMemory {
-    fn read(&mut self, addr: u64, dst: &mut [u8]) -> Result<(), &'static str> {
-        self.0.copy_to_host(addr, dst).map_err(crate::stats::errors::copy_failed)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::push_size;
-
-    fn size(b: u128) -> String {
-        let mut out = Vec::new();
-        push_size(&mut out, b);
-        String::from_utf8(out).unwrap()
-    }
-
-    #[test]
-    fn sizes() {
-        assert_eq!(size(0), "0 B");
-        assert_eq!(size(1023), "1023 B");
-        assert_eq!(size(1024), "1.0 KiB");
-        assert_eq!(size(12 << 20), "12.0 MiB");
-        assert_eq!(size((12 << 20) - 4), "12.0 MiB");
-        assert_eq!(size(40 << 30), "40.0 GiB");
-        assert_eq!(size(1536 << 20), "1.5 GiB");
-        assert_eq!(size(u64::MAX as u128 * 4), "64.0 EiB");
+        source::HostMemory.read(addr, dst)
     }
 }

@@ -20,8 +20,7 @@ use crate::os::leaked::LeakedSlot;
 use crate::os::sys::ErrnoGuard;
 use crate::correlation::CallTag;
 use crate::graph::callbacks::{self, DriverCallback};
-use crate::record::pyrepr::push_int;
-use crate::record::{DASH_LINE, EQUALS_LINE};
+use crate::record::sync_lines::{self, CapturedCallLine, CapturedCalls, GraphName};
 use crate::{buffers, capture, clock, log, state};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
@@ -233,14 +232,7 @@ fn driver_error_line(function: &str, code: i32) {
         return;
     }
     let mut out = buffers::take();
-    out.extend_from_slice(b"[CUDA error from ");
-    out.extend_from_slice(function.trim_end_matches("_ptsz").as_bytes());
-    if function.ends_with("_ptsz") {
-        out.extend_from_slice(b"_ptsz");
-    }
-    out.extend_from_slice(b": ");
-    errors::push_error(&mut out, code);
-    out.extend_from_slice(b"]\n");
+    sync_lines::push_error_from(&mut out, function, errors::driver_error(code));
     log::write_record(&out);
 }
 
@@ -269,115 +261,41 @@ fn after_launch(entry: Option<Replay>, exec: usize, stream: usize, per_thread: b
         }
     };
     let mut out = buffers::take();
+    let error = errors::driver_error(code);
     match entry {
         Some(Replay { exec: e, number }) if e.reported.swap(true, Ordering::AcqRel) => {
-            push_again_line(&mut out, e.capture.map(|c| c.id), exec, number, code, rc != 0);
+            sync_lines::push_replay_again_line(&mut out, graph_name(e.capture, exec), number, error, rc != 0);
         }
         Some(Replay { exec: e, number }) => {
-            push_record(&mut out, &clock::now().0, e.capture, exec, number, code, rc != 0)
+            let calls = e.capture.map(captured_calls).unwrap_or_default();
+            let captured = e.capture.map(|c| CapturedCalls {
+                calls: &calls,
+                last_done: c.markers.load(Ordering::Acquire).then(|| c.last_done.load(Ordering::Acquire)),
+            });
+            let graph = (graph_name(e.capture, exec), number);
+            sync_lines::push_replay_error_record(&mut out, &clock::now().0, graph, error, rc != 0, captured)
         }
-        None => push_record(&mut out, &clock::now().0, None, exec, 0, code, rc != 0),
+        None => {
+            let graph = (GraphName::Exec(exec), 0);
+            sync_lines::push_replay_error_record(&mut out, &clock::now().0, graph, error, rc != 0, None)
+        }
     }
     log::write_record(&out);
 }
 
-fn push_graph_name(out: &mut Vec<u8>, id: Option<u64>, exec: usize) {
-    match id {
-        Some(id) => {
-            out.extend_from_slice(b"graph id=");
-            push_int(out, id);
-        }
-        None => {
-            out.extend_from_slice(b"graph exec ");
-            crate::record::pyrepr::push_hex(out, exec as u64);
-            out.extend_from_slice(b" (not captured under FLASHLOG_SYNC)");
-        }
-    }
+/// How the records name the graph of `exec`: by its capture's id when the capture was seen.
+fn graph_name(capture: Option<&'static Capture>, exec: usize) -> GraphName {
+    capture.map_or(GraphName::Exec(exec), |c| GraphName::Captured(c.id))
 }
 
-/// A later failing replay of a graph already reported: one line.
-fn push_again_line(out: &mut Vec<u8>, id: Option<u64>, exec: usize, replay: u64, code: i32, launch: bool) {
-    out.extend_from_slice(if launch { b"[CUDA error at launch of " } else { b"[CUDA error after replay of " });
-    push_graph_name(out, id, exec);
-    out.extend_from_slice(b", replay ");
-    push_int(out, replay);
-    out.extend_from_slice(b": ");
-    errors::push_error(out, code);
-    out.extend_from_slice(b", the context had failed already]\n");
-}
-
-/// The error record of a failing replay.
-fn push_record(
-    out: &mut Vec<u8>,
-    stamp: &[u8],
-    capture: Option<&'static Capture>,
-    exec: usize,
-    replay: u64,
-    code: i32,
-    launch: bool,
-) {
-    out.extend_from_slice(EQUALS_LINE);
-    out.extend_from_slice(stamp);
-    out.extend_from_slice(b" FlashInfer Graph Replay Error: ");
-    push_graph_name(out, capture.map(|c| c.id), exec);
-    if replay > 0 {
-        out.extend_from_slice(b", replay ");
-        push_int(out, replay);
-    }
-    out.push(b'\n');
-    out.extend_from_slice(DASH_LINE);
-    out.extend_from_slice(if launch { b"[CUDA error at graph launch: " } else { b"[CUDA error after this replay: " });
-    errors::push_error(out, code);
-    out.extend_from_slice(b"]\n");
-    if let Some(c) = capture {
-        push_calls(out, c);
-    }
-    out.extend_from_slice(EQUALS_LINE);
-    out.push(b'\n');
-}
-
-/// The captured calls in capture order, and with markers the progress.
-fn push_calls(out: &mut Vec<u8>, c: &'static Capture) {
-    let mut calls: Vec<&'static CapturedCall> = Vec::new();
+/// The calls captured into `c`, in capture order.
+fn captured_calls(c: &'static Capture) -> Vec<CapturedCallLine<'static>> {
+    let mut calls = Vec::new();
     let mut p = c.calls.get();
     while let Some(call) = p {
-        calls.push(call);
+        calls.push(CapturedCallLine { position: call.position, name: call.name, tag: call.tag });
         p = call.previous.get();
     }
     calls.sort_by_key(|call| call.position);
-    if calls.is_empty() {
-        out.extend_from_slice(b"FlashInfer calls captured into this graph: none\n");
-        return;
-    }
-    out.extend_from_slice(b"FlashInfer calls captured into this graph, in capture order:\n");
-    for call in &calls {
-        out.extend_from_slice(b"  ");
-        push_int(out, call.position);
-        out.extend_from_slice(b". ");
-        push_call(out, call);
-        out.push(b'\n');
-    }
-    if !c.markers.load(Ordering::Acquire) {
-        return;
-    }
-    let done = c.last_done.load(Ordering::Acquire);
-    out.extend_from_slice(b"last completed: ");
-    match calls.iter().find(|call| call.position == done) {
-        Some(call) => push_call(out, call),
-        None => out.extend_from_slice(b"none"),
-    }
-    out.extend_from_slice(b"\nfirst not completed: ");
-    match calls.iter().find(|call| call.position == done + 1) {
-        Some(call) => push_call(out, call),
-        None => out.extend_from_slice(b"none (every captured call completed)"),
-    }
-    out.push(b'\n');
-}
-
-/// `<name> [call <name> #N thread T]`: the call and the place of its capture-time record.
-fn push_call(out: &mut Vec<u8>, call: &CapturedCall) {
-    out.extend_from_slice(call.name.as_bytes());
-    out.push(b' ');
-    crate::record::call::push_correlation_line(out, call.name, &call.tag, None);
-    out.pop();
+    calls
 }

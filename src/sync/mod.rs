@@ -17,11 +17,11 @@ use crate::abi::dlpack::device_type;
 use crate::abi::ffi::FfiAny;
 use crate::os::mem;
 use crate::abi::prefetch::Prefetch;
-use crate::abi::tvm_runtime;
 use crate::capture;
 use crate::correlation::CallTag;
-use crate::record::call::push_correlation_line;
-use crate::record::value::{tensor_source, TensorSource};
+use crate::record::sync_lines;
+use crate::stats::errors::driver_error;
+use crate::record::kind::{tensor_source, TensorSource};
 use crate::{buffers, log, state};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -110,7 +110,7 @@ pub fn call_stream(args: &[FfiAny], prefetch: Option<&Prefetch>) -> usize {
         .filter_map(|a| tensor_source(a).and_then(device_of))
         .find(|&(kind, _)| kind == device_type::CUDA)
         .map_or(0, |(_, id)| id);
-    tvm_runtime::env_stream(device_type::CUDA, device).unwrap_or(0)
+    crate::stats::source::call_stream(device)
 }
 
 /// Before the call's inputs record: synchronises its stream (outside captures), or notes the call in the
@@ -142,56 +142,28 @@ pub fn after_call(name: &str, tag: &CallTag, sync: &CallSync, standalone: bool) 
     };
     if standalone {
         let mut out = buffers::take();
-        push_after(&mut out, code);
-        out.pop();
-        out.push(b' ');
-        push_correlation_line(&mut out, name, tag, Some(&crate::clock::now()));
+        sync_lines::push_error_after_alone(&mut out, driver_error(code), name, tag, &crate::clock::now());
         log::write_record(&out);
     }
     Some(code)
 }
 
-/// Appends `[CUDA error before this call: NAME (CODE), from earlier work]` and a newline.
-pub fn push_before(out: &mut Vec<u8>, code: i32) {
-    out.extend_from_slice(b"[CUDA error before this call: ");
-    crate::stats::errors::push_error(out, code);
-    out.extend_from_slice(b", from earlier work]\n");
-}
-
-/// Appends `[CUDA error after this call: NAME (CODE)]` and a newline.
-pub fn push_after(out: &mut Vec<u8>, code: i32) {
-    out.extend_from_slice(b"[CUDA error after this call: ");
-    crate::stats::errors::push_error(out, code);
-    out.extend_from_slice(b"]\n");
-}
-
-/// Puts the "before" line into a built inputs record (`record`): right after its dashes, before the
-/// arguments; at level 1 (a call line alone) after the call line.
+/// Puts the "before" line, `[CUDA error before this call: NAME (CODE), from earlier work]`, into a built inputs
+/// record (`record::sync_lines::annotate_inputs`).
 pub fn annotate_inputs(record: &mut Vec<u8>, code: i32) {
-    let mut line = Vec::new();
-    push_before(&mut line, code);
-    let dashes = crate::record::DASH_LINE;
-    let at = record.windows(dashes.len()).position(|w| w == dashes).map_or(record.len(), |i| i + dashes.len());
-    record.splice(at..at, line);
+    sync_lines::annotate_inputs(record, driver_error(code));
 }
 
-/// Puts the "after" line into a built outputs record: first, or after its correlation line when it has one.
+/// Puts the "after" line, `[CUDA error after this call: NAME (CODE)]`, into a built outputs record
+/// (`record::sync_lines::annotate_outputs`).
 pub fn annotate_outputs(record: &mut Vec<u8>, correlated: bool, code: i32) {
-    let mut line = Vec::new();
-    push_after(&mut line, code);
-    let at = if correlated { record.iter().position(|&b| b == b'\n').map_or(0, |i| i + 1) } else { 0 };
-    record.splice(at..at, line);
+    sync_lines::annotate_outputs(record, correlated, driver_error(code));
 }
 
-/// Ends the first line of a built launch record with ` [call <name> #N thread T at <time>]`: the call the
-/// kernel was launched in (on the same line, so the record keeps its lines and no reader takes the form for the
-/// first line of an outputs record); `stamp` is the launch record's own (its header's second and microseconds).
+/// Ends the first line of a built launch record with ` [call <name> #N thread T at <time>]`, the call the kernel
+/// was launched in; `stamp` is the launch record's own (`record::sync_lines::name_call_in_launch`).
 pub fn name_call_in_launch(record: &mut Vec<u8>, call: &CurrentCall, stamp: &crate::clock::Stamp) {
-    let mut form = vec![b' '];
-    push_correlation_line(&mut form, call.name, &call.tag, Some(stamp));
-    form.pop();
-    let at = record.iter().position(|&b| b == b'\n').unwrap_or(record.len());
-    record.splice(at..at, form);
+    sync_lines::name_call_in_launch(record, call.name, &call.tag, stamp);
 }
 
 /// The FlashInfer call in progress on a thread: its name, number and thread.
@@ -227,33 +199,6 @@ pub fn current_call() -> Option<CurrentCall> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lines_go_where_readers_look() {
-        let mut inputs = b"=====\n[ts] FlashInfer API Call: m.f\n".to_vec();
-        inputs.extend_from_slice(crate::record::DASH_LINE);
-        inputs.extend_from_slice(b"(No explicit arguments)\n");
-        annotate_inputs(&mut inputs, -1);
-        let text = String::from_utf8(inputs).unwrap();
-        assert!(text.contains("-\n[CUDA error before this call: function not in the driver, from earlier work]\n(No"));
-        let mut outputs = b"[call m.f #3 thread 9]\nOutput value:\n".to_vec();
-        annotate_outputs(&mut outputs, true, -1);
-        assert!(String::from_utf8(outputs)
-            .unwrap()
-            .starts_with("[call m.f #3 thread 9]\n[CUDA error after this call: function not in the driver]\nOutput"));
-    }
-
-    #[test]
-    fn a_launch_names_its_call_on_its_first_line() {
-        let mut rec = b"[ts] FlashInfer Kernel Launch: k(int)\n  grid=(1, 1, 1)\n".to_vec();
-        let call = CurrentCall { name: "m.f", tag: CallTag { number: 4, thread: 7, correlated: false } };
-        let stamp = crate::clock::Stamp(crate::clock::Stamp::from_parts(2026, 12, 7, 5, 26, 22).0, 42);
-        name_call_in_launch(&mut rec, &call, &stamp);
-        assert_eq!(
-            rec,
-            b"[ts] FlashInfer Kernel Launch: k(int) [call m.f #4 thread 7 at 05:26:22.000042]\n  grid=(1, 1, 1)\n"
-        );
-    }
 
     #[test]
     fn calls_nest_per_thread() {
