@@ -17,7 +17,7 @@ use crate::abi::tvm_runtime;
 use crate::config::{LEVEL_DETAILED, LEVEL_DUMP, LEVEL_STATS};
 use crate::correlation::CallTag;
 use crate::record::call::{push_inputs_record, push_level1_record, push_outputs_record, Outcome};
-use crate::record::push_indent;
+use crate::record::stats_lines::{push_skipped, Skipped};
 use crate::record::tensor::StatsSource;
 use crate::record::value::{start_record, ValueContext};
 use crate::{buffers, clock, correlation, dump, graph, log, state, stats, sync};
@@ -96,7 +96,7 @@ impl<'a> Pending<'a> {
             level,
             reentered,
             detailed: level >= LEVEL_DETAILED && export.detailed_allowed,
-            skipped: (level >= LEVEL_STATS && reentered).then_some(SkippedStats(REENTERED_LINE)),
+            skipped: (level >= LEVEL_STATS && reentered).then_some(SkippedStats(REENTERED)),
             watch: false,
             logged_inputs: false,
             tag: None,
@@ -291,8 +291,9 @@ pub fn after(pending: &mut Pending<'_>, rc: i32, result: impl Fn() -> Option<Ffi
 /// The level-5 statistics of a call, with the graph layer's replay statistics for calls made during a capture.
 type CallStats = stats::LiveStats<crate::graph::defer::CallState, crate::gpu::eager::Kernel>;
 
-/// The reason line of a call re-entered from a signal handler.
-const REENTERED_LINE: &str = "[statistics skipped: re-entered from a signal handler]";
+/// Why a call re-entered from a signal handler takes no statistics:
+/// `[statistics skipped: re-entered from a signal handler]`.
+const REENTERED: Skipped = Skipped::Reason("re-entered from a signal handler");
 
 /// The statistics source of a record: live statistics, the skip line, or none (below level 5).
 fn stats_source<'a>(
@@ -307,16 +308,14 @@ fn stats_source<'a>(
 }
 
 /// A statistics source that takes none and says why, in place of each tensor's statistics lines.
-struct SkippedStats(&'static str);
+struct SkippedStats(Skipped);
 
 impl StatsSource for SkippedStats {
     fn write_stats(&mut self, desc: &TensorDesc, out: &mut Vec<u8>, indent: usize) {
         if desc.numel() == 0 {
             return;
         }
-        push_indent(out, indent);
-        out.extend_from_slice(self.0.as_bytes());
-        out.push(b'\n');
+        push_skipped(out, indent, self.0);
     }
 }
 
