@@ -201,7 +201,8 @@ def flashinfer_side_by_side(args):
 
 def copy_costs(args):
     out = run([args.fixdir / "bench/copy_costs"], env_with())
-    print("\nKernel-checked copies (median of 7 runs; the shim uses the pipe for batches of 3+ ranges up to 32 KiB):")
+    print("\nKernel-checked copies (median of 7 runs; the shim uses the pipe for every batch up to 32 KiB, with one fstat "
+          "per phase of a call):")
     print(f"  {'ranges':>6} {'bytes each':>10} {'process_vm_readv ns':>20} {'pipe ns':>9}")
     for line in out.splitlines():
         if line.startswith("fstat"):
