@@ -21,24 +21,9 @@ pub extern "C" fn at_exit() {
             return;
         }
         let mut line = [0u8; 96];
-        let len = exit_line(&mut line, crate::os::process::pid(), records);
+        let len = crate::record::exit::exit_line(&mut line, crate::os::process::pid(), records);
         sink::write_unframed(&line[..len]);
     });
-}
-
-/// Writes `[flashlog exit: pid P, N records]\n` into `out` (96 bytes hold the longest); returns its length.
-pub fn exit_line(out: &mut [u8; 96], pid: i32, records: u64) -> usize {
-    let mut pid_text = itoa::Buffer::new();
-    let mut count_text = itoa::Buffer::new();
-    let noun: &[u8] = if records == 1 { b" record]\n" } else { b" records]\n" };
-    let parts: [&[u8]; 5] =
-        [b"[flashlog exit: pid ", pid_text.format(pid).as_bytes(), b", ", count_text.format(records).as_bytes(), noun];
-    let mut len = 0;
-    for part in parts {
-        out[len..len + part.len()].copy_from_slice(part);
-        len += part.len();
-    }
-    len
 }
 
 #[cfg(test)]
@@ -106,16 +91,5 @@ mod tests {
     #[ignore = "run by the_handler_writes_the_line_after_the_records_of_the_process_that_logged, in a process of its own"]
     fn a_process_that_logged_nothing() {
         super::at_exit();
-    }
-
-    #[test]
-    fn the_line() {
-        let mut out = [0u8; 96];
-        let n = super::exit_line(&mut out, 4321, 57);
-        assert_eq!(&out[..n], b"[flashlog exit: pid 4321, 57 records]\n");
-        let n = super::exit_line(&mut out, i32::MIN, u64::MAX);
-        assert_eq!(&out[..n], b"[flashlog exit: pid -2147483648, 18446744073709551615 records]\n");
-        let n = super::exit_line(&mut out, 1, 1);
-        assert_eq!(&out[..n], b"[flashlog exit: pid 1, 1 record]\n");
     }
 }

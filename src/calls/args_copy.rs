@@ -8,7 +8,7 @@
 use crate::abi::ffi::FfiAny;
 use crate::os::mem;
 use crate::os::scratch::{Lease, Reset, ScratchPool};
-use crate::record::pyrepr::push_int;
+use crate::record::call::push_args_shortfall_line;
 
 /// Most arguments of one call that are logged (FlashInfer's widest exports take about 40).
 pub const MAX_LOGGED_ARGS: usize = 1024;
@@ -49,31 +49,10 @@ impl CopiedArgs {
         self.buf.as_ref().map_or(&[], |b| &b.0)
     }
 
-    /// Appends the line saying that not every claimed argument is logged, when that is so:
-    /// `[num_args=N but only M arguments could be read: the others are not logged]`,
-    /// `[num_args=N: only the first 1024 arguments are logged]` or `[num_args=N: no arguments are logged]`.
+    /// Appends the line saying that not every claimed argument is logged, when that is so
+    /// ([`push_args_shortfall_line`]).
     pub fn push_shortfall_line(&self, out: &mut Vec<u8>) {
-        let read = self.as_slice().len();
-        if self.claimed >= 0 && read == self.claimed as usize {
-            return;
-        }
-        out.extend_from_slice(b"[num_args=");
-        if self.claimed < 0 {
-            out.push(b'-');
-        }
-        push_int(out, self.claimed.unsigned_abs());
-        if self.claimed <= 0 {
-            out.extend_from_slice(b": no arguments are logged]\n");
-        } else if read == MAX_LOGGED_ARGS {
-            out.extend_from_slice(b": only the first ");
-            push_int(out, MAX_LOGGED_ARGS);
-            out.extend_from_slice(b" arguments are logged]\n");
-        } else {
-            out.extend_from_slice(b" but only ");
-            push_int(out, read);
-            out.extend_from_slice(if read == 1 { b" argument" } else { b" arguments" });
-            out.extend_from_slice(b" could be read: the others are not logged]\n");
-        }
+        push_args_shortfall_line(out, self.claimed, self.as_slice().len(), MAX_LOGGED_ARGS);
     }
 }
 

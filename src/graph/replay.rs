@@ -11,7 +11,7 @@ use crate::record::replay_lines::{push_arg_heading, push_phase_heading, push_rep
 use crate::record::tensor::is_contiguous;
 use crate::record::stats_lines::{push_skipped, push_stats_error, Skipped};
 use crate::stats::compute::{Accumulator, ElemKind, Stats};
-use crate::stats::lines::push_stats_lines;
+use crate::record::stats_numbers::push_stats_lines;
 use crate::stats::source::HostMemory;
 use crate::stats::walk::{walk_tensor, ByteSource};
 use crate::stats::STAGING_BYTES;

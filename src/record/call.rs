@@ -166,6 +166,33 @@ fn push_one_line(out: &mut Vec<u8>, text: &[u8]) {
     push_escaped(out, text, None);
 }
 
+/// Appends the line saying that not every argument a call claimed (`num_args`) is logged, when that is so:
+/// `[num_args=N but only M arguments could be read: the others are not logged]`,
+/// `[num_args=N: only the first MAX arguments are logged]` or `[num_args=N: no arguments are logged]`; nothing
+/// when all `claimed` arguments were `read`.
+pub fn push_args_shortfall_line(out: &mut Vec<u8>, claimed: i32, read: usize, max: usize) {
+    if claimed >= 0 && read == claimed as usize {
+        return;
+    }
+    out.extend_from_slice(b"[num_args=");
+    if claimed < 0 {
+        out.push(b'-');
+    }
+    push_int(out, claimed.unsigned_abs());
+    if claimed <= 0 {
+        out.extend_from_slice(b": no arguments are logged]\n");
+    } else if read == max {
+        out.extend_from_slice(b": only the first ");
+        push_int(out, max);
+        out.extend_from_slice(b" arguments are logged]\n");
+    } else {
+        out.extend_from_slice(b" but only ");
+        push_int(out, read);
+        out.extend_from_slice(if read == 1 { b" argument" } else { b" arguments" });
+        out.extend_from_slice(b" could be read: the others are not logged]\n");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,12 +2,14 @@
 //! values: each function appends to a caller-provided buffer that the sink then writes with one `write(2)`.
 
 pub mod call;
+pub mod exit;
 pub mod kind;
 pub mod launch;
 pub mod names;
 pub mod pyrepr;
 pub mod replay_lines;
 pub mod stats_lines;
+pub mod stats_numbers;
 pub mod sync_lines;
 pub mod sysinfo;
 pub mod tensor;

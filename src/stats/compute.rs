@@ -19,42 +19,7 @@
 
 pub use super::formats::*;
 
-/// Finished statistics of a tensor, ready for `lines::write_stats_lines`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Stats {
-    /// No elements: no statistics lines are written.
-    Empty,
-    /// Floating kinds: `min`/`max` are NaN when any value is NaN (as torch does); `mean` is
-    /// NaN when any value is NaN or both infinities occur.
-    Float {
-        /// Smallest value (NaN if any NaN).
-        min: f64,
-        /// Largest value (NaN if any NaN).
-        max: f64,
-        /// Mean of all values, accumulated in `f64`.
-        mean: f64,
-        /// Number of NaN values.
-        nan_count: u64,
-        /// Number of +-infinite values.
-        inf_count: u64,
-    },
-    /// Integer and bool kinds: exact extremes, mean from the exact (128-bit) sum.
-    Int {
-        /// Smallest value.
-        min: i128,
-        /// Largest value.
-        max: i128,
-        /// Mean of all values.
-        mean: f64,
-    },
-}
-
-impl Stats {
-    /// Whether these statistics count a NaN or an infinity (the NaN watch).
-    pub fn is_nonfinite(&self) -> bool {
-        matches!(self, Stats::Float { nan_count, inf_count, .. } if nan_count + inf_count > 0)
-    }
-}
+pub use crate::record::stats_numbers::Stats;
 
 /// Elements per inner block: keeps every per-lane `u32` counter and `i64` sum from overflowing.
 const BLOCK: usize = 1 << 24;
@@ -691,7 +656,7 @@ mod bench {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::lines::{write_f6, write_stats_lines};
+    use crate::record::stats_numbers::{write_f6, write_stats_lines};
 
     /// Little deterministic generator for test data (xorshift64*).
     fn rng(seed: u64) -> impl FnMut() -> u64 {

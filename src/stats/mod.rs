@@ -1,13 +1,13 @@
 //! Level-5 statistics of the tensors of a call. [`compute`] is the pure one-pass arithmetic and the strided
 //! walker; this module decides whether statistics may be taken at all (never while a CUDA graph capture is
 //! known to run), where the bytes come from (a fault-tolerant copy of host memory, or the host program's own
-//! CUDA driver after synchronising the call's stream), and writes the lines.
+//! CUDA driver after synchronising the call's stream), and hands the numbers to `record::stats_numbers` for
+//! their lines.
 
 pub mod compute;
 pub mod errors;
 pub mod formats;
 pub mod gate;
-pub mod lines;
 pub mod source;
 pub mod walk;
 
@@ -20,7 +20,7 @@ use crate::os::scratch::{Lease, Reset, ScratchPool};
 use crate::record::stats_lines::{push_skipped, push_stats_error as push_error, Skipped};
 use crate::record::tensor::StatsSource;
 use compute::{Accumulator, ElemKind};
-use lines::push_stats_lines;
+use crate::record::stats_numbers::push_stats_lines;
 use source::{view_span, Closed, DeviceMemory, Memory, PhaseStreams};
 use walk::{extent, walk_tensor, ByteSource};
 

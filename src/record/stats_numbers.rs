@@ -1,10 +1,47 @@
-//! The text of the statistics lines (`docs/log-format.md`, "Level 5"): C's `%.6f` for floats, with a fast
-//! path that gives the same digits. Pure code, allocation-free beyond the output buffer.
+//! A tensor's statistics (the numbers `stats/` computes) and the text of their lines (`docs/log-format.md`,
+//! "Level 5"): C's `%.6f` for floats, with a fast path that gives the same digits. Pure code, allocation-free
+//! beyond the output buffer.
 
 #![forbid(unsafe_code)]
 
-use super::compute::Stats;
 use std::io::Write;
+
+/// Finished statistics of a tensor, ready for [`write_stats_lines`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Stats {
+    /// No elements: no statistics lines are written.
+    Empty,
+    /// Floating kinds: `min`/`max` are NaN when any value is NaN (as torch does); `mean` is
+    /// NaN when any value is NaN or both infinities occur.
+    Float {
+        /// Smallest value (NaN if any NaN).
+        min: f64,
+        /// Largest value (NaN if any NaN).
+        max: f64,
+        /// Mean of all values, accumulated in `f64`.
+        mean: f64,
+        /// Number of NaN values.
+        nan_count: u64,
+        /// Number of +-infinite values.
+        inf_count: u64,
+    },
+    /// Integer and bool kinds: exact extremes, mean from the exact (128-bit) sum.
+    Int {
+        /// Smallest value.
+        min: i128,
+        /// Largest value.
+        max: i128,
+        /// Mean of all values.
+        mean: f64,
+    },
+}
+
+impl Stats {
+    /// Whether these statistics count a NaN or an infinity (the NaN watch).
+    pub fn is_nonfinite(&self) -> bool {
+        matches!(self, Stats::Float { nan_count, inf_count, .. } if nan_count + inf_count > 0)
+    }
+}
 
 /// Write `v` as C's `%.6f` would, except that NaN is `nan` and infinities are `inf` / `-inf`.
 pub(crate) fn write_f6(out: &mut Vec<u8>, v: f64) {
