@@ -151,7 +151,7 @@ impl Config {
         let dump_max_bytes = (number("FLASHINFER_DUMP_MAX_SIZE_GB", 20.0) * (1u64 << 30) as f64) as u64;
         let dump_max_count = number("FLASHINFER_DUMP_MAX_COUNT", 1000.0) as u64;
         let ring_bytes = ring_from_lookup(&get, &dest, &mut warnings);
-        let graph_stats = get("FLASHLOG_GRAPH_STATS").is_some_and(|v| v.trim() == "1");
+        let graph_stats = parse_switch(&get, "FLASHLOG_GRAPH_STATS", "no statistics at graph replay", &mut warnings);
         let watch_nonfinite = match get("FLASHLOG_WATCH").as_deref().map(str::trim) {
             None | Some("") => false,
             Some("nonfinite") => true,
@@ -184,10 +184,19 @@ impl Config {
             graph_stats_mb: parse_count(&get, "FLASHLOG_GRAPH_STATS_MB", 0, DEFAULT_GRAPH_STATS_MB, &mut warnings),
             graph_stats_every: parse_count(&get, "FLASHLOG_GRAPH_STATS_EVERY", 1, 1, &mut warnings) as u64,
             watch_nonfinite,
-            sync: get("FLASHLOG_SYNC").is_some_and(|v| v.trim() == "1"),
-            graph_markers: get("FLASHLOG_GRAPH_MARKERS").is_some_and(|v| v.trim() == "1"),
+            sync: parse_switch(&get, "FLASHLOG_SYNC", "no synchronisation around calls", &mut warnings),
+            graph_markers: parse_switch(&get, "FLASHLOG_GRAPH_MARKERS", "no graph markers", &mut warnings),
             correlate: parse_switch(&get, "FLASHLOG_CORRELATE", "correlation lines only with several threads", &mut warnings),
-            gpu_stats: get("FLASHLOG_GPU_STATS").is_none_or(|v| v.trim() != "0"),
+            gpu_stats: get("FLASHLOG_GPU_STATS").is_none_or(|v| match v.trim() {
+                "0" => false,
+                "" | "1" => true,
+                other => {
+                    warnings.push(format!(
+                        "flashlog: FLASHLOG_GPU_STATS='{other}' is not 0 or 1; the GPU statistics kernel stays on"
+                    ));
+                    true
+                }
+            }),
             gpu_stats_max_gb: get("FLASHLOG_GPU_STATS_MAX_GB")
                 .and_then(|v| v.trim().parse::<f64>().ok())
                 .filter(|v| v.is_finite() && *v >= 0.0)
@@ -550,8 +559,26 @@ mod tests {
         assert_eq!(
             c.warnings,
             [
+                "flashlog: FLASHLOG_GRAPH_STATS='yes' is not 0 or 1; no statistics at graph replay",
                 "flashlog: FLASHLOG_WATCH='nan' is not 'nonfinite'; watch off",
                 "flashlog: FLASHLOG_GRAPH_STATS_EVERY='0' is not an integer >= 1; using 1"
+            ]
+        );
+    }
+
+    #[test]
+    fn switches_are_0_or_1() {
+        let c = cfg(&[("FLASHLOG_SYNC", "1"), ("FLASHLOG_GRAPH_MARKERS", " 1"), ("FLASHLOG_GPU_STATS", "0")]);
+        assert!(c.sync && c.graph_markers && !c.gpu_stats && c.warnings.is_empty());
+        assert!(cfg(&[]).gpu_stats && cfg(&[("FLASHLOG_GPU_STATS", "")]).gpu_stats);
+        let c = cfg(&[("FLASHLOG_SYNC", "yes"), ("FLASHLOG_GRAPH_MARKERS", "true"), ("FLASHLOG_GPU_STATS", "off")]);
+        assert!(!c.sync && !c.graph_markers && c.gpu_stats);
+        assert_eq!(
+            c.warnings,
+            [
+                "flashlog: FLASHLOG_SYNC='yes' is not 0 or 1; no synchronisation around calls",
+                "flashlog: FLASHLOG_GRAPH_MARKERS='true' is not 0 or 1; no graph markers",
+                "flashlog: FLASHLOG_GPU_STATS='off' is not 0 or 1; the GPU statistics kernel stays on"
             ]
         );
     }

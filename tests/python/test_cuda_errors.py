@@ -84,6 +84,21 @@ def test_without_sync_records_are_as_before_with_the_error_named(tmp_path):
     assert baseline.stdout == plain.stdout
 
 
+@pytest.mark.parametrize("name, value, then", [("FLASHLOG_SYNC", "yes", "no synchronisation around calls"),
+                                               ("FLASHLOG_GRAPH_MARKERS", "on", "no graph markers"),
+                                               ("FLASHLOG_GPU_STATS", "off", "the GPU statistics kernel stays on")])
+def test_a_switch_with_a_bad_value_is_one_stderr_line(tmp_path, name, value, then):
+    exe = require(PROGRAM)
+    base = {"FLASHINFER_MODULE": require(CUDAOPS)}
+    plain = run([exe, "eager"], preload=False, env=base)
+    log = tmp_path / "bad.log"
+    shimmed = run([exe, "eager"], level=3, dest=log, env={**base, name: value})
+    assert (shimmed.returncode, shimmed.stdout) == (plain.returncode, plain.stdout)
+    assert shimmed.stderr.count("flashlog:") == 1, shimmed.stderr
+    assert f"flashlog: {name}='{value}' is not 0 or 1; {then}\n" in shimmed.stderr
+    assert "CUDA error" not in log.read_text()  # FLASHLOG_SYNC stayed off
+
+
 def test_level_0_and_no_sync_change_nothing(tmp_path):
     plain, log = run_pair(tmp_path, ["eager"], 0, {"FLASHLOG_SYNC": 1})
     assert log == ""
