@@ -206,12 +206,7 @@ fn close_pair(r: i32, w: i32) {
 
 /// Whether `fd` is still the FIFO with inode `ino`.
 fn is_our_pipe(fd: i32, ino: u64) -> bool {
-    // SAFETY: fstat writes only into `st`, which we own; a closed or foreign descriptor just fails or
-    // describes another file.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    let rc = unsafe { libc::fstat(fd, &mut st) };
-    rc == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFIFO && st.st_ino == ino
+    sys::describe_fd(fd).is_some_and(|(id, kind)| kind == sys::WriteKind::Pipe && id.ino == ino)
 }
 
 /// Makes a non-blocking, close-on-exec pipe above [`FD_FLOOR`]: (read fd, write fd, inode).
@@ -225,7 +220,7 @@ fn make_pipe(count: &mut dyn FnMut(u64)) -> Option<(i32, i32, u64)> {
         }
         return None;
     }
-    let (mut r, mut w) = (high(fds[0]), high(fds[1]));
+    let (mut r, mut w) = (sys::move_fd_above(fds[0], FD_FLOOR), sys::move_fd_above(fds[1], FD_FLOOR));
     // One read-write descriptor: the pipe then always has a reader (no SIGPIPE, whatever the host closes).
     let mut path = *b"/proc/self/fd/\0\0\0\0\0\0\0\0\0\0\0\0";
     let mut n = w as u32;
@@ -247,31 +242,15 @@ fn make_pipe(count: &mut dyn FnMut(u64)) -> Option<(i32, i32, u64)> {
     let rw = unsafe { libc::open(path.as_ptr().cast(), libc::O_RDWR | libc::O_CLOEXEC | libc::O_NONBLOCK) };
     if rw >= 0 {
         close_pair(r, w);
-        r = high(rw);
+        r = sys::move_fd_above(rw, FD_FLOOR);
         w = r;
     }
     count(1);
-    // SAFETY: as in `is_our_pipe`.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    if unsafe { libc::fstat(w, &mut st) } != 0 {
+    let Some((id, _)) = sys::describe_fd(w) else {
         close_pair(r, w);
         return None;
-    }
-    Some((r, w, st.st_ino))
-}
-
-/// Moves `fd` to a number at or above [`FD_FLOOR`] (keeps it where it is if that fails).
-fn high(fd: i32) -> i32 {
-    // SAFETY: fcntl/close on a descriptor we just made.
-    unsafe {
-        let h = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, FD_FLOOR);
-        if h >= 0 {
-            libc::close(fd);
-            return h;
-        }
-    }
-    fd
+    };
+    Some((r, w, id.ino))
 }
 
 #[cfg(test)]

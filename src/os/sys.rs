@@ -127,7 +127,7 @@ pub fn open_append(path: &CStr) -> Result<i32, OpenError> {
             libc::fcntl(fd, libc::F_SETFL, fl & !libc::O_NONBLOCK);
         }
     }
-    Ok(move_fd_high(fd))
+    Ok(move_fd_above(fd, HIGH_FD))
 }
 
 fn is_fifo(path: &CStr) -> bool {
@@ -162,11 +162,12 @@ pub fn dup_high(fd: i32) -> Result<i32, String> {
 /// The first number the shim gives its own descriptors: above the ones a host usually uses.
 const HIGH_FD: i32 = 700;
 
-/// Moves a descriptor of ours above the numbers a host usually uses (it may close and reuse the low ones).
-fn move_fd_high(fd: i32) -> i32 {
+/// Moves a descriptor of ours to a number at or above `floor`, above the numbers a host usually uses (it may
+/// close and reuse the low ones); keeps it where it is if that fails.
+pub fn move_fd_above(fd: i32, floor: i32) -> i32 {
     // SAFETY: plain fcntl/close on a descriptor we own.
     unsafe {
-        let high = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, HIGH_FD);
+        let high = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, floor);
         if high >= 0 {
             libc::close(fd);
             return high;
