@@ -151,7 +151,7 @@ impl Config {
         let dump_max_bytes = (number("FLASHINFER_DUMP_MAX_SIZE_GB", 20.0) * (1u64 << 30) as f64) as u64;
         let dump_max_count = number("FLASHINFER_DUMP_MAX_COUNT", 1000.0) as u64;
         let ring_bytes = ring_from_lookup(&get, &dest, &mut warnings);
-        let graph_stats = parse_switch(&get, "FLASHLOG_GRAPH_STATS", "no statistics at graph replay", &mut warnings);
+        let graph_stats = parse_switch(&get, "FLASHLOG_GRAPH_STATS", false, "no statistics at graph replay", &mut warnings);
         let watch_nonfinite = match get("FLASHLOG_WATCH").as_deref().map(str::trim) {
             None | Some("") => false,
             Some("nonfinite") => true,
@@ -184,19 +184,16 @@ impl Config {
             graph_stats_mb: parse_count(&get, "FLASHLOG_GRAPH_STATS_MB", 0, DEFAULT_GRAPH_STATS_MB, &mut warnings),
             graph_stats_every: parse_count(&get, "FLASHLOG_GRAPH_STATS_EVERY", 1, 1, &mut warnings) as u64,
             watch_nonfinite,
-            sync: parse_switch(&get, "FLASHLOG_SYNC", "no synchronisation around calls", &mut warnings),
-            graph_markers: parse_switch(&get, "FLASHLOG_GRAPH_MARKERS", "no graph markers", &mut warnings),
-            correlate: parse_switch(&get, "FLASHLOG_CORRELATE", "correlation lines only with several threads", &mut warnings),
-            gpu_stats: get("FLASHLOG_GPU_STATS").is_none_or(|v| match v.trim() {
-                "0" => false,
-                "" | "1" => true,
-                other => {
-                    warnings.push(format!(
-                        "flashlog: FLASHLOG_GPU_STATS='{other}' is not 0 or 1; the GPU statistics kernel stays on"
-                    ));
-                    true
-                }
-            }),
+            sync: parse_switch(&get, "FLASHLOG_SYNC", false, "no synchronisation around calls", &mut warnings),
+            graph_markers: parse_switch(&get, "FLASHLOG_GRAPH_MARKERS", false, "no graph markers", &mut warnings),
+            correlate: parse_switch(&get, "FLASHLOG_CORRELATE", false, "correlation lines only with several threads", &mut warnings),
+            gpu_stats: parse_switch(
+                &get,
+                "FLASHLOG_GPU_STATS",
+                true,
+                "the GPU statistics kernel stays on",
+                &mut warnings,
+            ),
             gpu_stats_max_gb: get("FLASHLOG_GPU_STATS_MAX_GB")
                 .and_then(|v| v.trim().parse::<f64>().ok())
                 .filter(|v| v.is_finite() && *v >= 0.0)
@@ -263,15 +260,22 @@ fn first_set(
     }
 }
 
-/// A variable that is on (`1`) or off (`0`, empty or unset); anything else is a warning (`then` says what
-/// happens instead) and off.
-fn parse_switch(get: &impl Fn(&str) -> Option<String>, name: &str, then: &str, warnings: &mut Vec<String>) -> bool {
+/// A variable that is on (`1`) or off (`0`), `default` when empty or unset; anything else is a warning (`then`
+/// says what happens instead) and the default.
+fn parse_switch(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: bool,
+    then: &str,
+    warnings: &mut Vec<String>,
+) -> bool {
     match get(name).as_deref().map(str::trim) {
-        None | Some("") | Some("0") => false,
+        None | Some("") => default,
+        Some("0") => false,
         Some("1") => true,
         Some(other) => {
             warnings.push(format!("flashlog: {name}='{other}' is not 0 or 1; {then}"));
-            false
+            default
         }
     }
 }
