@@ -48,38 +48,33 @@ static UNAVAILABLE: AtomicBool = AtomicBool::new(false);
 
 /// The section token of the last thread that verified each slot's descriptor with `fstat` (0: none).
 static VERIFIED: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
-/// Source of section tokens: unique for the process's lifetime, never 0.
-static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
+/// Source of section tokens: unique for the process's lifetime, never 0 or [`NOT_DRAWN`].
+static NEXT_TOKEN: AtomicU64 = AtomicU64::new(2);
+
+/// In [`SECTION`]: inside a section that has not drawn its token yet.
+const NOT_DRAWN: u64 = 1;
 
 thread_local! {
-    /// This thread's token for its current section: 0 outside a section, or inside one that has not
-    /// verified a pipe yet (a token is drawn only when one is needed, so a section without reads costs no
-    /// atomic operation).
-    static SECTION_TOKEN: Cell<u64> = const { Cell::new(0) };
-    /// Whether this thread is inside a section.
-    static IN_SECTION: Cell<bool> = const { Cell::new(false) };
+    /// This thread's section: 0 outside one, [`NOT_DRAWN`] inside one that has not verified a pipe yet (a token
+    /// is drawn only when one is needed, so a section without reads costs no atomic operation), else its token.
+    static SECTION: Cell<u64> = const { Cell::new(0) };
 }
 
 /// Opens a section of shim work on this thread (called by the outermost `state::ShimSection`): checkouts
 /// in it verify each slot's descriptor once.
 pub fn begin_section() {
-    IN_SECTION.with(|s| s.set(true));
-    SECTION_TOKEN.with(|t| t.set(0));
+    SECTION.with(|t| t.set(NOT_DRAWN));
 }
 
 /// Closes the section: later checkouts verify again.
 pub fn end_section() {
-    IN_SECTION.with(|s| s.set(false));
-    SECTION_TOKEN.with(|t| t.set(0));
+    SECTION.with(|t| t.set(0));
 }
 
 /// The current section's token (drawn on first use), or 0 outside a section.
 fn section_token() -> u64 {
-    if !IN_SECTION.with(Cell::get) {
-        return 0;
-    }
-    SECTION_TOKEN.with(|t| {
-        if t.get() == 0 {
+    SECTION.with(|t| {
+        if t.get() == NOT_DRAWN {
             t.set(NEXT_TOKEN.fetch_add(1, Ordering::Relaxed));
         }
         t.get()
