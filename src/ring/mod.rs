@@ -5,7 +5,7 @@
 //! record as being written, copies its text, and publishes it by storing its length and checksum and then its
 //! own position (release order). When the ring is
 //! full the oldest bytes are overwritten; a record whose bytes would land on an older record still being written
-//! (its writer stalled for a whole lap) is dropped and counted instead, so records are never mixed. A process that
+//! (its writer stalled for a lap or more) is dropped and counted instead, so records are never mixed. A process that
 //! dies in any way leaves every published record in the kernel's page cache, hence in the file; a record its
 //! writer did not finish is recognisably torn, and damaged bytes fail the record's checksum. The layout is in
 //! [`format`].
@@ -32,9 +32,9 @@ static DATA_BYTES: AtomicU64 = AtomicU64::new(0);
 /// reserved, with [`RESERVED`] set; 0 when free. [`IN_FLIGHT_SPAN`] holds the record's span. A writer publishes
 /// the position it is about to reserve before the compare-exchange that reserves it (and publishes the new one
 /// before each retry), so a writer that reserved later always sees an earlier writer's true position. A writer
-/// whose bytes would land on a previous lap's record that is still being written (its writer stalled while the
-/// others wrote the whole ring) writes nothing: the record is dropped and counted, and the older record is never
-/// mixed with a newer one.
+/// whose bytes would land on an earlier lap's record that is still being written (its writer stalled while the
+/// others wrote the whole ring, once or many times) writes nothing: the record is dropped and counted, and the
+/// older record is never mixed with a newer one.
 static IN_FLIGHT: [AtomicU64; IN_FLIGHT_SLOTS] = [const { AtomicU64::new(0) }; IN_FLIGHT_SLOTS];
 static IN_FLIGHT_SPAN: [AtomicU64; IN_FLIGHT_SLOTS] = [const { AtomicU64::new(0) }; IN_FLIGHT_SLOTS];
 const IN_FLIGHT_SLOTS: usize = 16;
@@ -94,23 +94,32 @@ fn claim_slot(position: u64, span: u64) -> Option<usize> {
     Some(i)
 }
 
-/// Whether the bytes of positions `[position, position + span)` lie on a previous lap's record that another
-/// writer may still be writing. A slot whose writer is still retrying its reservation holds a position it may
-/// not get (conservative: at worst this record is dropped for nothing). A record whose writer never finishes (a
-/// signal handler that jumped out of the shim in the middle of it) costs the records that would overwrite its
-/// bytes, about one per lap of the ring.
+/// Whether the bytes of positions `[position, position + span)` lie on the bytes of an earlier record that another
+/// writer may still be writing, however many laps ago it was reserved (a writer descheduled on a busy machine can
+/// stall while the others write the ring several times over). A slot whose writer is still retrying its
+/// reservation holds a position it may not get: such a slot overlapping this record in positions is not a
+/// reservation and is skipped, and one that overlaps only on the ring costs at worst a record dropped for
+/// nothing. A record whose writer never finishes (a signal handler that jumped out of the shim in the middle of
+/// it) costs the records that would overwrite its bytes, about one per lap of the ring.
 fn laps_an_unfinished_record(mine: usize, position: u64, span: u64, data_bytes: u64) -> bool {
-    // This record's bytes are those of positions [position - size, position + span - size) of the previous lap.
-    let Some(limit) = (position + span).checked_sub(data_bytes) else { return false };
-    let lap_start = position.saturating_sub(data_bytes);
     IN_FLIGHT.iter().enumerate().any(|(i, slot)| {
         let v = slot.load(Ordering::SeqCst);
         if i == mine || v == 0 {
             return false;
         }
         let other = (v & !RESERVED) - 1;
-        other < limit && other + IN_FLIGHT_SPAN[i].load(Ordering::SeqCst) > lap_start
+        let other_span = IN_FLIGHT_SPAN[i].load(Ordering::SeqCst);
+        // Only an earlier reservation can be under this record's bytes; a later one checks this record itself.
+        other + other_span <= position && share_bytes(other, other_span, position, span, data_bytes)
     })
+}
+
+/// Whether two records at positions `a` and `b` (spans `a_span`, `b_span`, each at most `data_bytes`) share a byte
+/// of a ring of `data_bytes`: their offsets on the ring, `a % data_bytes` and `b % data_bytes`, overlap going
+/// around the circle either way.
+fn share_bytes(a: u64, a_span: u64, b: u64, b_span: u64, data_bytes: u64) -> bool {
+    let (x, y) = (a % data_bytes, b % data_bytes);
+    (y + data_bytes - x) % data_bytes < a_span || (x + data_bytes - y) % data_bytes < b_span
 }
 
 /// Writes one record into the ring; `false` when this process has no ring (the caller writes it as usual).
@@ -172,4 +181,43 @@ pub fn write_system_info(record: &[u8]) -> bool {
     let sum = format::checksum(0, [record, &[]]);
     m.word(OFF_SYSINFO).store(format::length_word(record.len() as u32, sum), Ordering::Release);
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_share_bytes_on_the_ring_whatever_lap_they_are_on() {
+        const SIZE: u64 = 4096;
+        // Same lap, one after the other: no byte shared.
+        assert!(!share_bytes(0, 64, 64, 64, SIZE));
+        // One, two and five laps apart, overlapping offsets.
+        for laps in [1, 2, 5] {
+            assert!(share_bytes(100 * 16, 64, 100 * 16 + laps * SIZE + 32, 64, SIZE), "{laps} laps");
+            assert!(!share_bytes(100 * 16, 64, 100 * 16 + laps * SIZE + 64, 64, SIZE), "{laps} laps, after it");
+            assert!(!share_bytes(100 * 16, 64, 100 * 16 + laps * SIZE - 64, 64, SIZE), "{laps} laps, before it");
+        }
+        // A record that wraps around the end of the area shares bytes with one at its start.
+        assert!(share_bytes(SIZE - 32, 64, 3 * SIZE + 16, 16, SIZE));
+        assert!(share_bytes(3 * SIZE + 16, 16, SIZE - 32, 64, SIZE));
+    }
+
+    #[test]
+    fn a_writer_stalled_for_several_laps_still_holds_its_bytes() {
+        const SIZE: u64 = 4096;
+        // Slot 1: a writer that reserved [160, 224) and has not finished.
+        IN_FLIGHT[1].store((160 + 1) | RESERVED, Ordering::SeqCst);
+        IN_FLIGHT_SPAN[1].store(64, Ordering::SeqCst);
+        for laps in [1, 2, 3, 40] {
+            assert!(laps_an_unfinished_record(0, 160 + laps * SIZE + 48, 32, SIZE), "{laps} laps later, on its bytes");
+            assert!(!laps_an_unfinished_record(0, 160 + laps * SIZE + 64, 32, SIZE), "{laps} laps later, past them");
+        }
+        // A slot still retrying its reservation at a stale position below this record's is not under it.
+        assert!(!laps_an_unfinished_record(0, 192, 32, SIZE));
+        // This record's own slot is never a conflict.
+        assert!(!laps_an_unfinished_record(1, 160 + SIZE, 32, SIZE));
+        IN_FLIGHT[1].store(0, Ordering::SeqCst);
+        assert!(!laps_an_unfinished_record(0, 160 + 2 * SIZE, 32, SIZE), "a finished record is overwritten");
+    }
 }
