@@ -346,7 +346,10 @@ fn wide_int_run(acc: &mut IntAcc, bytes: &[u8], count: usize, stride: usize, sig
     acc.sum = acc.sum.saturating_add(sum);
 }
 
-/// Count `count` bytes `stride` apart into `hist`.
+/// Count `count` bytes `stride` apart into `hist`. Kept out of line: its 8 KiB of sub-histograms are then on the
+/// stack only while single-byte elements are counted, not in every caller's frame (a host thread may have as
+/// little as 16 KiB of stack).
+#[inline(never)]
 fn histogram_run(hist: &mut [u64; 256], bytes: &[u8], count: usize, stride: usize) {
     if stride == 1 && count >= 4096 {
         // Eight sub-histograms, one per byte of a 64-bit load, hide the store-to-load latency

@@ -178,11 +178,26 @@ pub fn walk_tensor(
     if repeat == 1 {
         w.walk(base, dims, acc)
     } else {
-        let mut sub = Accumulator::new(kind);
-        w.walk(base, dims, &mut sub)?;
-        acc.merge_repeated(&sub, repeat);
-        Ok(())
+        walk_repeated(&mut w, kind, base, dims, repeat, acc)
     }
+}
+
+/// Walks `dims` once into an accumulator of its own and adds it to `acc` `repeat` times (the broadcast
+/// dimensions). Out of line, so that its second accumulator (2 KiB) is on the stack only when a tensor has
+/// broadcast dimensions (a host thread may have as little as 16 KiB of stack).
+#[inline(never)]
+fn walk_repeated(
+    w: &mut Walk<'_>,
+    kind: ElemKind,
+    base: u64,
+    dims: &[(u64, u64)],
+    repeat: u64,
+    acc: &mut Accumulator,
+) -> Result<(), &'static str> {
+    let mut sub = Accumulator::new(kind);
+    w.walk(base, dims, &mut sub)?;
+    acc.merge_repeated(&sub, repeat);
+    Ok(())
 }
 
 /// The reader, element size and staging buffer of one walk.
