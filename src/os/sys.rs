@@ -198,6 +198,65 @@ pub fn write_loop(mut buf: &[u8], mut write: impl FnMut(&[u8]) -> isize) -> Resu
     Ok(())
 }
 
+thread_local! {
+    /// The calling thread's stack as `pthread_getattr_np` reported it: (lowest usable address, highest
+    /// address), or one of [`STACK_UNASKED`], [`STACK_ASKING`], [`STACK_UNAVAILABLE`].
+    static STACK_BOUNDS: std::cell::Cell<(usize, usize)> = const { std::cell::Cell::new(STACK_UNASKED) };
+}
+/// Not asked yet on this thread.
+const STACK_UNASKED: (usize, usize) = (0, 0);
+/// Being asked: a signal handler that interrupted the question must not ask (the answer takes a lock).
+const STACK_ASKING: (usize, usize) = (1, 0);
+/// `pthread_getattr_np` failed (the main thread's answer reads `/proc/self/maps`).
+const STACK_UNAVAILABLE: (usize, usize) = (2, 0);
+
+/// How much stack is left below the caller on this thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StackRoom {
+    /// This many bytes down to the thread's lowest usable address.
+    Bytes(usize),
+    /// The thread's stack could not be described (no `/proc`): the caller carries on as if it were large.
+    NotKnown,
+    /// The caller runs on a stack the thread's attributes do not describe (a fiber's, a signal stack), or in
+    /// a signal handler that interrupted the first question on this thread.
+    Elsewhere,
+}
+
+/// Bytes of stack left below the caller on this thread (see [`StackRoom`]). Asks `pthread_getattr_np` once
+/// per thread: it allocates, and takes the thread's own lock.
+pub fn stack_room() -> StackRoom {
+    let marker = 0u8;
+    let here = std::hint::black_box(std::ptr::addr_of!(marker)) as usize;
+    let bounds = STACK_BOUNDS.with(|b| {
+        if b.get() == STACK_UNASKED {
+            b.set(STACK_ASKING);
+            b.set(thread_stack_bounds().unwrap_or(STACK_UNAVAILABLE));
+        }
+        b.get()
+    });
+    match bounds {
+        STACK_UNAVAILABLE => StackRoom::NotKnown,
+        (low, high) if low <= here && here < high => StackRoom::Bytes(here - low),
+        _ => StackRoom::Elsewhere,
+    }
+}
+
+fn thread_stack_bounds() -> Option<(usize, usize)> {
+    // SAFETY: `attr` is initialised by pthread_getattr_np before it is read and destroyed once; the out
+    // parameters of pthread_attr_getstack are valid locals.
+    unsafe {
+        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
+        if libc::pthread_getattr_np(libc::pthread_self(), &mut attr) != 0 {
+            return None;
+        }
+        let mut addr: *mut libc::c_void = std::ptr::null_mut();
+        let mut size: libc::size_t = 0;
+        let rc = libc::pthread_attr_getstack(&attr, &mut addr, &mut size);
+        libc::pthread_attr_destroy(&mut attr);
+        (rc == 0 && !addr.is_null()).then(|| (addr as usize, addr as usize + size))
+    }
+}
+
 /// An identifier of the calling thread, without a system call (`pthread_self`), for "is it me?" tests.
 pub fn thread_id() -> usize {
     // SAFETY: pthread_self has no preconditions.
@@ -291,4 +350,29 @@ pub fn command_name() -> String {
 pub fn kernel_thread_id() -> i32 {
     // SAFETY: the gettid system call takes no arguments and cannot fail.
     unsafe { libc::syscall(libc::SYS_gettid) as i32 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stack_room_is_measured_on_a_thread_and_not_on_another_stack() {
+        let room = std::thread::Builder::new().stack_size(256 << 10).spawn(stack_room).unwrap().join().unwrap();
+        match room {
+            StackRoom::Bytes(n) => assert!(n > 128 << 10 && n <= 260 << 10, "{n}"),
+            other => panic!("{other:?}"),
+        }
+        // A pretend fiber: bounds that do not hold the caller.
+        let elsewhere = std::thread::spawn(|| {
+            STACK_BOUNDS.with(|b| b.set((4096, 8192)));
+            stack_room()
+        });
+        assert_eq!(elsewhere.join().unwrap(), StackRoom::Elsewhere);
+        let unavailable = std::thread::spawn(|| {
+            STACK_BOUNDS.with(|b| b.set(STACK_UNAVAILABLE));
+            stack_room()
+        });
+        assert_eq!(unavailable.join().unwrap(), StackRoom::NotKnown);
+    }
 }

@@ -16,6 +16,7 @@ use crate::abi::dlpack::{device_type, TensorDesc};
 use crate::abi::prefetch::Prefetch;
 use crate::capture;
 use crate::os::mem;
+use crate::os::sys::StackRoom;
 use crate::os::scratch::{Lease, Reset, ScratchPool};
 use crate::record::stats_lines::{push_skipped, push_stats_error as push_error, Skipped};
 use crate::record::tensor::StatsSource;
@@ -295,6 +296,15 @@ impl From<Closed> for Failure {
     }
 }
 
+/// Stack a host tensor's statistics may need below the record's frame (the walk and its accumulators use about
+/// 12 KiB, single-byte kinds 8 KiB more; the rest is room for a signal handler's frame). A thread with less
+/// left (a host thread made with a 16 KiB stack) gets [`STACK_LOW`] instead of a crash.
+const STATS_STACK_BYTES: usize = 32 << 10;
+/// The skip reason of a thread with less than [`STATS_STACK_BYTES`] of stack left.
+const STACK_LOW: &str = "too little stack left on this thread";
+/// The skip reason of a call made on a stack the thread's attributes do not describe (a fiber, a signal stack).
+const STACK_UNKNOWN: &str = "running on a stack of unknown size (a fiber's or a signal stack)";
+
 /// Views whose visited elements exceed the bytes they span by more than this are not walked (see
 /// `Skipped::Overlapping`): small overlapping views keep exact statistics. The view reaches more elements than
 /// its span can hold (strides that do not separate its elements, as `as_strided` makes), and walking them
@@ -344,6 +354,14 @@ impl<D: CaptureDeferral, K: KernelRoute> StatsSource for LiveStats<D, K> {
             Err(reason) => return push_error(out, indent, reason),
             Ok(Some(skip)) => return push_skipped(out, indent, skip),
             Ok(None) => {}
+        }
+        // The walk runs on the host thread's stack: one whose room is unknown or too small gets a skip line.
+        match crate::os::sys::stack_room() {
+            StackRoom::Elsewhere => return push_skipped(out, indent, Skipped::Reason(STACK_UNKNOWN)),
+            StackRoom::Bytes(room) if room < STATS_STACK_BYTES => {
+                return push_skipped(out, indent, Skipped::Reason(STACK_LOW))
+            }
+            StackRoom::Bytes(_) | StackRoom::NotKnown => {}
         }
         match self.compute(desc, kind) {
             Ok(stats) => {

@@ -1,9 +1,9 @@
 """Hosts that are unusual but real (issue 8 items 4-6 and 8, issue 15 item 3): every kind of fork while
 another thread takes statistics, a signal handler calling FlashInfer while the same thread is inside the shim
-or inside malloc, no allocation per call once warm, pthread_cancel mid-call, a FIFO without a reader, stdout
-into `head -1`, descriptor 1 reused, every descriptor closed and reused, a module unloaded and another loaded at
-the same address, and a process that makes no FlashInfer lookup with a bad variable. Each compares the host's
-exit code and output with the same host without the shim, under a time limit."""
+or inside malloc, no allocation per call once warm, small stacks, pthread_cancel mid-call, a FIFO without a
+reader, stdout into `head -1`, descriptor 1 reused, every descriptor closed and reused, a module unloaded and
+another loaded at the same address, and a process that makes no FlashInfer lookup with a bad variable. Each
+compares the host's exit code and output with the same host without the shim, under a time limit."""
 
 import os
 import re
@@ -100,6 +100,40 @@ def test_no_allocation_per_call_once_warm(tmp_path, level):
     shimmed = hosts(*args, level=level, dest=tmp_path / "a.log", env=counter)
     assert plain.stdout == shimmed.stdout == "allocations in 2000 calls after 50: 0\n", shimmed.stderr
     assert (tmp_path / "a.log").read_text().count("hostops.touch") == 2050
+
+
+@pytest.mark.parametrize("level", ["1", "3", "5", "10"])
+def test_thread_with_the_smallest_stack(tmp_path, level):
+    """A thread made with a 16 KiB stack (PTHREAD_STACK_MIN) calls FlashInfer: the host runs as without the shim
+    at every level; at level 5 its tensors get the skip line instead of statistics the stack cannot hold, while
+    the main thread's call (8 MiB of stack) gets real ones."""
+    log = tmp_path / "s.log"
+    proc = same_as_plain(["small-stack", require(HOSTOPS), "16"], level=level, dest=log, timeout=60)
+    assert proc.stdout == "calls from a thread with a 16 KiB stack: 3 failures=0\n" and proc.stderr == ""
+    text = log.read_text()
+    assert text.count("FlashInfer API Call: hostops.touch") == 4
+    if level in ("5", "10"):
+        assert text.count("[statistics skipped: too little stack left on this thread]") == 6
+        assert text.count("mean=2.000000") == 2
+
+
+def test_thread_with_room_gets_statistics(tmp_path):
+    """The same calls from a thread with a 256 KiB stack get real statistics."""
+    log = tmp_path / "s.log"
+    same_as_plain(["small-stack", require(HOSTOPS), "256"], level="5", dest=log, timeout=60)
+    text = log.read_text()
+    assert text.count("mean=2.000000") == 8 and "statistics skipped" not in text
+
+
+def test_call_from_a_handler_on_a_signal_stack(tmp_path):
+    """A handler running on a 64 KiB sigaltstack calls FlashInfer: its statistics are skipped, saying why (the
+    shim cannot size that stack), and the host runs as without the shim."""
+    log = tmp_path / "a.log"
+    proc = same_as_plain(["altstack", require(HOSTOPS)], level="5", dest=log, timeout=60)
+    assert proc.stdout == "a call from a handler on a signal stack: failures=0\n" and proc.stderr == ""
+    text = log.read_text()
+    assert text.count("[statistics skipped: running on a stack of unknown size (a fiber's or a signal stack)]") == 2
+    assert text.count("mean=2.000000") == 2
 
 
 @pytest.mark.parametrize("mode", ["read", "testcancel", "flag"])
