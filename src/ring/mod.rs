@@ -37,7 +37,11 @@ static DATA_BYTES: AtomicU64 = AtomicU64::new(0);
 /// older record is never mixed with a newer one.
 static IN_FLIGHT: [AtomicU64; IN_FLIGHT_SLOTS] = [const { AtomicU64::new(0) }; IN_FLIGHT_SLOTS];
 static IN_FLIGHT_SPAN: [AtomicU64; IN_FLIGHT_SLOTS] = [const { AtomicU64::new(0) }; IN_FLIGHT_SLOTS];
-const IN_FLIGHT_SLOTS: usize = 16;
+/// Measured with 100 threads calling at level 5 on 2 cores into an 8 MiB ring: 16 slots dropped 6-10 % of the
+/// records (writers preempted mid-record held every slot), 64 slots 0.15 %, and 32 threads none. Each record
+/// looks at every slot once (about 20 ns for 64). A power of two (the hash below picks a starting slot).
+const IN_FLIGHT_SLOTS: usize = 64;
+const _: () = assert!(IN_FLIGHT_SLOTS.is_power_of_two());
 /// In an [`IN_FLIGHT`] slot: marks a used slot (the value is never 0 with it set).
 const RESERVED: u64 = 1 << 63;
 
@@ -88,7 +92,7 @@ pub fn forget_in_child() {
 /// included). The span is stored before the caller's reservation, so whoever sees the slot sees its span.
 fn claim_slot(position: u64, span: u64) -> Option<usize> {
     // Thread identifiers share their low bits (they are aligned addresses): spread them with a multiplicative hash.
-    let start = (crate::os::sys::thread_id() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60;
+    let start = (crate::os::sys::thread_id() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - IN_FLIGHT_SLOTS.trailing_zeros());
     let (i, _) = crate::os::slots::claim(&IN_FLIGHT, start as usize, |v| v == 0, (position + 1) | RESERVED)?;
     IN_FLIGHT_SPAN[i].store(span, Ordering::SeqCst);
     Some(i)

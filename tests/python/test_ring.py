@@ -131,26 +131,27 @@ def test_show_is_the_tail_of_the_plain_log(tmp_path, kib, level):
 
 
 # ------------------------------------------------------------------------------------------- threads and deaths
-@pytest.mark.parametrize("mb", [1, 0.25])
-def test_16_threads_10000_calls_every_record_whole(tmp_path, mb):
+@pytest.mark.parametrize("threads,calls,mb", [(16, 10000, 1), (16, 10000, 0.25), (48, 3000, 1)])
+def test_many_threads_every_record_whole(tmp_path, threads, calls, mb):
     """16 threads x 10,000 calls at level 3 into a 1 MiB ring (about 150 times its size) and a 256 KiB one (about
-    600 times): every record shown is a whole echo record of its thread, none is damaged or torn, each thread's
-    calls follow one another, and shown + overwritten + dropped is exactly the number of records written. (A record
-    is dropped, never mixed with another, when its bytes would land on an older record still being written: its
-    writer stalled for one lap of the ring or many, which a busy machine makes likely in the small ring.)"""
+    600 times), and 48 threads x 3,000 calls (many more writers than cores): every record shown is a whole echo
+    record of its thread, none is damaged or torn, each thread's calls follow one another, and shown +
+    overwritten + dropped is exactly the number of records written. (A record is dropped, never mixed with another,
+    when its bytes would land on an older record still being written: its writer stalled for one lap of the ring
+    or many, which a busy machine makes likely in the small ring.)"""
     ring = tmp_path / "t.ring"
-    p = run([RING, "seq", MODULE_DIR, 16, 10000], level=3, dest=ring, env=ring_env(mb), check=True)
-    assert p.stdout.endswith("threads=16 calls=10000\n") and p.stderr == ""
+    p = run([RING, "seq", MODULE_DIR, threads, calls], level=3, dest=ring, env=ring_env(mb), check=True)
+    assert p.stdout.endswith(f"threads={threads} calls={calls}\n") and p.stderr == ""
     s = show(ring)
     shown, overwritten, torn, damaged, dropped = account(s.stderr, with_dropped=True)
     _, body = split_sysinfo(masked(s.stdout))
     records = parse_echo_records(body)
     assert len(records) == shown and (torn, damaged) == (0, 0)
-    assert shown + overwritten + dropped == 16 * 10000 * 2 + 1  # and the exit line
+    assert shown + overwritten + dropped == threads * calls * 2 + 1  # and the exit line
     gaps, last = per_thread_gaps(records)
     # A thread with records in the ring (one that finished early may have none left) has its last call there,
     # unless that record was one of the dropped ones.
-    assert gaps + sum(i != 9999 for i in last.values()) <= dropped
+    assert gaps + sum(i != calls - 1 for i in last.values()) <= dropped
 
 
 def run_until_ready(cmd, env, sig):
