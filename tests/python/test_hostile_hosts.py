@@ -1,9 +1,9 @@
 """Hosts that are unusual but real (issue 8 items 4-6 and 8, issue 15 item 3): every kind of fork while
 another thread takes statistics, a signal handler calling FlashInfer while the same thread is inside the shim
-or inside malloc, no allocation per call once warm, small stacks, pthread_cancel mid-call, a FIFO without a
-reader, stdout into `head -1`, descriptor 1 reused, every descriptor closed and reused, a module unloaded and
-another loaded at the same address, and a process that makes no FlashInfer lookup with a bad variable. Each
-compares the host's exit code and output with the same host without the shim, under a time limit."""
+or inside malloc, small stacks, pthread_cancel mid-call, a FIFO without a reader, stdout into `head -1`,
+descriptor 1 reused, every descriptor closed and reused, a module unloaded and another loaded at the same
+address, and a process that makes no FlashInfer lookup with a bad variable. Each compares the host's exit code
+and output with the same host without the shim, under a time limit."""
 
 import os
 import re
@@ -88,18 +88,6 @@ def test_signal_handler_calling_flashinfer_inside_malloc(tmp_path, level):
     proc = same_as_plain(["signal-malloc", require(HOSTOPS), "5000"], level=level, dest=log, timeout=90)
     assert proc.stdout == "handler_calls>=5000: yes handler_failures=0\n" and proc.stderr == ""
     assert log.read_text().count("hostops.touch") >= 5000
-
-
-@pytest.mark.parametrize("level", ["1", "3", "5"])
-def test_no_allocation_per_call_once_warm(tmp_path, level):
-    """A preloaded counter of malloc, calloc, realloc and the aligned allocators sees no allocation in 2,000 calls
-    made after 50, with the shim as without it (levels 1, 3 and 5; level 10 writes files and allocates)."""
-    counter = {"LD_PRELOAD": str(require(FIXDIR / "hosts/count_malloc.so"))}
-    args = ["steady-alloc", require(HOSTOPS), "50", "2000"]
-    plain = hosts(*args, preload=False, env=counter)
-    shimmed = hosts(*args, level=level, dest=tmp_path / "a.log", env=counter)
-    assert plain.stdout == shimmed.stdout == "allocations in 2000 calls after 50: 0\n", shimmed.stderr
-    assert (tmp_path / "a.log").read_text().count("hostops.touch") == 2050
 
 
 @pytest.mark.parametrize("level", ["1", "3", "5", "10"])
