@@ -58,26 +58,31 @@ pub fn take() -> Buffer {
 mod tests {
     use super::*;
 
+    // Each test has a pool of its own: the process's pool is shared with every other test running at the same
+    // time (anything that writes a record), which may take the very buffer a test expects back.
+
     #[test]
     fn buffers_are_reused() {
-        let mut a = take();
+        static OWN: ScratchPool<RecordBytes, SLOTS> = ScratchPool::new();
+        let mut a = OWN.take();
         a.extend_from_slice(b"hello");
         let ptr = a.as_ptr();
         drop(a);
-        let b = take();
+        let b = OWN.take();
         assert!(b.is_empty());
         assert_eq!(b.as_ptr(), ptr);
     }
 
     #[test]
     fn a_fresh_buffer_has_room_for_a_record_and_a_huge_one_is_not_kept() {
-        let held: Vec<Buffer> = (0..SLOTS + 1).map(|_| take()).collect();
+        static OWN: ScratchPool<RecordBytes, SLOTS> = ScratchPool::new();
+        let held: Vec<Buffer> = (0..SLOTS + 1).map(|_| OWN.take()).collect();
         assert!(held.iter().all(|b| b.capacity() >= FIRST_CAPACITY));
         drop(held);
-        let mut big = take();
+        let mut big = OWN.take();
         big.reserve(KEEP_CAPACITY + 1);
         drop(big);
-        let again: Vec<Buffer> = (0..SLOTS).map(|_| take()).collect();
+        let again: Vec<Buffer> = (0..SLOTS).map(|_| OWN.take()).collect();
         assert!(again.iter().all(|b| b.capacity() <= KEEP_CAPACITY));
     }
 }

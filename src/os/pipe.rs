@@ -252,58 +252,79 @@ fn make_pipe(count: &mut dyn FnMut(u64)) -> Option<(i32, i32, u64)> {
 mod tests {
     use super::*;
 
+    /// Runs `body` in a forked child, where no other test thread exists: these tests close, reuse and re-check
+    /// the process's pipes, which other tests running at the same time would otherwise take in between (and
+    /// find closed). The child starts its own pipe set, as any forked child does.
+    fn alone_in_a_child(body: fn()) {
+        // SAFETY: the child runs `body` on its only thread (glibc resets malloc's locks in a fork child) and
+        // leaves with _exit, never returning into the parent's test harness.
+        let child = unsafe { libc::fork() };
+        assert!(child >= 0, "fork");
+        if child == 0 {
+            let passed = std::panic::catch_unwind(body).is_ok();
+            // SAFETY: as above.
+            unsafe { libc::_exit(if passed { 0 } else { 1 }) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for the child made above; `status` is ours.
+        assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "the child's assertions (above): {status:#x}");
+    }
+
     #[test]
     fn closed_pipes_are_noticed() {
-        let mut n = 0u64;
-        let a = checkout(&mut |k| n += k).expect("pipe");
-        assert!(a.w >= FD_FLOOR);
-        assert!(is_our_pipe(a.w, INO[a.slot].load(Ordering::Relaxed)));
-        // A descriptor closed behind our back fails the check (and is abandoned at the next checkout).
-        close_pair(a.r, a.w);
-        assert!(!is_our_pipe(a.w, INO[a.slot].load(Ordering::Relaxed)));
-        drop(a);
-        let b = checkout(&mut |k| n += k).expect("pipe");
-        assert!(is_our_pipe(b.w, INO[b.slot].load(Ordering::Relaxed)));
-        assert!(n >= 2);
+        alone_in_a_child(|| {
+            let mut n = 0u64;
+            let a = checkout(&mut |k| n += k).expect("pipe");
+            assert!(a.w >= FD_FLOOR);
+            assert!(is_our_pipe(a.w, INO[a.slot].load(Ordering::Relaxed)));
+            // A descriptor closed behind our back fails the check (and is abandoned at the next checkout).
+            close_pair(a.r, a.w);
+            assert!(!is_our_pipe(a.w, INO[a.slot].load(Ordering::Relaxed)));
+            drop(a);
+            let b = checkout(&mut |k| n += k).expect("pipe");
+            assert!(is_our_pipe(b.w, INO[b.slot].load(Ordering::Relaxed)));
+            assert!(n >= 2);
+        });
     }
 
     #[test]
     fn a_section_checks_each_pipe_once_and_the_next_section_checks_again() {
-        let checks = |n: &mut u64| {
-            let start = *n;
-            let c = checkout(&mut |k| *n += k).expect("pipe");
-            (c, *n - start)
-        };
-        let mut n = 0u64;
-        begin_section();
-        let (a, first) = checks(&mut n);
-        let slot = a.slot;
-        drop(a);
-        let (b, second) = checks(&mut n);
-        assert!(first >= 1, "the first checkout of a section checks (or makes) the pipe");
-        // (Another test's thread may have taken the slot in between and checked it under its own token; then
-        // this checkout has to check again.)
-        assert!(b.slot != slot || second == 0, "a second checkout of the slot in the same section skips the fstat");
-        drop(b);
-        end_section();
-        // Outside a section every checkout checks (or makes a pipe).
-        let (c, outside) = checks(&mut n);
-        assert!(outside >= 1);
-        // A descriptor the host closed and reused between sections is noticed in the next one.
-        let (r, w) = (c.r, c.w);
-        drop(c);
-        close_pair(r, w);
-        // SAFETY: a file of the "host" at the number we just closed (dup2 onto a fresh descriptor).
-        let host = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
-        // SAFETY: as above.
-        assert_eq!(unsafe { libc::dup2(host, w) }, w);
-        begin_section();
-        let d = checkout(&mut |k| n += k).expect("pipe");
-        assert_ne!(d.w, w, "the descriptor that is not ours any more is abandoned, never used");
-        assert!(is_our_pipe(d.w, INO[d.slot].load(Ordering::Relaxed)));
-        drop(d);
-        end_section();
-        sys::close(host);
-        sys::close(w);
+        alone_in_a_child(|| {
+            let checks = |n: &mut u64| {
+                let start = *n;
+                let c = checkout(&mut |k| *n += k).expect("pipe");
+                (c, *n - start)
+            };
+            let mut n = 0u64;
+            begin_section();
+            let (a, first) = checks(&mut n);
+            let slot = a.slot;
+            drop(a);
+            let (b, second) = checks(&mut n);
+            assert!(first >= 1, "the first checkout of a section checks (or makes) the pipe");
+            assert_eq!((b.slot, second), (slot, 0), "a second checkout of the slot in the same section skips the fstat");
+            drop(b);
+            end_section();
+            // Outside a section every checkout checks.
+            let (c, outside) = checks(&mut n);
+            assert_eq!((c.slot, outside), (slot, 1));
+            // A descriptor the host closed and reused between sections is noticed in the next one.
+            let (r, w) = (c.r, c.w);
+            close_pair(r, w);
+            // SAFETY: a file of the "host" at the number we just closed (dup2 onto a fresh descriptor).
+            let host = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+            // SAFETY: as above.
+            assert_eq!(unsafe { libc::dup2(host, w) }, w);
+            drop(c);
+            begin_section();
+            let d = checkout(&mut |k| n += k).expect("pipe");
+            assert_ne!(d.w, w, "the descriptor that is not ours any more is abandoned, never used");
+            assert!(is_our_pipe(d.w, INO[d.slot].load(Ordering::Relaxed)));
+            drop(d);
+            end_section();
+            sys::close(host);
+            sys::close(w);
+        });
     }
 }
