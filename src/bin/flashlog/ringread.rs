@@ -1,10 +1,9 @@
 //! Reading a flight-recorder ring file (layout: `src/ring/format.rs`), for `flashlog show` and `flashlog summary`.
 //! The file is read with `pread(2)`, never mapped (a ring truncated meanwhile cannot hurt the reader), and may be
 //! one a live process is still writing: it is read newest bytes first, records overwritten while it was read are
-//! dropped, and a ring whose
-//! writer is alive is shown up to its first record still being written, so what is shown is always a run of
-//! consecutive records with no gap. A damaged header is reported and the records are then found by scanning
-//! the data area for records that name their own position.
+//! dropped, and a ring whose writer is alive is shown up to its first record still being written (or reserved
+//! and not marked yet), so what is shown is always a run of consecutive records with no gap. A damaged header is
+//! reported and the records are then found by scanning the data area for records that name their own position.
 
 use crate::ring_format::{self as format, HEADER_BYTES, MAGIC, RECORD_ALIGN, RECORD_HEADER, TORN};
 use std::io::Read;
@@ -236,6 +235,8 @@ fn walk(area: &Area, start: u64, end: u64, live: bool, out: &mut Contents) -> u6
     let mut c = start;
     let mut cut = false;
     let mut cut_published = 0;
+    // Where the record after the last one found starts.
+    let mut next_record = None;
     while c < end {
         let slot = area.slot(c);
         let step = match &slot {
@@ -245,6 +246,16 @@ fn walk(area: &Area, start: u64, end: u64, live: bool, out: &mut Contents) -> u6
         if c + step > end && !matches!(slot, Slot::Nothing) {
             // Reaches past the head that was read: reserved after it.
             break;
+        }
+        if live && !cut && next_record == Some(c) && matches!(slot, Slot::Nothing) {
+            // Reserved right after a record and not marked yet: a record whose writer is still between its
+            // reservation and its "being written" mark (or is dropping it). What follows is left out, as after a
+            // torn record, so that what is shown has no gap.
+            cut = true;
+            out.in_flight += 1;
+        }
+        if !matches!(slot, Slot::Nothing) {
+            next_record = Some(c + step);
         }
         match slot {
             Slot::Whole(_, _) if cut => {
@@ -358,6 +369,24 @@ mod tests {
         assert_eq!(c.overwritten, Some(39 - kept));
         let first: usize = shown[7..9].parse().unwrap();
         assert_eq!(shown, text[first..39].concat(), "a run with no gap, each record whole (some wrap the end)");
+    }
+
+    #[test]
+    fn a_live_ring_is_cut_at_a_reserved_record_not_marked_yet() {
+        let records = [("alpha\n", true), ("beta\n", true), ("gamma\n", true)];
+        let mut all = ring(4096, 0, &records);
+        // beta's bytes are older data: its writer reserved them and has not written its mark yet.
+        let beta = (HEADER_BYTES + format::record_span(6)) as usize;
+        all[beta..beta + 16].fill(0xee);
+        let area = Area { data: &all[HEADER_BYTES as usize..], size: 4096 };
+        let end = u64_at(&all, format::OFF_HEAD).unwrap();
+        let mut live = Contents::default();
+        assert_eq!(walk(&area, 0, end, true, &mut live), 1, "gamma, published, is left out with what follows");
+        assert_eq!((live.text.as_slice(), live.in_flight), (&b"alpha\n"[..], 2));
+        // The same bytes in the ring of a process that died: a dropped record's hole, the others shown.
+        let mut dead = Contents::default();
+        assert_eq!(walk(&area, 0, end, false, &mut dead), 0);
+        assert_eq!(dead.text, b"alpha\ngamma\n");
     }
 
     #[test]
