@@ -234,7 +234,7 @@ pub fn level_from_lookup(get: &impl Fn(&str) -> Option<String>) -> (u8, Option<S
 fn ring_from_lookup(get: &impl Fn(&str) -> Option<String>, dest: &Dest, warnings: &mut Vec<String>) -> Option<u64> {
     let value = get("FLASHLOG_RING_MB").filter(|v| !v.trim().is_empty())?;
     let Some(bytes) = crate::ring::format::data_bytes_for_mb(&value) else {
-        warnings.push(format!("flashlog: FLASHLOG_RING_MB='{value}' is not a positive number of MiB; no ring"));
+        warnings.push(format!("flashlog: FLASHLOG_RING_MB='{value}' is not a positive number of MiB up to 1048576 (1 TiB); no ring"));
         return None;
     };
     let name = match dest {
@@ -612,7 +612,7 @@ mod tests {
         );
         let c = cfg(&[("FLASHLOG_RING_MB", "-2"), ("FLASHLOG_DEST", "x")]);
         assert_eq!(c.ring_bytes, None);
-        assert_eq!(c.warnings, ["flashlog: FLASHLOG_RING_MB='-2' is not a positive number of MiB; no ring"]);
+        assert_eq!(c.warnings, ["flashlog: FLASHLOG_RING_MB='-2' is not a positive number of MiB up to 1048576 (1 TiB); no ring"]);
     }
 
     #[test]

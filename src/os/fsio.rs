@@ -296,6 +296,47 @@ pub fn rename(from: &str, to: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// How a rename with a condition ended ([`rename_noreplace`], [`exchange`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Renamed {
+    /// Done.
+    Done,
+    /// The names did not hold what the call needs (nothing was changed): `rename_noreplace`'s target exists,
+    /// or one of `exchange`'s files is gone. Another process renamed something there meanwhile.
+    Changed,
+    /// The kernel or the file system does not offer this kind of rename (nothing was changed).
+    Unsupported,
+}
+
+/// `renameat2(2)` with `flags`, made as a system call: glibc added its wrapper in 2.28, and the library loads
+/// into glibc 2.17.
+fn renameat2(from: &str, to: &str, flags: libc::c_uint) -> Result<Renamed, String> {
+    let (a, b) = (c_path(from)?, c_path(to)?);
+    // SAFETY: NUL-terminated paths; the flags are the kernel's.
+    let rc = unsafe { libc::syscall(libc::SYS_renameat2, libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr(), flags) };
+    if rc == 0 {
+        return Ok(Renamed::Done);
+    }
+    match errno() {
+        libc::EEXIST => Ok(Renamed::Changed),
+        libc::ENOENT if flags == libc::RENAME_EXCHANGE => Ok(Renamed::Changed),
+        // ENOSYS: a kernel before 3.15; EINVAL: a file system that does not take the flag.
+        libc::ENOSYS | libc::EINVAL => Ok(Renamed::Unsupported),
+        _ => Err(last_error()),
+    }
+}
+
+/// Renames `from` to `to` unless `to` exists, in one step (`RENAME_NOREPLACE`): two processes placing a file at
+/// the same name cannot both succeed.
+pub fn rename_noreplace(from: &str, to: &str) -> Result<Renamed, String> {
+    renameat2(from, to, libc::RENAME_NOREPLACE)
+}
+
+/// Swaps the files at `a` and `b` in one step (`RENAME_EXCHANGE`; both must exist).
+pub fn exchange(a: &str, b: &str) -> Result<Renamed, String> {
+    renameat2(a, b, libc::RENAME_EXCHANGE)
+}
+
 /// Removes the file `path`, ignoring errors (a temporary file left after a failed write).
 pub fn unlink(path: &str) {
     if let Ok(c) = c_path(path) {

@@ -200,6 +200,18 @@ impl Default for ProcessStamp {
     }
 }
 
+/// Whether a process with id `pid` exists (a zombie too): `kill(pid, 0)` succeeds or is refused for want of
+/// permission. Another process may have taken the id of one that ended; callers treat the answer as a hint.
+pub fn is_running(pid: u64) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: signal 0 sends nothing; it only asks whether the process exists.
+    let asked = unsafe { libc::kill(pid, 0) };
+    asked == 0 || super::sys::errno() == libc::EPERM
+}
+
 /// The process id, without a system call once known (the page forgets it in a child).
 pub fn pid() -> i32 {
     let page = page();

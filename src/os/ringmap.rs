@@ -78,13 +78,53 @@ fn error_text(e: i32) -> String {
     super::sys::os_error_text(e)
 }
 
+/// Where [`Mapping::create`] placed a new ring.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Placed {
+    /// At the path asked for.
+    AtPath,
+    /// At `path` (the path asked for, `.` and this process's id) because a running process `writer` writes the
+    /// ring at the path asked for.
+    Beside {
+        /// Where this process's ring is.
+        path: String,
+        /// The process writing the ring at the path asked for.
+        writer: u64,
+    },
+}
+
+/// What a path holds, for placing a new ring there.
+#[derive(Debug, PartialEq, Eq)]
+enum Occupant {
+    Nothing,
+    EmptyFile,
+    /// A ring whose writer is a running process other than this one.
+    LiveRing(u64),
+    /// A ring of an earlier run (its writer ended, or it is this process's id from before an `exec`).
+    OldRing,
+    Other,
+}
+
 impl Mapping {
     /// Creates the ring file `path` of `total` bytes whose first bytes are `header`, mapped shared. The file is
-    /// made whole under `<path>.<pid>.tmp` first; then an existing ring at `path` is renamed to `<path>.prev`
-    /// (the previous run's records are kept once), an empty file is replaced, and anything else is left alone
-    /// (an error): a ring is a file that starts with the same 8 bytes as `header` (the format's magic, which
-    /// this layer does not know otherwise). Missing folders are created. Err: the reason, for one stderr line.
-    pub fn create(path: &str, total: u64, header: &[u8]) -> Result<Mapping, String> {
+    /// made whole under `<path>.<pid>.tmp` first, then placed:
+    /// - at `path` when it is free or holds an empty file;
+    /// - at `path`, the ring there moved to `<path>.prev`, when that ring is an earlier run's (the previous
+    ///   run's records are kept once);
+    /// - at `<path>.<pid>` when the ring at `path` is written by another running process (several processes
+    ///   given one name, e.g. ranks of one job without `%r`): each keeps its records;
+    /// - nowhere (an error) when `path` holds anything else, which is left alone.
+    ///
+    /// A ring is a file that starts with the same 8 bytes as `header` (the format's magic, which this layer does
+    /// not know otherwise); `writer_of` reads a ring's first bytes and returns the process that writes it, if it
+    /// can tell. Two processes placing rings at one name at the same moment both end up placed (the placing
+    /// renames are atomic and checked). Missing folders are created. Err: the reason, for one stderr line.
+    pub fn create(
+        path: &str,
+        total: u64,
+        header: &[u8],
+        writer_of: fn(&[u8]) -> Option<u64>,
+    ) -> Result<(Mapping, Placed), String> {
         let tmp = format!("{path}.{}.tmp", super::process::pid());
         let fd = open_new(&tmp)?;
         let made = Self::fill_and_map(fd, total, header);
@@ -97,13 +137,15 @@ impl Mapping {
                 return Err(e);
             }
         };
-        let placed = make_room(path, header.get(..8).unwrap_or(header)).and_then(|()| super::fsio::rename(&tmp, path));
-        if let Err(e) = placed {
-            super::fsio::unlink(&tmp);
-            mapping.unmap();
-            return Err(e);
+        let rules = Rules { magic: header.get(..8).unwrap_or(header), writer_of };
+        match place(&tmp, path, &rules, true) {
+            Ok(placed) => Ok((mapping, placed)),
+            Err(e) => {
+                super::fsio::unlink(&tmp);
+                mapping.unmap();
+                Err(e)
+            }
         }
-        Ok(mapping)
     }
 
     fn fill_and_map(fd: i32, total: u64, header: &[u8]) -> Result<Mapping, String> {
@@ -191,23 +233,171 @@ fn open_new(path: &str) -> Result<i32, String> {
     Err(error_text(libc::EEXIST))
 }
 
-/// Makes `path` free for the new ring: an earlier ring (a file that starts with `magic`) moves to
-/// `<path>.prev`, an empty file or nothing is fine, anything else is not ours to replace.
-fn make_room(path: &str, magic: &[u8]) -> Result<(), String> {
-    let meta = match std::fs::symlink_metadata(path) {
-        Err(_) => return Ok(()),
-        Ok(m) => m,
-    };
+/// How to recognise a ring and its writer.
+struct Rules<'a> {
+    magic: &'a [u8],
+    writer_of: fn(&[u8]) -> Option<u64>,
+}
+
+/// What `path` holds, judged by `rules`.
+fn occupant(path: &str, rules: &Rules) -> Occupant {
+    let Ok(meta) = std::fs::symlink_metadata(path) else { return Occupant::Nothing };
     if meta.is_file() && meta.len() == 0 {
-        return Ok(());
+        return Occupant::EmptyFile;
     }
-    let mut start = vec![0u8; magic.len()];
-    let is_ring = meta.is_file()
-        && !magic.is_empty()
-        && std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut start)).is_ok()
-        && start == magic;
-    if !is_ring {
-        return Err("it exists and is not a flashlog ring (left as it is)".to_string());
+    let mut start = [0u8; 64];
+    let read = meta.is_file()
+        && std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut start)).is_ok();
+    if !read || rules.magic.is_empty() || !start.starts_with(rules.magic) {
+        return Occupant::Other;
     }
-    super::fsio::rename(path, &format!("{path}.prev")).map_err(|e| format!("cannot move the earlier ring aside: {e}"))
+    match (rules.writer_of)(&start) {
+        Some(pid) if pid != super::process::pid() as u64 && super::process::is_running(pid) => Occupant::LiveRing(pid),
+        _ => Occupant::OldRing,
+    }
+}
+
+/// Moves the finished ring `tmp` to `path` by the rules of [`Mapping::create`]; `beside` allows placing it at
+/// `<path>.<pid>` when a running process writes the ring at `path`. Err: nothing was placed (`tmp` is still ours).
+fn place(tmp: &str, path: &str, rules: &Rules, beside: bool) -> Result<Placed, String> {
+    use super::fsio::{exchange, rename, rename_noreplace, Renamed};
+    const NOT_OURS: &str = "it exists and is not a flashlog ring (left as it is)";
+    // Each attempt that fails found another process's rename between looking and placing: look again.
+    for _attempt in 0..8 {
+        match occupant(path, rules) {
+            Occupant::Nothing => match rename_noreplace(tmp, path)? {
+                Renamed::Done => return Ok(Placed::AtPath),
+                Renamed::Changed => continue,
+                Renamed::Unsupported => return rename(tmp, path).map(|()| Placed::AtPath),
+            },
+            Occupant::EmptyFile => return rename(tmp, path).map(|()| Placed::AtPath),
+            Occupant::LiveRing(writer) if beside => {
+                let mine = format!("{path}.{}", super::process::pid());
+                return match place(tmp, &mine, rules, false)? {
+                    Placed::AtPath => Ok(Placed::Beside { path: mine, writer }),
+                    beside @ Placed::Beside { .. } => Ok(beside),
+                };
+            }
+            Occupant::LiveRing(writer) => {
+                return Err(format!("a ring written by running process {writer} is already there"));
+            }
+            Occupant::OldRing => {
+                let prev = format!("{path}.prev");
+                match exchange(tmp, path)? {
+                    Renamed::Done => {}
+                    Renamed::Changed => continue,
+                    Renamed::Unsupported => {
+                        rename(path, &prev).map_err(|e| format!("cannot move the earlier ring aside: {e}"))?;
+                        return rename(tmp, path).map(|()| Placed::AtPath);
+                    }
+                }
+                // Ours is at `path`; `tmp` names what was there, normally the old ring just looked at. Another
+                // process may have placed its live ring (or anything else) there in between: give it back.
+                match occupant(tmp, rules) {
+                    Occupant::OldRing | Occupant::EmptyFile => {
+                        // The old ring left under the temporary name if it cannot move: never deleted.
+                        let _ = rename(tmp, &prev);
+                        return Ok(Placed::AtPath);
+                    }
+                    _ => {
+                        exchange(tmp, path)?;
+                        continue;
+                    }
+                }
+            }
+            Occupant::Other => return Err(NOT_OURS.to_string()),
+        }
+    }
+    Err("other processes kept replacing the file there".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAGIC: &[u8] = b"TESTRING";
+
+    /// A "ring" for these tests: the magic, then the writer's pid as 8 little-endian bytes, padded to 64 bytes.
+    fn ring_bytes(pid: u64) -> Vec<u8> {
+        let mut v = MAGIC.to_vec();
+        v.extend_from_slice(&pid.to_le_bytes());
+        v.resize(64, 0);
+        v
+    }
+
+    fn writer_of(start: &[u8]) -> Option<u64> {
+        Some(u64::from_le_bytes(start.get(8..16)?.try_into().ok()?))
+    }
+
+    fn folder(name: &str) -> String {
+        let dir = std::env::temp_dir().join(format!("flashlog-ringmap-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.to_str().unwrap().to_string()
+    }
+
+    fn place_new(dir: &str, path: &str) -> Result<Placed, String> {
+        let tmp = format!("{dir}/new.tmp");
+        std::fs::write(&tmp, ring_bytes(std::process::id() as u64)).unwrap();
+        place(&tmp, path, &Rules { magic: MAGIC, writer_of }, true)
+    }
+
+    fn is_ours(path: &str) -> bool {
+        std::fs::read(path).unwrap() == ring_bytes(std::process::id() as u64)
+    }
+
+    #[test]
+    fn a_new_ring_takes_a_free_path_or_an_empty_file() {
+        let dir = folder("free");
+        let path = format!("{dir}/r.ring");
+        assert_eq!(place_new(&dir, &path), Ok(Placed::AtPath));
+        assert!(is_ours(&path));
+        std::fs::write(&path, b"").unwrap();
+        assert_eq!(place_new(&dir, &path), Ok(Placed::AtPath));
+        assert!(is_ours(&path) && !std::path::Path::new(&format!("{path}.prev")).exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_earlier_runs_ring_moves_to_prev() {
+        let dir = folder("prev");
+        let path = format!("{dir}/r.ring");
+        // No process has id 0x7fff_fff0 (above the kernel's limit of 2^22), so that ring's writer has ended.
+        let old = ring_bytes(0x7fff_fff0);
+        std::fs::write(&path, &old).unwrap();
+        std::fs::write(format!("{path}.prev"), b"older").unwrap();
+        assert_eq!(place_new(&dir, &path), Ok(Placed::AtPath));
+        assert!(is_ours(&path));
+        assert_eq!(std::fs::read(format!("{path}.prev")).unwrap(), old);
+        assert!(!std::path::Path::new(&format!("{dir}/new.tmp")).exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_running_processs_ring_is_left_alone_and_ours_goes_beside_it() {
+        let dir = folder("beside");
+        let path = format!("{dir}/r.ring");
+        // The parent (the test runner's parent) is running.
+        let parent = std::os::unix::process::parent_id() as u64;
+        let live = ring_bytes(parent);
+        std::fs::write(&path, &live).unwrap();
+        let mine = format!("{path}.{}", std::process::id());
+        assert_eq!(place_new(&dir, &path), Ok(Placed::Beside { path: mine.clone(), writer: parent }));
+        assert_eq!(std::fs::read(&path).unwrap(), live);
+        assert!(is_ours(&mine));
+        // Again (as after an exec in the same process): the ring beside is this id's own earlier one.
+        assert_eq!(place_new(&dir, &path), Ok(Placed::Beside { path: mine.clone(), writer: parent }));
+        assert!(is_ours(&mine) && is_ours(&format!("{mine}.prev")));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn anything_else_is_left_alone() {
+        let dir = folder("other");
+        let path = format!("{dir}/notes.txt");
+        std::fs::write(&path, b"mine\n").unwrap();
+        assert_eq!(place_new(&dir, &path), Err("it exists and is not a flashlog ring (left as it is)".to_string()));
+        assert_eq!(std::fs::read(&path).unwrap(), b"mine\n");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -83,6 +83,21 @@ pub fn length_word(len: u32, sum: u32) -> u64 {
     u64::from(len) | (u64::from(sum) << 32)
 }
 
+/// The fixed fields of a ring's header when they are intact (magic, checksum, version, header size and a data size
+/// the layout allows): (data bytes, writer's process id). Read by `flashlog show` and by a writer deciding whether
+/// the ring already at its path belongs to a process still running.
+pub fn fixed_fields(header: &[u8]) -> Option<(u64, u64)> {
+    let fixed = header.get(..OFF_FIXED_SUM + 4)?;
+    let u32_at = |at: usize| u32::from_le_bytes([fixed[at], fixed[at + 1], fixed[at + 2], fixed[at + 3]]);
+    let u64_at = |at: usize| u64::from(u32_at(at)) | (u64::from(u32_at(at + 4)) << 32);
+    let intact = fixed[..8] == MAGIC
+        && u32_at(OFF_FIXED_SUM) == checksum(0, [&fixed[..OFF_FIXED_SUM], &[]])
+        && u32_at(8) == VERSION
+        && u32_at(12) == HEADER_BYTES as u32;
+    let data_bytes = u64_at(OFF_DATA_BYTES);
+    (intact && data_bytes >= DATA_ALIGN && data_bytes % DATA_ALIGN == 0).then(|| (data_bytes, u64_at(OFF_PID)))
+}
+
 /// The fixed header fields (bytes 0..40) of a ring of `data_bytes` written by `pid` at `created_ns`.
 pub fn fixed_header(data_bytes: u64, pid: u64, created_ns: u64) -> [u8; 48] {
     let mut h = [0u8; 48];

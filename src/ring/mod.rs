@@ -16,7 +16,7 @@
 
 pub mod format;
 
-use crate::os::ringmap::{Mapping, Published};
+use crate::os::ringmap::{Mapping, Placed, Published};
 use format::{
     HEADER_BYTES, OFF_DROPPED, OFF_HEAD, OFF_RECORDS, OFF_SYSINFO, OFF_TOO_LARGE, RECORD_HEADER, SYSINFO_OFFSET, TORN,
 };
@@ -69,7 +69,18 @@ pub fn open(path: &str, data_bytes: u64) -> Result<(), OpenError> {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
     let header = format::fixed_header(data_bytes, pid, now);
     let total = HEADER_BYTES + data_bytes;
-    let mapping = Mapping::create(path, total, &header).map_err(OpenError::Failed)?;
+    let writer_of = |header: &[u8]| format::fixed_fields(header).map(|(_, pid)| pid);
+    let (mapping, placed) = Mapping::create(path, total, &header, writer_of).map_err(OpenError::Failed)?;
+    if let Placed::Beside { path: mine, writer } = placed {
+        crate::os::signals::write_all(
+            2,
+            format!(
+                "flashlog: ring '{path}' is written by process {writer}; this process ({pid}) writes its ring to \
+                 '{mine}' (%i or %r in the name gives each process its own)\n"
+            )
+            .as_bytes(),
+        );
+    }
     DATA_BYTES.store(data_bytes, Ordering::Release);
     RING.set(mapping, path);
     Ok(())

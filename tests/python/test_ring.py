@@ -332,6 +332,45 @@ def test_stdout_destination_and_existing_files(tmp_path):
                                f"exists and is not a flashlog ring (left as it is); nothing is logged by this process (set -o or FLASHLOG_DEST to a file whose folder can be created, or to stderr)\n")
 
 
+def test_processes_given_one_ring_name_each_keep_their_records(tmp_path):
+    """Four processes started at once with one ring name (ranks of a job without %r): the first to place its ring
+    has the path, each of the others writes `<path>.<pid>` with one stderr line saying so, and every ring holds its
+    own process's calls. A later run, once they have ended, moves the ring at the path to `<path>.prev` as for any
+    earlier run, and says nothing."""
+    ring = tmp_path / "job.ring"
+    env = shim_env(3, ring, FLASHLOG_RING_MB=1)
+    procs = [subprocess.Popen([str(RING), "kill", str(MODULE_DIR), "1", "5"], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    errs = {}
+    try:
+        for p in procs:
+            assert p.stdout.readline() == "ready\n"
+    finally:
+        for p in procs:
+            p.kill()
+            errs[p.pid] = p.communicate(timeout=60)[1]
+    names = sorted(os.listdir(tmp_path))
+    assert len(names) == 4 and "job.ring" in names, names
+    pids = {p.pid for p in procs}
+    beside = {int(n.split(".")[-1]) for n in names if n != "job.ring"}
+    assert beside < pids
+    (first,) = pids - beside
+    assert errs[first] == ""
+    for pid in beside:
+        assert errs[pid] == (f"flashlog: ring '{ring}' is written by process {first}; this process ({pid}) writes its "
+                             f"ring to '{ring}.{pid}' (%i or %r in the name gives each process its own)\n")
+    for name in names:
+        s = show(tmp_path / name)
+        writer = first if name == "job.ring" else int(name.split(".")[-1])
+        assert f"Process: {writer}" in s.stdout
+        calls = [r[3] for r in parse_echo_records(split_sysinfo(masked(s.stdout))[1]) if r[0] == "in"]
+        assert calls[:5] == [0, 1, 2, 3, 4]
+    p = run([RING, "seq", MODULE_DIR, 1, 2], level=3, dest=ring, env=ring_env(1))
+    assert (p.returncode, p.stderr) == (0, "")
+    assert f"Process: {first}" in show(tmp_path / "job.ring.prev").stdout
+    assert show(ring).stdout.count("FlashInfer API Call") == 2
+
+
 def test_launcher_ring_option(tmp_path):
     """`flashlog --ring MB -o FILE` runs the command with the ring."""
     ring = tmp_path / "l_%i.ring"

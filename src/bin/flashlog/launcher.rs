@@ -106,7 +106,7 @@ fn check_value(opt: &Opt, arg: &str, value: &str) -> Result<(), String> {
             Err(format!("option {arg} needs a {}", if opt.check == Check::Folder { "folder" } else { "destination" }))
         }
         Check::RingMb if crate::ring_format::data_bytes_for_mb(value).is_none() => {
-            Err(format!("ring size '{value}' is not a positive number of MiB"))
+            Err(format!("ring size '{value}' is not a positive number of MiB up to 1048576 (1 TiB)"))
         }
         _ => Ok(()),
     }

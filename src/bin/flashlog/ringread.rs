@@ -43,10 +43,6 @@ fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
 }
 
-fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
-}
-
 /// Reads the ring at `path`. Err: the file cannot be read or is not a ring.
 pub fn read(path: &str) -> Result<Contents, String> {
     let mut file = std::fs::File::open(path).map_err(|e| e.to_string())?;
@@ -57,7 +53,7 @@ pub fn read(path: &str) -> Result<Contents, String> {
     }
     let file_len = file.metadata().map_err(|e| e.to_string())?.len();
     let head = u64_at(&all, format::OFF_HEAD).unwrap_or(0);
-    match header_fields(&all) {
+    match format::fixed_fields(&all) {
         Some((size, _)) if file_len == HEADER_BYTES + size && head.is_multiple_of(RECORD_ALIGN) && head < TORN => {
             // Writers faster than this reader (a small ring, the reader descheduled) may overwrite everything
             // it read: it tries again, a few times, from a fresh header.
@@ -109,18 +105,6 @@ fn read_newest_first(file: &std::fs::File, all: &mut Vec<u8>, size: u64, head: u
         hi = lo;
     }
     Ok(oldest)
-}
-
-/// The header's fixed fields when they are intact: (data bytes, writer's pid).
-fn header_fields(all: &[u8]) -> Option<(u64, u64)> {
-    let fixed = all.get(..format::OFF_FIXED_SUM + 4)?;
-    let sum = u32_at(fixed, format::OFF_FIXED_SUM)?;
-    let ok = sum == format::checksum(0, [&fixed[..format::OFF_FIXED_SUM], &[]])
-        && u32_at(fixed, 8) == Some(format::VERSION)
-        && u32_at(fixed, 12) == Some(HEADER_BYTES as u32);
-    let data_bytes = u64_at(fixed, format::OFF_DATA_BYTES)?;
-    (ok && data_bytes >= format::DATA_ALIGN && data_bytes % format::DATA_ALIGN == 0)
-        .then(|| (data_bytes, u64_at(fixed, format::OFF_PID).unwrap_or(0)))
 }
 
 /// One slot of the data area, as found at a candidate position.
@@ -179,7 +163,7 @@ impl Area<'_> {
 /// Parses a ring file's bytes; `head_after`: the head word read again after them.
 pub fn parse(all: &[u8], head_after: Option<u64>) -> Contents {
     let mut out = Contents::default();
-    let fields = header_fields(all);
+    let fields = format::fixed_fields(all);
     let file_data = all.len() as u64 - HEADER_BYTES.min(all.len() as u64);
     let (size, pid) = match fields {
         Some(f) => f,
