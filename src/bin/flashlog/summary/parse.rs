@@ -151,6 +151,10 @@ pub struct FileParser<'a> {
     closed_outputs: bool,
     /// Process ids of the exit lines of this file.
     exits: std::collections::HashSet<u32>,
+    /// Correlated calls still open when their run was followed by another one's system information record, with
+    /// how they would end and their run: several processes appending to one file interleave their records, so
+    /// such a call's outputs record may still come. Decided at the end of the file.
+    parked: Vec<(Pending, End, usize)>,
 }
 
 impl<'a> FileParser<'a> {
@@ -175,6 +179,7 @@ impl<'a> FileParser<'a> {
             closed_at: 0,
             closed_outputs: false,
             exits: Default::default(),
+            parked: Vec::new(),
         }
     }
 
@@ -219,9 +224,15 @@ impl<'a> FileParser<'a> {
     }
 
     fn ended(&mut self, call: Pending, end: End) {
+        let run = self.run_index();
+        self.ended_in(call, end, run);
+    }
+
+    /// [`FileParser::ended`] for a call of run `run` of the file.
+    fn ended_in(&mut self, call: Pending, end: End, run: usize) {
         let call_text = call_label(call.number.zip(call.group));
         let mut place = self.place(call.line, &call.stamp, &call_text, "");
-        (place.record, place.call_record) = (call.line.saturating_sub(1), 0);
+        (place.record, place.call_record, place.run) = (call.line.saturating_sub(1), 0, run);
         let list = match end {
             End::DidNotReturn => &mut self.sum.did_not_return,
             End::Raised => &mut self.sum.raised,
@@ -458,7 +469,9 @@ impl<'a> FileParser<'a> {
         self.record(false);
         let (call, label, name) = match correlated {
             Some((name, number, thread)) => {
-                (self.run.take_correlated(thread, number, name), call_label(Some((number, thread))), name)
+                let call = self.run.take_exact(thread, number);
+                let call = call.or_else(|| self.take_parked(thread, number)).or_else(|| self.run.take_early(name));
+                (call, call_label(Some((number, thread))), name)
             }
             None => (self.run.take_uncorrelated(), String::new(), ""),
         };
@@ -485,9 +498,18 @@ impl<'a> FileParser<'a> {
         self.arg.clear();
     }
 
+    /// A correlated call of an earlier run of this file still open: that thread's call of that number.
+    fn take_parked(&mut self, thread: u32, number: u64) -> Option<Pending> {
+        let at = self.parked.iter().rposition(|(p, _, _)| p.group == Some(thread) && p.number == Some(number))?;
+        Some(self.parked.remove(at).0)
+    }
+
     /// The file ended.
     pub fn finish(mut self) {
         self.end_record();
+        for (call, end, run) in std::mem::take(&mut self.parked) {
+            self.ended_in(call, end, run);
+        }
         self.finish_run();
         self.runs_without_exit_line();
     }

@@ -165,10 +165,21 @@ impl Run {
     /// The open call an outputs record with a correlation line belongs to: that thread's call of that number,
     /// else (its inputs record was written before a second thread logged) the latest uncorrelated shim call of
     /// that name.
+    #[cfg(test)]
     pub fn take_correlated(&mut self, thread: u32, number: u64, name: &str) -> Option<Pending> {
-        let exact = self.pending.iter().rposition(|p| p.group == Some(thread) && p.number == Some(number));
-        let early = || self.pending.iter().rposition(|p| p.group.is_none() && !p.python && p.name == name);
-        let at = exact.or_else(early)?;
+        self.take_exact(thread, number).or_else(|| self.take_early(name))
+    }
+
+    /// That thread's open call of that number.
+    pub fn take_exact(&mut self, thread: u32, number: u64) -> Option<Pending> {
+        let at = self.pending.iter().rposition(|p| p.group == Some(thread) && p.number == Some(number))?;
+        Some(self.take(at))
+    }
+
+    /// The latest uncorrelated open shim call named `name` (its inputs record was written before a second thread
+    /// of its process logged).
+    pub fn take_early(&mut self, name: &str) -> Option<Pending> {
+        let at = self.pending.iter().rposition(|p| p.group.is_none() && !p.python && p.name == name)?;
         Some(self.take(at))
     }
 

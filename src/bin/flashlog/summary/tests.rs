@@ -122,6 +122,36 @@ fn early_uncorrelated_inputs_of_the_first_thread() {
 }
 
 #[test]
+fn processes_appending_to_one_file_pair_across_their_runs() {
+    // Process 1's call is still running when process 2 writes its system information record (two ranks logging
+    // into one file): its outputs record comes later and still pairs; the run order keeps its pid.
+    let text = format!(
+        "{}{}{}{}{}{}",
+        sysinfo(1, None),
+        inputs("a.f", Some((5, 11))),
+        sysinfo(2, None),
+        inputs("b.g", Some((1, 21))),
+        outputs("a.f", Some((5, 11)), 1),
+        outputs("b.g", Some((1, 21)), 0)
+    );
+    let s = summarise(&[("shared.log", &text)]);
+    assert_eq!((s.did_not_return.count, s.unmatched_outputs), (0, 0));
+    assert_eq!(s.names["a.f"].first_out.as_ref().unwrap().call, "thread 11 call #5");
+    // A call of the first run whose outputs record never comes did not return, and is placed in its own run.
+    let crashed = format!(
+        "{}{}{}{}",
+        sysinfo(1, None),
+        inputs("a.f", Some((5, 11))),
+        sysinfo(2, None),
+        call("2026-11-28 21:04:06", "b.g", 0, 0)
+    );
+    let s = summarise(&[("shared.log", &crashed)]);
+    assert_eq!((s.did_not_return.count, s.unmatched_outputs), (1, 0));
+    assert_eq!(s.did_not_return.listed[0].1.run, 0);
+    assert!(s.render().contains("did not return: shared.log:10 (run 1, pid 1) "), "{}", s.render());
+}
+
+#[test]
 fn never_pairs_across_threads() {
     let text = format!("{}{}{}", sysinfo(1, None), inputs("a.f", Some((1, 7))), outputs("a.f", Some((1, 9)), 1));
     let s = summarise(&[("t.log", &text)]);

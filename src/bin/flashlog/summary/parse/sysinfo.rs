@@ -30,9 +30,21 @@ impl FileParser<'_> {
         }
     }
 
-    /// A new run starts: the one before ends.
+    /// A new run starts: the one before ends. Its correlated calls still open are parked: when several processes
+    /// append to one file, their outputs records may come after another process's system information record.
     pub(super) fn new_run(&mut self) {
-        self.finish_run();
+        let run = self.run_index();
+        for (call, end) in self.run.finish() {
+            if call.group.is_some() && call.number.is_some() {
+                if self.parked.len() >= crate::summary::runs::MAX_PENDING {
+                    let (oldest, how, its_run) = self.parked.remove(0);
+                    self.ended_in(oldest, how, its_run);
+                }
+                self.parked.push((call, end, run));
+            } else {
+                self.ended(call, end);
+            }
+        }
         self.shape = RunShape::default();
         let file = &mut self.sum.files[self.file];
         file.run_count += 1;
