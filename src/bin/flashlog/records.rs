@@ -171,6 +171,10 @@ struct Reader<'a> {
     /// The measured time of the outputs record being read.
     outputs_at: Option<u64>,
     open: Vec<Call>,
+    /// Calls with a correlation line still open when another run's system information record came, with the
+    /// process of their run: processes appending to one file interleave their records, so their outputs records
+    /// may still come. Decided at the end of the file.
+    parked: Vec<(Call, Option<u64>)>,
     current: Option<Current>,
     arg: String,
     after_eq: bool,
@@ -234,15 +238,47 @@ impl Reader<'_> {
         }
     }
 
+    /// The end of the file: every call still open, parked ones first, did not return.
     fn did_not_return_all(&mut self) {
         self.end_level1(None);
         self.end_outputs();
         let end = self.now(None);
-        for call in std::mem::take(&mut self.open) {
-            let (name, tid, line) = (call.name.clone(), call.tid, call.line);
-            self.emit(Kind::DidNotReturn { name, ts: end, tid, line });
-            self.close(call, end, Outcome::DidNotReturn);
+        for (call, pid) in std::mem::take(&mut self.parked) {
+            self.did_not_return(call, end, pid);
         }
+        let pid = self.info.pid;
+        for call in std::mem::take(&mut self.open) {
+            self.did_not_return(call, end, pid);
+        }
+    }
+
+    /// A system information record: the run before it ends. Its calls still open did not return, except those
+    /// with a correlation line (thread and number tell them apart across processes), which are parked.
+    fn park_open_calls(&mut self) {
+        self.end_level1(None);
+        self.end_outputs();
+        let end = self.now(None);
+        let pid = self.info.pid;
+        for call in std::mem::take(&mut self.open) {
+            if call.tid == 0 || call.number.is_none() {
+                self.did_not_return(call, end, pid);
+                continue;
+            }
+            if self.parked.len() >= MAX_OPEN {
+                let (oldest, its_pid) = self.parked.remove(0);
+                self.did_not_return(oldest, end, its_pid);
+            }
+            self.parked.push((call, pid));
+        }
+    }
+
+    /// `call`, of the run of process `pid`, did not return.
+    fn did_not_return(&mut self, call: Call, end: u64, pid: Option<u64>) {
+        let current = std::mem::replace(&mut self.info.pid, pid);
+        let (name, tid, line) = (call.name.clone(), call.tid, call.line);
+        self.emit(Kind::DidNotReturn { name, ts: end, tid, line });
+        self.close(call, end, Outcome::DidNotReturn);
+        self.info.pid = current;
     }
 
     fn call(&mut self, name: String, ts: u64) -> Call {
@@ -286,7 +322,7 @@ impl Reader<'_> {
         let after_eq = std::mem::replace(&mut self.after_eq, false);
         if let Some((stamp, rest)) = stamped(line) {
             if rest == "FlashInfer API Logging - System Information" {
-                self.did_not_return_all();
+                self.park_open_calls();
                 return;
             }
             if let Some(name) = rest.strip_prefix("FlashInfer API Call: ") {
@@ -360,12 +396,22 @@ impl Reader<'_> {
                 return;
             }
             self.end_outputs();
-            // That thread's call of that number, else (its inputs record was written before a second thread
-            // logged, without the line) the latest uncorrelated call of that name.
-            let exact = self.open.iter().rposition(|c| c.tid == tid && c.number == number);
-            let early = || self.open.iter().rposition(|c| c.tid == 0 && c.number.is_none() && c.name == name);
-            if let Some(at) = exact.or_else(early) {
-                self.current = Some(Current::Outputs(self.open.remove(at)));
+            // That thread's call of that number (in this run, else parked from an earlier one), else (its inputs
+            // record was written before a second thread logged, without the line) the latest uncorrelated call of
+            // that name.
+            let same = |c: &Call| c.tid == tid && c.number == number;
+            let call = match self.open.iter().rposition(same) {
+                Some(at) => Some(self.open.remove(at)),
+                None => match self.parked.iter().rposition(|(c, _)| same(c)) {
+                    Some(at) => Some(self.parked.remove(at).0),
+                    None => {
+                        let early = self.open.iter().rposition(|c| c.tid == 0 && c.number.is_none() && c.name == name);
+                        early.map(|at| self.open.remove(at))
+                    }
+                },
+            };
+            if let Some(call) = call {
+                self.current = Some(Current::Outputs(call));
                 self.outputs_at = of_day.and_then(|t| self.measured(t));
             }
             return;
@@ -468,6 +514,7 @@ pub fn read(zero: &mut Option<u64>, mut input: impl BufRead, sink: &mut dyn FnMu
         level1: None,
         outputs_at: None,
         open: Vec::new(),
+        parked: Vec::new(),
         current: None,
         arg: String::new(),
         after_eq: false,
@@ -579,6 +626,48 @@ mod tests {
         assert_eq!(
             got,
             [("m.b", 0, 302, Outcome::Level1), ("m.b", 8, 500, Outcome::Returned), ("m.a", 0, 600, Outcome::Returned)]
+        );
+    }
+
+    #[test]
+    fn processes_appending_to_one_file_pair_across_their_runs() {
+        let dash = "-".repeat(80);
+        let sysinfo = |pid: u32| {
+            format!("{EQ}\n[2026-12-07 10:00:00] FlashInfer API Logging - System Information\n{EQ}\nProcess: {pid} (x)\n{EQ}\n\n")
+        };
+        let inputs = |name: &str, n: u32, t: u32| {
+            format!("{EQ}\n[2026-12-07 10:00:00] FlashInfer API Call: {name}\n[call {name} #{n} thread {t}]\n{dash}\n(No explicit arguments)\n")
+        };
+        let outputs =
+            |name: &str, n: u32, t: u32| format!("[call {name} #{n} thread {t}]\nOutput value:\n  None\n{EQ}\n\n");
+        // Process 1's call m.a is running when process 2 writes its system information record; its outputs record
+        // comes later. Process 1's m.c never returns.
+        let log = format!(
+            "{}{}{}{}{}{}{}",
+            sysinfo(1),
+            inputs("m.a", 5, 11),
+            inputs("m.c", 6, 12),
+            sysinfo(2),
+            inputs("m.b", 1, 21),
+            outputs("m.a", 5, 11),
+            outputs("m.b", 1, 21),
+        );
+        let (mut zero, mut seen) = (None, Vec::new());
+        read(&mut zero, log.as_bytes(), &mut |e| match e.kind {
+            Kind::Call { call, outcome, .. } => seen.push((call.name, outcome, None)),
+            Kind::DidNotReturn { name, .. } => seen.push((name, Outcome::DidNotReturn, e.pid)),
+            _ => {}
+        })
+        .unwrap();
+        let m = |n: &str| n.to_string();
+        assert_eq!(
+            seen,
+            [
+                (m("m.a"), Outcome::Returned, None),
+                (m("m.b"), Outcome::Returned, None),
+                (m("m.c"), Outcome::DidNotReturn, Some(1)),
+                (m("m.c"), Outcome::DidNotReturn, None),
+            ]
         );
     }
 }
