@@ -320,8 +320,10 @@ fn renameat2(from: &str, to: &str, flags: libc::c_uint) -> Result<Renamed, Strin
     match errno() {
         libc::EEXIST => Ok(Renamed::Changed),
         libc::ENOENT if flags == libc::RENAME_EXCHANGE => Ok(Renamed::Changed),
-        // ENOSYS: a kernel before 3.15; EINVAL: a file system that does not take the flag.
-        libc::ENOSYS | libc::EINVAL => Ok(Renamed::Unsupported),
+        // ENOSYS: a kernel before 3.15; EINVAL: a file system that does not take the flag; EPERM: also a seccomp
+        // policy that predates the call (a real permission problem fails the plain rename the caller falls back to
+        // just the same).
+        libc::ENOSYS | libc::EINVAL | libc::EPERM => Ok(Renamed::Unsupported),
         _ => Err(last_error()),
     }
 }
