@@ -200,8 +200,10 @@ impl Default for ProcessStamp {
     }
 }
 
-/// Whether a process with id `pid` exists (a zombie too): `kill(pid, 0)` succeeds or is refused for want of
-/// permission. Another process may have taken the id of one that ended; callers treat the answer as a hint.
+/// Whether a process with id `pid` exists (a zombie too): `kill(pid, 0)` succeeds, or is refused for want of
+/// permission (another user's process) and `/proc/<pid>` exists, or `/proc` is not there to ask (a seccomp
+/// policy that answers `kill` with EPERM would otherwise make every process look alive). Another process may have
+/// taken the id of one that ended; callers treat the answer as a hint.
 pub fn is_running(pid: u64) -> bool {
     let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
     if pid <= 0 {
@@ -209,7 +211,14 @@ pub fn is_running(pid: u64) -> bool {
     }
     // SAFETY: signal 0 sends nothing; it only asks whether the process exists.
     let asked = unsafe { libc::kill(pid, 0) };
-    asked == 0 || super::sys::errno() == libc::EPERM
+    if asked == 0 {
+        return true;
+    }
+    if super::sys::errno() != libc::EPERM {
+        return false;
+    }
+    let proc_there = std::path::Path::new("/proc/self").exists();
+    !proc_there || std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// The process id, without a system call once known (the page forgets it in a child).

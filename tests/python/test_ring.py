@@ -371,28 +371,29 @@ def test_processes_given_one_ring_name_each_keep_their_records(tmp_path):
     assert show(ring).stdout.count("FlashInfer API Call") == 2
 
 
-@pytest.mark.parametrize("mode,errno", [("eperm", 1), ("enosys", 38)])
-def test_rings_placed_where_renameat2_is_refused(tmp_path, mode, errno):
-    """A seccomp policy (or an old kernel) that refuses renameat2: the plain rename places the rings, beside a
-    running process's ring and over an earlier run's."""
+@pytest.mark.parametrize("call,mode,errno", [("renameat2", "eperm", 1), ("renameat2", "enosys", 38),
+                                            ("kill", "eperm", 1)])
+def test_rings_placed_where_a_system_call_is_refused(tmp_path, call, mode, errno):
+    """A seccomp policy (or an old kernel) that refuses renameat2 (the plain rename places the rings) or answers
+    kill with EPERM (/proc tells whether the ring's writer runs): the new ring goes beside a running process's ring
+    and over an earlier run's."""
     ring = tmp_path / "job.ring"
     env = shim_env(3, ring, FLASHLOG_RING_MB=1)
+    refused = [str(RING), "refuse", call, mode, str(MODULE_DIR)]
     first = subprocess.Popen([str(RING), "kill", str(MODULE_DIR), "1", "5"], env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     try:
         assert first.stdout.readline() == "ready\n"
-        p = subprocess.run([str(RING), "norename", mode, str(MODULE_DIR), "3"], env=env, capture_output=True,
-                           text=True, timeout=120)
+        p = subprocess.run(refused + ["3"], env=env, capture_output=True, text=True, timeout=120)
     finally:
         first.kill()
         first.communicate(timeout=60)
-    assert p.returncode == 0 and p.stdout.startswith(f"renameat2 after the filter: -1 errno={errno}\n"), p.stdout
+    assert p.returncode == 0 and p.stdout.startswith(f"{call} after the filter: -1 errno={errno}\n"), p.stdout
     (beside,) = [n for n in os.listdir(tmp_path) if n != "job.ring"]
     assert p.stderr == (f"flashlog: ring '{ring}' is written by process {first.pid}; this process ({beside.split('.')[-1]}) "
                         f"writes its ring to '{tmp_path / beside}' (%i or %r in the name gives each process its own)\n")
     assert show(tmp_path / beside).stdout.count("FlashInfer API Call") == 3
-    p = subprocess.run([str(RING), "norename", mode, str(MODULE_DIR), "2"], env=env, capture_output=True, text=True,
-                       timeout=120)
+    p = subprocess.run(refused + ["2"], env=env, capture_output=True, text=True, timeout=120)
     assert (p.returncode, p.stderr) == (0, "")
     assert f"Process: {first.pid}" in show(tmp_path / "job.ring.prev").stdout
     assert show(ring).stdout.count("FlashInfer API Call") == 2
