@@ -246,8 +246,12 @@ fn occupant(path: &str, rules: &Rules) -> Occupant {
         return Occupant::EmptyFile;
     }
     let mut start = [0u8; 64];
-    let read = meta.is_file()
-        && std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut start)).is_ok();
+    // Non-blocking and not through a link: a FIFO put there since the look above must not stall the host.
+    let open = || {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW).open(path)
+    };
+    let read = meta.is_file() && open().and_then(|mut f| std::io::Read::read_exact(&mut f, &mut start)).is_ok();
     if !read || rules.magic.is_empty() || !start.starts_with(rules.magic) {
         return Occupant::Other;
     }
