@@ -268,12 +268,26 @@ def test_graph_replays_and_cuda_errors(tmp_path):
     assert 'data-marks="0"' not in dom
 
 
-def test_refusals(tmp_path):
+def test_rings_read_as_the_logs_they_hold(tmp_path):
+    """`report` and `export --trace` read a flight-recorder ring as `flashlog show` prints it: the same page and the
+    same trace as for that text written to a file, places (FILE:LINE) included."""
     ring = tmp_path / "r.ring"
-    assert flashlog(["--ring", 1, "-o", ring, "--", require(DRIVER), "threads", MODULE_DIR, 1, 3]).returncode == 0
-    p = flashlog(["report", ring, "-o", tmp_path / "r.html"])
-    assert (p.returncode, p.stderr) == (2, f"flashlog report: {ring} is a flight-recorder ring: write its records out "
-                                           f"first (flashlog show {ring} > {ring}.log)\n")
+    assert flashlog(["-l5", "--ring", 1, "-o", ring, "--", require(DRIVER), "threads-nan", MODULE_DIR, 2, 30, 0,
+                     7]).returncode == 0
+    shown = tmp_path / "shown"
+    shown.write_text(flashlog(["show", ring]).stdout)
+    outputs = {}
+    for name, log in (("ring", ring), ("shown", shown)):
+        p = flashlog(["report", log, "-o", tmp_path / f"{name}.html"])
+        assert p.returncode == 0 and "1 logs written" in p.stderr, p.stderr
+        q = flashlog(["export", "--trace", log, "-o", tmp_path / f"{name}.json"])
+        assert q.returncode == 0 and "60 calls from 1 logs" in q.stderr, q.stderr
+        outputs[name] = [(tmp_path / f"{name}.{ext}").read_text().replace(str(log), "LOG") for ext in ("html", "json")]
+    assert outputs["ring"] == outputs["shown"]
+    assert "NaN/Inf in " in outputs["ring"][0]
+
+
+def test_refusals(tmp_path):
     assert flashlog(["report", "-o", "x.html"]).returncode == 2
     p = flashlog(["report", "/nonexistent/a.log", "-o", "/tmp/never.html"])
     assert p.returncode == 2 and p.stderr.startswith("flashlog report: /nonexistent/a.log: ")

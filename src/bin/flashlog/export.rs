@@ -173,8 +173,7 @@ pub fn main(args: &[String]) -> ExitCode {
     };
     let mut trace = Trace::default();
     for (index, path) in logs.iter().enumerate() {
-        let result = std::fs::File::open(path)
-            .and_then(|f| trace.read(path, index, std::io::BufReader::with_capacity(1 << 20, f)));
+        let result = crate::log_input::open(path, "flashlog export").and_then(|r| trace.read(path, index, r));
         if let Err(e) = result {
             eprintln!("flashlog export: {path}: {e}");
             return ExitCode::from(2);

@@ -12,6 +12,7 @@ mod export;
 mod launcher;
 mod lines;
 mod locate;
+mod log_input;
 mod options;
 mod preload;
 mod records;
@@ -20,7 +21,6 @@ mod report;
 mod ringread;
 mod show;
 mod summary;
-mod summary_input;
 
 /// The ring file layout, shared with the library's writer (which uses the parts the reader does not).
 #[allow(dead_code)]

@@ -100,7 +100,7 @@ pub struct Rank {
 /// Seconds in the log's header lines (its first 64 lines, read with the bounded reader): the first one, to set
 /// the report's zero before reading any file.
 fn first_second(path: &str) -> std::io::Result<Option<u64>> {
-    let input = std::io::BufReader::new(std::fs::File::open(path)?);
+    let input = crate::log_input::open(path, "flashlog report")?;
     let (mut first, mut lines) = (None, 0);
     crate::lines::until(&mut input.take(64 * crate::lines::MAX_LINE as u64), |line| {
         lines += 1;
@@ -148,7 +148,7 @@ fn read_rank(path: &str, zero: &mut Option<u64>) -> std::io::Result<Rank> {
         let e = last_in_second.entry(ts / 1_000_000).or_insert(0);
         *e = (*e).max(ts % 1_000_000);
     };
-    let input = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(path)?);
+    let input = crate::log_input::open(path, "flashlog report")?;
     let info = records::read(zero, input, &mut |event| match event.kind {
         Kind::Call { call, end, outcome } => {
             tick(call.ts);
@@ -277,10 +277,6 @@ pub fn main(args: &[String]) -> ExitCode {
         eprintln!("flashlog report: give the logs and -o FILE: flashlog report LOG... -o report.html");
         return ExitCode::from(2);
     };
-    if let Some(ring) = logs.iter().find(|p| crate::ringread::is_ring(p)) {
-        eprintln!("flashlog report: {ring} is a flight-recorder ring: write its records out first (flashlog show {ring} > {ring}.log)");
-        return ExitCode::from(2);
-    }
     let mut zero = None;
     for path in &logs {
         match first_second(path) {

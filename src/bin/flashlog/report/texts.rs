@@ -19,7 +19,7 @@ pub fn fill(path: &str, findings: &mut [Finding]) -> std::io::Result<()> {
     if findings.is_empty() {
         return Ok(());
     }
-    let open = || std::fs::File::open(path).map(|f| std::io::BufReader::with_capacity(1 << 20, f));
+    let open = || crate::log_input::open(path, "flashlog report");
     let wanted: HashSet<u64> = findings.iter().map(|f| f.line).collect();
     let texts = records_of(path, &wanted, open)?;
     for f in findings {

@@ -242,7 +242,7 @@ pub fn main(args: &[String]) -> ExitCode {
     let mut unusable = false;
     for path in paths {
         let before = summary.clone();
-        let result = crate::summary_input::open(path).and_then(|r| summary.read(path, r));
+        let result = crate::log_input::open(path, "flashlog summary").and_then(|r| summary.read(path, r));
         if let Ok(skipped) = &result {
             lines::say("flashlog summary", path, skipped);
         }
@@ -274,7 +274,7 @@ pub fn main(args: &[String]) -> ExitCode {
         }
         if show {
             let files: Vec<String> = summary.files.iter().map(|f| f.path.clone()).collect();
-            match summary.show(|i| crate::summary_input::open(&files[i])) {
+            match summary.show(|i| crate::log_input::open(&files[i], "flashlog summary")) {
                 Ok(text) => out.push_str(&text),
                 Err(e) => eprintln!("flashlog summary: --show: {e}"),
             }
