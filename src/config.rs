@@ -86,6 +86,11 @@ pub struct Config {
     /// `FLASHLOG_CORRELATE=1`: every call's records carry the correlation line (with its microsecond time) from
     /// the first call, one thread or many (`crate::correlation`); by default only once a second thread logs.
     pub correlate: bool,
+    /// The destination is shared by the processes of a job (`WORLD_SIZE` or its equivalents above 1, and the
+    /// destination is stdout, stderr or a file whose name has no `%i` or `%r`): every record carries the
+    /// correlation line from the first call, so a reader pairs each call's records although other processes'
+    /// records come between them.
+    pub shared_by_ranks: bool,
     /// `FLASHLOG_GPU_STATS` (default on; `0` off): statistics of device tensors by the library's own kernel
     /// (`crate::gpu`) instead of copies to the host.
     pub gpu_stats: bool,
@@ -133,6 +138,8 @@ impl Config {
             Some("stderr") => Dest::Stderr,
             Some(path) => Dest::File(path.to_string()),
         };
+        let shared_by_ranks = LauncherIds::from_lookup(&get).world_size.is_some_and(|n| n > 1)
+            && !matches!(&dest, Dest::File(t) if names_each_process(t));
         let modules = match get("FLASHLOG_MODULES") {
             Some(globs) => ModuleFilter::Globs(GlobSet::parse(&globs)),
             None => ModuleFilter::PathContainsFlashinfer,
@@ -187,6 +194,7 @@ impl Config {
             sync: parse_switch(&get, "FLASHLOG_SYNC", false, "no synchronisation around calls", &mut warnings),
             graph_markers: parse_switch(&get, "FLASHLOG_GRAPH_MARKERS", false, "no graph markers", &mut warnings),
             correlate: parse_switch(&get, "FLASHLOG_CORRELATE", false, "correlation lines only with several threads", &mut warnings),
+            shared_by_ranks,
             gpu_stats: parse_switch(
                 &get,
                 "FLASHLOG_GPU_STATS",
@@ -368,6 +376,18 @@ pub struct ProcessIds {
     pub pid: i32,
     /// The launcher's ranks.
     pub launcher: LauncherIds,
+}
+
+/// Whether a destination template names a file of its own for each process of a job (`%i` or `%r` in it).
+pub fn names_each_process(template: &str) -> bool {
+    let mut chars = template.chars();
+    while let Some(c) = chars.next() {
+        // `%%` is a `%` (the next character is consumed with it); any other `%x` is looked at.
+        if c == '%' && matches!(chars.next(), Some('i') | Some('r')) {
+            return true;
+        }
+    }
+    false
 }
 
 /// Expands a destination (or dump folder) template: `%i` becomes the process id, `%r` the rank, `%l` the
@@ -585,6 +605,21 @@ mod tests {
                 "flashlog: FLASHLOG_GPU_STATS='off' is not 0 or 1; the GPU statistics kernel stays on"
             ]
         );
+    }
+
+    #[test]
+    fn a_destination_shared_by_the_ranks_of_a_job_correlates() {
+        let two = [("WORLD_SIZE", "2"), ("RANK", "1")];
+        let with = |dest: &'static str, ids: &[(&'static str, &'static str)]| {
+            let mut vars = ids.to_vec();
+            vars.push(("FLASHINFER_LOGDEST", dest));
+            cfg(&vars).shared_by_ranks
+        };
+        assert!(with("run.log", &two) && with("stdout", &two) && with("logs/%l.log", &two) && with("100%%r", &two));
+        assert!(!with("rank_%r.log", &two) && !with("logs/%i/x.log", &two));
+        assert!(!with("run.log", &[("WORLD_SIZE", "1"), ("RANK", "0")]) && !with("run.log", &[]));
+        assert!(with("run.log", &[("OMPI_COMM_WORLD_SIZE", "4")]));
+        assert!(names_each_process("a%%%r") && !names_each_process("a%%r%") && !names_each_process("%x%l"));
     }
 
     #[test]

@@ -110,11 +110,13 @@ fn several_threads(pid: i32, me: u64) -> bool {
 }
 
 /// Starts a logged call: numbers it and says whether its records carry the correlation line (a second thread
-/// has logged, or `FLASHLOG_CORRELATE=1`; the threads are counted either way).
+/// has logged, `FLASHLOG_CORRELATE=1`, or the destination is shared by the processes of a job; the threads are
+/// counted either way).
 pub fn begin_call() -> CallTag {
     let pid = crate::os::process::pid();
     let me = this_thread(pid);
-    let correlated = several_threads(pid, me) || crate::state::config().correlate;
+    let config = crate::state::config();
+    let correlated = several_threads(pid, me) || config.correlate || config.shared_by_ranks;
     CallTag { number: next_number(&CALLS, pid), thread: me as u32, correlated }
 }
 

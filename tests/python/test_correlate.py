@@ -145,6 +145,33 @@ def test_with_correlate_every_thread_from_the_first_call(tmp_path):
     assert sum(1 for f in found if f[0] == "outputs") == 200
 
 
+def test_ranks_sharing_one_file_correlate_from_the_first_call(tmp_path):
+    """Two ranks of a job (WORLD_SIZE=2) logging into one file, one thread each: their records interleave, so every
+    record carries the line from the first call, and the summary pairs every call with its own outputs record
+    whatever came between. A name with %r gives each rank its own file, in FlashInfer's shape."""
+    log = tmp_path / "run.log"
+    procs = [subprocess.Popen([str(require(DRIVER)), "threads", str(MODULE_DIR), "1", "300"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True,
+                              env=clean_env(LD_PRELOAD=LIB, FLASHINFER_LOGLEVEL=3, FLASHINFER_LOGDEST=log,
+                                            WORLD_SIZE=2, RANK=rank))
+             for rank in (0, 1)]
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert (p.returncode, out) == (0, "threads=1 calls_ok=300\n"), err
+    text = log.read_text()
+    found = check_times(text)
+    assert sum(1 for f in found if f[0] == "inputs") == text.count("FlashInfer API Call: ") == 600
+    assert sum(1 for f in found if f[0] == "outputs") == 600
+    s = flashlog(["summary", log])
+    assert s.returncode == 0, s.stdout + s.stderr
+    assert "did not return" not in s.stdout and "without their inputs record" not in s.stdout
+    assert re.search(r"^ +600 +0 +0 +norm\.rmsnorm ", s.stdout, re.M) and " 2 runs (pid " in s.stdout, s.stdout
+    p = run([DRIVER, "threads", MODULE_DIR, 1, 3], level=3, dest=tmp_path / "rank_%r.log",
+            env={"WORLD_SIZE": 2, "RANK": 1})
+    assert p.returncode == 0, p.stderr
+    assert "[call " not in (tmp_path / "rank_1.log").read_text()
+
+
 @pytest.mark.parametrize("level", ["1", "3"])
 def test_launch_records_carry_their_own_time(tmp_path, level):
     """A kernel launched inside a call names the call with the launch record's time, which its header's second
