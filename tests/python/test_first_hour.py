@@ -147,8 +147,10 @@ def test_summary_places_counts_and_show(tmp_path):
     nan_line = next(i for i, l in enumerate(text, 1) if re.fullmatch(r"    nan_count=[1-9]\d*", l))  # the output's
     place = f"{logs[1]}:{nan_line} (rank 1 of 2) "
     row = next(l for l in s.stdout.splitlines() if "norm.rmsnorm" in l and not l.startswith("first"))
-    # 12 calls, 0 with a NaN/Inf in an input, 1 in an output; the place is FILE:LINE, then the rank.
-    assert re.fullmatch(rf"\s+12\s+0\s+1\s+norm\.rmsnorm\s+-\s+{re.escape(place)}{STAMP} arg\[0\]", row), row
+    # 12 calls, 0 with a NaN/Inf in an input, 1 in an output; the place is FILE:LINE, then the rank, then the call
+    # (each rank's records carry correlation lines: WORLD_SIZE is 2 and the names have no %r).
+    assert re.fullmatch(rf"\s+12\s+0\s+1\s+norm\.rmsnorm\s+-\s+{re.escape(place)}{STAMP} thread \d+ call #4 arg\[0\]",
+                        row), row
     assert f"first NaN/Inf overall: {place}" in s.stdout
     # --show: the whole call, inputs and outputs records, exactly as in the file.
     shown = s.stdout[s.stdout.index("==> first NaN/Inf overall"):].splitlines()
