@@ -119,10 +119,20 @@ fn copy_batch(route: Route, dst: &mut [u8], pieces: &[Piece], ok: &mut [bool]) {
     match route {
         Route::Pipe => {
             let mut counter = |k: u64| count_calls(k);
-            match pipe::checkout(&mut counter) {
-                Some(mut p) => pipe_batch(&mut p, dst, pieces, ok),
-                None if vm_readv_allowed() && vm_batch(dst, pieces, ok) => {}
-                None => ok.iter_mut().for_each(|o| *o = false),
+            let mut pipe = pipe::checkout(&mut counter);
+            if let Err(why) = pipe {
+                // No pipe now: `process_vm_readv` where it is allowed (it may be found refused only now, by a
+                // thread's first read), else wait for a pipe that is only busy.
+                if vm_readv_allowed() && vm_batch(dst, pieces, ok) {
+                    return;
+                }
+                if why == pipe::NoPipe::Busy {
+                    pipe = wait_for_a_pipe(&mut counter);
+                }
+            }
+            match pipe {
+                Ok(mut p) => pipe_batch(&mut p, dst, pieces, ok),
+                Err(_) => ok.iter_mut().for_each(|o| *o = false),
             }
         }
         Route::VmReadv => {
@@ -133,6 +143,26 @@ fn copy_batch(route: Route, dst: &mut [u8], pieces: &[Piece], ok: &mut [bool]) {
         }
     }
 }
+
+/// Yields to the threads holding the pipes until one comes back, at most [`PIPE_WAIT_TRIES`] times: where
+/// `process_vm_readv` is refused, the pipes are the only route, and more threads than pipes may be reading at one
+/// instant (or one thread may be taking the set over at the process's first read). The bound is for a signal
+/// handler whose own thread holds the pipe it waits for: it gives up and its record says what it could not read.
+fn wait_for_a_pipe(counter: &mut dyn FnMut(u64)) -> Result<pipe::Checkout, pipe::NoPipe> {
+    let mut last = Err(pipe::NoPipe::Busy);
+    for _ in 0..PIPE_WAIT_TRIES {
+        std::thread::yield_now();
+        last = pipe::checkout(counter);
+        if last.as_ref().err() != Some(&pipe::NoPipe::Busy) {
+            break;
+        }
+    }
+    last
+}
+
+/// How many times a read yields waiting for a pipe (about 2 ms when nothing else runs, far longer than any
+/// thread holds one).
+const PIPE_WAIT_TRIES: usize = 10_000;
 
 /// Copies the batch with `process_vm_readv`, resuming after each unreadable piece. False when the kernel
 /// refused the call itself (then nothing was copied and the route is switched off for the process).

@@ -85,6 +85,7 @@ fn section_token() -> u64 {
 pub const CAPACITY: usize = 64 * 1024;
 
 /// A checked-out pipe, verified to still be ours; it goes back to the set when dropped.
+#[derive(Debug)]
 pub struct Checkout {
     slot: usize,
     /// Descriptor to read from.
@@ -118,27 +119,37 @@ pub fn available() -> bool {
     !UNAVAILABLE.load(Ordering::Relaxed)
 }
 
-/// A verified pipe of this process, or None (every pipe busy, pipes unavailable, a fork being handled).
-/// `count` is told how many system calls the checkout made.
-pub fn checkout(count: &mut dyn FnMut(u64)) -> Option<Checkout> {
+/// Why [`checkout`] found no pipe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoPipe {
+    /// Every pipe is taken by a thread reading right now, or another thread is taking the set over after a fork:
+    /// one comes back within microseconds.
+    Busy,
+    /// No pipe can be made (descriptor limit, no pipes here): asking again at once will not help.
+    Failed,
+}
+
+/// A verified pipe of this process, or why there is none. `count` is told how many system calls the checkout
+/// made.
+pub fn checkout(count: &mut dyn FnMut(u64)) -> Result<Checkout, NoPipe> {
     if !available() {
-        return None;
+        return Err(NoPipe::Failed);
     }
     if !OWNER.is_this_process() && !adopt(count) {
-        return None;
+        return Err(NoPipe::Busy);
     }
     let token = section_token();
     while let Some((slot, _)) = slots::claim(&STATE, 0, |s| s == FREE, TAKEN) {
         let (r, w) = unpack(FDS[slot].load(Ordering::Relaxed));
         if token != 0 && VERIFIED[slot].load(Ordering::Relaxed) == token {
             // Verified by this thread in this section (see the module's comment).
-            return Some(Checkout { slot, r, w, poisoned: false });
+            return Ok(Checkout { slot, r, w, poisoned: false });
         }
         let ino = INO[slot].load(Ordering::Relaxed);
         count(if r == w { 1 } else { 2 });
         if is_our_pipe(w, ino) && (r == w || is_our_pipe(r, ino)) {
             VERIFIED[slot].store(token, Ordering::Relaxed);
-            return Some(Checkout { slot, r, w, poisoned: false });
+            return Ok(Checkout { slot, r, w, poisoned: false });
         }
         // Not ours any more (the host closed it, maybe reused the number): abandon without closing.
         STATE[slot].store(EMPTY, Ordering::Release);
@@ -149,15 +160,15 @@ pub fn checkout(count: &mut dyn FnMut(u64)) -> Option<Checkout> {
                 FDS[slot].store(pack(r, w), Ordering::Relaxed);
                 INO[slot].store(ino, Ordering::Relaxed);
                 VERIFIED[slot].store(token, Ordering::Relaxed);
-                Some(Checkout { slot, r, w, poisoned: false })
+                Ok(Checkout { slot, r, w, poisoned: false })
             }
             None => {
                 STATE[slot].store(EMPTY, Ordering::Release);
-                None
+                Err(NoPipe::Failed)
             }
         };
     }
-    None
+    Err(NoPipe::Busy)
 }
 
 /// First use in this process (or first after a fork): closes the pipes inherited from a parent, which it

@@ -180,6 +180,22 @@ def test_seccomp_refusing_process_vm_readv(tmp_path, mode, name):
         assert "<invalid" not in text and "unreadable" not in text and "statistics error" not in text
 
 
+@pytest.mark.parametrize("mode,name", [("eperm", "EPERM"), ("enosys", "ENOSYS")])
+def test_more_threads_than_pipes_where_process_vm_readv_is_refused(tmp_path, mode, name):
+    """32 threads starting at once (the pipe set holds 16) where process_vm_readv is refused, so the pipes are the
+    only route: a thread that finds every pipe taken, or the refusal only at its first read, waits for a pipe.
+    Every call's two arguments are in its record (16 records said `[num_args=2 but only 0 arguments could be
+    read ...]` before)."""
+    log = tmp_path / "t.log"
+    p = run([require(FIXDIR / "ring_driver"), "refuse", "process_vm_readv", mode, MODULE_DIR, 32, 300], level=3,
+            dest=log, timeout=300)
+    assert p.returncode == 0 and p.stdout.endswith("threads=32 calls=300\n"), p.stderr
+    assert p.stderr == REFUSED.format(name)
+    text = log.read_text()
+    assert text.count("FlashInfer API Call: testops.echo") == text.count("  arg[1]:\n") == 32 * 300
+    assert "could be read" not in text and "<invalid" not in text
+
+
 def test_fork_child_reads_its_own_memory(tmp_path):
     """Parent and child call at the same time after a fork, each with its own values in the same tensors: a
     child sharing the parent's pipe would mix the two processes' bytes."""
