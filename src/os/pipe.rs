@@ -263,28 +263,13 @@ fn make_pipe(count: &mut dyn FnMut(u64)) -> Option<(i32, i32, u64)> {
 mod tests {
     use super::*;
 
-    /// Runs `body` in a forked child, where no other test thread exists: these tests close, reuse and re-check
-    /// the process's pipes, which other tests running at the same time would otherwise take in between (and
-    /// find closed). The child starts its own pipe set, as any forked child does.
-    fn alone_in_a_child(body: fn()) {
-        // SAFETY: the child runs `body` on its only thread (glibc resets malloc's locks in a fork child) and
-        // leaves with _exit, never returning into the parent's test harness.
-        let child = unsafe { libc::fork() };
-        assert!(child >= 0, "fork");
-        if child == 0 {
-            let passed = std::panic::catch_unwind(body).is_ok();
-            // SAFETY: as above.
-            unsafe { libc::_exit(if passed { 0 } else { 1 }) };
-        }
-        let mut status = 0;
-        // SAFETY: waits for the child made above; `status` is ours.
-        assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
-        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "the child's assertions (above): {status:#x}");
-    }
+    // These tests close, reuse and re-check the process's pipes, which other tests running at the same time would
+    // otherwise take in between (and find closed): they run in a fork child, which starts its own pipe set.
+    use crate::os::process::in_fork_child;
 
     #[test]
     fn closed_pipes_are_noticed() {
-        alone_in_a_child(|| {
+        in_fork_child(|| {
             let mut n = 0u64;
             let a = checkout(&mut |k| n += k).expect("pipe");
             assert!(a.w >= FD_FLOOR);
@@ -301,7 +286,7 @@ mod tests {
 
     #[test]
     fn a_section_checks_each_pipe_once_and_the_next_section_checks_again() {
-        alone_in_a_child(|| {
+        in_fork_child(|| {
             let checks = |n: &mut u64| {
                 let start = *n;
                 let c = checkout(&mut |k| *n += k).expect("pipe");

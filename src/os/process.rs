@@ -221,6 +221,25 @@ pub fn is_running(pid: u64) -> bool {
     !proc_there || std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
+/// Runs `body` in a forked child of the test process, where no other test thread exists, and asserts that it
+/// passed (no panic). For unit tests of what a fork child sees, and of state other tests would race for.
+#[cfg(test)]
+pub fn in_fork_child(body: fn()) {
+    // SAFETY: the child runs `body` on its only thread (glibc resets malloc's locks in a fork child) and leaves
+    // with _exit, never returning into the parent's test harness.
+    let child = unsafe { libc::fork() };
+    assert!(child >= 0, "fork");
+    if child == 0 {
+        let passed = std::panic::catch_unwind(body).is_ok();
+        // SAFETY: as above.
+        unsafe { libc::_exit(if passed { 0 } else { 1 }) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child made above; `status` is ours.
+    assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "the child's assertions (above): {status:#x}");
+}
+
 /// The process id, without a system call once known (the page forgets it in a child).
 pub fn pid() -> i32 {
     let page = page();
@@ -345,18 +364,10 @@ mod tests {
         assert!(MARKED.is_this_process());
         assert!(STAMP.claim(), "first claim in this process");
         assert!(!STAMP.claim(), "already this process's");
-        // SAFETY: the child only reads and writes atomics (no lock, no allocation) and leaves with _exit.
-        let child = unsafe { libc::fork() };
-        assert!(child >= 0, "fork");
-        if child == 0 {
+        in_fork_child(|| {
             let fresh = !MARKED.is_this_process() && STAMP.claim() && !STAMP.claim() && STAMP.is_this_process();
-            // SAFETY: _exit ends the child without running the parent's test harness.
-            unsafe { libc::_exit(if fresh { 0 } else { 1 }) };
-        }
-        let mut status = 0;
-        // SAFETY: waits for the child made above; `status` is ours.
-        assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
-        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "the child claims afresh: {status:#x}");
+            assert!(fresh, "the child claims afresh");
+        });
         assert!(!STAMP.claim(), "the parent's stamp is untouched");
         assert!(MARKED.is_this_process());
     }

@@ -168,20 +168,12 @@ mod tests {
         assert_eq!(std::thread::spawn(|| WORD.try_claim()).join().unwrap(), Claimed::Mine);
         WORD.forget_if_stale(&STAMP);
         assert_eq!(WORD.try_claim(), Claimed::Busy, "this process's own holder is kept");
-        // SAFETY: the child only uses atomics (no lock, no allocation) and leaves with _exit.
-        let child = unsafe { libc::fork() };
-        assert!(child >= 0, "fork");
-        if child == 0 {
+        crate::os::process::in_fork_child(|| {
             let busy_before = WORD.try_claim() == Claimed::Busy;
             WORD.forget_if_stale(&STAMP);
             let ok = busy_before && WORD.try_claim() == Claimed::Mine;
-            // SAFETY: _exit ends the child without running the parent's test harness.
-            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
-        }
-        let mut status = 0;
-        // SAFETY: waits for the child made above; `status` is ours.
-        assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
-        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "the child claims afresh: {status:#x}");
+            assert!(ok, "the child claims afresh");
+        });
         assert_eq!(WORD.try_claim(), Claimed::Busy, "the parent's holder is untouched");
     }
 }
