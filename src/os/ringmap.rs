@@ -277,10 +277,9 @@ fn place(tmp: &str, path: &str, rules: &Rules, beside: bool) -> Result<Placed, S
             Occupant::EmptyFile => return rename(tmp, path).map(|()| Placed::AtPath),
             Occupant::LiveRing(writer) if beside => {
                 let mine = format!("{path}.{}", super::process::pid());
-                return match place(tmp, &mine, rules, false)? {
-                    Placed::AtPath => Ok(Placed::Beside { path: mine, writer }),
-                    beside @ Placed::Beside { .. } => Ok(beside),
-                };
+                // Without `beside`, a placement is at the path it is given or nowhere.
+                place(tmp, &mine, rules, false)?;
+                return Ok(Placed::Beside { path: mine, writer });
             }
             Occupant::LiveRing(writer) => {
                 return Err(format!("a ring written by running process {writer} is already there"));

@@ -240,9 +240,7 @@ impl Reader<'_> {
 
     /// The end of the file: every call still open, parked ones first, did not return.
     fn did_not_return_all(&mut self) {
-        self.end_level1(None);
-        self.end_outputs();
-        let end = self.now(None);
+        let end = self.end_of_run();
         for (call, pid) in std::mem::take(&mut self.parked) {
             self.did_not_return(call, end, pid);
         }
@@ -255,9 +253,7 @@ impl Reader<'_> {
     /// A system information record: the run before it ends. Its calls still open did not return, except those
     /// with a correlation line (thread and number tell them apart across processes), which are parked.
     fn park_open_calls(&mut self) {
-        self.end_level1(None);
-        self.end_outputs();
-        let end = self.now(None);
+        let end = self.end_of_run();
         let pid = self.info.pid;
         for call in std::mem::take(&mut self.open) {
             if call.tid == 0 || call.number.is_none() {
@@ -270,6 +266,14 @@ impl Reader<'_> {
             }
             self.parked.push((call, pid));
         }
+    }
+
+    /// A run ends (another one's system information record, or the end of the file): the records being read
+    /// end; returns the time the calls left open end at.
+    fn end_of_run(&mut self) -> u64 {
+        self.end_level1(None);
+        self.end_outputs();
+        self.now(None)
     }
 
     /// `call`, of the run of process `pid`, did not return.
@@ -400,15 +404,13 @@ impl Reader<'_> {
             // record was written before a second thread logged, without the line) the latest uncorrelated call of
             // that name.
             let same = |c: &Call| c.tid == tid && c.number == number;
-            let call = match self.open.iter().rposition(same) {
-                Some(at) => Some(self.open.remove(at)),
-                None => match self.parked.iter().rposition(|(c, _)| same(c)) {
-                    Some(at) => Some(self.parked.remove(at).0),
-                    None => {
-                        let early = self.open.iter().rposition(|c| c.tid == 0 && c.number.is_none() && c.name == name);
-                        early.map(|at| self.open.remove(at))
-                    }
-                },
+            let early = |c: &Call| c.tid == 0 && c.number.is_none() && c.name == name;
+            let call = if let Some(at) = self.open.iter().rposition(same) {
+                Some(self.open.remove(at))
+            } else if let Some(at) = self.parked.iter().rposition(|(c, _)| same(c)) {
+                Some(self.parked.remove(at).0)
+            } else {
+                self.open.iter().rposition(early).map(|at| self.open.remove(at))
             };
             if let Some(call) = call {
                 self.current = Some(Current::Outputs(call));
